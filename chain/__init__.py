@@ -1,0 +1,33 @@
+"""chain: re-imagine films through neural networks — segment, remap, synthesize, frame by frame.
+
+    import chain
+    chain.run("lastjedi.mp4", "out.mp4", seg="deeplab", synth="colorize", remap=["person=cat"])
+
+The API is loaded lazily so that ``chain.labels`` and ``chain.media`` import without torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Chain", "ChainError", "Outputs", "RunSummary", "build_chain", "run"]
+
+_EXPORTS = {
+    "run": "chain.api", "build_chain": "chain.api", "Chain": "chain.pipeline", "Outputs": "chain.pipeline",
+    "RunSummary": "chain.summary", "ChainError": "chain.errors",
+}
+
+if TYPE_CHECKING:
+    from chain.api import build_chain, run
+    from chain.errors import ChainError
+    from chain.pipeline import Chain, Outputs
+    from chain.summary import RunSummary
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'chain' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""``python -m chain`` is the ``chain`` command."""
+
+from chain.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""Our own checkpoint format: a folder with ``model.safetensors`` and ``config.json``.
+
+``config.json`` holds ``{"model": KIND, "config": {...dataclass fields...}, "meta": {...}}``,
+where ``meta`` carries what travels with the weights: the label space name, the
+preprocessing a segmenter expects, where the weights came from. Loading never
+unpickles anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from chain.errors import ChainError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """What `load_checkpoint` returns: the model kind, its config fields, metadata and weights."""
+
+    model: str
+    config: dict[str, Any]
+    meta: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    *,
+    model: str,
+    config: Any,
+    state_dict: dict[str, torch.Tensor],
+    meta: dict[str, Any] | None = None,
+    extra_files: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically (a temporary folder renamed into place).
+
+    ``config`` may be a dataclass instance or a plain dict. ``extra_files`` writes more
+    safetensors files beside the weights (optimizer state, for instance).
+    """
+    directory = Path(directory)
+    config_dict = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
+        save_file(tensors, str(staging / WEIGHTS_FILE))
+        for name, extra in (extra_files or {}).items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(staging / name))
+        document = {"model": model, "config": config_dict, "meta": meta or {}}
+        (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        if directory.exists():
+            backup = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            directory.rename(backup)
+            staging.rename(directory)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_checkpoint(directory: str | os.PathLike, *, expect_model: str | None = None) -> Checkpoint:
+    """Read a checkpoint folder written by `save_checkpoint`.
+
+    Raises `ChainError` with a one-line reason when the folder is missing, incomplete,
+    or holds a different kind of model than ``expect_model``.
+    """
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_path.is_file() or not weights_path.is_file():
+        raise ChainError(f"{directory} is not a chain checkpoint (expected {CONFIG_FILE} and {WEIGHTS_FILE} in it)")
+    document = json.loads(config_path.read_text())
+    if expect_model is not None and document.get("model") != expect_model:
+        raise ChainError(f"{directory} holds a {document.get('model')!r} model, not {expect_model!r}")
+    return Checkpoint(
+        model=document["model"],
+        config=document.get("config", {}),
+        meta=document.get("meta", {}),
+        state_dict=load_file(str(weights_path)),
+    )
