@@ -1,0 +1,56 @@
+"""Frame sizes: parsing ``--size`` and fitting sizes to what encoders accept."""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from chain.errors import ChainError
+
+
+class Size(NamedTuple):
+    """Width and height in pixels (PIL's order)."""
+
+    width: int
+    height: int
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+def parse_size(text: str | None) -> Size | int | None:
+    """``"256x144"`` → Size(256, 144); ``"256"`` → 256 (a short side); None → None."""
+    if text is None or text == "":
+        return None
+    match = _SIZE_PATTERN.match(text)
+    if match:
+        size = Size(int(match.group(1)), int(match.group(2)))
+        if size.width < 2 or size.height < 2:
+            raise ChainError(f"--size {text!r} is too small; use at least 2x2")
+        return size
+    if text.strip().isdigit() and int(text) >= 2:
+        return int(text)
+    raise ChainError(f"--size {text!r} is not WIDTHxHEIGHT (e.g. 256x144) or a short side (e.g. 256)")
+
+
+def resolve_size(source: Size, wanted: Size | int | None) -> Size:
+    """The working size for frames of ``source`` size given ``--size``.
+
+    A short side keeps the aspect ratio and rounds the long side to an even number, which
+    is what 4:2:0 video needs anyway; an explicit ``WxH`` is taken as asked.
+    """
+    if wanted is None:
+        return source
+    if isinstance(wanted, Size):
+        return wanted
+    scale = wanted / min(source)
+    long_side = max(2, 2 * round(max(source) * scale / 2))
+    return Size(wanted, long_side) if source.width < source.height else Size(long_side, wanted)
+
+
+def even_size(size: Size) -> Size:
+    """The smallest size ≥ ``size`` with even sides (yuv420p needs them)."""
+    return Size(size.width + size.width % 2, size.height + size.height % 2)

@@ -1,0 +1,31 @@
+"""Shared test fixtures: where ../shared is, small real clips, tiny label maps."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+VIDEOS = SHARED / "data" / "videos"
+
+
+def shared_file(relative: str) -> Path:
+    """A file under ../shared, or skip the test with the reason (a user's fresh clone has none)."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} not found: tests with real footage need ../shared (or CHAIN_SHARED)")
+    return path
+
+
+@pytest.fixture
+def carphone() -> Path:
+    """176x144, 29.97 fps, 120 frames, no audio: small and quick."""
+    return shared_file("data/videos/carphone_pristine.mp4")
+
+
+@pytest.fixture
+def bunny() -> Path:
+    """1280x720, 25 fps, 132 frames, AAC 5.1 audio."""
+    return shared_file("data/videos/bigbuckbunny.mp4")
