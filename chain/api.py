@@ -1,0 +1,108 @@
+"""The Python API. Every CLI command is a thin shell over one function here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from chain.errors import ChainError
+from chain.pipeline import Chain, Outputs, Progress
+from chain.stages import StageContext, build_stage, resolve_device
+from chain.stages.base import Segmenter, Synthesizer
+from chain.summary import RunSummary
+from chain.labels import parse_remap
+from chain.media import Trim, open_source, output_kind
+
+NONE = "none"
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, str]:
+    """``["size=256", "steps=20"]`` → ``{"size": "256", "steps": "20"}`` (stage options)."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ChainError(f"stage option {pair!r} is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def build_chain(
+    *,
+    seg: str | None = "deeplab",
+    synth: str | None = "colorize",
+    seg_weights: str | None = None,
+    synth_weights: str | None = None,
+    seg_options: Mapping[str, str] | None = None,
+    synth_options: Mapping[str, str] | None = None,
+    remap: Sequence[str] = (),
+    class_overrides: Mapping[str, str] | None = None,
+    device: str | None = "auto",
+) -> Chain:
+    """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`."""
+    resolved = resolve_device(device)
+    segmenter: Segmenter | None = None
+    synthesizer: Synthesizer | None = None
+    if seg and seg != NONE:
+        segmenter = build_stage("segmenter", seg, StageContext(seg_weights, resolved, dict(seg_options or {})))
+    if synth and synth != NONE:
+        synthesizer = build_stage("synthesizer", synth,
+                                  StageContext(synth_weights, resolved, dict(synth_options or {})))
+    if segmenter is None and synthesizer is None:
+        raise ChainError("--seg none and --synth none leave nothing to run")
+    return Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap,
+                 class_overrides=dict(class_overrides) if class_overrides else None)
+
+
+def run(
+    source: str | Path,
+    output: str | Path | None = None,
+    *,
+    seg: str | None = "deeplab",
+    synth: str | None = "colorize",
+    seg_weights: str | None = None,
+    synth_weights: str | None = None,
+    seg_options: Mapping[str, str] | None = None,
+    synth_options: Mapping[str, str] | None = None,
+    remap: Sequence[str] = (),
+    class_overrides: Mapping[str, str] | None = None,
+    masks: str | Path | None = None,
+    overlay: str | Path | None = None,
+    compare: str | Path | None = None,
+    save_labels: str | Path | None = None,
+    summary: str | Path | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    max_frames: int | None = None,
+    size: str | None = None,
+    fps: float | None = None,
+    batch_size: int = 1,
+    device: str | None = "auto",
+    crf: int | None = None,
+    preset: str | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Run a chain over a video, image folder or image — what ``chain run`` does.
+
+    Example::
+
+        import chain
+        chain.run("lastjedi.mp4", "out.mp4", seg="deeplab", synth="colorize",
+                  remap=["person=bear"], masks="masks.mp4", max_frames=100)
+    """
+    # Cheap checks first: a typo should not wait for weights to load.
+    trim = Trim(start, duration, max_frames)
+    with open_source(source, trim=trim, size=size, fps=fps):
+        pass
+    parse_remap(remap)
+    for path in (output, masks, overlay, compare):
+        if path is not None:
+            output_kind(Path(path))
+    pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
+                           seg_options=seg_options, synth_options=synth_options, remap=remap,
+                           class_overrides=class_overrides, device=device)
+    as_path = lambda value: Path(value) if value is not None else None  # noqa: E731
+    outputs = Outputs(video=as_path(output), masks=as_path(masks), overlay=as_path(overlay),
+                      compare=as_path(compare), labels=as_path(save_labels), summary=as_path(summary))
+    return pipeline(source, outputs, trim=trim, size=size, fps=fps,
+                    batch_size=batch_size, crf=crf, preset=preset, progress=progress)

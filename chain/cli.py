@@ -1,0 +1,196 @@
+"""The ``chain`` command: a thin shell over `chain.api`.
+
+Options are declared once below and reused. `main` is the one place where errors become
+messages and exit codes: a `ChainError` prints one line, anything else one line too
+unless ``--debug`` (anywhere on the command line) asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from chain import api
+from chain.errors import ChainError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Re-imagine films through neural networks: segment, remap, synthesize. "
+                       "Add --debug anywhere for tracebacks.")
+err = Console(stderr=True)
+out = Console()
+
+# --- options, declared once -------------------------------------------------------------
+Seg = Annotated[str, typer.Option("--seg", help="Segmenter NAME[:VARIANT], or 'none' (see `chain list`).")]
+Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`).")]
+SegWeights = Annotated[Optional[str], typer.Option(help="Segmenter weights: a file/folder, or 'random'.")]
+SynthWeights = Annotated[Optional[str], typer.Option(help="Synthesizer weights: a file or folder.")]
+SegOpt = Annotated[Optional[list[str]], typer.Option(help="Segmenter option KEY=VALUE (repeatable).")]
+SynthOpt = Annotated[Optional[list[str]], typer.Option(help="Synthesizer option KEY=VALUE (repeatable).")]
+Remap = Annotated[Optional[list[str]], typer.Option(
+    help="Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames per network call.")]
+Start = Annotated[float, typer.Option(help="Start this many seconds into the input.")]
+Duration = Annotated[Optional[float], typer.Option(help="Process at most this many seconds.")]
+MaxFrames = Annotated[Optional[int], typer.Option(help="Process at most this many frames.")]
+Size = Annotated[Optional[str], typer.Option(help="Working/output size: WxH (256x144) or a short side (256).")]
+Fps = Annotated[Optional[float], typer.Option(help="Output frame rate (frames are dropped or repeated).")]
+Masks = Annotated[Optional[Path], typer.Option(help="Write colourised labels with class names and a legend.")]
+Overlay = Annotated[Optional[Path], typer.Option(help="Write labels blended over the input.")]
+Compare = Annotated[Optional[Path], typer.Option(help="Write input | labels | synthesized side by side.")]
+SaveLabels = Annotated[Optional[Path], typer.Option(help="Write lossless label PNGs (000000.png…) to a folder.")]
+Summary = Annotated[Optional[Path], typer.Option(help="Write a JSON summary: per-frame classes, timings.")]
+Crf = Annotated[Optional[int], typer.Option(min=0, max=63, help="x264/VP9 quality (lower is better).")]
+Preset = Annotated[Optional[str], typer.Option(help="x264 preset, e.g. ultrafast, medium, slow.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
+
+
+class _FramesPerSecond(ProgressColumn):
+    def render(self, task) -> Text:  # noqa: ANN001 (rich's Task)
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} frames/s" if speed else "… frames/s", style="progress.data.speed")
+
+
+class RichProgress:
+    """A progress bar with frames/s and ETA, on stderr."""
+
+    def __init__(self) -> None:
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _FramesPerSecond(),
+                             TimeRemainingColumn(), console=err, transient=False)
+        self._task = None
+
+    def start(self, total: int | None, description: str) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, frames: int) -> None:
+        self._bar.advance(self._task, frames)
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+@app.command()
+def run(
+    source: Annotated[Path, typer.Argument(help="Video file, folder of images, or image.")],
+    output: Annotated[Optional[Path], typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
+                                                        "or folder for PNG frames.")] = None,
+    seg: Seg = "deeplab", synth: Synth = "colorize", seg_weights: SegWeights = None,
+    synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
+    masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
+    summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
+    size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", crf: Crf = None,
+    preset: Preset = None, quiet: Quiet = False,
+) -> None:
+    """Segment, remap and synthesize every frame of SOURCE."""
+    result = api.run(
+        source, output, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
+        seg_options=api.parse_options(seg_opt or []), synth_options=api.parse_options(synth_opt or []),
+        remap=remap or [], masks=masks, overlay=overlay, compare=compare, save_labels=save_labels, summary=summary,
+        start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
+        device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress())
+    if quiet:
+        return
+    report = result.to_dict()
+    err.print(f"[bold]{report['frames']}[/] frames at {report['width']}x{report['height']}, "
+              f"{report['frames_per_second']:.2f} frames/s; audio: {report['audio']}")
+    err.print("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in report["stage_ms_per_frame"].items()))
+    if report["unmapped_classes"]:
+        err.print(f"unmapped into {report['target_space']} (became its fallback): "
+                  + ", ".join(report["unmapped_classes"]))
+    if report["remapped"]:
+        err.print("remapped: " + "; ".join(report["remapped"]))
+    for name, path in report["outputs"].items():
+        err.print(f"wrote {name}: {path}")
+
+
+@app.command()
+def labels(space: Annotated[Optional[str], typer.Argument(help="A label space; omit to list them.")] = None) -> None:
+    """List a label space's ids, names and colours (or the spaces)."""
+    from chain.labels import LABEL_SPACES, get_label_space
+
+    if space is None:
+        table = Table("space", "ids", "fallback", "description")
+        for item in LABEL_SPACES.values():
+            table.add_row(item.name, str(len(item)), item.fallback, item.description)
+        out.print(table)
+        return
+    chosen = get_label_space(space)
+    table = Table("id", "name", "colour", title=f"{chosen.name}: {chosen.description}")
+    for label_id, name in enumerate(chosen.names):
+        r, g, b = (int(c) for c in chosen.palette[label_id])
+        table.add_row(str(label_id), name, Text("      ", style=f"on rgb({r},{g},{b})") + f" {r},{g},{b}")
+    out.print(table)
+
+
+@app.command("list")
+def list_stages() -> None:
+    """List segmenters and synthesizers, their label spaces and where their weights are."""
+    from chain.stages import stages
+
+    for kind in ("segmenter", "synthesizer"):
+        table = Table("name[:variant]", "label space", "weights", "present", "about", title=f"{kind}s")
+        for spec in stages(kind).values():
+            for variant in spec.variants or (spec.default_variant,):
+                name = spec.name + (f":{variant}" if variant and len(spec.variants) > 1 else "")
+                if variant and variant == spec.default_variant and len(spec.variants) > 1:
+                    name += " (default)"
+                status = spec.weights(variant, None) if spec.weights else None
+                table.add_row(name, spec.label_space(variant) or "-", status.location if status else "-",
+                              ("yes" if status.present else "no") if status else "-", spec.summary)
+        out.print(table)
+
+
+@app.command()
+def info(source: Annotated[Path, typer.Argument(help="A video file, image folder or image.")]) -> None:
+    """Show what chain will read from SOURCE: size, frame rate, frames, duration, audio."""
+    from chain.media import open_source
+
+    with open_source(source) as frames:
+        item = frames.info
+    duration = f"{item.duration:.3f} s" if item.duration is not None else "unknown"
+    out.print(f"{item.path}: {item.kind}, {item.width}x{item.height}, {float(item.fps):.3f} fps "
+              f"({item.fps}), {item.frame_count if item.frame_count is not None else 'unknown'} frames, "
+              f"{duration}, audio: {item.audio_codec or 'none'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``chain`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="chain", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        if debug:
+            raise
+        err.print("interrupted; partial outputs were removed")
+        sys.exit(130)
+    except ChainError as error:
+        if debug:
+            raise
+        err.print(Text.assemble(("error: ", "red"), str(error)), soft_wrap=True)
+        sys.exit(error.exit_code)
+    except Exception as error:  # noqa: BLE001 — the one place that maps failures to exit codes
+        if debug:
+            raise
+        err.print(Text.assemble(("internal error: ", "red"), f"{type(error).__name__}: {error} "
+                                "(run again with --debug for the traceback)"), soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

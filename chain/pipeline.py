@@ -1,0 +1,258 @@
+"""The chain: decode → segment → convert → remap → synthesize → encode, a batch at a time."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from chain.errors import ChainError
+from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_table
+from chain.media import Frame, FrameSink, FrameSource, Size, SourceInfo, Trim, open_audio, open_sink, open_source
+from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
+from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.simple import LABELS_META_FILE
+from chain.summary import ClassShareTracker, RunSummary, StageTimer, SummaryFile
+
+
+class Progress(Protocol):
+    """How a run reports progress (the CLI shows a rich progress bar)."""
+
+    def start(self, total: int | None, description: str) -> None: ...
+    def advance(self, frames: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run writes. Any subset may be given; at least one is needed."""
+
+    video: Path | None = None      # the synthesized video (or PNG folder, or image)
+    masks: Path | None = None      # colourised labels with class names and a legend
+    overlay: Path | None = None    # labels blended over the input
+    compare: Path | None = None    # input | labels | synthesized
+    labels: Path | None = None     # lossless label PNGs by frame index (--save-labels)
+    summary: Path | None = None    # JSON: per-frame class shares, timings, totals
+
+    def given(self) -> dict[str, Path]:
+        return {f.name: Path(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Frames moving through the chain together."""
+
+    indices: np.ndarray
+    times: np.ndarray
+    frames: np.ndarray  # (B, H, W, 3) uint8
+
+
+class Chain:
+    """A segmenter and a synthesizer joined by label-space conversion and the user's remapping.
+
+    Args:
+        segmenter: frames → labels; None when the synthesizer consumes frames.
+        synthesizer: labels (or frames) → frames; None to only inspect the segmentation.
+        remap: ``SRC=DST`` rules applied in the synthesizer's label space (``*=snow`` for the rest).
+        class_overrides: source-class → target-class names that win over the synonym table
+            when converting between spaces (e.g. ``{"background": "grass"}``).
+    """
+
+    def __init__(self, *, segmenter: Segmenter | None, synthesizer: Synthesizer | None,
+                 remap: Sequence[str] = (), class_overrides: dict[str, str] | None = None) -> None:
+        if synthesizer is not None and synthesizer.consumes == "labels":
+            if segmenter is None:
+                raise ChainError(f"the synthesizer ({synthesizer.description}) paints label maps; "
+                                 "choose a segmenter with --seg")
+            if synthesizer.label_space is None:
+                synthesizer.bind(segmenter.label_space)
+        self.segmenter = segmenter
+        self.synthesizer = synthesizer
+        self.source_space: LabelSpace | None = segmenter.label_space if segmenter else None
+        uses_labels = synthesizer is not None and synthesizer.consumes == "labels"
+        self.target_space = synthesizer.label_space if uses_labels else self.source_space
+        self.conversion = (conversion(self.source_space, self.target_space, overrides=class_overrides)
+                           if self.source_space is not None else None)
+        if remap and self.target_space is None:
+            raise ChainError("--remap needs label maps: choose a segmenter with --seg")
+        self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
+
+    def target_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Segmenter labels → the synthesizer's space, remapped."""
+        converted = self.conversion.apply(labels)
+        return self.remap_lut[converted] if self.remap_lut is not None else converted
+
+    def __call__(self, source: str | Path, outputs: Outputs, *, trim: Trim = Trim(), size: str | Size | None = None,
+                 fps: float | None = None, batch_size: int = 1, crf: int | None = None, preset: str | None = None,
+                 progress: Progress | None = None) -> RunSummary:
+        """Run the chain over ``source`` and write ``outputs``; returns the run's totals."""
+        self._check_outputs(Path(source), outputs)
+        if batch_size < 1:
+            raise ChainError(f"--batch must be >= 1, got {batch_size}")
+        timer = StageTimer()
+        started = time.perf_counter()
+
+        # 1. Open the input lazily and every output under a temporary name.
+        with open_source(source, trim=trim, size=size, fps=fps) as frames_in:
+            info = frames_in.info
+            sinks, summary_file = self._open_outputs(outputs, info, trim, crf=crf, preset=preset)
+            tracker = (ClassShareTracker(self.source_space, summary_file.stream if summary_file else None)
+                       if self.source_space is not None else None)
+            try:
+                for stage in (self.segmenter, self.synthesizer):
+                    if stage is not None:
+                        stage.reset()
+                if progress:
+                    progress.start(info.frame_count, Path(source).name)
+                count = 0
+                # 2. Stream batches through the stages into the outputs.
+                for batch in _batches(frames_in, batch_size, timer):
+                    self._process(batch, sinks, tracker, timer)
+                    count += len(batch.indices)
+                    if progress:
+                        progress.advance(len(batch.indices))
+                if count == 0:
+                    raise ChainError(f"{source} yielded no frames (check --start/--duration)")
+                # 3. Finish the outputs and move them into place.
+                with timer("encode"):
+                    written = {name: str(sink.commit()) for name, sink in sinks.items()}
+            except BaseException:
+                for sink in sinks.values():
+                    sink.abort()
+                if summary_file:
+                    summary_file.abort()
+                raise
+            finally:
+                if progress:
+                    progress.stop()
+
+        # 4. Report.
+        video_sink = sinks.get("video")
+        audio = ("none in input" if info.audio_codec is None else
+                 "not written (no video output)" if video_sink is None or not hasattr(video_sink, "audio_copied")
+                 else f"{info.audio_codec} copied" if video_sink.audio_copied else f"{info.audio_codec} re-encoded")
+        summary = RunSummary(
+            frames=count, fps=float(info.fps), width=info.width, height=info.height,
+            seconds=time.perf_counter() - started, stage_seconds=dict(timer.seconds),
+            segmenter=self.segmenter.description if self.segmenter else None,
+            synthesizer=self.synthesizer.description if self.synthesizer else None,
+            label_space=self.source_space.name if self.source_space else None,
+            target_space=self.target_space.name if self.target_space else None,
+            unmapped_classes=list(self.conversion.unmapped) if self.conversion else [],
+            remapped=describe_remap(self.target_space, self.remap_lut) if self.remap_lut is not None else [],
+            mean_class_share=tracker.mean_shares() if tracker else {},
+            outputs=written, audio=audio,
+        )
+        if summary_file:
+            summary_file.commit(summary)
+            summary.outputs["summary"] = str(outputs.summary)
+        return summary
+
+    def _check_outputs(self, source: Path, outputs: Outputs) -> None:
+        given = outputs.given()
+        if not given:
+            raise ChainError("nothing to write: give an output path, or --masks/--overlay/--compare/"
+                             "--save-labels/--summary")
+        if outputs.video is not None and self.synthesizer is None:
+            raise ChainError("an output video needs a synthesizer (--synth); to see labels only, use --masks")
+        label_outputs = [name for name in ("masks", "overlay", "labels") if name in given]
+        if label_outputs and self.segmenter is None:
+            raise ChainError(f"--{label_outputs[0]} needs a segmenter (--seg)")
+        resolved = {name: path.resolve() for name, path in given.items()}
+        for name, path in resolved.items():
+            if path == source.resolve():
+                raise ChainError(f"the {name} output {path} would overwrite the input")
+        if len(set(resolved.values())) < len(resolved):
+            raise ChainError("two outputs have the same path; give each its own")
+
+    def _open_outputs(self, outputs: Outputs, info: SourceInfo, trim: Trim, *, crf: int | None,
+                      preset: str | None) -> tuple[dict[str, FrameSink], SummaryFile | None]:
+        sinks: dict[str, FrameSink] = {}
+        try:
+            for name in ("video", "masks", "overlay", "compare"):
+                path = getattr(outputs, name)
+                if path is None:
+                    continue
+                audio = None
+                if name == "video" and info.kind == "video" and info.audio_codec is not None:
+                    audio = open_audio(info.path, start=trim.start, duration=info.duration)
+                sinks[name] = open_sink(path, fps=info.fps, audio=audio, crf=crf, preset=preset)
+            if outputs.labels is not None:
+                sinks["labels"] = open_sink(outputs.labels, fps=info.fps)
+                if not hasattr(sinks["labels"], "add_file"):
+                    raise ChainError(f"--save-labels wants a folder, not {outputs.labels}")
+                sinks["labels"].add_file(LABELS_META_FILE, json.dumps({"label_space": self.source_space.name}))
+            summary_file = SummaryFile(Path(outputs.summary)) if outputs.summary is not None else None
+        except BaseException:
+            for sink in sinks.values():
+                sink.abort()
+            raise
+        return sinks, summary_file
+
+    def _process(self, batch: Batch, sinks: dict[str, FrameSink], tracker: ClassShareTracker | None,
+                 timer: StageTimer) -> None:
+        labels = target = synthesized = None
+        if self.segmenter is not None:
+            with timer("segment"):
+                labels = self.segmenter.segment(batch.frames, indices=batch.indices)
+            with timer("remap"):
+                target = self.target_labels(labels)
+        if self.synthesizer is not None:
+            with timer("synthesize"):
+                synthesized = self.synthesizer.synthesize(
+                    labels=target if self.synthesizer.consumes == "labels" else None, frames=batch.frames)
+            height, width = batch.frames.shape[1:3]
+            synthesized = resize_frames(synthesized, height, width)
+        with timer("inspect"):
+            views = self._views(batch, labels, target, synthesized, sinks, tracker)
+        with timer("encode"):
+            for name, images in views.items():
+                for image, time_s in zip(images, batch.times):
+                    sinks[name].write(image, float(time_s))
+
+    def _views(self, batch: Batch, labels: np.ndarray | None, target: np.ndarray | None,
+               synthesized: np.ndarray | None, sinks: dict[str, FrameSink],
+               tracker: ClassShareTracker | None) -> dict[str, list[np.ndarray]]:
+        """What each output receives for this batch."""
+        views: dict[str, list[np.ndarray]] = {}
+        if tracker is not None:
+            for index, time_s, frame_labels in zip(batch.indices, batch.times, labels):
+                tracker.add(int(index), float(time_s), frame_labels)
+        if "video" in sinks:
+            views["video"] = list(synthesized)
+        if "masks" in sinks:
+            renderer = MaskRenderer(self.source_space)
+            views["masks"] = [renderer(frame_labels) for frame_labels in labels]
+        if "overlay" in sinks:
+            views["overlay"] = [overlay(f, l, self.source_space) for f, l in zip(batch.frames, labels)]
+        if "compare" in sinks:
+            views["compare"] = []
+            for i, frame in enumerate(batch.frames):
+                panels, captions = [frame], ["input"]
+                if target is not None:
+                    panels.append(self.target_space.colorize(target[i]))
+                    captions.append(f"labels ({self.target_space.name})")
+                if synthesized is not None:
+                    panels.append(synthesized[i])
+                    captions.append("synthesized")
+                views["compare"].append(side_by_side(panels, captions))
+        if "labels" in sinks:
+            views["labels"] = list(labels)
+        return views
+
+
+def _batches(frames: FrameSource, batch_size: int, timer: StageTimer) -> Iterator[Batch]:
+    iterator = iter(frames)
+    while True:
+        with timer("decode"):
+            chunk: list[Frame] = list(itertools.islice(iterator, batch_size))
+        if not chunk:
+            return
+        yield Batch(indices=np.array([f.index for f in chunk]), times=np.array([f.time for f in chunk]),
+                    frames=np.stack([f.rgb for f in chunk]))

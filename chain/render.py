@@ -1,0 +1,135 @@
+"""Pictures for looking inside a run: labelled masks with a legend, overlays, side-by-sides."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from chain.labels import LabelSpace
+
+_LABEL_GRID = 8          # class names are placed on an 8× coarser grid: cheap, and plenty precise
+_MAX_EROSIONS = 12       # how deep into a region we look for the spot farthest from its edges
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _text_colour(rgb: np.ndarray) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(fill, outline) that read well on a background of colour ``rgb``."""
+    luminance = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    return ((0, 0, 0), (255, 255, 255)) if luminance > 140 else ((255, 255, 255), (0, 0, 0))
+
+
+def class_shares(labels: np.ndarray, space: LabelSpace) -> np.ndarray:
+    """The share of pixels of each id, ``(len(space),)`` floats summing to 1."""
+    counts = np.bincount(labels.ravel(), minlength=len(space))[: len(space)]
+    return counts / max(1, labels.size)
+
+
+def region_anchors(labels: np.ndarray, ids: list[int]) -> dict[int, tuple[int, int]]:
+    """For each id, an (x, y) deep inside its largest mass: the point farthest from its edges.
+
+    Erodes each class mask on a coarse grid and keeps the point that survives the most
+    erosions (a cheap stand-in for a distance transform), nearest the surviving centroid.
+    """
+    coarse = torch.from_numpy(labels[::_LABEL_GRID, ::_LABEL_GRID].astype(np.int64))
+    anchors: dict[int, tuple[int, int]] = {}
+    for label_id in ids:
+        mask = (coarse == label_id).float()[None, None]
+        depth = torch.zeros_like(mask)
+        eroded = mask
+        for _ in range(_MAX_EROSIONS):
+            depth += eroded
+            eroded = -F.max_pool2d(-eroded, 3, stride=1, padding=1)
+            if not eroded.any():
+                break
+        deepest = depth[0, 0] == depth.max()
+        ys, xs = torch.nonzero(deepest, as_tuple=True)
+        if len(ys) == 0:
+            continue
+        cy, cx = ys.float().mean(), xs.float().mean()
+        nearest = torch.argmin((ys - cy) ** 2 + (xs - cx) ** 2)
+        anchors[label_id] = (int(xs[nearest]) * _LABEL_GRID + _LABEL_GRID // 2,
+                             int(ys[nearest]) * _LABEL_GRID + _LABEL_GRID // 2)
+    return anchors
+
+
+class MaskRenderer:
+    """Colourised labels with class names written on the larger regions and a legend panel.
+
+    Args:
+        space: the label space of the maps it draws.
+        min_share: regions covering less of the frame than this get no name on them.
+    """
+
+    def __init__(self, space: LabelSpace, *, min_share: float = 0.015) -> None:
+        self.space = space
+        self.min_share = min_share
+
+    def legend_width(self, height: int) -> int:
+        return max(120, int(height * 0.45))
+
+    def __call__(self, labels: np.ndarray) -> np.ndarray:
+        height, width = labels.shape
+        shares = class_shares(labels, self.space)
+        present = [int(i) for i in np.argsort(-shares) if shares[i] > 0]
+        canvas = Image.new("RGB", (width + self.legend_width(height), height), (24, 24, 24))
+        canvas.paste(Image.fromarray(self.space.colorize(labels)), (0, 0))
+        draw = ImageDraw.Draw(canvas)
+        font_size = max(9, height // 28)
+        named = [i for i in present if shares[i] >= self.min_share]
+        for label_id, (x, y) in region_anchors(labels, named).items():
+            fill, outline = _text_colour(self.space.palette[label_id])
+            draw.text((x, y), self.space.names[label_id], font=_font(font_size), fill=fill, anchor="mm",
+                      stroke_width=max(1, font_size // 8), stroke_fill=outline)
+        self._draw_legend(draw, present, shares, x0=width + 6, height=height, font_size=font_size)
+        return np.asarray(canvas)
+
+    def _draw_legend(self, draw: ImageDraw.ImageDraw, present: list[int], shares: np.ndarray, *, x0: int,
+                     height: int, font_size: int) -> None:
+        row = font_size + 4
+        rows = max(1, (height - 4) // row)
+        shown = present if len(present) <= rows else present[: rows - 1]
+        for slot, label_id in enumerate(shown):
+            y = 4 + slot * row
+            draw.rectangle((x0, y, x0 + font_size, y + font_size), fill=tuple(int(c) for c in
+                                                                               self.space.palette[label_id]))
+            text = f"{self.space.names[label_id]} {100 * shares[label_id]:.0f}%"
+            draw.text((x0 + font_size + 4, y), text, font=_font(font_size), fill=(235, 235, 235))
+        if len(shown) < len(present):
+            draw.text((x0, 4 + len(shown) * row), f"+{len(present) - len(shown)} more", font=_font(font_size),
+                      fill=(170, 170, 170))
+
+
+def overlay(frame: np.ndarray, labels: np.ndarray, space: LabelSpace, *, alpha: float = 0.5) -> np.ndarray:
+    """Label colours blended over the frame."""
+    colours = space.colorize(labels).astype(np.float32)
+    return (frame.astype(np.float32) * (1 - alpha) + colours * alpha).round().astype(np.uint8)
+
+
+def side_by_side(panels: list[np.ndarray], captions: list[str]) -> np.ndarray:
+    """Panels of one height placed left to right, each with a small caption."""
+    image = Image.fromarray(np.concatenate(panels, axis=1))
+    draw = ImageDraw.Draw(image)
+    font_size = max(9, panels[0].shape[0] // 24)
+    x = 0
+    for panel, caption in zip(panels, captions):
+        draw.text((x + 4, 3), caption, font=_font(font_size), fill=(255, 255, 255), stroke_width=1,
+                  stroke_fill=(0, 0, 0))
+        x += panel.shape[1]
+    return np.asarray(image)
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a batch ``(B, h, w, 3)`` uint8 to ``(B, height, width, 3)`` (antialiased bilinear)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    resized = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -1,0 +1,117 @@
+"""Stages without networks: ``palette`` and ``labels`` segmenters, ``colorize`` synthesizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from chain.errors import ChainError
+from chain.labels import LabelSpace, get_label_space
+from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.registry import StageContext, StageSpec
+
+LABELS_META_FILE = "labels.json"
+_PIXELS_PER_CHUNK = 1 << 18  # bounds the (pixels × palette) distance matrix to ~190 MB for 183 classes
+
+
+class PaletteSegmenter(Segmenter):
+    """Each pixel takes the class whose palette colour is nearest (cartoons, 8-bit games, painted maps).
+
+    Frames painted from the space's own palette map back to exactly their labels, since the
+    built-in palettes have one colour per class.
+    """
+
+    def __init__(self, label_space: LabelSpace, device: torch.device = torch.device("cpu")) -> None:
+        self.label_space = label_space
+        self.device = device
+        self.description = f"nearest {label_space.name} palette colour"
+        self._palette = torch.from_numpy(label_space.palette.astype(np.float32)).to(device)
+
+    @torch.inference_mode()
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
+        pixels = torch.from_numpy(frames.reshape(-1, 3)).to(self.device)
+        labels = torch.empty(pixels.shape[0], dtype=torch.int64, device=self.device)
+        for start in range(0, pixels.shape[0], _PIXELS_PER_CHUNK):
+            chunk = pixels[start:start + _PIXELS_PER_CHUNK].float()
+            labels[start:start + _PIXELS_PER_CHUNK] = torch.cdist(chunk, self._palette).argmin(dim=1)
+        return labels.cpu().numpy().astype(self.label_space.dtype).reshape(frames.shape[:3])
+
+
+class SavedLabelsSegmenter(Segmenter):
+    """Reads label maps written earlier by ``--save-labels DIR``, by output frame index."""
+
+    def __init__(self, folder: Path) -> None:
+        meta_path = folder / LABELS_META_FILE
+        if not meta_path.is_file():
+            raise ChainError(f"{folder} has no {LABELS_META_FILE}; point --seg labels:DIR at a folder "
+                             "written by --save-labels")
+        self.folder = folder
+        self.label_space = get_label_space(json.loads(meta_path.read_text())["label_space"])
+        self.description = f"label maps from {folder}"
+
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
+        height, width = frames.shape[1:3]
+        maps = []
+        for index in indices:
+            path = self.folder / f"{int(index):06d}.png"
+            if not path.is_file():
+                raise ChainError(f"no saved label map for frame {int(index)} ({path}); the folder holds fewer "
+                                 "frames than the input — use --max-frames or the same --start")
+            with Image.open(path) as image:
+                if image.size != (width, height):
+                    image = image.resize((width, height), Image.Resampling.NEAREST)
+                maps.append(np.asarray(image).astype(self.label_space.dtype))
+        return np.stack(maps)
+
+
+class ColorizeSynthesizer(Synthesizer):
+    """Paints label maps with their space's palette. Without a variant it takes the segmenter's space."""
+
+    def __init__(self, label_space: LabelSpace | None) -> None:
+        self.label_space = label_space
+        self.description = f"palette colours ({label_space.name if label_space else 'segmenter space'})"
+
+    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> np.ndarray:
+        return self.label_space.colorize(labels)
+
+
+def _space_or_error(variant: str | None) -> LabelSpace:
+    return get_label_space(variant or "coco-stuff")
+
+
+def _build_saved_labels(variant: str | None, context: StageContext) -> SavedLabelsSegmenter:
+    if not variant:
+        raise ChainError("the labels segmenter needs a folder: --seg labels:DIR (a folder written by --save-labels)")
+    folder = Path(variant)
+    if not folder.is_dir():
+        raise ChainError(f"label folder not found: {folder}")
+    return SavedLabelsSegmenter(folder)
+
+
+PALETTE = StageSpec(
+    name="palette",
+    kind="segmenter",
+    build=lambda variant, context: PaletteSegmenter(_space_or_error(variant), context.device),
+    summary="nearest palette colour of a label space (variant: any space; feed cartoons and 8-bit games in)",
+    default_variant="coco-stuff",
+    label_space=lambda variant: _space_or_error(variant).name,
+)
+SAVED_LABELS = StageSpec(
+    name="labels",
+    kind="segmenter",
+    build=_build_saved_labels,
+    summary="label maps saved earlier with --save-labels (variant: the folder, --seg labels:DIR)",
+    label_space=lambda variant: None,
+)
+COLORIZE = StageSpec(
+    name="colorize",
+    kind="synthesizer",
+    build=lambda variant, context: ColorizeSynthesizer(get_label_space(variant) if variant else None),
+    summary="paint label maps with their palette (variant: a label space; default: the segmenter's)",
+    variants=(),
+    label_space=lambda variant: variant or "(segmenter's)",
+)

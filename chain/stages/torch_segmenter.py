@@ -1,0 +1,86 @@
+"""A segmenter built on a torch network that maps normalised images to class logits."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from chain.labels import LabelSpace
+from chain.stages.base import Segmenter
+
+
+def inference_context(device: torch.device) -> contextlib.AbstractContextManager:
+    """fp16 autocast on CUDA; plain fp32 elsewhere (bf16 on CPUs without bf16 units is far slower)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+class TorchSegmenter(Segmenter):
+    """Runs ``network`` on frames resized to ``input_size`` and returns labels at the frames' size.
+
+    Args:
+        network: maps ``(B, 3, h, w)`` normalised floats to ``(B, C, h', w')`` logits.
+        label_space: the space of the output ids.
+        mean, std: per-channel normalisation in 0..1 units.
+        input_size: the short side frames are resized to (an int), an exact ``(h, w)``, or
+            None to run at the frames' own size.
+        channel_to_label: optional ``(C,)`` table from logit channel to label id, for
+            networks whose channel order differs from the label space's ids.
+        device: where the network runs.
+    """
+
+    def __init__(self, network: nn.Module, *, label_space: LabelSpace, mean: Sequence[float],
+                 std: Sequence[float], input_size: int | tuple[int, int] | None,
+                 channel_to_label: Sequence[int] | None = None, device: torch.device = torch.device("cpu"),
+                 description: str = "") -> None:
+        self.device = device
+        self.network = network.eval().to(device)
+        if device.type == "cuda":
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self.label_space = label_space
+        self.description = description
+        self.input_size = input_size
+        self._mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self._channel_to_label = (torch.as_tensor(channel_to_label, device=device)
+                                  if channel_to_label is not None else None)
+
+    def _network_input(self, frames: np.ndarray) -> torch.Tensor:
+        pixels = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+        height, width = pixels.shape[-2:]
+        if isinstance(self.input_size, int):
+            scale = self.input_size / min(height, width)
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        else:
+            size = self.input_size
+        if size is not None and tuple(size) != (height, width):
+            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
+        pixels = (pixels - self._mean) / self._std
+        return pixels.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else pixels
+
+    @torch.inference_mode()
+    def logits(self, frames: np.ndarray) -> torch.Tensor:
+        """Float logits ``(B, C, H, W)`` at the frames' size, channels in label-id order."""
+        with inference_context(self.device):
+            logits = self.network(self._network_input(frames))
+        if isinstance(logits, Mapping):
+            logits = logits["out"]  # torchvision's segmentation models return {"out": ..., "aux": ...}
+        logits = logits.float()
+        if logits.shape[-2:] != frames.shape[1:3]:
+            logits = F.interpolate(logits, size=frames.shape[1:3], mode="bilinear", align_corners=False)
+        if self._channel_to_label is not None:
+            reordered = torch.full((logits.shape[0], len(self.label_space), *logits.shape[2:]), float("-inf"),
+                                   device=logits.device)
+            reordered[:, self._channel_to_label] = logits
+            logits = reordered
+        return logits
+
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
+        labels = self.logits(frames).argmax(dim=1)
+        return labels.to(torch.int32).cpu().numpy().astype(self.label_space.dtype)

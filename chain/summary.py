@@ -1,0 +1,120 @@
+"""What a run reports: per-frame class shares, per-stage time, totals.
+
+Per-frame records are streamed to the summary file as frames pass, so a feature film's
+summary costs no memory; totals are appended at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from chain.labels import LabelSpace
+
+
+class StageTimer:
+    """Wall-clock seconds spent in each named stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+@dataclass
+class RunSummary:
+    """The result of `Chain.__call__`: totals of the run (per-frame records live in the JSON file)."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    seconds: float
+    stage_seconds: dict[str, float]
+    segmenter: str | None
+    synthesizer: str | None
+    label_space: str | None
+    target_space: str | None
+    unmapped_classes: list[str]
+    remapped: list[str]
+    mean_class_share: dict[str, float]
+    outputs: dict[str, str]
+    audio: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        stage_ms = {name: 1000 * secs / max(1, self.frames) for name, secs in self.stage_seconds.items()}
+        return {
+            "frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
+            "seconds": round(self.seconds, 3), "frames_per_second": round(self.frames_per_second, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "stage_ms_per_frame": {k: round(v, 2) for k, v in stage_ms.items()},
+            "segmenter": self.segmenter, "synthesizer": self.synthesizer,
+            "label_space": self.label_space, "target_space": self.target_space,
+            "unmapped_classes": self.unmapped_classes, "remapped": self.remapped,
+            "mean_class_share": self.mean_class_share, "outputs": self.outputs, "audio": self.audio,
+            **self.extra,
+        }
+
+
+class ClassShareTracker:
+    """Per-frame class shares of one label space, written as JSON lines as they come."""
+
+    def __init__(self, space: LabelSpace, stream: TextIO | None) -> None:
+        self.space = space
+        self._stream = stream
+        self._total = np.zeros(len(space), dtype=np.float64)
+        self.frames = 0
+
+    def add(self, index: int, time_s: float, labels: np.ndarray) -> None:
+        shares = np.bincount(labels.ravel(), minlength=len(self.space))[: len(self.space)] / max(1, labels.size)
+        self._total += shares
+        self.frames += 1
+        if self._stream is not None:
+            classes = {self.space.names[i]: round(float(shares[i]), 5)
+                       for i in np.argsort(-shares) if shares[i] >= 1e-5}
+            record = {"index": index, "time": round(time_s, 4), "classes": classes}
+            self._stream.write(("" if self.frames == 1 else ",\n") + json.dumps(record))
+
+    def mean_shares(self, min_share: float = 1e-4) -> dict[str, float]:
+        mean = self._total / max(1, self.frames)
+        return {self.space.names[i]: round(float(mean[i]), 5) for i in np.argsort(-mean) if mean[i] >= min_share}
+
+
+class SummaryFile:
+    """``{"per_frame": [...streamed...], "run": {...totals...}}`` written atomically."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.stream: TextIO = self.staging.open("w")
+        self.stream.write('{"per_frame": [\n')
+
+    def commit(self, summary: RunSummary) -> None:
+        self.stream.write('\n],\n"run": ' + json.dumps(summary.to_dict(), indent=2) + "\n}\n")
+        self.stream.close()
+        os.replace(self.staging, self.target)
+
+    def abort(self) -> None:
+        self.stream.close()
+        self.staging.unlink(missing_ok=True)

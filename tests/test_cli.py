@@ -1,0 +1,71 @@
+"""The command line: one-line errors with non-zero exits, listings, and a real run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def chain_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chain", *args], capture_output=True, text=True, timeout=300,
+                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_remap_to_unknown_class_fails_in_one_line(carphone: Path, tmp_path: Path) -> None:
+    result = chain_cli("run", str(carphone), str(tmp_path / "out.mp4"), "--seg", "palette:voc",
+                       "--synth", "colorize:coco-stuff", "--remap", "person=unicorn")
+    assert_one_line_error(result, "unicorn", "did you mean")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["run", "nope.mp4", "out.mp4"], ["input not found", "nope.mp4"]),
+    (["run", "{clip}", "out.mp4", "--seg", "deeplib"], ["unknown segmenter", "deeplab"]),
+    (["run", "{clip}", "out.mp4", "--seg", "deeplab:resnet18"], ["no variant", "resnet101"]),
+    (["run", "{clip}", "out.mp4", "--size", "huge"], ["WIDTHxHEIGHT"]),
+    (["run", "{clip}", "out.xyz", "--seg", "palette"], ["unknown extension", ".xyz"]),
+    (["run", "{clip}", "out.mp4", "--remap", "person"], ["SRC=DST"]),
+    (["run", "{clip}", "out.mp4", "--seg", "deeplab", "--seg-weights", "missing.pth"], ["not found"]),
+    (["labels", "klingon"], ["unknown label space"]),
+    (["run", "{clip}", "{clip}", "--seg", "palette"], ["overwrite the input"]),
+])
+def test_user_mistakes_fail_in_one_line(args: list[str], needles: list[str], carphone: Path) -> None:
+    result = chain_cli(*[a.format(clip=carphone) for a in args])
+    assert_one_line_error(result, *needles)
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = chain_cli("run", "nope.mp4", "out.mp4", "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_listings(carphone: Path) -> None:
+    stages = chain_cli("list")
+    assert stages.returncode == 0
+    for name in ("deeplab:resnet101", "mobilenet_v3_large", "palette", "labels", "colorize"):
+        assert name in stages.stdout
+    voc = chain_cli("labels", "voc")
+    assert voc.returncode == 0 and "tvmonitor" in voc.stdout
+    spaces = chain_cli("labels")
+    assert all(name in spaces.stdout for name in ("voc", "coco-stuff", "ade20k", "cityscapes", "camvid"))
+    info = chain_cli("info", str(carphone))
+    assert info.returncode == 0 and "176x144" in info.stdout and "120 frames" in info.stdout
+
+
+def test_run_from_the_command_line(carphone: Path, tmp_path: Path) -> None:
+    result = chain_cli("run", str(carphone), str(tmp_path / "out.mp4"), "--seg", "palette:voc", "--max-frames", "5",
+                       "--masks", str(tmp_path / "masks.mp4"), "--summary", str(tmp_path / "s.json"), "-q")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.mp4").is_file() and (tmp_path / "masks.mp4").is_file() and (tmp_path / "s.json").is_file()
