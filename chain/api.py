@@ -36,6 +36,7 @@ def build_chain(
     seg_options: Mapping[str, str] | None = None,
     synth_options: Mapping[str, str] | None = None,
     remap: Sequence[str] = (),
+    background: str | None = None,
     class_overrides: Mapping[str, str] | None = None,
     device: str | None = "auto",
 ) -> Chain:
@@ -50,7 +51,7 @@ def build_chain(
                                   StageContext(synth_weights, resolved, dict(synth_options or {})))
     if segmenter is None and synthesizer is None:
         raise ChainError("--seg none and --synth none leave nothing to run")
-    return Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap,
+    return Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap, background=background,
                  class_overrides=dict(class_overrides) if class_overrides else None)
 
 
@@ -65,6 +66,7 @@ def run(
     seg_options: Mapping[str, str] | None = None,
     synth_options: Mapping[str, str] | None = None,
     remap: Sequence[str] = (),
+    background: str | None = None,
     class_overrides: Mapping[str, str] | None = None,
     masks: str | Path | None = None,
     overlay: str | Path | None = None,
@@ -100,7 +102,7 @@ def run(
             output_kind(Path(path))
     pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
                            seg_options=seg_options, synth_options=synth_options, remap=remap,
-                           class_overrides=class_overrides, device=device)
+                           background=background, class_overrides=class_overrides, device=device)
     as_path = lambda value: Path(value) if value is not None else None  # noqa: E731
     outputs = Outputs(video=as_path(output), masks=as_path(masks), overlay=as_path(overlay),
                       compare=as_path(compare), labels=as_path(save_labels), summary=as_path(summary))

@@ -60,12 +60,15 @@ class Chain:
         segmenter: frames → labels; None when the synthesizer consumes frames.
         synthesizer: labels (or frames) → frames; None to only inspect the segmentation.
         remap: ``SRC=DST`` rules applied in the synthesizer's label space (``*=snow`` for the rest).
+        background: the target class that the segmenter's catch-all class (VOC "background",
+            ADE20K "other") becomes; default: the synthesizer's `default_background`.
         class_overrides: source-class → target-class names that win over the synonym table
-            when converting between spaces (e.g. ``{"background": "grass"}``).
+            when converting between spaces (e.g. ``{"cow": "sheep"}``).
     """
 
     def __init__(self, *, segmenter: Segmenter | None, synthesizer: Synthesizer | None,
-                 remap: Sequence[str] = (), class_overrides: dict[str, str] | None = None) -> None:
+                 remap: Sequence[str] = (), background: str | None = None,
+                 class_overrides: dict[str, str] | None = None) -> None:
         if synthesizer is not None and synthesizer.consumes == "labels":
             if segmenter is None:
                 raise ChainError(f"the synthesizer ({synthesizer.description}) paints label maps; "
@@ -77,7 +80,14 @@ class Chain:
         self.source_space: LabelSpace | None = segmenter.label_space if segmenter else None
         uses_labels = synthesizer is not None and synthesizer.consumes == "labels"
         self.target_space = synthesizer.label_space if uses_labels else self.source_space
-        self.conversion = (conversion(self.source_space, self.target_space, overrides=class_overrides)
+        overrides = dict(class_overrides or {})
+        background = background or (synthesizer.default_background if uses_labels else None)
+        if background and self.source_space is not None and self.source_space is not self.target_space:
+            self.target_space.id_of(background)  # an unknown name fails here, with suggestions
+            overrides.setdefault(self.source_space.fallback, background)
+        elif background and self.source_space is self.target_space and self.source_space is not None:
+            raise ChainError("--background only applies when labels are converted to another label space")
+        self.conversion = (conversion(self.source_space, self.target_space, overrides=overrides or None)
                            if self.source_space is not None else None)
         if remap and self.target_space is None:
             raise ChainError("--remap needs label maps: choose a segmenter with --seg")

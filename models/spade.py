@@ -264,16 +264,25 @@ class SPADEGenerator(nn.Module):
     def up(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="nearest")
 
-    def forward(self, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Generate images; ``z`` (``[B, z_dim]``) is only used, and sampled if missing, with ``use_vae``."""
+    def forward(self, seg: torch.Tensor, z: torch.Tensor | None = None, *,
+                latent_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Generate images; ``z`` (``[B, z_dim]``) is only used, and sampled if missing, with ``use_vae``.
+
+        ``latent_size`` overrides the ``(sh, sw)`` grid the generator starts from, which sets
+        the output size (``latent_size * 2**upsamplings``): every layer after ``fc`` is
+        convolutional, so a non-VAE generator runs at other aspect ratios unchanged.
+        """
         if seg.dim() != 4 or seg.shape[1] != self.config.semantic_nc:
             raise ValueError(f"expected a [B, {self.config.semantic_nc}, H, W] segmap, got {list(seg.shape)}")
+        sh, sw = latent_size or (self.sh, self.sw)
         if self.config.use_vae:
+            if latent_size is not None and tuple(latent_size) != (self.sh, self.sw):
+                raise ValueError("a VAE generator's linear fc layer fixes its latent grid")
             if z is None:
                 z = torch.randn(seg.shape[0], self.config.z_dim, dtype=seg.dtype, device=seg.device)
-            x = self.fc(z).view(-1, 16 * self.config.ngf, self.sh, self.sw)
+            x = self.fc(z).view(-1, 16 * self.config.ngf, sh, sw)
         else:
-            x = self.fc(F.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
+            x = self.fc(F.interpolate(seg, size=(sh, sw), mode="nearest"))
 
         x = self.head_0(x, seg)
         x = self.up(x)

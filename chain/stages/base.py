@@ -41,6 +41,9 @@ class Synthesizer(ABC):
     consumes: Literal["labels", "frames"] = "labels"
     #: The space of the label maps it takes; None for a synthesizer that consumes frames.
     label_space: LabelSpace | None = None
+    #: The class the segmenter's catch-all class (VOC "background") becomes in this space,
+    #: unless the user says otherwise with ``--background``; None keeps the space's fallback.
+    default_background: str | None = None
     description: str = ""
 
     def reset(self) -> None:

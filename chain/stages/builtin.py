@@ -1,9 +1,9 @@
 """Registers the stages that ship with chain. Imported once by the registry."""
 
-from chain.stages import deeplab, simple
+from chain.stages import deeplab, simple, spade
 from chain.stages.registry import register_stage
 
-BUILTIN_STAGES = (deeplab.SPEC, simple.PALETTE, simple.SAVED_LABELS, simple.COLORIZE)
+BUILTIN_STAGES = (deeplab.SPEC, simple.PALETTE, simple.SAVED_LABELS, simple.COLORIZE, spade.SPEC)
 
 for _spec in BUILTIN_STAGES:
     register_stage(_spec)

@@ -1,0 +1,148 @@
+"""Synthesizer ``spade``: NVIDIA's SPADE (GauGAN) generators paint photos from label maps.
+
+Variants ``coco`` (COCO-Stuff, 182 classes + unlabeled), ``ade20k`` (150 + other) and
+``cityscapes`` (35 ids), each with its label space. Weights: ``--synth-weights`` (an
+NVlabs ``latest_net_G.pth`` or a chain checkpoint folder), else the NVlabs archive's
+``{variant}_pretrained/latest_net_G.pth`` under ``$CHAIN_WEIGHTS/spade/``.
+
+Frame sizes: with ``fit=native`` (default) the generator starts from a latent grid with
+the frame's aspect ratio (every layer after ``fc`` is convolutional), so nothing is
+squashed; ``fit=squash`` resizes labels to the model's crop as NVIDIA's test script
+does. ``size=N`` sets the short side generated (default: the model's crop); the chain
+resizes the result to the output size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chain.errors import ChainError, MissingWeightsError
+from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
+from chain.paths import weights_dir
+from chain.spade_checkpoint import load_spade, load_spade_checkpoint
+from chain.stages.base import Synthesizer
+from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.torch_segmenter import inference_context
+from models.spade import UPSAMPLINGS, SPADEGenerator, make_spade_input
+
+VARIANT_SPACES: dict[str, LabelSpace] = {"coco": COCO_STUFF, "ade20k": ADE20K, "cityscapes": CITYSCAPES}
+# What VOC's "background" becomes: something SPADE paints convincingly behind people and things.
+DEFAULT_BACKGROUND = {"coco": "grass", "ade20k": "grass", "cityscapes": "vegetation"}
+FITS = ("native", "squash")
+NVLABS_URL = "https://github.com/NVlabs/SPADE"
+
+
+class SpadeSynthesizer(Synthesizer):
+    """Runs a `SPADEGenerator` on label maps of its space; edges come from label boundaries.
+
+    Args:
+        generator: the network (moved to ``device``, eval mode).
+        label_space: the space whose ids are the generator's one-hot channels.
+        fit: ``"native"`` (keep the frame's aspect ratio) or ``"squash"`` (NVIDIA's crop).
+        short_side: pixels of the generated short side; None for the model's crop.
+    """
+
+    def __init__(self, generator: SPADEGenerator, *, label_space: LabelSpace, fit: str = "native",
+                 short_side: int | None = None, device: torch.device = torch.device("cpu"),
+                 default_background: str | None = None, description: str = "") -> None:
+        config = generator.config
+        channels = config.label_nc + int(config.contain_dontcare_label)
+        if channels != len(label_space):
+            raise ChainError(f"the SPADE weights have {channels} label channels but label space "
+                             f"{label_space.name!r} has {len(label_space)} ids")
+        if fit not in FITS:
+            raise ChainError(f"spade option fit={fit!r}: choose one of {', '.join(FITS)}")
+        if config.use_vae and (fit != "squash" or short_side):
+            raise ChainError("this SPADE generator has a VAE (fixed latent grid): use --synth-opt fit=squash")
+        self.generator = generator.eval().to(device)
+        if device.type == "cuda":
+            self.generator = self.generator.to(memory_format=torch.channels_last)
+        self.device = device
+        self.label_space = label_space
+        self.fit = fit
+        self.short_side = short_side
+        self.default_background = default_background
+        self.description = description
+
+    def generation_size(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``((sh, sw), (H, W))``: the latent grid and generated size for frames of ``height × width``."""
+        config = self.generator.config
+        scale = 2 ** UPSAMPLINGS[config.num_upsampling_layers]
+        sh, sw = config.latent_size
+        if self.fit == "native":
+            short = max(1, round(self.short_side / scale)) if self.short_side else min(sh, sw)
+            long = max(1, round(short * max(height, width) / min(height, width)))
+            sh, sw = (short, long) if height <= width else (long, short)
+        return (sh, sw), (sh * scale, sw * scale)
+
+    @torch.inference_mode()
+    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> np.ndarray:
+        latent, size = self.generation_size(*labels.shape[1:])
+        ids = torch.from_numpy(labels.astype(np.int64)).to(self.device)
+        if ids.shape[1:] != size:
+            ids = F.interpolate(ids[:, None].float(), size=size, mode="nearest")[:, 0].long()
+        # Our segmenters give no instance ids; class boundaries stand in for instance edges.
+        segmap = make_spade_input(ids, ids, self.generator.config)
+        if self.device.type == "cuda":
+            segmap = segmap.contiguous(memory_format=torch.channels_last)
+        with inference_context(self.device):
+            images = self.generator(segmap, latent_size=latent)
+        pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def default_weights_path(variant: str) -> Path:
+    """Where the NVlabs archive's generator for ``variant`` goes in the user's weights folder."""
+    return weights_dir() / "spade" / f"{variant}_pretrained" / "latest_net_G.pth"
+
+
+def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:
+    """The ``spade`` synthesizer. Options: ``fit`` (native|squash), ``size`` (short side in pixels)."""
+    variant = variant or "coco"
+    path = Path(context.weights) if context.weights else default_weights_path(variant)
+    if not path.exists():
+        if context.weights:
+            raise ChainError(f"SPADE weights not found: {path}")
+        raise MissingWeightsError(
+            f"SPADE {variant} weights not found at {path}: download the pretrained checkpoints archive linked from "
+            f"{NVLABS_URL} and put checkpoints/{variant}_pretrained/ under {path.parent.parent}, "
+            "or pass --synth-weights PATH")
+    space = VARIANT_SPACES[variant]
+    if path.is_dir():
+        generator, meta = load_spade_checkpoint(path)
+        space = get_label_space(meta.get("label_space", space.name))
+    else:
+        generator = load_spade(path, preset=variant)
+    unknown = set(context.options) - {"fit", "size"}
+    if unknown:
+        raise ChainError(f"unknown spade option(s) {', '.join(sorted(unknown))}; known: fit, size")
+    size = context.options.get("size")
+    if size is not None and not size.isdigit():
+        raise ChainError(f"spade option size={size!r} must be a whole number of pixels")
+    return SpadeSynthesizer(
+        generator, label_space=space, fit=context.options.get("fit", "native"),
+        short_side=int(size) if size else None, device=context.device,
+        default_background=DEFAULT_BACKGROUND.get(variant) if space is VARIANT_SPACES.get(variant) else None,
+        description=f"SPADE {variant} (ngf {generator.config.ngf}, {path.name})")
+
+
+def spade_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
+    variant = variant or "coco"
+    path = Path(weights_arg) if weights_arg else default_weights_path(variant)
+    return WeightsStatus(str(path), path.exists(), how_to_get=f"NVlabs pretrained checkpoints, {NVLABS_URL}")
+
+
+SPEC = StageSpec(
+    name="spade",
+    kind="synthesizer",
+    build=build_spade,
+    summary="NVIDIA SPADE/GauGAN generator (NVlabs checkpoints or chain-trained folders)",
+    variants=tuple(VARIANT_SPACES),
+    default_variant="coco",
+    label_space=lambda variant: VARIANT_SPACES[variant or "coco"].name,
+    weights=spade_weights_status,
+)

@@ -1,0 +1,82 @@
+"""The ``spade`` synthesizer in the chain, with NVIDIA-format ngf=8 weights from the shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+import chain
+from chain.errors import ChainError, MissingWeightsError
+from chain.labels import COCO_STUFF, VOC
+from chain.stages import StageContext, build_stage
+from tests.conftest import shared_file
+
+
+@pytest.fixture
+def coco_ngf8() -> Path:
+    return shared_file("fixtures/spade_reference/coco_ngf8_G.pth")
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_spade_run_keeps_frame_count_and_is_deterministic(carphone: Path, coco_ngf8: Path, tmp_path: Path) -> None:
+    options = dict(seg="palette:voc", synth="spade", synth_weights=str(coco_ngf8), synth_options={"size": "64"},
+                   batch_size=8)
+    summary = chain.run(carphone, tmp_path / "out.mp4", **options)
+    assert summary.frames == 120 and summary.target_space == "coco-stuff"
+    frames = decoded(tmp_path / "out.mp4")
+    assert len(frames) == 120 and frames[0].shape == (144, 176, 3)
+    # Bitwise determinism is checked on lossless PNG frames: libx264's bitstream itself was seen
+    # to vary slightly between encodes of identical frames once torch had run in the process.
+    for name in ("a", "b"):
+        chain.run(carphone, tmp_path / name, max_frames=24, **options)
+    for index in range(24):
+        first = np.asarray(Image.open(tmp_path / "a" / f"{index:06d}.png"))
+        assert np.array_equal(first, np.asarray(Image.open(tmp_path / "b" / f"{index:06d}.png")))
+
+
+def test_spade_native_fit_keeps_aspect_and_squash_uses_the_crop(coco_ngf8: Path) -> None:
+    native = build_stage("synthesizer", "spade", StageContext(weights=str(coco_ngf8)))
+    squash = build_stage("synthesizer", "spade", StageContext(weights=str(coco_ngf8), options={"fit": "squash"}))
+    assert native.generation_size(144, 256) == ((8, 14), (256, 448))
+    assert squash.generation_size(144, 256) == ((8, 8), (256, 256))
+    labels = np.full((2, 36, 64), COCO_STUFF.id_of("grass"), dtype=np.uint8)
+    labels[:, 10:30, 20:40] = COCO_STUFF.id_of("person")
+    assert native.synthesize(labels=labels, frames=None).shape == (2, 256, 448, 3)
+    assert squash.synthesize(labels=labels, frames=None).shape == (2, 256, 256, 3)
+
+
+def test_background_and_remap_reach_the_generator(coco_ngf8: Path) -> None:
+    pipeline = chain.build_chain(seg="palette:voc", synth="spade", synth_weights=str(coco_ngf8),
+                                 remap=["person=bear"])
+    voc = np.array([[VOC.id_of("background"), VOC.id_of("person"), VOC.id_of("aeroplane")]], dtype=np.uint8)
+    assert [COCO_STUFF.names[i] for i in pipeline.target_labels(voc)[0]] == ["grass", "bear", "airplane"]
+    sand = chain.build_chain(seg="palette:voc", synth="spade", synth_weights=str(coco_ngf8), background="sand")
+    assert COCO_STUFF.names[sand.target_labels(voc)[0, 0]] == "sand"
+    with pytest.raises(ChainError, match="grasss"):
+        chain.build_chain(seg="palette:voc", synth="spade", synth_weights=str(coco_ngf8), background="grasss")
+
+
+def test_cityscapes_weights_take_cityscapes_labels(tmp_path: Path) -> None:
+    weights = shared_file("fixtures/spade_reference/cityscapes_ngf8_G.pth")
+    synthesizer = build_stage("synthesizer", "spade:cityscapes", StageContext(weights=str(weights)))
+    assert synthesizer.label_space.name == "cityscapes"
+    labels = np.asarray(Image.open(shared_file("fixtures/spade_reference/cityscapes_label.png")))[None]
+    assert synthesizer.synthesize(labels=labels, frames=None).shape == (1, 256, 512, 3)
+
+
+def test_wrong_variant_for_weights_and_missing_weights(coco_ngf8: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    with pytest.raises(ChainError):
+        build_stage("synthesizer", "spade:cityscapes", StageContext(weights=str(coco_ngf8)))
+    monkeypatch.setenv("CHAIN_WEIGHTS", str(tmp_path))
+    with pytest.raises(MissingWeightsError, match="coco_pretrained") as caught:
+        build_stage("synthesizer", "spade", StageContext())
+    assert "github.com/NVlabs/SPADE" in str(caught.value) and str(tmp_path) in str(caught.value)
