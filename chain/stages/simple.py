@@ -15,7 +15,7 @@ from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.registry import StageContext, StageSpec
 
 LABELS_META_FILE = "labels.json"
-_PIXELS_PER_CHUNK = 1 << 18  # bounds the (pixels × palette) distance matrix to ~190 MB for 183 classes
+_PIXELS_PER_CHUNK = 1 << 17  # bounds the (pixels × palette) float64 distances to ~190 MB for 183 classes
 
 
 class PaletteSegmenter(Segmenter):
@@ -29,15 +29,21 @@ class PaletteSegmenter(Segmenter):
         self.label_space = label_space
         self.device = device
         self.description = f"nearest {label_space.name} palette colour"
-        self._palette = torch.from_numpy(label_space.palette.astype(np.float32)).to(device)
+        # float64 holds every squared distance between 8-bit colours exactly, so ties (a pixel
+        # halfway between two class colours) always go to the lower id, run after run;
+        # torch.cdist's float32 matmul path would round them differently with memory layout.
+        self._palette = torch.from_numpy(label_space.palette.astype(np.float64)).to(device)
+        self._palette_norms = (self._palette ** 2).sum(dim=1)
 
     @torch.inference_mode()
     def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
         pixels = torch.from_numpy(frames.reshape(-1, 3)).to(self.device)
         labels = torch.empty(pixels.shape[0], dtype=torch.int64, device=self.device)
         for start in range(0, pixels.shape[0], _PIXELS_PER_CHUNK):
-            chunk = pixels[start:start + _PIXELS_PER_CHUNK].float()
-            labels[start:start + _PIXELS_PER_CHUNK] = torch.cdist(chunk, self._palette).argmin(dim=1)
+            chunk = pixels[start:start + _PIXELS_PER_CHUNK].double()
+            # |p - c|² without |p|², which is the same for every class of a pixel.
+            distances = self._palette_norms - 2 * chunk @ self._palette.T
+            labels[start:start + _PIXELS_PER_CHUNK] = distances.argmin(dim=1)
         return labels.cpu().numpy().astype(self.label_space.dtype).reshape(frames.shape[:3])
 
 
