@@ -114,8 +114,8 @@ def main() -> None:
     peak = {n: statistics.median(r["peak_mib"] for r in runs) for n, runs in results.items()}
     speed = {n: statistics.median(r["frames"] / r["seconds"] for r in runs) for n, runs in results.items()}
     for frames in (200, 2000):
-        print(f"{frames:>5} frames: peak RSS {peak[frames]:.0f} MiB (runs: "
-              f"{', '.join(f'{r['peak_mib']:.0f}' for r in results[frames])}), {speed[frames]:.1f} frames/s")
+        runs = ", ".join(f"{r['peak_mib']:.0f}" for r in results[frames])
+        print(f"{frames:>5} frames: peak RSS {peak[frames]:.0f} MiB (runs: {runs}), {speed[frames]:.1f} frames/s")
     ratio = peak[2000] / peak[200]
     print(f"peak memory ratio 2000/200 frames: {ratio:.3f} (target <= 1.3) -> {'OK' if ratio <= 1.3 else 'FAIL'}")
 
