@@ -9,6 +9,7 @@ from chain.errors import ChainError
 from chain.pipeline import Chain, Outputs, Progress
 from chain.stages import StageContext, build_stage, resolve_device
 from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
 from chain.labels import parse_remap
 from chain.media import Trim, open_source, output_kind
@@ -35,6 +36,7 @@ def build_chain(
     synth_weights: str | None = None,
     seg_options: Mapping[str, str] | None = None,
     synth_options: Mapping[str, str] | None = None,
+    smooth: str | None = None,
     remap: Sequence[str] = (),
     background: str | None = None,
     class_overrides: Mapping[str, str] | None = None,
@@ -42,10 +44,15 @@ def build_chain(
 ) -> Chain:
     """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`."""
     resolved = resolve_device(device)
+    alpha = parse_smoothing(smooth)
     segmenter: Segmenter | None = None
     synthesizer: Synthesizer | None = None
     if seg and seg != NONE:
         segmenter = build_stage("segmenter", seg, StageContext(seg_weights, resolved, dict(seg_options or {})))
+        if alpha:
+            segmenter = SmoothedSegmenter(segmenter, alpha)
+    elif alpha:
+        raise ChainError("--smooth needs a segmenter (--seg)")
     if synth and synth != NONE:
         synthesizer = build_stage("synthesizer", synth,
                                   StageContext(synth_weights, resolved, dict(synth_options or {})))
@@ -65,6 +72,7 @@ def run(
     synth_weights: str | None = None,
     seg_options: Mapping[str, str] | None = None,
     synth_options: Mapping[str, str] | None = None,
+    smooth: str | None = None,
     remap: Sequence[str] = (),
     background: str | None = None,
     class_overrides: Mapping[str, str] | None = None,
@@ -97,12 +105,13 @@ def run(
     with open_source(source, trim=trim, size=size, fps=fps):
         pass
     parse_remap(remap)
+    parse_smoothing(smooth)
     for path in (output, masks, overlay, compare):
         if path is not None:
             output_kind(Path(path))
     pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
-                           seg_options=seg_options, synth_options=synth_options, remap=remap,
-                           background=background, class_overrides=class_overrides, device=device)
+                           seg_options=seg_options, synth_options=synth_options, smooth=smooth,
+                           remap=remap, background=background, class_overrides=class_overrides, device=device)
     as_path = lambda value: Path(value) if value is not None else None  # noqa: E731
     outputs = Outputs(video=as_path(output), masks=as_path(masks), overlay=as_path(overlay),
                       compare=as_path(compare), labels=as_path(save_labels), summary=as_path(summary))

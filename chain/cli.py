@@ -36,6 +36,8 @@ SegOpt = Annotated[Optional[list[str]], typer.Option(help="Segmenter option KEY=
 SynthOpt = Annotated[Optional[list[str]], typer.Option(help="Synthesizer option KEY=VALUE (repeatable).")]
 Remap = Annotated[Optional[list[str]], typer.Option(
     help="Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').")]
+Smooth = Annotated[Optional[str], typer.Option(
+    help="Temporal smoothing of class probabilities: ema:ALPHA (weight of the past, e.g. 0.6), or none.")]
 Background = Annotated[Optional[str], typer.Option(
     help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
@@ -87,7 +89,7 @@ def run(
                                                         "or folder for PNG frames.")] = None,
     seg: Seg = "deeplab", synth: Synth = "colorize", seg_weights: SegWeights = None,
     synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
-    background: Background = None,
+    smooth: Smooth = None, background: Background = None,
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", crf: Crf = None,
@@ -97,7 +99,7 @@ def run(
     result = api.run(
         source, output, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
         seg_options=api.parse_options(seg_opt or []), synth_options=api.parse_options(synth_opt or []),
-        remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
+        smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
         device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress())
@@ -107,6 +109,8 @@ def run(
     err.print(f"[bold]{report['frames']}[/] frames at {report['width']}x{report['height']}, "
               f"{report['frames_per_second']:.2f} frames/s; audio: {report['audio']}")
     err.print("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in report["stage_ms_per_frame"].items()))
+    if report["label_flicker"] is not None:
+        err.print(f"label flicker: {100 * report['label_flicker']:.2f} % of pixels change label per frame")
     if report["unmapped_classes"]:
         err.print(f"unmapped into {report['target_space']} (became its fallback): "
                   + ", ".join(report["unmapped_classes"]))

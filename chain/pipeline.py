@@ -157,7 +157,7 @@ class Chain:
             unmapped_classes=list(self.conversion.unmapped) if self.conversion else [],
             remapped=describe_remap(self.target_space, self.remap_lut) if self.remap_lut is not None else [],
             mean_class_share=tracker.mean_shares() if tracker else {},
-            outputs=written, audio=audio,
+            outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,
         )
         if summary_file:
             summary_file.commit(summary)

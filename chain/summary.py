@@ -55,6 +55,7 @@ class RunSummary:
     mean_class_share: dict[str, float]
     outputs: dict[str, str]
     audio: str
+    label_flicker: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,28 +73,46 @@ class RunSummary:
             "label_space": self.label_space, "target_space": self.target_space,
             "unmapped_classes": self.unmapped_classes, "remapped": self.remapped,
             "mean_class_share": self.mean_class_share, "outputs": self.outputs, "audio": self.audio,
+            "label_flicker": None if self.label_flicker is None else round(self.label_flicker, 5),
             **self.extra,
         }
 
 
 class ClassShareTracker:
-    """Per-frame class shares of one label space, written as JSON lines as they come."""
+    """Per-frame class shares and label flicker of one label space, streamed as they come.
+
+    Flicker is the share of pixels whose label differs from the previous frame's: the
+    figure temporal smoothing should bring down.
+    """
 
     def __init__(self, space: LabelSpace, stream: TextIO | None) -> None:
         self.space = space
         self._stream = stream
         self._total = np.zeros(len(space), dtype=np.float64)
+        self._previous: np.ndarray | None = None
+        self._flicker_total = 0.0
         self.frames = 0
 
     def add(self, index: int, time_s: float, labels: np.ndarray) -> None:
         shares = np.bincount(labels.ravel(), minlength=len(self.space))[: len(self.space)] / max(1, labels.size)
         self._total += shares
         self.frames += 1
+        flicker = None
+        if self._previous is not None and self._previous.shape == labels.shape:
+            flicker = float(np.count_nonzero(self._previous != labels)) / labels.size
+            self._flicker_total += flicker
+        self._previous = labels.copy()
         if self._stream is not None:
             classes = {self.space.names[i]: round(float(shares[i]), 5)
                        for i in np.argsort(-shares) if shares[i] >= 1e-5}
-            record = {"index": index, "time": round(time_s, 4), "classes": classes}
+            record = {"index": index, "time": round(time_s, 4), "classes": classes,
+                      "flicker": None if flicker is None else round(flicker, 5)}
             self._stream.write(("" if self.frames == 1 else ",\n") + json.dumps(record))
+
+    @property
+    def mean_flicker(self) -> float | None:
+        """Mean share of pixels changing label between consecutive frames (None for one frame)."""
+        return self._flicker_total / (self.frames - 1) if self.frames > 1 else None
 
     def mean_shares(self, min_share: float = 1e-4) -> dict[str, float]:
         mean = self._total / max(1, self.frames)

@@ -9,12 +9,41 @@ frames ``(B, H, W, 3)`` uint8, label maps ``(B, H, W)`` in the space's dtype.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Literal
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from chain.labels import LabelSpace
+
+_CHANNELS_PER_CHUNK = 16     # upsampling 151 class maps to 720p at once would take ~0.5 GB
+_ONE_HOT_VALUES = 32 << 20   # one-hot "probabilities" stay at full size up to 32M values (128 MB)
+
+
+def labels_from_scores(scores: torch.Tensor, size: tuple[int, int], space: LabelSpace) -> np.ndarray:
+    """Argmax over classes of ``scores`` ``(B, C, h, w)`` resized (bilinear) to ``size``.
+
+    Works through the classes a chunk at a time with a running maximum, so memory stays
+    ``chunk × H × W`` whatever the number of classes.
+    """
+    if tuple(scores.shape[-2:]) == tuple(size):
+        return scores.argmax(dim=1).to(torch.int32).cpu().numpy().astype(space.dtype)
+    best_value = best_label = None
+    for start in range(0, scores.shape[1], _CHANNELS_PER_CHUNK):
+        chunk = F.interpolate(scores[:, start:start + _CHANNELS_PER_CHUNK], size=size, mode="bilinear",
+                              align_corners=False)
+        value, label = chunk.max(dim=1)
+        label += start
+        if best_value is None:
+            best_value, best_label = value, label
+        else:
+            better = value > best_value  # ties keep the lower id, as argmax does
+            best_value = torch.where(better, value, best_value)
+            best_label = torch.where(better, label, best_label)
+    return best_label.to(torch.int32).cpu().numpy().astype(space.dtype)
 
 
 class Segmenter(ABC):
@@ -33,6 +62,21 @@ class Segmenter(ABC):
 
         ``indices`` are the frames' output indices (a stage reading saved labels needs them).
         """
+
+    def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
+        """Class probabilities ``(B, C, h, w)`` at any resolution, for temporal smoothing.
+
+        Network segmenters return their softmax; the default is the one-hot of `segment`,
+        at full size where it fits in 32M values per frame, else area-pooled just enough
+        (the share of each class in each cell).
+        """
+        labels = torch.from_numpy(self.segment(frames, indices=indices).astype(np.int64))
+        pooling = math.ceil(math.sqrt(len(self.label_space) * labels[0].numel() / _ONE_HOT_VALUES))
+        frames_one_hot = []
+        for frame_labels in labels:  # one frame at a time: a batch of 720p COCO one-hots is GBs
+            one_hot = F.one_hot(frame_labels, len(self.label_space)).permute(2, 0, 1).float()[None]
+            frames_one_hot.append(F.avg_pool2d(one_hot, pooling, ceil_mode=True) if pooling > 1 else one_hot)
+        return torch.cat(frames_one_hot)
 
 
 class Synthesizer(ABC):

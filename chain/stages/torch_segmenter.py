@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chain.labels import LabelSpace
-from chain.stages.base import Segmenter
+from chain.stages.base import Segmenter, labels_from_scores
 
 
 def inference_context(device: torch.device) -> contextlib.AbstractContextManager:
@@ -65,15 +65,13 @@ class TorchSegmenter(Segmenter):
         return pixels.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else pixels
 
     @torch.inference_mode()
-    def logits(self, frames: np.ndarray) -> torch.Tensor:
-        """Float logits ``(B, C, H, W)`` at the frames' size, channels in label-id order."""
+    def scores(self, frames: np.ndarray) -> torch.Tensor:
+        """Float logits ``(B, C, h, w)`` at the network's output size, channels in label-id order."""
         with inference_context(self.device):
             logits = self.network(self._network_input(frames))
         if isinstance(logits, Mapping):
             logits = logits["out"]  # torchvision's segmentation models return {"out": ..., "aux": ...}
         logits = logits.float()
-        if logits.shape[-2:] != frames.shape[1:3]:
-            logits = F.interpolate(logits, size=frames.shape[1:3], mode="bilinear", align_corners=False)
         if self._channel_to_label is not None:
             reordered = torch.full((logits.shape[0], len(self.label_space), *logits.shape[2:]), float("-inf"),
                                    device=logits.device)
@@ -81,6 +79,12 @@ class TorchSegmenter(Segmenter):
             logits = reordered
         return logits
 
+    def logits(self, frames: np.ndarray) -> torch.Tensor:
+        """Logits resized (bilinear) to the frames' size; for inspection and tests."""
+        return F.interpolate(self.scores(frames), size=frames.shape[1:3], mode="bilinear", align_corners=False)
+
+    def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
+        return self.scores(frames).softmax(dim=1)
+
     def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        labels = self.logits(frames).argmax(dim=1)
-        return labels.to(torch.int32).cpu().numpy().astype(self.label_space.dtype)
+        return labels_from_scores(self.scores(frames), frames.shape[1:3], self.label_space)
