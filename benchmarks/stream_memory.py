@@ -1,10 +1,9 @@
 """Peak memory of a 2,000-frame run against a 200-frame run, and decode+encode frames/s.
 
 Streaming means memory must not grow with the video's length. This builds a 2,000+-frame
-clip by looping real footage (../shared bigbuckbunny, 1280x720 with its AAC audio muxed
-from the original on the first pass), then runs the whole chain (decode → palette
-segmenter → colorize → encode, plus masks, overlay, saved labels, summary and audio
-passthrough) for 200 and for 2,000 frames, each in a fresh process that reports its own
+clip by looping real footage (../shared bigbuckbunny's 1280x720 video; no audio), then runs
+the whole chain (decode → palette segmenter → colorize → encode, plus masks, overlay, saved
+labels and summary) for 200 and for 2,000 frames, each in a fresh process that reports its own
 peak RSS. Repeats and prints medians and the ratio.
 
     python benchmarks/stream_memory.py [--repeats 3] [--size 320]
@@ -42,7 +41,9 @@ def make_long_clip(target: Path, frames: int) -> None:
                         stream = output.add_stream("libx264", rate=container.streams.video[0].average_rate,
                                                    options={"preset": "ultrafast", "crf": "23"})
                         stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
-                    frame.pts = None
+                        stream.codec_context.time_base = 1 / container.streams.video[0].average_rate
+                    frame.pts = written
+                    frame.time_base = stream.codec_context.time_base
                     output.mux(stream.encode(frame))
                     written += 1
                     if written == frames:
