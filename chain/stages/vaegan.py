@@ -1,0 +1,157 @@
+"""Synthesizer ``vaegan``: reconstruct every frame through a VAE-GAN trained with ``chain train vaegan``.
+
+A frame → frame stage: frames are resized to the model's size, encoded to the posterior
+mean (plus optional latent noise, ``--synth-opt latent_noise=STD``), and decoded; the chain
+resizes the result to the output size. Weights are a checkpoint folder written by training:
+the run's ``--out`` folder or its ``checkpoint`` subfolder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chain.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
+from chain.errors import ChainError, MissingWeightsError
+from chain.stages.base import Synthesizer
+from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from models.vaegan import VAEGAN, VAEGANConfig
+
+MODEL_KIND = "vaegan"
+CHECKPOINT_DIR = "checkpoint"
+HOW_TO_TRAIN = "train one with `chain train vaegan FILM --out DIR` and pass --synth-weights DIR"
+
+
+def checkpoint_dir(weights: str | os.PathLike) -> Path:
+    """The checkpoint folder for ``weights``: a training run's ``--out`` folder or the checkpoint itself."""
+    path = Path(weights)
+    if (path / CONFIG_FILE).is_file():
+        return path
+    return path / CHECKPOINT_DIR
+
+
+def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAEGAN, Checkpoint]:
+    """A trained VAE-GAN in eval mode on ``device``, and its checkpoint (config, meta)."""
+    folder = checkpoint_dir(weights)
+    if not (folder / CONFIG_FILE).is_file():
+        raise MissingWeightsError(f"no VAE-GAN checkpoint in {weights}; {HOW_TO_TRAIN}")
+    checkpoint = load_checkpoint(folder, expect_model=MODEL_KIND)
+    try:
+        config = VAEGANConfig(**checkpoint.config)
+    except (TypeError, ValueError) as error:
+        raise ChainError(f"{folder} has a bad VAE-GAN config: {error}") from None
+    model = VAEGAN(config)
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as error:
+        raise ChainError(f"weights in {folder} do not fit their VAE-GAN config: "
+                         f"{str(error).splitlines()[-1].strip()}") from None
+    return model.eval().to(device), checkpoint
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """fp16 autocast on CUDA; plain fp32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+class VAEGANSynthesizer(Synthesizer):
+    """Frames → the VAE-GAN's reconstructions at the model's size.
+
+    Args:
+        model: a trained `VAEGAN` (only its encoder and decoder run).
+        device: where it runs.
+        latent_noise: standard deviation of Gaussian noise added to the latent mean (0: none).
+        seed: seeds that noise; the stream restarts at every run, so runs repeat exactly.
+        batch_size: frames per network call (the chain's batches are split or kept as they come).
+    """
+
+    consumes = "frames"
+    label_space = None
+
+    def __init__(self, model: VAEGAN, *, device: torch.device = torch.device("cpu"), latent_noise: float = 0.0,
+                 seed: int = 0, batch_size: int = 16, description: str = "") -> None:
+        if latent_noise < 0:
+            raise ChainError(f"latent_noise must be >= 0, got {latent_noise}")
+        self.model = model.eval().to(device)
+        self.device = device
+        self.latent_noise = latent_noise
+        self.seed = seed
+        self.batch_size = batch_size
+        self.description = description or f"VAE-GAN {model.config.width}x{model.config.height}"
+        self._generator: torch.Generator | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self._generator = torch.Generator(self.device).manual_seed(self.seed)
+
+    @torch.inference_mode()
+    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> np.ndarray:
+        config = self.model.config
+        outputs = []
+        for start in range(0, len(frames), self.batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(frames[start:start + self.batch_size]))
+            x = chunk.to(self.device).permute(0, 3, 1, 2).float()
+            if x.shape[-2:] != (config.height, config.width):
+                x = F.interpolate(x, size=(config.height, config.width), mode="bilinear", align_corners=False,
+                                  antialias=True)
+            x = x / 127.5 - 1.0
+            with _autocast(self.device):
+                y = self.model.reconstruct(x, noise=self.latent_noise, generator=self._generator)
+            y = ((y.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+            outputs.append(y.permute(0, 2, 3, 1).cpu().numpy())
+        return np.concatenate(outputs)
+
+
+def _float_option(options: dict, name: str, default: float) -> float:
+    try:
+        return float(options.get(name, default))
+    except ValueError:
+        raise ChainError(f"--synth-opt {name}={options[name]!r} is not a number") from None
+
+
+def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesizer:
+    """The ``vaegan`` synthesizer. Options: ``latent_noise`` (std, default 0), ``seed`` (default 0),
+    ``batch`` (frames per network call, default 16)."""
+    if context.weights is None:
+        raise MissingWeightsError(f"the vaegan synthesizer needs weights: {HOW_TO_TRAIN}")
+    options = dict(context.options)
+    unknown = set(options) - {"latent_noise", "seed", "batch"}
+    if unknown:
+        raise ChainError(f"unknown vaegan option(s) {', '.join(sorted(unknown))}; "
+                         "known: latent_noise, seed, batch")
+    model, checkpoint = load_vaegan(context.weights, context.device)
+    noise = _float_option(options, "latent_noise", 0.0)
+    seed, batch = int(_float_option(options, "seed", 0)), int(_float_option(options, "batch", 16))
+    if batch < 1:
+        raise ChainError(f"--synth-opt batch must be >= 1, got {batch}")
+    config = model.config
+    film = Path(checkpoint.meta.get("train", {}).get("film", "?")).name
+    step = checkpoint.meta.get("step", "?")
+    description = (f"VAE-GAN {config.width}x{config.height}, latent {config.latent_dim}, trained on {film} "
+                   f"({step} steps)" + (f", latent noise {noise:g}" if noise else ""))
+    return VAEGANSynthesizer(model, device=context.device, latent_noise=noise, seed=seed, batch_size=batch,
+                             description=description)
+
+
+def vaegan_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
+    if weights_arg is None:
+        return WeightsStatus("(none given)", False, how_to_get=HOW_TO_TRAIN)
+    folder = checkpoint_dir(weights_arg)
+    return WeightsStatus(str(folder), (folder / CONFIG_FILE).is_file(), how_to_get=HOW_TO_TRAIN)
+
+
+SPEC = StageSpec(
+    name="vaegan",
+    kind="synthesizer",
+    build=build_vaegan,
+    summary="VAE-GAN autoencoder (Larsen et al. 2015) trained on a film with `chain train vaegan`: "
+            "reconstructs frames (--seg none --synth-weights DIR)",
+    weights=vaegan_weights_status,
+)

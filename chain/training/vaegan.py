@@ -1,0 +1,497 @@
+"""Train a VAE-GAN on one film: ``chain train vaegan FILM --size 256x144 --latent 200 --out DIR``.
+
+What a run writes into ``DIR``:
+
+* ``frames/``: the film decoded once at the training size (`chain.training.frames`).
+* ``checkpoint/``: the latest checkpoint (`chain.checkpoint` format): ``model.safetensors``
+  (encoder, decoder, discriminator), ``config.json`` (the `VAEGANConfig`, and in ``meta``
+  the training options, the step and the loss scaler), and ``optimizer.safetensors`` (the
+  three Adam states and the noise generator's state). Written every ``checkpoint_every``
+  steps, at the end, and when Ctrl-C stops the run.
+* ``losses.jsonl``: one JSON object per step; ``losses.png``: their curves.
+* ``samples/epoch_NNN.png``: after each epoch, a fixed set of real frames (top row), their
+  reconstructions (middle) and decodings of fixed prior samples (bottom).
+
+Reproducibility: the weights are initialised from ``seed``, batches come from a sampler that
+is a pure function of (seed, step), and all training noise comes from one generator whose
+state is checkpointed. So ``--resume`` continues bit for bit: on CPU, a run stopped at any
+step and resumed ends with exactly the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chain.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
+from chain.errors import ChainError
+from chain.media import Trim
+from chain.stages.registry import resolve_device
+from chain.stages.vaegan import CHECKPOINT_DIR, MODEL_KIND
+from chain.training.frames import BatchSampler, FrameCache, build_frame_cache, training_size
+from chain.training.metrics import plot_losses
+from models.vaegan import VAEGAN, VAEGANConfig, make_optimizers
+
+OPTIMIZER_FILE = "optimizer.safetensors"
+LOSS_LOG = "losses.jsonl"
+LOSS_PLOT = "losses.png"
+SAMPLES_DIR = "samples"
+FRAMES_DIR = "frames"
+PLOTTED = ("encoder", "decoder", "discriminator", "kl", "similarity", "d_real", "d_recon", "recon_psnr")
+SAMPLE_COUNT = 8
+
+
+class TrainingInterrupted(ChainError):
+    """Ctrl-C stopped training; a checkpoint was saved and ``--resume`` continues it."""
+
+    exit_code = 130
+
+
+@dataclass
+class TrainOptions:
+    """What defines a training run. Stored in the checkpoint; all but ``epochs`` must match on resume."""
+
+    film: str
+    size: str = "256x144"
+    latent: int = 200
+    batch: int = 12
+    epochs: int = 6
+    lr: float = 2e-4
+    beta1: float = 0.5
+    seed: int = 0
+    filters: tuple[int, ...] = (80, 160, 320, 640)
+    similarity_layers: tuple[int, ...] = (0, 1, 2, 3)
+    gamma: float = 1.0
+    gan_loss: str = "minimax"
+    pixel_weight: float = 0.0
+    start: float = 0.0
+    duration: float | None = None
+    max_frames: int | None = None
+
+    RESUMABLE_CHANGES = ("epochs",)
+
+    def __post_init__(self) -> None:
+        self.filters = tuple(int(f) for f in self.filters)
+        self.similarity_layers = tuple(int(i) for i in self.similarity_layers)
+        size = training_size(self.size)
+        self.size = str(size)
+        for name in ("latent", "batch", "epochs"):
+            if getattr(self, name) < 1:
+                raise ChainError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not 0 <= self.beta1 < 1:
+            raise ChainError(f"need lr > 0 and 0 <= beta1 < 1, got lr={self.lr}, beta1={self.beta1}")
+
+    def model_config(self) -> VAEGANConfig:
+        size = training_size(self.size)
+        try:
+            return VAEGANConfig(height=size.height, width=size.width, latent_dim=self.latent, filters=self.filters,
+                                similarity_layers=self.similarity_layers, gamma=self.gamma, gan_loss=self.gan_loss,
+                                pixel_weight=self.pixel_weight)
+        except ValueError as error:
+            raise ChainError(f"bad VAE-GAN options: {error}") from None
+
+    def trim(self) -> Trim:
+        return Trim(start=self.start, duration=self.duration, max_frames=self.max_frames)
+
+
+# -----------------------------------------------------------------------------
+# The training loop
+
+
+def train_vaegan(
+    film: str | Path,
+    out_dir: str | Path,
+    *,
+    size: str | None = None,
+    latent: int | None = None,
+    epochs: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    beta1: float | None = None,
+    seed: int | None = None,
+    filters: Sequence[int] | None = None,
+    similarity_layers: Sequence[int] | None = None,
+    gamma: float | None = None,
+    gan_loss: str | None = None,
+    pixel_weight: float | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+    max_frames: int | None = None,
+    checkpoint_every: int = 500,
+    device: str | None = "auto",
+    resume: bool = False,
+    progress: bool = True,
+    max_steps: int | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> Path:
+    """Train a VAE-GAN on ``film``'s frames; returns the checkpoint folder (``out_dir/checkpoint``).
+
+    Options left as None take the `TrainOptions` defaults (256x144, latent 200, batch 12,
+    6 epochs, Adam 2e-4 / 0.5, seed 0), or with ``resume`` the checkpoint's values; given
+    ones must then agree with the checkpoint, except ``epochs``, which may grow.
+    ``max_steps`` stops (with a checkpoint) after that many steps in all, leaving the run
+    resumable. ``on_step(step, record)`` is called after each step (tests use it).
+    Raises `TrainingInterrupted` after saving a checkpoint when Ctrl-C stops the run.
+    """
+    out_dir = Path(out_dir)
+    given = dict(film=str(Path(film)), size=size, latent=latent, epochs=epochs, batch=batch, lr=lr, beta1=beta1,
+                 seed=seed, filters=filters, similarity_layers=similarity_layers, gamma=gamma, gan_loss=gan_loss,
+                 pixel_weight=pixel_weight,
+                 start=start, duration=duration, max_frames=max_frames)
+    if checkpoint_every < 1:
+        raise ChainError(f"--checkpoint-every must be >= 1, got {checkpoint_every}")
+    if max_steps is not None and max_steps < 1:
+        raise ChainError(f"--max-steps must be >= 1, got {max_steps}")
+    checkpoint_path = out_dir / CHECKPOINT_DIR
+    checkpoint = None
+    if resume:
+        if not (checkpoint_path / CONFIG_FILE).is_file():
+            raise ChainError(f"nothing to resume: no checkpoint in {out_dir} (drop --resume to start a new run)")
+        checkpoint = load_checkpoint(checkpoint_path, expect_model=MODEL_KIND)
+        options = _resumed_options(checkpoint.meta["train"], given)
+    else:
+        if (checkpoint_path / CONFIG_FILE).is_file():
+            raise ChainError(f"{out_dir} already holds a training run; pass --resume to continue it, "
+                             "or choose another --out")
+        options = TrainOptions(**{k: v for k, v in given.items() if v is not None})
+    config = options.model_config()
+    device = resolve_device(device)
+
+    with _Display(progress) as display:
+        # 1. Frames: decode once, or reuse the cache.
+        cache = build_frame_cache(options.film, out_dir / FRAMES_DIR, size=options.size, trim=options.trim(),
+                                  progress=display.decoding(Path(options.film).name))
+        sampler = BatchSampler(len(cache), options.batch, options.seed)
+        total_steps = options.epochs * sampler.steps_per_epoch
+        stop = min(total_steps, max_steps) if max_steps is not None else total_steps
+
+        # 2. Model, optimizers, noise: fresh from the seed, or exactly as checkpointed.
+        torch.manual_seed(options.seed)
+        model = VAEGAN(config).to(device)
+        optimizers = make_optimizers(model, lr=options.lr, beta1=options.beta1)
+        generator = torch.Generator(device).manual_seed(options.seed)
+        precision = _Precision(device)
+        step = 0
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint.state_dict)
+            same_device = torch.device(checkpoint.meta.get("device", "cpu")).type == device.type
+            _load_optimizer_state(optimizers, generator if same_device else None, checkpoint_path / OPTIMIZER_FILE)
+            precision.load_state_dict(checkpoint.meta.get("scaler"))
+            step = int(checkpoint.meta["step"])
+            if not same_device:  # CPU and CUDA generators differ: a new noise stream, the rest exact
+                generator.manual_seed(options.seed + step)
+        log = _LossLog(out_dir / LOSS_LOG, keep_through=step)
+
+        def save(at_step: int) -> Path:
+            return _save(checkpoint_path, model, optimizers, generator, precision, options, cache, sampler,
+                         at_step, total_steps, device)
+
+        # 3. Train until the last epoch ends, or max_steps.
+        display.start_training(step, stop, total_steps)
+        saved_at = step
+        with _StopOnCtrlC() as ctrl_c:
+            while step < stop:
+                started = time.perf_counter()
+                record = _train_step(model, optimizers, generator, precision, cache, sampler, step, device)
+                step += 1
+                record = {"step": step, "epoch": sampler.epoch(step - 1) + 1, **record,
+                          "seconds": round(time.perf_counter() - started, 4)}
+                log.append(record)
+                display.advance(record)
+                if on_step is not None:
+                    on_step(step, record)
+                epoch_done = step % sampler.steps_per_epoch == 0
+                checkpoint_due = step % checkpoint_every == 0 or step == stop or ctrl_c.requested
+                if epoch_done:
+                    epoch = step // sampler.steps_per_epoch
+                    _write_samples(model, cache, out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png", options.seed, device)
+                if checkpoint_due:
+                    save(step)
+                    saved_at = step
+                if epoch_done or checkpoint_due:
+                    _plot(out_dir)
+                if ctrl_c.requested and step < stop:
+                    display.stop()
+                    raise TrainingInterrupted(
+                        f"interrupted at step {step} of {total_steps}; checkpoint saved in {checkpoint_path}. "
+                        f"Continue with: chain train vaegan {options.film} --out {out_dir} --resume")
+        if saved_at != step or not (checkpoint_path / CONFIG_FILE).is_file():
+            save(step)
+            _plot(out_dir)
+    return checkpoint_path
+
+
+def _train_step(model: VAEGAN, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator,
+                precision: _Precision, cache: FrameCache, sampler: BatchSampler, step: int,
+                device: torch.device) -> dict[str, float]:
+    """One step of Algorithm 1 on the batch for global ``step``; returns the losses to log."""
+    model.train()
+    x = _to_model(cache.frames[sampler.batch(step)], device)
+    with precision.autocast():
+        losses = model.losses(x, generator)
+    model.backward(losses, scale=precision.scaler.scale)
+    for optimizer in optimizers.values():  # all three from the same forward pass, as in the paper
+        precision.scaler.step(optimizer)
+    precision.scaler.update()
+    values = {
+        "encoder": losses.encoder, "decoder": losses.decoder, "discriminator": losses.discriminator,
+        "kl": losses.kl, "similarity": losses.similarity, "decoder_gan": losses.decoder_gan, **losses.stats,
+    }
+    record = {key: float(value.detach()) for key, value in values.items()}
+    mse = record.pop("pixel_mse")
+    record["recon_psnr"] = round(10 * math.log10(4.0 / mse), 4) if mse > 0 else float("inf")  # [-1, 1] range
+    return record
+
+
+def _to_model(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 ``(B, H, W, 3)`` → float ``(B, 3, H, W)`` in [-1, 1] on ``device``."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+# -----------------------------------------------------------------------------
+# Resuming
+
+
+def _resumed_options(saved: dict[str, Any], given: dict[str, Any]) -> TrainOptions:
+    options = TrainOptions(**saved)
+    reference = TrainOptions(**{**saved, **{k: v for k, v in given.items() if v is not None}})
+    if Path(reference.film).resolve() == Path(options.film).resolve():
+        reference.film = options.film
+    conflicts = [f"--{name.replace('_', '-')} {getattr(reference, name)} (the run has {getattr(options, name)})"
+                 for name in (f.name for f in dataclasses.fields(TrainOptions))
+                 if name not in TrainOptions.RESUMABLE_CHANGES and getattr(reference, name) != getattr(options, name)]
+    if conflicts:
+        raise ChainError("--resume continues a run with its own options; these differ: " + "; ".join(conflicts))
+    options.epochs = reference.epochs
+    return options
+
+
+def _optimizer_tensors(optimizers: dict[str, torch.optim.Optimizer],
+                       generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Adam states flattened to ``{network}.{param index}.{exp_avg|exp_avg_sq|step}``, plus the noise RNG."""
+    tensors = {}
+    for name, optimizer in optimizers.items():
+        for index, entries in optimizer.state_dict()["state"].items():
+            for key, value in entries.items():
+                tensors[f"{name}.{index}.{key}"] = torch.as_tensor(value)
+    tensors["rng.noise"] = generator.get_state()
+    return tensors
+
+
+def _load_optimizer_state(optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None,
+                          path: Path) -> None:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ChainError(f"{path} is missing: the checkpoint cannot be resumed (it can still be used to run)")
+    tensors = load_file(str(path))
+    for name, optimizer in optimizers.items():
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            network, _, rest = key.partition(".")
+            if network == name:
+                index, _, entry = rest.partition(".")
+                state.setdefault(int(index), {})[entry] = value
+        document = optimizer.state_dict()
+        document["state"] = state
+        optimizer.load_state_dict(document)
+    if generator is not None:
+        generator.set_state(tensors["rng.noise"])
+
+
+def _save(path: Path, model: VAEGAN, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator,
+          precision: _Precision, options: TrainOptions, cache: FrameCache, sampler: BatchSampler, step: int,
+          total_steps: int, device: torch.device) -> Path:
+    meta = {
+        "step": step,
+        "epoch": step // sampler.steps_per_epoch,
+        "steps_per_epoch": sampler.steps_per_epoch,
+        "total_steps": total_steps,
+        "complete": step >= total_steps,
+        "frames": len(cache),
+        "train": dataclasses.asdict(options),
+        "device": str(device),
+        "precision": precision.name,
+        "scaler": precision.state_dict(),
+    }
+    return save_checkpoint(path, model=MODEL_KIND, config=model.config, state_dict=model.state_dict(), meta=meta,
+                           extra_files={OPTIMIZER_FILE: _optimizer_tensors(optimizers, generator)})
+
+
+# -----------------------------------------------------------------------------
+# Precision, Ctrl-C, the loss log, samples, the progress display
+
+
+class _Precision:
+    """Mixed precision on CUDA (bf16 where supported, else fp16 with a loss scaler); fp32 elsewhere."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.dtype: torch.dtype | None = None
+        if device.type == "cuda":
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+        # Disabled, the scaler's scale/step/update are plain pass-throughs to the optimizers.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return self.scaler.state_dict() if self.scaler.is_enabled() else None
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state)
+
+
+class _StopOnCtrlC:
+    """Turns the first Ctrl-C into a request to stop after the current step (a second one aborts).
+
+    Stopping between steps keeps the three networks and their optimizers in step with each
+    other, so the checkpoint saved on the way out resumes exactly. Only the main thread can
+    catch signals; elsewhere Ctrl-C behaves as usual.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopOnCtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _LossLog:
+    """``losses.jsonl``, appended to one step at a time; on resume, steps after the checkpoint are dropped."""
+
+    def __init__(self, path: Path, keep_through: int) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if keep_through > 0 and path.is_file():
+            for line in path.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    if line.strip() and json.loads(line)["step"] <= keep_through:
+                        kept.append(line)
+        path.write_text("".join(line + "\n" for line in kept))
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+
+def _plot(out_dir: Path) -> None:
+    log = out_dir / LOSS_LOG
+    if log.is_file() and log.stat().st_size > 0:
+        records = sum(1 for _ in log.open())
+        plot_losses(log, out_dir / LOSS_PLOT, PLOTTED, title=f"VAE-GAN training, {out_dir.name}",
+                    smooth=max(1, records // 100))
+
+
+@torch.no_grad()
+def _write_samples(model: VAEGAN, cache: FrameCache, path: Path, seed: int, device: torch.device) -> None:
+    """Real frames, their reconstructions and decoded prior samples, one row each (eval mode, no noise)."""
+    from torchvision.utils import save_image
+
+    count = min(SAMPLE_COUNT, len(cache))
+    indices = np.unique(np.linspace(0, len(cache) - 1, count).round().astype(int))
+    real = _to_model(cache.frames[indices], device)
+    # A generator of its own, so writing samples never moves the training noise stream.
+    z = torch.randn(len(indices), model.config.latent_dim, generator=torch.Generator().manual_seed(seed + 1))
+    model.eval()
+    try:
+        recon = model.reconstruct(real)
+        prior = model.decoder(z.to(device))
+    finally:
+        model.train()
+    grid = torch.cat([real, recon.float(), prior.float()]).add(1).div(2).clamp(0, 1).cpu()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, str(path), nrow=len(indices), padding=2)
+
+
+class _Display:
+    """A rich progress bar on stderr (decoding, then training steps with the latest losses), or nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> _Display:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                      console=Console(stderr=True))
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def decoding(self, name: str) -> Callable[[int, int | None], None] | None:
+        if self._progress is None:
+            return None
+        task = self._progress.add_task(f"decoding {name}", total=None, info="")
+
+        def update(done: int, total: int | None) -> None:
+            self._progress.update(task, completed=done, total=total)
+
+        return update
+
+    def start_training(self, step: int, stop: int, total_steps: int) -> None:
+        if self._progress is not None:
+            label = "training" if stop == total_steps else f"training (to step {stop} of {total_steps})"
+            self._task = self._progress.add_task(label, total=stop, completed=step, info="")
+
+    def advance(self, record: dict[str, Any]) -> None:
+        if self._progress is not None and self._task is not None:
+            info = (f"ep {record['epoch']} enc {record['encoder']:.3f} dec {record['decoder']:.3f} "
+                    f"dis {record['discriminator']:.3f} kl {record['kl']:.4f} psnr {record['recon_psnr']:.1f}")
+            self._progress.update(self._task, advance=1, info=info)
+
+
+def losses_so_far(out_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of a run's loss log (for scripts and tests)."""
+    log = Path(out_dir) / LOSS_LOG
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+
+__all__ = ["TrainOptions", "TrainingInterrupted", "losses_so_far", "train_vaegan"]

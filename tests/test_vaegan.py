@@ -1,0 +1,396 @@
+"""VAE-GAN: shapes, gradient routing, learning, checkpoints, bit-exact resume, frame cache, stage, PSNR."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from chain.checkpoint import save_checkpoint
+from chain.errors import ChainError, MissingWeightsError
+from chain.media import Trim, open_source
+from chain.pipeline import Chain, Outputs
+from chain.stages.registry import StageContext
+from chain.stages.vaegan import MODEL_KIND, VAEGANSynthesizer, build_vaegan, checkpoint_dir, load_vaegan
+from chain.training.frames import BatchSampler, build_frame_cache
+from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
+from chain.training.vaegan import TrainingInterrupted, losses_so_far, train_vaegan
+from models.vaegan import (
+    VAEGAN,
+    VAEGANConfig,
+    decoder_gan_loss,
+    discriminator_gan_loss,
+    kl_loss,
+    make_optimizers,
+    similarity_loss,
+)
+
+SHARED = Path(os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+CARPHONE = SHARED / "data" / "videos" / "carphone_pristine.mp4"
+needs_carphone = pytest.mark.skipif(not CARPHONE.is_file(), reason=f"{CARPHONE} not found (set CHAIN_SHARED)")
+
+TINY = dict(height=32, width=48, latent_dim=16, filters=(8, 16, 32, 64))
+# A tiny run: 12 frames of carphone at 48x32, batch 4 → 3 steps an epoch, 2 epochs → 6 steps.
+TINY_RUN = dict(size="48x32", latent=16, filters=(8, 16, 32, 64), batch=4, epochs=2, max_frames=12, seed=3,
+                device="cpu", progress=False)
+TOTAL_STEPS = 6
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small, fast, and the same float results on any machine's thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def frames_batch(count: int = 4, config: VAEGANConfig | None = None, seed: int = 0) -> torch.Tensor:
+    """Smooth synthetic frames in [-1, 1]: gradients and a moving blob, not noise."""
+    config = config or VAEGANConfig(**TINY)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, config.height), torch.linspace(-1, 1, config.width), indexing="ij")
+    generator = torch.Generator().manual_seed(seed)
+    frames = []
+    for _ in range(count):
+        cx, cy, hue = (torch.rand(3, generator=generator) * 2 - 1).tolist()
+        blob = torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) * 4)
+        frames.append(torch.stack([blob * 2 - 1, xs * hue, ys * 0.5]))
+    return torch.stack(frames).clamp(-1, 1)
+
+
+def state_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    return {**load_file(str(folder / "model.safetensors")),
+            **{f"opt/{k}": v for k, v in load_file(str(folder / "optimizer.safetensors")).items()}}
+
+
+def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+# -----------------------------------------------------------------------------
+# The network
+
+
+@pytest.mark.parametrize("height,width", [(32, 48), (36, 64), (144, 256)])
+def test_shapes(height, width):
+    config = VAEGANConfig(height=height, width=width, latent_dim=16, filters=(8, 16, 32, 64))
+    model = VAEGAN(config).eval()
+    x = frames_batch(2, config)
+    with torch.no_grad():
+        mean, logvar = model.encoder(x)
+        decoded = model.decoder(mean)
+        logits, features = model.discriminator(x)
+    assert mean.shape == logvar.shape == (2, 16)
+    assert decoded.shape == (2, 3, height, width) and decoded.abs().max() <= 1
+    assert logits.shape == (2,)
+    assert [tuple(f.shape) for f in features] == [(2, c, h, w) for c, (h, w) in zip(config.filters, config.grids[1:])]
+
+
+def test_blade_runner_shapes():
+    """The reference model: 144x256 frames → 9x16x640 → a 200-number latent."""
+    config = VAEGANConfig()
+    assert (config.height, config.width, config.latent_dim, config.filters) == (144, 256, 200, (80, 160, 320, 640))
+    assert config.grids[-1] == (9, 16) and config.flat_features == 9 * 16 * 640
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="too small"):
+        VAEGANConfig(height=8, width=48)
+    with pytest.raises(ValueError, match="similarity_layers"):
+        VAEGANConfig(**TINY, similarity_layers=(4,))
+    with pytest.raises(ValueError, match="gan_loss"):
+        VAEGANConfig(**TINY, gan_loss="wasserstein")
+    with pytest.raises(ValueError, match="kernel_size"):
+        VAEGANConfig(**TINY, kernel_size=4)
+    from_json = VAEGANConfig(**json.loads(json.dumps({**TINY, "similarity_layers": [0, 2]})))
+    assert from_json.filters == (8, 16, 32, 64) and from_json.similarity_layers == (0, 2)
+
+
+def test_loss_functions_by_hand():
+    mean, logvar = torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, math.log(4.0)]])
+    # KL(N(1, 4) || N(0, 1)) = (4 + 1 - 1 - ln 4) / 2 in the second dimension, 0 in the first.
+    assert kl_loss(mean, logvar).item() == pytest.approx((4 + 1 - 1 - math.log(4)) / 2)
+    a, b = torch.zeros(1, 2, 2, 2), torch.full((1, 2, 2, 2), 2.0)
+    assert similarity_loss([a, a], [b, a]).item() == pytest.approx(0.5 * 8 * 4)
+    zero = torch.zeros(3)
+    assert discriminator_gan_loss(zero, zero, zero).item() == pytest.approx(3 * math.log(2))
+    assert decoder_gan_loss(zero, zero, zero).item() == pytest.approx(-3 * math.log(2))  # -L_GAN
+    assert decoder_gan_loss(zero, zero, zero, kind="non_saturating").item() == pytest.approx(2 * math.log(2))
+
+
+@pytest.mark.parametrize("gan_loss", ["minimax", "non_saturating"])
+def test_each_network_gets_only_its_own_loss(gan_loss):
+    """encoder ← KL + similarity, decoder ← gamma·similarity + GAN term, discriminator ← GAN loss."""
+    config = VAEGANConfig(**TINY, gamma=0.7, gan_loss=gan_loss)
+    torch.manual_seed(0)
+    model = VAEGAN(config)
+    x = frames_batch(4, config)
+    losses = model.losses(x, torch.Generator().manual_seed(1))
+    model.backward(losses)
+    routed = {name: [p.grad.clone() for p in getattr(model, name).parameters()]
+              for name in ("encoder", "decoder", "discriminator")}
+    losses = model.losses(x, torch.Generator().manual_seed(1))  # the same forward pass again
+    expected = {
+        "encoder": torch.autograd.grad(losses.kl + losses.similarity, list(model.encoder.parameters()),
+                                       retain_graph=True),
+        "decoder": torch.autograd.grad(0.7 * losses.similarity + losses.decoder_gan,
+                                       list(model.decoder.parameters()), retain_graph=True),
+        "discriminator": torch.autograd.grad(losses.discriminator, list(model.discriminator.parameters())),
+    }
+    for name in routed:
+        for got, want in zip(routed[name], expected[name]):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_a_few_steps_lower_the_losses_on_a_fixed_batch():
+    config = VAEGANConfig(**TINY)
+    torch.manual_seed(0)
+    model = VAEGAN(config)
+    optimizers = make_optimizers(model, lr=1e-3)
+    x = frames_batch(4, config)
+    generator = torch.Generator().manual_seed(0)
+    history = []
+    for _ in range(30):
+        losses = model.losses(x, generator)
+        model.backward(losses)
+        for optimizer in optimizers.values():
+            optimizer.step()
+        history.append((losses.encoder.item(), losses.discriminator.item(), losses.stats["pixel_mse"].item()))
+    first, last = np.array(history[:3]).mean(0), np.array(history[-3:]).mean(0)
+    assert last[0] < 0.9 * first[0], f"encoder loss (KL + similarity) {first[0]:.4f} → {last[0]:.4f}"
+    assert last[1] < 0.5 * first[1], f"discriminator loss {first[1]:.4f} → {last[1]:.4f}"
+    assert last[2] < first[2], f"pixel error of reconstructions {first[2]:.4f} → {last[2]:.4f}"
+
+
+def test_save_load_gives_identical_outputs(tmp_path):
+    config = VAEGANConfig(**TINY)
+    torch.manual_seed(0)
+    model = VAEGAN(config)
+    optimizers = make_optimizers(model)
+    x = frames_batch(4, config)
+    for _ in range(2):  # move batch norm statistics away from their initial values
+        model.backward(model.losses(x, torch.Generator().manual_seed(0)))
+        for optimizer in optimizers.values():
+            optimizer.step()
+    save_checkpoint(tmp_path / "checkpoint", model=MODEL_KIND, config=config, state_dict=model.state_dict())
+    loaded, checkpoint = load_vaegan(tmp_path)  # the run folder or the checkpoint folder itself
+    assert checkpoint.config["filters"] == [8, 16, 32, 64]
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model.reconstruct(x), loaded.reconstruct(x))
+        z = torch.randn(3, 16, generator=torch.Generator().manual_seed(5))
+        assert torch.equal(model.decoder(z), loaded.decoder(z))
+    frames = ((x.permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy()
+    np.testing.assert_array_equal(VAEGANSynthesizer(model).synthesize(labels=None, frames=frames),
+                                  VAEGANSynthesizer(loaded).synthesize(labels=None, frames=frames))
+
+
+# -----------------------------------------------------------------------------
+# Frames and batches
+
+
+@needs_carphone
+def test_frame_cache_is_built_streaming_and_reused(tmp_path):
+    seen = []
+    cache = build_frame_cache(CARPHONE, tmp_path / "frames", size="48x32", trim=Trim(max_frames=30),
+                              progress=lambda done, total: seen.append(done))
+    assert not cache.reused and seen == list(range(1, 31))
+    assert cache.frames.shape == (30, 32, 48, 3) and cache.frames.dtype == np.uint8
+    assert isinstance(cache.frames, np.memmap)
+    with open_source(CARPHONE, trim=Trim(max_frames=30), size="48x32") as source:
+        decoded = np.stack([frame.rgb for frame in source])
+    np.testing.assert_array_equal(cache.frames, decoded)
+    np.testing.assert_array_equal(np.load(cache.path), decoded)  # a plain .npy file
+    written = cache.path.stat().st_mtime_ns
+
+    again = build_frame_cache(CARPHONE, tmp_path / "frames", size="48x32", trim=Trim(max_frames=30))
+    assert again.reused and again.path.stat().st_mtime_ns == written
+    meta = json.loads((tmp_path / "frames" / "frames.json").read_text())
+    assert meta["frames"] == 30 and meta["source"] == str(CARPHONE.resolve())
+
+    other = build_frame_cache(CARPHONE, tmp_path / "frames", size="32x32", trim=Trim(max_frames=30))
+    assert not other.reused and other.frames.shape == (30, 32, 32, 3)
+    with pytest.raises(ChainError, match="WIDTHxHEIGHT"):
+        build_frame_cache(CARPHONE, tmp_path / "frames", size="64")
+
+
+def test_batch_sampler_is_a_function_of_the_step():
+    sampler = BatchSampler(num_frames=10, batch_size=3, seed=7)
+    assert sampler.steps_per_epoch == 3
+    epoch0 = np.concatenate([sampler.batch(step) for step in range(3)])
+    assert len(set(epoch0.tolist())) == 9  # no frame twice in an epoch
+    epoch1 = [sampler.batch(step).tolist() for step in range(3, 6)]
+    assert epoch1 != [sampler.batch(step).tolist() for step in range(3)]
+    fresh = BatchSampler(num_frames=10, batch_size=3, seed=7)
+    assert [fresh.batch(step).tolist() for step in (4, 5, 3)] == [epoch1[1], epoch1[2], epoch1[0]]
+    assert sampler.epoch(5) == 1
+    with pytest.raises(ChainError, match="fewer than --batch"):
+        BatchSampler(num_frames=2, batch_size=3, seed=0)
+
+
+# -----------------------------------------------------------------------------
+# Training runs
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """A complete tiny run, the reference the resumed runs must match bit for bit."""
+    if not CARPHONE.is_file():
+        pytest.skip(f"{CARPHONE} not found (set CHAIN_SHARED)")
+    out = tmp_path_factory.mktemp("vaegan") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_vaegan(CARPHONE, out, **TINY_RUN)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_training_writes_checkpoint_samples_and_log(uninterrupted):
+    folder = uninterrupted / "checkpoint"
+    document = json.loads((folder / "config.json").read_text())
+    assert document["model"] == "vaegan" and document["config"]["latent_dim"] == 16
+    meta = document["meta"]
+    assert (meta["step"], meta["epoch"], meta["total_steps"], meta["complete"]) == (6, 2, 6, True)
+    assert meta["train"]["film"] == str(CARPHONE) and meta["precision"] == "fp32"
+    records = list(losses_so_far(uninterrupted))
+    assert [r["step"] for r in records] == list(range(1, 7))
+    assert {"encoder", "decoder", "discriminator", "kl", "similarity", "recon_psnr"} <= records[0].keys()
+    for epoch in (1, 2):
+        with Image.open(uninterrupted / "samples" / f"epoch_{epoch:03d}.png") as grid:
+            assert grid.size[0] > 4 * 48 and grid.size[1] > 3 * 32  # real, reconstructed, prior rows
+    assert (uninterrupted / "losses.png").stat().st_size > 0
+    optimizer = load_file(str(folder / "optimizer.safetensors"))
+    assert "rng.noise" in optimizer and "encoder.0.exp_avg" in optimizer and "discriminator.0.step" in optimizer
+
+
+def test_resume_after_max_steps_is_bit_exact(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    train_vaegan(CARPHONE, out, **{**TINY_RUN, "max_steps": 4})  # stops mid-epoch 2
+    meta = json.loads((out / "checkpoint" / "config.json").read_text())["meta"]
+    assert (meta["step"], meta["complete"]) == (4, False)
+    train_vaegan(CARPHONE, out, device="cpu", progress=False, resume=True)  # options come from the checkpoint
+    assert_identical(state_tensors(out / "checkpoint"), state_tensors(uninterrupted / "checkpoint"))
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in losses_so_far(out)]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in losses_so_far(uninterrupted)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is delivered differently on Windows")
+def test_ctrl_c_saves_a_checkpoint_that_resumes_bit_exact(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+
+    def press_ctrl_c(step, record):
+        if step == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 2 of 6.*--resume"):
+        train_vaegan(CARPHONE, out, **TINY_RUN, on_step=press_ctrl_c)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert json.loads((out / "checkpoint" / "config.json").read_text())["meta"]["step"] == 2
+    # A crash after the checkpoint would leave extra log lines; resume drops them.
+    with (out / "losses.jsonl").open("a") as log:
+        log.write(json.dumps({"step": 3, "stale": True}) + "\n")
+    train_vaegan(CARPHONE, out, **TINY_RUN, resume=True)
+    assert_identical(state_tensors(out / "checkpoint"), state_tensors(uninterrupted / "checkpoint"))
+    assert [r["step"] for r in losses_so_far(out)] == list(range(1, 7))
+    assert not any("stale" in r for r in losses_so_far(out))
+
+
+def test_runs_refuse_to_mix(uninterrupted, tmp_path):
+    with pytest.raises(ChainError, match="already holds a training run"):
+        train_vaegan(CARPHONE, uninterrupted, **TINY_RUN)
+    with pytest.raises(ChainError, match="--latent 32"):
+        train_vaegan(CARPHONE, uninterrupted, **{**TINY_RUN, "latent": 32}, resume=True)
+    with pytest.raises(ChainError, match="nothing to resume"):
+        train_vaegan(CARPHONE, tmp_path / "empty", **TINY_RUN, resume=True)
+
+
+def test_more_epochs_continue_a_finished_run(uninterrupted, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted, out)
+    train_vaegan(CARPHONE, out, device="cpu", progress=False, resume=True, epochs=3)
+    meta = json.loads((out / "checkpoint" / "config.json").read_text())["meta"]
+    assert (meta["step"], meta["epoch"], meta["train"]["epochs"]) == (9, 3, 3)
+    assert (out / "samples" / "epoch_003.png").is_file()
+
+
+# -----------------------------------------------------------------------------
+# The stage
+
+
+def test_stage_runs_in_the_chain(uninterrupted, tmp_path):
+    synthesizer = build_vaegan(None, StageContext(weights=str(uninterrupted)))
+    assert synthesizer.consumes == "frames" and synthesizer.label_space is None
+    assert "48x32" in synthesizer.description
+    chain = Chain(segmenter=None, synthesizer=synthesizer)
+    summary = chain(CARPHONE, Outputs(video=tmp_path / "out.mp4"), trim=Trim(max_frames=5), batch_size=2)
+    assert summary.frames == 5
+    with open_source(tmp_path / "out.mp4") as source:
+        frames = [frame.rgb for frame in source]
+    assert len(frames) == 5 and frames[0].shape == (144, 176, 3)  # resized back to the input's size
+
+
+def test_stage_latent_noise_is_seeded(uninterrupted):
+    with open_source(CARPHONE, trim=Trim(max_frames=3)) as source:
+        frames = np.stack([frame.rgb for frame in source])
+    plain = build_vaegan(None, StageContext(weights=str(uninterrupted / "checkpoint")))
+    noisy = build_vaegan(None, StageContext(weights=str(uninterrupted), options={"latent_noise": "2", "seed": "4"}))
+    out_plain = plain.synthesize(labels=None, frames=frames)
+    assert out_plain.shape == (3, 32, 48, 3) and out_plain.dtype == np.uint8
+    first = noisy.synthesize(labels=None, frames=frames)
+    assert not np.array_equal(first, out_plain)
+    noisy.reset()  # the chain resets stages at the start of every run
+    np.testing.assert_array_equal(noisy.synthesize(labels=None, frames=frames), first)
+
+
+def test_stage_without_weights_says_how_to_train(tmp_path):
+    with pytest.raises(MissingWeightsError, match="chain train vaegan FILM --out DIR"):
+        build_vaegan(None, StageContext(weights=None))
+    with pytest.raises(MissingWeightsError, match="--synth-weights DIR"):
+        build_vaegan(None, StageContext(weights=str(tmp_path)))
+    assert checkpoint_dir(tmp_path) == tmp_path / "checkpoint"
+
+
+# -----------------------------------------------------------------------------
+# Metrics
+
+
+def test_psnr_by_hand():
+    black, grey = np.zeros((2, 4, 4, 3), np.uint8), np.full((2, 4, 4, 3), 10, np.uint8)
+    assert psnr(black, grey) == pytest.approx(10 * math.log10(255 ** 2 / 100))  # 28.13 dB
+    assert psnr(grey, grey) == math.inf
+    with pytest.raises(ValueError):
+        psnr(black, grey[:1])
+
+
+def test_mean_frame_baseline_and_clip_psnr(tmp_path):
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i, value in enumerate((0, 20)):
+        Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(clip / f"{i:02d}.png")
+    # The mean frame is all 10: every pixel is off by 10.
+    assert mean_frame_baseline(clip) == pytest.approx(10 * math.log10(255 ** 2 / 100))
+    assert clip_psnr(clip, clip) == math.inf
+
+
+def test_loss_plot_without_matplotlib(tmp_path, monkeypatch):
+    log = tmp_path / "losses.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "a": 1 / s, "b": s % 3}) + "\n" for s in range(1, 30)))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    plot_losses(log, tmp_path / "plain.png", ["a", "b"], smooth=3)
+    with Image.open(tmp_path / "plain.png") as image:
+        assert image.format == "PNG" and image.size[1] > 200
