@@ -54,6 +54,8 @@ SaveLabels = Annotated[Optional[Path], typer.Option(help="Write lossless label P
 Summary = Annotated[Optional[Path], typer.Option(help="Write a JSON summary: per-frame classes, timings.")]
 Crf = Annotated[Optional[int], typer.Option(min=0, max=63, help="x264/VP9 quality (lower is better).")]
 Preset = Annotated[Optional[str], typer.Option(help="x264 preset, e.g. ultrafast, medium, slow.")]
+LatentNoise = Annotated[Optional[float], typer.Option(
+    help="Autoencoder synthesizers: add Gaussian noise of this std to the latent code.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
 
 
@@ -89,16 +91,19 @@ def run(
                                                         "or folder for PNG frames.")] = None,
     seg: Seg = "deeplab", synth: Synth = "colorize", seg_weights: SegWeights = None,
     synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
-    smooth: Smooth = None, background: Background = None,
+    smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", crf: Crf = None,
     preset: Preset = None, quiet: Quiet = False,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
+    synth_options = api.parse_options(synth_opt or [])
+    if latent_noise is not None:
+        synth_options["latent_noise"] = str(latent_noise)
     result = api.run(
         source, output, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
-        seg_options=api.parse_options(seg_opt or []), synth_options=api.parse_options(synth_opt or []),
+        seg_options=api.parse_options(seg_opt or []), synth_options=synth_options,
         smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
@@ -118,6 +123,57 @@ def run(
         err.print("remapped: " + "; ".join(report["remapped"]))
     for name, path in report["outputs"].items():
         err.print(f"wrote {name}: {path}")
+
+
+import_app = typer.Typer(help="Bring networks from other formats into chain checkpoints.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("tflite")
+def import_tflite(
+    file: Annotated[Path, typer.Argument(help="A DeepLabV3-MobileNetV2 .tflite file.")],
+    labels: Annotated[str, typer.Option(help="Its label space: voc or ade20k.")],
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write (e.g. ~/.cache/chain/weights/deeplab-mnv2-voc).")],
+) -> None:
+    """Read a TF Lite DeepLabV3-MobileNetV2 (weights and graph) into a chain checkpoint."""
+    from chain.importers.tflite import save_imported
+
+    written = save_imported(file, out, label_space=labels)
+    err.print(f"wrote {written} (use --seg deeplab-mnv2:{labels} --seg-weights {written})")
+
+
+train_app = typer.Typer(help="Train networks on your own footage.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("vaegan")
+def train_vaegan(
+    film: Annotated[Path, typer.Argument(help="The film (or clip, image folder) to learn.")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
+    size: Annotated[Optional[str], typer.Option(help="Training frame size WxH [default: 256x144].")] = None,
+    latent: Annotated[Optional[int], typer.Option(min=1, help="Latent numbers [default: 200].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the film [default: 6].")] = None,
+    batch: Annotated[Optional[int], typer.Option(min=1, help="Frames per step [default: 12].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate [default: 2e-4].")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of weights, batches and noise [default: 0].")] = None,
+    pixel_weight: Annotated[Optional[float], typer.Option(
+        help="Extra pixel-space reconstruction weight (not in the paper) [default: 0].")] = None,
+    start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
+    device: Device = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a VAE-GAN autoencoder (Larsen et al. 2015) on FILM's frames."""
+    from chain.training.vaegan import train_vaegan as train
+
+    checkpoint = train(film, out, size=size, latent=latent, epochs=epochs, batch=batch, lr=lr, seed=seed,
+                       pixel_weight=pixel_weight, start=start or None, duration=duration, max_frames=max_frames,
+                       checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, resume=resume,
+                       progress=not quiet)
+    err.print(f"checkpoint: {checkpoint} (reconstruct with: chain run FILM OUT --seg none --synth vaegan "
+              f"--synth-weights {out})")
 
 
 @app.command()
