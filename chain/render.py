@@ -84,10 +84,17 @@ class MaskRenderer:
         draw = ImageDraw.Draw(canvas)
         font_size = max(9, height // 28)
         named = [i for i in present if shares[i] >= self.min_share]
+        stroke = max(1, font_size // 8)
         for label_id, (x, y) in region_anchors(labels, named).items():
             fill, outline = _text_colour(self.space.palette[label_id])
-            draw.text((x, y), self.space.names[label_id], font=_font(font_size), fill=fill, anchor="mm",
-                      stroke_width=max(1, font_size // 8), stroke_fill=outline)
+            name = self.space.names[label_id]
+            left, top, right, bottom = draw.textbbox((0, 0), name, font=_font(font_size), anchor="mm",
+                                                     stroke_width=stroke)
+            # Keep the name inside the frame (it would otherwise spill into the legend).
+            x = min(max(x, -left), width - right)
+            y = min(max(y, -top), height - bottom)
+            draw.text((x, y), name, font=_font(font_size), fill=fill, anchor="mm", stroke_width=stroke,
+                      stroke_fill=outline)
         self._draw_legend(draw, present, shares, x0=width + 6, height=height, font_size=font_size)
         return np.asarray(canvas)
 
