@@ -1,0 +1,78 @@
+"""Segmenter ``deeplab-mnv2``: DeepLabV3-MobileNetV2 ported from Google's TF Lite files.
+
+Variants ``voc`` (21 classes, 257x257 input) and ``ade20k`` (150 classes + other, 513x513).
+Weights are chain checkpoints made by ``chain import tflite FILE --labels voc|ade20k --out
+DIR``: ``--seg-weights DIR``, or ``$CHAIN_WEIGHTS/deeplab-mnv2-{variant}``. The checkpoint's
+metadata carries the label space, the input size and normalisation the file expects, and
+how output channels map to label ids.
+
+Options: ``fit=square`` (default: frames are resized to the square input the file was made
+for, as its TF Lite runtime takes them) or ``fit=aspect`` (short side = input size, aspect
+kept; the network is fully convolutional); ``size=N`` overrides the input size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chain.errors import ChainError, MissingWeightsError
+from chain.importers.tflite import load_deeplab_mnv2
+from chain.labels import get_label_space
+from chain.paths import weights_dir
+from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.torch_segmenter import TorchSegmenter
+
+VARIANTS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
+FITS = ("square", "aspect")
+
+
+def default_checkpoint(variant: str) -> Path:
+    return weights_dir() / f"deeplab-mnv2-{variant}"
+
+
+def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegmenter:
+    variant = variant or "voc"
+    path = Path(context.weights) if context.weights else default_checkpoint(variant)
+    if not path.exists():
+        raise MissingWeightsError(
+            f"no DeepLabV3-MobileNetV2 {variant} checkpoint at {path}: make one with `chain import tflite "
+            f"{VARIANTS[variant]} --labels {variant} --out {path}` (or pass --seg-weights DIR)")
+    network, meta = load_deeplab_mnv2(path)
+    space = get_label_space(meta["label_space"])
+    if space.name != get_label_space(variant).name:
+        raise ChainError(f"{path} holds a {space.name} network; use --seg deeplab-mnv2:{space.name}")
+    unknown = set(context.options) - {"fit", "size"}
+    if unknown:
+        raise ChainError(f"unknown deeplab-mnv2 option(s) {', '.join(sorted(unknown))}; known: fit, size")
+    fit = context.options.get("fit", "square")
+    if fit not in FITS:
+        raise ChainError(f"deeplab-mnv2 option fit={fit!r}: choose one of {', '.join(FITS)}")
+    size_text = context.options.get("size", str(meta["input_size"]))
+    if not size_text.isdigit() or int(size_text) < 16:
+        raise ChainError(f"deeplab-mnv2 option size={size_text!r} must be a whole number of pixels >= 16")
+    size = int(size_text)
+    normalization = meta["normalization"]
+    return TorchSegmenter(
+        network, label_space=space, mean=[m / 255 for m in normalization["mean"]],
+        std=[s / 255 for s in normalization["std"]], input_size=(size, size) if fit == "square" else size,
+        channel_to_label=meta["channel_ids"], device=context.device,
+        description=f"DeepLabV3-MobileNetV2 {variant} ({meta['source']['file']}), {fit} {size}")
+
+
+def deeplab_mnv2_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
+    variant = variant or "voc"
+    path = Path(weights_arg) if weights_arg else default_checkpoint(variant)
+    return WeightsStatus(str(path), (path / "config.json").is_file(),
+                         how_to_get=f"chain import tflite {VARIANTS[variant]} --labels {variant} --out {path}")
+
+
+SPEC = StageSpec(
+    name="deeplab-mnv2",
+    kind="segmenter",
+    build=build_deeplab_mnv2,
+    summary="DeepLabV3-MobileNetV2 ported from TF Lite (chain import tflite)",
+    variants=tuple(VARIANTS),
+    default_variant="voc",
+    label_space=lambda variant: get_label_space(variant or "voc").name,
+    weights=deeplab_mnv2_weights_status,
+)
