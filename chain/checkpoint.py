@@ -60,6 +60,7 @@ def save_checkpoint(
             save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(staging / name))
         document = {"model": model, "config": config_dict, "meta": meta or {}}
         (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        _apply_umask(staging)
         if directory.exists():
             backup = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
@@ -72,6 +73,15 @@ def save_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def _apply_umask(folder: Path) -> None:
+    """mkdtemp makes 0700 folders (and safetensors 0600 files); give them the user's usual modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for file in folder.iterdir():
+        file.chmod(0o666 & ~umask)
 
 
 def load_checkpoint(directory: str | os.PathLike, *, expect_model: str | None = None) -> Checkpoint:
