@@ -8,7 +8,6 @@ the run's ``--out`` folder or its ``checkpoint`` subfolder.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from chain.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from chain.errors import ChainError, MissingWeightsError
 from chain.stages.base import Synthesizer
 from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.torch_segmenter import inference_context
 from models.vaegan import VAEGAN, VAEGANConfig
 
 MODEL_KIND = "vaegan"
@@ -52,13 +52,6 @@ def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") 
         raise ChainError(f"weights in {folder} do not fit their VAE-GAN config: "
                          f"{str(error).splitlines()[-1].strip()}") from None
     return model.eval().to(device), checkpoint
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """fp16 autocast on CUDA; plain fp32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 class VAEGANSynthesizer(Synthesizer):
@@ -102,7 +95,7 @@ class VAEGANSynthesizer(Synthesizer):
                 x = F.interpolate(x, size=(config.height, config.width), mode="bilinear", align_corners=False,
                                   antialias=True)
             x = x / 127.5 - 1.0
-            with _autocast(self.device):
+            with inference_context(self.device):
                 y = self.model.reconstruct(x, noise=self.latent_noise, generator=self._generator)
             y = ((y.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
             outputs.append(y.permute(0, 2, 3, 1).cpu().numpy())
