@@ -358,6 +358,8 @@ def make_spade_input(
     instances: torch.Tensor | None,
     config: SPADEConfig,
     dtype: torch.dtype = torch.float32,
+    *,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """Build the generator input exactly as NVlabs' ``preprocess_input`` does.
 
@@ -367,6 +369,8 @@ def make_spade_input(
         instances: ``[B, H, W]`` instance ids (only equality matters); required unless
             ``config.no_instance``. Pass ``labels`` to use class boundaries instead.
         config: supplies ``label_nc``, ``contain_dontcare_label`` and ``no_instance``.
+        channels_last: lay the result out channels-last (same values), built that way
+            directly: converting a 184-channel map afterwards costs more than building it.
 
     Returns:
         ``[B, semantic_nc, H, W]``: one-hot channels, then the instance-edge channel.
@@ -378,13 +382,17 @@ def make_spade_input(
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= num_classes:
         raise ValueError(f"label ids must lie in 0..{num_classes - 1}, found {low}..{high}")
+    if not config.no_instance:
+        if instances is None:
+            raise ValueError("this config has an instance-edge channel: pass instances (or labels, for class "
+                             "boundaries)")
+        if instances.shape != labels.shape:
+            raise ValueError(f"instances {list(instances.shape)} and labels {list(labels.shape)} differ in shape")
     batch, height, width = labels.shape
-    one_hot = torch.zeros(batch, num_classes, height, width, dtype=dtype, device=labels.device)
-    one_hot.scatter_(1, labels[:, None], 1.0)
-    if config.no_instance:
-        return one_hot
-    if instances is None:
-        raise ValueError("this config has an instance-edge channel: pass instances (or labels, for class boundaries)")
-    if instances.shape != labels.shape:
-        raise ValueError(f"instances {list(instances.shape)} and labels {list(labels.shape)} differ in shape")
-    return torch.cat([one_hot, instance_edges(instances).to(dtype)], dim=1)
+    # Filled as [B, H, W, C]; permuted, that is a channels-last [B, C, H, W] view.
+    segmap = torch.zeros(batch, height, width, config.semantic_nc, dtype=dtype, device=labels.device)
+    segmap.scatter_(3, labels[..., None], 1.0)
+    if not config.no_instance:
+        segmap[..., num_classes] = instance_edges(instances).to(dtype)[:, 0]
+    segmap = segmap.permute(0, 3, 1, 2)
+    return segmap if channels_last else segmap.contiguous()

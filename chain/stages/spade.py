@@ -58,9 +58,8 @@ class SpadeSynthesizer(Synthesizer):
             raise ChainError(f"spade option fit={fit!r}: choose one of {', '.join(FITS)}")
         if config.use_vae and (fit != "squash" or short_side):
             raise ChainError("this SPADE generator has a VAE (fixed latent grid): use --synth-opt fit=squash")
-        self.generator = generator.eval().to(device)
-        if device.type == "cuda":
-            self.generator = self.generator.to(memory_format=torch.channels_last)
+        # channels_last on every device (SPADE-COCO on 2 CPU cores: 3.73 -> 2.82 s/frame).
+        self.generator = generator.eval().to(device).to(memory_format=torch.channels_last)
         self.device = device
         self.label_space = label_space
         self.fit = fit
@@ -86,9 +85,7 @@ class SpadeSynthesizer(Synthesizer):
         if ids.shape[1:] != size:
             ids = F.interpolate(ids[:, None].float(), size=size, mode="nearest")[:, 0].long()
         # Our segmenters give no instance ids; class boundaries stand in for instance edges.
-        segmap = make_spade_input(ids, ids, self.generator.config)
-        if self.device.type == "cuda":
-            segmap = segmap.contiguous(memory_format=torch.channels_last)
+        segmap = make_spade_input(ids, ids, self.generator.config, channels_last=True)
         with inference_context(self.device):
             images = self.generator(segmap, latent_size=latent)
         pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

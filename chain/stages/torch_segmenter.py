@@ -40,9 +40,8 @@ class TorchSegmenter(Segmenter):
                  channel_to_label: Sequence[int] | None = None, device: torch.device = torch.device("cpu"),
                  description: str = "") -> None:
         self.device = device
-        self.network = network.eval().to(device)
-        if device.type == "cuda":
-            self.network = self.network.to(memory_format=torch.channels_last)
+        # channels_last on every device: 1.65x faster for the MobileNetV2 port on this CPU.
+        self.network = network.eval().to(device).to(memory_format=torch.channels_last)
         self.label_space = label_space
         self.description = description
         self.input_size = input_size
@@ -62,7 +61,7 @@ class TorchSegmenter(Segmenter):
         if size is not None and tuple(size) != (height, width):
             pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
         pixels = (pixels - self._mean) / self._std
-        return pixels.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else pixels
+        return pixels.contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def scores(self, frames: np.ndarray) -> torch.Tensor:
