@@ -39,6 +39,9 @@ def test_remap_to_unknown_class_fails_in_one_line(carphone: Path, tmp_path: Path
     (["run", "{clip}", "out.mp4", "--remap", "person"], ["SRC=DST"]),
     (["run", "{clip}", "out.mp4", "--seg", "deeplab", "--seg-weights", "missing.pth"], ["not found"]),
     (["labels", "klingon"], ["unknown label space"]),
+    (["run", "{clip}", "out.mp4", "--seg", "palette", "--seg-opt", "size=9"], ["has no option size", "takes none"]),
+    (["run", "{clip}", "out.mp4", "--seg", "deeplab", "--seg-weights", "random", "--seg-opt", "size=big"],
+     ["size='big'", "whole number"]),
     (["run", "{clip}", "{clip}", "--seg", "palette"], ["overwrite the input"]),
 ])
 def test_user_mistakes_fail_in_one_line(args: list[str], needles: list[str], carphone: Path) -> None:

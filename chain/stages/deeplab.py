@@ -81,7 +81,7 @@ def build_deeplab(variant: str | None, context: StageContext) -> TorchSegmenter:
             first_line = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
             raise ChainError(f"weights {context.weights} do not fit DeepLabV3 {variant}: {first_line}") from None
     preprocessing = weights.transforms()
-    size = int(context.options.get("size", preprocessing.resize_size[0]))
+    size = context.int_option("size", preprocessing.resize_size[0], minimum=16)
     source = "random weights" if state_dict is None else (context.weights or "torchvision COCO-VOC weights")
     return TorchSegmenter(network, label_space=VOC, mean=preprocessing.mean, std=preprocessing.std,
                           input_size=size, device=context.device,
@@ -107,4 +107,5 @@ SPEC = StageSpec(
     default_variant="resnet50",
     label_space=lambda variant: VOC.name,
     weights=deeplab_weights_status,
+    options=("size",),
 )

@@ -41,16 +41,8 @@ def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegme
     space = get_label_space(meta["label_space"])
     if space.name != get_label_space(variant).name:
         raise ChainError(f"{path} holds a {space.name} network; use --seg deeplab-mnv2:{space.name}")
-    unknown = set(context.options) - {"fit", "size"}
-    if unknown:
-        raise ChainError(f"unknown deeplab-mnv2 option(s) {', '.join(sorted(unknown))}; known: fit, size")
-    fit = context.options.get("fit", "square")
-    if fit not in FITS:
-        raise ChainError(f"deeplab-mnv2 option fit={fit!r}: choose one of {', '.join(FITS)}")
-    size_text = context.options.get("size", str(meta["input_size"]))
-    if not size_text.isdigit() or int(size_text) < 16:
-        raise ChainError(f"deeplab-mnv2 option size={size_text!r} must be a whole number of pixels >= 16")
-    size = int(size_text)
+    fit = context.choice_option("fit", FITS)
+    size = context.int_option("size", meta["input_size"], minimum=16)
     normalization = meta["normalization"]
     return TorchSegmenter(
         network, label_space=space, mean=[m / 255 for m in normalization["mean"]],
@@ -75,4 +67,5 @@ SPEC = StageSpec(
     default_variant="voc",
     label_space=lambda variant: get_label_space(variant or "voc").name,
     weights=deeplab_mnv2_weights_status,
+    options=("fit", "size"),
 )

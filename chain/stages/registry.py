@@ -38,11 +38,42 @@ class WeightsStatus:
 
 @dataclass(frozen=True)
 class StageContext:
-    """What every stage builder is given besides its variant."""
+    """What every stage builder is given besides its variant.
+
+    ``options`` are the user's ``--seg-opt``/``--synth-opt`` KEY=VALUE pairs, as text;
+    `build_stage` has already rejected keys the stage does not declare. The ``*_option``
+    helpers parse them with one-line errors.
+    """
 
     weights: str | None = None
     device: torch.device = torch.device("cpu")
     options: Mapping[str, str] = field(default_factory=dict)
+
+    def int_option(self, name: str, default: int | None, *, minimum: int) -> int | None:
+        """Option ``name`` as a whole number >= ``minimum`` (``default`` when absent)."""
+        text = self.options.get(name)
+        if text is None:
+            return default
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise ChainError(f"stage option {name}={text!r} must be a whole number >= {minimum}")
+        return int(text)
+
+    def float_option(self, name: str, default: float) -> float:
+        """Option ``name`` as a number (``default`` when absent)."""
+        text = self.options.get(name)
+        if text is None:
+            return default
+        try:
+            return float(text)
+        except ValueError:
+            raise ChainError(f"stage option {name}={text!r} is not a number") from None
+
+    def choice_option(self, name: str, choices: tuple[str, ...]) -> str:
+        """Option ``name`` as one of ``choices`` (the first when absent)."""
+        value = self.options.get(name, choices[0])
+        if value not in choices:
+            raise ChainError(f"stage option {name}={value!r}: choose one of {', '.join(choices)}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -58,6 +89,7 @@ class StageSpec:
         default_variant: used when the user names no variant.
         label_space: ``label_space(variant) -> name`` of the space the stage speaks, or None.
         weights: ``weights(variant, weights_arg) -> WeightsStatus``, for stages with weights.
+        options: the ``KEY`` names of ``--seg-opt``/``--synth-opt`` the stage understands.
     """
 
     name: str
@@ -68,6 +100,7 @@ class StageSpec:
     default_variant: str | None = None
     label_space: Callable[[str | None], str | None] = lambda variant: None
     weights: Callable[[str | None, str | None], WeightsStatus] | None = None
+    options: tuple[str, ...] = ()
 
     def resolve_variant(self, variant: str | None) -> str | None:
         variant = variant or self.default_variant
@@ -131,6 +164,10 @@ def build_stage(kind: StageKind, text: str, context: StageContext) -> Segmenter 
     """Build the stage named by ``text`` (``NAME`` or ``NAME:VARIANT``)."""
     name, variant = parse_stage_name(text)
     spec = get_stage(kind, name)
+    unknown = sorted(set(context.options) - set(spec.options))
+    if unknown:
+        known = f"it knows {', '.join(spec.options)}" if spec.options else "it takes none"
+        raise ChainError(f"{kind} {spec.name!r} has no option {', '.join(unknown)}; {known}")
     return spec.build(spec.resolve_variant(variant), context)
 
 

@@ -114,15 +114,9 @@ def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:
         space = get_label_space(meta.get("label_space", space.name))
     else:
         generator = load_spade(path, preset=variant)
-    unknown = set(context.options) - {"fit", "size"}
-    if unknown:
-        raise ChainError(f"unknown spade option(s) {', '.join(sorted(unknown))}; known: fit, size")
-    size = context.options.get("size")
-    if size is not None and not size.isdigit():
-        raise ChainError(f"spade option size={size!r} must be a whole number of pixels")
     return SpadeSynthesizer(
-        generator, label_space=space, fit=context.options.get("fit", "native"),
-        short_side=int(size) if size else None, device=context.device,
+        generator, label_space=space, fit=context.choice_option("fit", FITS),
+        short_side=context.int_option("size", None, minimum=1), device=context.device,
         default_background=DEFAULT_BACKGROUND.get(variant) if space is VARIANT_SPACES.get(variant) else None,
         description=f"SPADE {variant} (ngf {generator.config.ngf}, {path.name})")
 
@@ -142,4 +136,5 @@ SPEC = StageSpec(
     default_variant="coco",
     label_space=lambda variant: VARIANT_SPACES[variant or "coco"].name,
     weights=spade_weights_status,
+    options=("fit", "size"),
 )

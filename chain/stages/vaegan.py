@@ -102,28 +102,15 @@ class VAEGANSynthesizer(Synthesizer):
         return np.concatenate(outputs)
 
 
-def _float_option(options: dict, name: str, default: float) -> float:
-    try:
-        return float(options.get(name, default))
-    except ValueError:
-        raise ChainError(f"--synth-opt {name}={options[name]!r} is not a number") from None
-
-
 def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesizer:
     """The ``vaegan`` synthesizer. Options: ``latent_noise`` (std, default 0), ``seed`` (default 0),
     ``batch`` (frames per network call, default 16)."""
     if context.weights is None:
         raise MissingWeightsError(f"the vaegan synthesizer needs weights: {HOW_TO_TRAIN}")
-    options = dict(context.options)
-    unknown = set(options) - {"latent_noise", "seed", "batch"}
-    if unknown:
-        raise ChainError(f"unknown vaegan option(s) {', '.join(sorted(unknown))}; "
-                         "known: latent_noise, seed, batch")
+    noise = context.float_option("latent_noise", 0.0)
+    seed = context.int_option("seed", 0, minimum=0)
+    batch = context.int_option("batch", 16, minimum=1)
     model, checkpoint = load_vaegan(context.weights, context.device)
-    noise = _float_option(options, "latent_noise", 0.0)
-    seed, batch = int(_float_option(options, "seed", 0)), int(_float_option(options, "batch", 16))
-    if batch < 1:
-        raise ChainError(f"--synth-opt batch must be >= 1, got {batch}")
     config = model.config
     film = Path(checkpoint.meta.get("train", {}).get("film", "?")).name
     step = checkpoint.meta.get("step", "?")
@@ -147,4 +134,5 @@ SPEC = StageSpec(
     summary="VAE-GAN autoencoder (Larsen et al. 2015) trained on a film with `chain train vaegan`: "
             "reconstructs frames (--seg none --synth-weights DIR)",
     weights=vaegan_weights_status,
+    options=("latent_noise", "seed", "batch"),
 )
