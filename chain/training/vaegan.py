@@ -20,14 +20,10 @@ step and resumed ends with exactly the weights of an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,23 +36,17 @@ from chain.errors import ChainError
 from chain.media import Trim
 from chain.stages.registry import resolve_device
 from chain.stages.vaegan import CHECKPOINT_DIR, MODEL_KIND
+from chain.training.common import (LOSS_LOG, LOSS_PLOT, OPTIMIZER_FILE, LossLog, Precision, StopOnCtrlC,
+                                   TrainingDisplay, TrainingInterrupted, load_optimizer_state, optimizer_tensors,
+                                   read_loss_log)
 from chain.training.frames import BatchSampler, FrameCache, build_frame_cache, training_size
 from chain.training.metrics import plot_losses
 from models.vaegan import VAEGAN, VAEGANConfig, make_optimizers
 
-OPTIMIZER_FILE = "optimizer.safetensors"
-LOSS_LOG = "losses.jsonl"
-LOSS_PLOT = "losses.png"
 SAMPLES_DIR = "samples"
 FRAMES_DIR = "frames"
 PLOTTED = ("encoder", "decoder", "discriminator", "kl", "similarity", "d_real", "d_recon", "recon_psnr")
 SAMPLE_COUNT = 8
-
-
-class TrainingInterrupted(ChainError):
-    """Ctrl-C stopped training; a checkpoint was saved and ``--resume`` continues it."""
-
-    exit_code = 130
 
 
 @dataclass
@@ -169,7 +159,7 @@ def train_vaegan(
     config = options.model_config()
     device = resolve_device(device)
 
-    with _Display(progress) as display:
+    with TrainingDisplay(progress) as display:
         # 1. Frames: decode once, or reuse the cache.
         cache = build_frame_cache(options.film, out_dir / FRAMES_DIR, size=options.size, trim=options.trim(),
                                   progress=display.decoding(Path(options.film).name))
@@ -182,17 +172,17 @@ def train_vaegan(
         model = VAEGAN(config).to(device)
         optimizers = make_optimizers(model, lr=options.lr, beta1=options.beta1)
         generator = torch.Generator(device).manual_seed(options.seed)
-        precision = _Precision(device)
+        precision = Precision(device)
         step = 0
         if checkpoint is not None:
             model.load_state_dict(checkpoint.state_dict)
             same_device = torch.device(checkpoint.meta.get("device", "cpu")).type == device.type
-            _load_optimizer_state(optimizers, generator if same_device else None, checkpoint_path / OPTIMIZER_FILE)
+            load_optimizer_state(optimizers, generator if same_device else None, checkpoint_path / OPTIMIZER_FILE)
             precision.load_state_dict(checkpoint.meta.get("scaler"))
             step = int(checkpoint.meta["step"])
             if not same_device:  # CPU and CUDA generators differ: a new noise stream, the rest exact
                 generator.manual_seed(options.seed + step)
-        log = _LossLog(out_dir / LOSS_LOG, keep_through=step)
+        log = LossLog(out_dir / LOSS_LOG, keep_through=step)
 
         def save(at_step: int) -> Path:
             return _save(checkpoint_path, model, optimizers, generator, precision, options, cache, sampler,
@@ -201,7 +191,7 @@ def train_vaegan(
         # 3. Train until the last epoch ends, or max_steps.
         display.start_training(step, stop, total_steps)
         saved_at = step
-        with _StopOnCtrlC() as ctrl_c:
+        with StopOnCtrlC() as ctrl_c:
             while step < stop:
                 started = time.perf_counter()
                 record = _train_step(model, optimizers, generator, precision, cache, sampler, step, device)
@@ -209,7 +199,9 @@ def train_vaegan(
                 record = {"step": step, "epoch": sampler.epoch(step - 1) + 1, **record,
                           "seconds": round(time.perf_counter() - started, 4)}
                 log.append(record)
-                display.advance(record)
+                display.advance(f"ep {record['epoch']} enc {record['encoder']:.3f} dec {record['decoder']:.3f} "
+                                f"dis {record['discriminator']:.3f} kl {record['kl']:.4f} "
+                                f"psnr {record['recon_psnr']:.1f}")
                 if on_step is not None:
                     on_step(step, record)
                 epoch_done = step % sampler.steps_per_epoch == 0
@@ -234,7 +226,7 @@ def train_vaegan(
 
 
 def _train_step(model: VAEGAN, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator,
-                precision: _Precision, cache: FrameCache, sampler: BatchSampler, step: int,
+                precision: Precision, cache: FrameCache, sampler: BatchSampler, step: int,
                 device: torch.device) -> dict[str, float]:
     """One step of Algorithm 1 on the batch for global ``step``; returns the losses to log."""
     model.train()
@@ -279,41 +271,8 @@ def _resumed_options(saved: dict[str, Any], given: dict[str, Any]) -> TrainOptio
     return options
 
 
-def _optimizer_tensors(optimizers: dict[str, torch.optim.Optimizer],
-                       generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Adam states flattened to ``{network}.{param index}.{exp_avg|exp_avg_sq|step}``, plus the noise RNG."""
-    tensors = {}
-    for name, optimizer in optimizers.items():
-        for index, entries in optimizer.state_dict()["state"].items():
-            for key, value in entries.items():
-                tensors[f"{name}.{index}.{key}"] = torch.as_tensor(value)
-    tensors["rng.noise"] = generator.get_state()
-    return tensors
-
-
-def _load_optimizer_state(optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None,
-                          path: Path) -> None:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise ChainError(f"{path} is missing: the checkpoint cannot be resumed (it can still be used to run)")
-    tensors = load_file(str(path))
-    for name, optimizer in optimizers.items():
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            network, _, rest = key.partition(".")
-            if network == name:
-                index, _, entry = rest.partition(".")
-                state.setdefault(int(index), {})[entry] = value
-        document = optimizer.state_dict()
-        document["state"] = state
-        optimizer.load_state_dict(document)
-    if generator is not None:
-        generator.set_state(tensors["rng.noise"])
-
-
 def _save(path: Path, model: VAEGAN, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator,
-          precision: _Precision, options: TrainOptions, cache: FrameCache, sampler: BatchSampler, step: int,
+          precision: Precision, options: TrainOptions, cache: FrameCache, sampler: BatchSampler, step: int,
           total_steps: int, device: torch.device) -> Path:
     meta = {
         "step": step,
@@ -328,82 +287,11 @@ def _save(path: Path, model: VAEGAN, optimizers: dict[str, torch.optim.Optimizer
         "scaler": precision.state_dict(),
     }
     return save_checkpoint(path, model=MODEL_KIND, config=model.config, state_dict=model.state_dict(), meta=meta,
-                           extra_files={OPTIMIZER_FILE: _optimizer_tensors(optimizers, generator)})
+                           extra_files={OPTIMIZER_FILE: optimizer_tensors(optimizers, generator)})
 
 
 # -----------------------------------------------------------------------------
 # Precision, Ctrl-C, the loss log, samples, the progress display
-
-
-class _Precision:
-    """Mixed precision on CUDA (bf16 where supported, else fp16 with a loss scaler); fp32 elsewhere."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.dtype: torch.dtype | None = None
-        if device.type == "cuda":
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
-        # Disabled, the scaler's scale/step/update are plain pass-throughs to the optimizers.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    def state_dict(self) -> dict[str, Any] | None:
-        return self.scaler.state_dict() if self.scaler.is_enabled() else None
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        if state and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state)
-
-
-class _StopOnCtrlC:
-    """Turns the first Ctrl-C into a request to stop after the current step (a second one aborts).
-
-    Stopping between steps keeps the three networks and their optimizers in step with each
-    other, so the checkpoint saved on the way out resumes exactly. Only the main thread can
-    catch signals; elsewhere Ctrl-C behaves as usual.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> _StopOnCtrlC:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-class _LossLog:
-    """``losses.jsonl``, appended to one step at a time; on resume, steps after the checkpoint are dropped."""
-
-    def __init__(self, path: Path, keep_through: int) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kept = []
-        if keep_through > 0 and path.is_file():
-            for line in path.read_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    if line.strip() and json.loads(line)["step"] <= keep_through:
-                        kept.append(line)
-        path.write_text("".join(line + "\n" for line in kept))
-
-    def append(self, record: dict[str, Any]) -> None:
-        with self.path.open("a") as stream:
-            stream.write(json.dumps(record) + "\n")
 
 
 def _plot(out_dir: Path) -> None:
@@ -435,63 +323,6 @@ def _write_samples(model: VAEGAN, cache: FrameCache, path: Path, seed: int, devi
     save_image(grid, str(path), nrow=len(indices), padding=2)
 
 
-class _Display:
-    """A rich progress bar on stderr (decoding, then training steps with the latest losses), or nothing."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress = None
-        self._task = None
-
-    def __enter__(self) -> _Display:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
-
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                      console=Console(stderr=True))
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-    def decoding(self, name: str) -> Callable[[int, int | None], None] | None:
-        if self._progress is None:
-            return None
-        task = self._progress.add_task(f"decoding {name}", total=None, info="")
-
-        def update(done: int, total: int | None) -> None:
-            self._progress.update(task, completed=done, total=total)
-
-        return update
-
-    def start_training(self, step: int, stop: int, total_steps: int) -> None:
-        if self._progress is not None:
-            label = "training" if stop == total_steps else f"training (to step {stop} of {total_steps})"
-            self._task = self._progress.add_task(label, total=stop, completed=step, info="")
-
-    def advance(self, record: dict[str, Any]) -> None:
-        if self._progress is not None and self._task is not None:
-            info = (f"ep {record['epoch']} enc {record['encoder']:.3f} dec {record['decoder']:.3f} "
-                    f"dis {record['discriminator']:.3f} kl {record['kl']:.4f} psnr {record['recon_psnr']:.1f}")
-            self._progress.update(self._task, advance=1, info=info)
-
-
-def losses_so_far(out_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """The records of a run's loss log (for scripts and tests)."""
-    log = Path(out_dir) / LOSS_LOG
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            if line.strip():
-                yield json.loads(line)
-
+losses_so_far = read_loss_log  # the name tests and scripts used first
 
 __all__ = ["TrainOptions", "TrainingInterrupted", "losses_so_far", "train_vaegan"]
