@@ -9,10 +9,12 @@ Opus for WebM) otherwise.
 from __future__ import annotations
 
 from pathlib import Path
-
-import av
+from typing import TYPE_CHECKING
 
 from chain.errors import ChainError
+
+if TYPE_CHECKING:
+    import av
 
 # The codec used when the input's cannot be copied, by output container format.
 _REENCODE_CODEC = {"webm": "libopus", "ogg": "libopus"}
@@ -27,6 +29,7 @@ class AudioPassthrough:
     """
 
     def __init__(self, path: Path, *, start: float = 0.0, duration: float | None = None) -> None:
+        import av  # FFmpeg is loaded on first use, so importing chain stays light
         self._input = av.open(str(path))
         self._in_stream = self._input.streams.audio[0]
         self._start = start
@@ -44,6 +47,7 @@ class AudioPassthrough:
 
     def attach(self, output: av.container.OutputContainer) -> None:
         """Add the audio stream to ``output``: a copy if it fits the container, else re-encoded."""
+        import av  # FFmpeg is loaded on first use, so importing chain stays light
         if self.codec in output.supported_codecs:
             self._out_stream = output.add_stream_from_template(self._in_stream)
             self.copied = True
@@ -109,6 +113,7 @@ class AudioPassthrough:
 
 def open_audio(path: Path, *, start: float, duration: float | None) -> AudioPassthrough | None:
     """The audio of a video file, or None when it has none."""
+    import av  # FFmpeg is loaded on first use, so importing chain stays light
     try:
         with av.open(str(path)) as probe:
             if not probe.streams.audio:

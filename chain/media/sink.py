@@ -12,14 +12,17 @@ import shutil
 from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 from PIL import Image
 
 from chain.errors import ChainError
 from chain.media.audio import AudioPassthrough
 from chain.media.sizes import Size, even_size
+
+if TYPE_CHECKING:
+    import av
 
 IMAGE_OUTPUT_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -85,6 +88,7 @@ class VideoFileSink(FrameSink):
 
     def __init__(self, target: Path, *, fps: Fraction, audio: AudioPassthrough | None = None,
                  crf: int | None = None, preset: str | None = None) -> None:
+        import av  # FFmpeg is loaded on first use, so importing chain stays light
         super().__init__(target)
         container_format, codec, pix_fmt, options = _VIDEO_FORMATS[target.suffix.lower()]
         options = dict(options)
@@ -116,6 +120,8 @@ class VideoFileSink(FrameSink):
         if image.shape[0] % 2 or image.shape[1] % 2:
             # yuv420p needs even sides: repeat the last row/column rather than rescale.
             image = np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)), mode="edge")
+        import av  # FFmpeg is loaded on first use, so importing chain stays light
+
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts = self.frames_written
         frame.time_base = self._stream.codec_context.time_base

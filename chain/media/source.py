@@ -11,13 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 from PIL import Image
 
 from chain.errors import ChainError
 from chain.media.sizes import Size, parse_size, resolve_size
+
+if TYPE_CHECKING:
+    import av
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 DEFAULT_IMAGE_FPS = Fraction(25)
@@ -172,6 +175,7 @@ def _read_image(file: Path) -> Image.Image:
 
 
 def _open_video(path: Path, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
+    import av  # FFmpeg is loaded on first use, so importing chain stays light
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as error:
@@ -196,6 +200,7 @@ def _open_video(path: Path, trim: Trim, wanted: Size | None, rate: Fraction | No
 
 def _estimate_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                      in_rate: Fraction, out_rate: Fraction, trim: Trim) -> int | None:
+    import av  # FFmpeg is loaded on first use, so importing chain stays light
     if stream.duration is not None and stream.time_base is not None:
         seconds = float(stream.duration * stream.time_base)
     elif container.duration is not None:
@@ -213,6 +218,7 @@ def _estimate_frames(container: av.container.InputContainer, stream: av.video.st
 def _decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream, trim: Trim,
             out: Size, out_rate: Fraction, *, resample: bool) -> Iterator[Frame]:
     """Decode from ``trim.start``, resize, and (with ``resample``) retime to ``out_rate``."""
+    import av  # FFmpeg is loaded on first use, so importing chain stays light
     if trim.start > 0:
         container.seek(int(trim.start / stream.time_base), stream=stream, backward=True)
     limit = trim.frame_limit(out_rate)
