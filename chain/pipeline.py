@@ -18,7 +18,7 @@ from chain.media import Frame, FrameSink, FrameSource, Size, SourceInfo, Trim, o
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.simple import LABELS_META_FILE
-from chain.summary import ClassShareTracker, RunSummary, StageTimer, SummaryFile
+from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile
 
 
 class Progress(Protocol):
@@ -114,6 +114,7 @@ class Chain:
             sinks, summary_file = self._open_outputs(outputs, info, trim, crf=crf, preset=preset)
             tracker = (ClassShareTracker(self.source_space, summary_file.stream if summary_file else None)
                        if self.source_space is not None else None)
+            changes = FrameChangeTracker() if self.synthesizer is not None else None
             try:
                 for stage in (self.segmenter, self.synthesizer):
                     if stage is not None:
@@ -123,7 +124,7 @@ class Chain:
                 count = 0
                 # 2. Stream batches through the stages into the outputs.
                 for batch in _batches(frames_in, batch_size, timer):
-                    self._process(batch, sinks, tracker, timer)
+                    self._process(batch, sinks, tracker, changes, timer)
                     count += len(batch.indices)
                     if progress:
                         progress.advance(len(batch.indices))
@@ -158,6 +159,9 @@ class Chain:
             remapped=describe_remap(self.target_space, self.remap_lut) if self.remap_lut is not None else [],
             mean_class_share=tracker.mean_shares() if tracker else {},
             outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,
+            output_flicker=changes.flicker if changes else None,
+            output_change=changes.output_change if changes else None,
+            input_change=changes.input_change if changes else None,
         )
         if summary_file:
             summary_file.commit(summary)
@@ -206,7 +210,7 @@ class Chain:
         return sinks, summary_file
 
     def _process(self, batch: Batch, sinks: dict[str, FrameSink], tracker: ClassShareTracker | None,
-                 timer: StageTimer) -> None:
+                 changes: FrameChangeTracker | None, timer: StageTimer) -> None:
         labels = target = synthesized = None
         if self.segmenter is not None:
             with timer("segment"):
@@ -220,6 +224,9 @@ class Chain:
             height, width = batch.frames.shape[1:3]
             synthesized = resize_frames(synthesized, height, width)
         with timer("inspect"):
+            if changes is not None:  # both at the output size: synthesized frames were resized above
+                for output, input_frame in zip(synthesized, batch.frames):
+                    changes.add(output, input_frame)
             views = self._views(batch, labels, target, synthesized, sinks, tracker)
         with timer("encode"):
             for name, images in views.items():

@@ -56,6 +56,12 @@ class RunSummary:
     outputs: dict[str, str]
     audio: str
     label_flicker: float | None = None
+    #: Mean |difference| between consecutive synthesized frames over the same for the input
+    #: frames, both at the output size (1 = as steady as the input); None without two output frames.
+    output_flicker: float | None = None
+    #: The two means behind it, in 8-bit levels per pixel and channel.
+    output_change: float | None = None
+    input_change: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,6 +80,9 @@ class RunSummary:
             "unmapped_classes": self.unmapped_classes, "remapped": self.remapped,
             "mean_class_share": self.mean_class_share, "outputs": self.outputs, "audio": self.audio,
             "label_flicker": None if self.label_flicker is None else round(self.label_flicker, 5),
+            "output_flicker": None if self.output_flicker is None else round(self.output_flicker, 4),
+            "output_change": None if self.output_change is None else round(self.output_change, 4),
+            "input_change": None if self.input_change is None else round(self.input_change, 4),
             **self.extra,
         }
 
@@ -117,6 +126,48 @@ class ClassShareTracker:
     def mean_shares(self, min_share: float = 1e-4) -> dict[str, float]:
         mean = self._total / max(1, self.frames)
         return {self.space.names[i]: round(float(mean[i]), 5) for i in np.argsort(-mean) if mean[i] >= min_share}
+
+
+class FrameChangeTracker:
+    """Output flicker: how much consecutive synthesized frames differ, against the input's own change.
+
+    Each consecutive pair contributes its mean absolute difference (8-bit levels, over pixels
+    and channels) for the output and for the input; the flicker is the ratio of the two
+    means, so a still input that the synthesizer paints differently every frame scores high
+    and a synthesizer that follows the input's motion scores about 1. Streaming: only the
+    previous pair of frames is kept.
+    """
+
+    def __init__(self) -> None:
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+        self._output_total = self._input_total = 0.0
+        self.pairs = 0
+
+    def add(self, output: np.ndarray, input_frame: np.ndarray) -> None:
+        """The next synthesized frame and its input frame, ``(H, W, 3)`` uint8 of the same size."""
+        if self._previous is not None:
+            previous_output, previous_input = self._previous
+            self._output_total += _mean_abs_difference(output, previous_output)
+            self._input_total += _mean_abs_difference(input_frame, previous_input)
+            self.pairs += 1
+        self._previous = (output, input_frame)
+
+    @property
+    def output_change(self) -> float | None:
+        return self._output_total / self.pairs if self.pairs else None
+
+    @property
+    def input_change(self) -> float | None:
+        return self._input_total / self.pairs if self.pairs else None
+
+    @property
+    def flicker(self) -> float | None:
+        """Output change over input change (None for one frame, or an input that never changes)."""
+        return self._output_total / self._input_total if self.pairs and self._input_total > 0 else None
+
+
+def _mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
 class SummaryFile:

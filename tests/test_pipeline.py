@@ -198,3 +198,22 @@ def test_stages_from_entry_points(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert pipeline.target_space.name == "camvid"
     assert "person" in [n for n in VOC.names] and pipeline.conversion.apply(np.array([VOC.id_of("person")]))[0] == \
         pipeline.target_space.id_of("pedestrian")
+
+
+def test_output_flicker_compares_output_change_with_input_change(tmp_path: Path) -> None:
+    painted_frames(tmp_path / "painted", count=4)
+    # colorize paints palette-coloured frames back exactly: the output changes as much as the input.
+    summary = chain.run(tmp_path / "painted", tmp_path / "same", seg="palette:voc", synth="colorize")
+    assert summary.output_flicker == pytest.approx(1.0) and summary.output_change == summary.input_change > 0
+    assert chain.run(tmp_path / "painted", None, seg="palette:voc", synth=None,
+                     masks=tmp_path / "m.mp4").output_flicker is None  # nothing synthesized
+
+    from chain.summary import FrameChangeTracker
+
+    tracker = FrameChangeTracker()
+    still = np.zeros((2, 2, 3), np.uint8)
+    tracker.add(still, still)
+    assert tracker.flicker is None and tracker.output_change is None  # one frame: no pair yet
+    tracker.add(np.full((2, 2, 3), 6, np.uint8), still)
+    tracker.add(np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 3, np.uint8))
+    assert (tracker.output_change, tracker.input_change, tracker.flicker) == (6.0, 1.5, 4.0)

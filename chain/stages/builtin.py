@@ -1,9 +1,10 @@
 """Registers the stages that ship with chain. Imported once by the registry."""
 
-from chain.stages import deeplab, deeplab_mnv2, simple, spade, vaegan
+from chain.stages import controlnet, deeplab, deeplab_mnv2, simple, spade, vaegan
 from chain.stages.registry import register_stage
 
-BUILTIN_STAGES = (deeplab.SPEC, deeplab_mnv2.SPEC, simple.PALETTE, simple.SAVED_LABELS, simple.COLORIZE, spade.SPEC, vaegan.SPEC)
+BUILTIN_STAGES = (deeplab.SPEC, deeplab_mnv2.SPEC, simple.PALETTE, simple.SAVED_LABELS, simple.COLORIZE, spade.SPEC, vaegan.SPEC,
+                  controlnet.SPEC)
 
 for _spec in BUILTIN_STAGES:
     register_stage(_spec)
