@@ -9,8 +9,12 @@ The ADE20K file is dynamic-range quantized, so the TF Lite runtime adds int8 act
 noise the float network does not have; it is also compared with the runtime on the same
 graph with float kernels (``float_weights_flatbuffer``), which isolates the port itself,
 and with TF Lite's builtin kernels, which quantize that noise differently from XNNPACK.
+The port is then run again with its hybrid convs emulating the stock runtime's int8
+arithmetic (``activation_quantization="dynamic-int8-per-pixel"``, the segmenter's
+``quantization=tflite``) against the stock runtime and, with ``--builtin-emulation``, emulating
+the builtin kernels (``"dynamic-int8-per-image"``) against those.
 
-    python benchmarks/deeplab_mnv2_parity.py [--frames 20] [--shared ../shared]
+    python benchmarks/deeplab_mnv2_parity.py [--frames 20] [--shared ../shared] [--builtin-emulation]
 """
 
 from __future__ import annotations
@@ -107,6 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20, help="frames per video (default 20)")
     parser.add_argument("--shared", default=None, help="the shared folder (default ../shared or $CHAIN_SHARED)")
+    parser.add_argument("--builtin-emulation", action="store_true",
+                        help="also compare the port emulating TF Lite's builtin hybrid kernels with those")
     args = parser.parse_args()
     torch.set_num_threads(2)
     shared = shared_dir(args.shared)
@@ -126,6 +132,15 @@ def main() -> None:
                 # How much the runtime's own kernel choice moves the quantized network.
                 references["tflite-builtin-kernels"] = TFLiteReference(weights, builtin_kernels=True)
             compare(model, references, sources)
+            if model.config.hybrid_weight_scales:
+                emulations = [("dynamic-int8-per-pixel", "tflite")]
+                if args.builtin_emulation:
+                    emulations.append(("dynamic-int8-per-image", "tflite-builtin-kernels"))
+                for mode, name in emulations:
+                    model.set_activation_quantization(mode)
+                    print(f"  port with activation_quantization={mode!r} (emulating {name}):")
+                    compare(model, {name: references[name]}, sources)
+                model.set_activation_quantization("none")
             if space == "voc":
                 mask_agreement(model, photos)
 

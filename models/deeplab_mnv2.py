@@ -18,11 +18,30 @@ TF Lite files the importer reads (``chain.importers.tflite``):
   early unit, concatenated with the upsampled ASPP output, then separable 3x3 convs.
 - Every bilinear resize uses ``align_corners=True`` (TF1 ``resize_bilinear``); logits are
   resized straight from feature resolution to the input size.
+
+Dynamic-range ("hybrid") quantized files store some conv kernels as int8 with float
+scales; ``DeepLabMNv2Config.hybrid_weight_scales`` names those convs. The TF Lite runtime
+then quantizes each such conv's float *input* to int8 on the fly and multiplies integers.
+``activation_quantization`` reproduces that arithmetic instead of computing in float:
+
+- ``"dynamic-int8-per-pixel"``: what the stock runtime does (XNNPACK's ``qd8`` path):
+  per pixel (the C channels of one position) an asymmetric int8 scale/zero point from
+  ``min(0, min x)``/``max(0, max x)`` (``xnn_qd8_asymmetric_quantization_params``: scale
+  ``255 / (max - min)``, zero point nudged and rounded half-to-even), ``x * scale`` rounded
+  half-to-even plus the zero point, clamped to [-128, 127]; the output is
+  ``(float(sum (q - zp) * w_int) / scale) * w_scale + bias``. Only 1x1 convs.
+- ``"dynamic-int8-per-image"``: TF Lite's builtin hybrid conv (``EvalHybrid``,
+  per-tensor weight scale): one symmetric scale per image, ``max|x| / 127``, values rounded
+  half away from zero and clamped to [-127, 127]; output
+  ``float(sum q * w_int) * (x_scale * w_scale) + bias``.
+
+Integer products are summed exactly (in float64, far inside its exact-integer range: the
+sums can pass float32's 2**24).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +58,8 @@ MOBILENET_V2_UNITS: tuple[tuple[int, int, int, int], ...] = (
     (6, 320, 1, 1),
 )
 STEM_CHANNELS = 32
+# How hybrid convs treat their float input (see the module docstring).
+ACTIVATION_QUANTIZATIONS = ("none", "dynamic-int8-per-pixel", "dynamic-int8-per-image")
 
 
 @dataclass
@@ -62,6 +83,12 @@ class DeepLabMNv2Config:
     decoder_convs: int = 2  # separable 3x3 convs after the decoder concat
     align_corners: bool = True  # of every bilinear resize in the graph
     input_size: int = 257  # the square size the graph was frozen at; other sizes work
+    # Convs whose kernels the source file stores as int8 (module name -> weight scale: one
+    # per tensor, or one per output channel). The dequantized kernels are int8 x scale.
+    hybrid_weight_scales: dict[str, list[float]] = field(default_factory=dict)
+    # How those convs run: "none" computes them in float; the other modes emulate the
+    # TF Lite runtime's int8 arithmetic (ACTIVATION_QUANTIZATIONS, module docstring).
+    activation_quantization: str = "none"
 
 
 def scaled_channels(channels: int, width_multiplier: float) -> int:
@@ -107,6 +134,27 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(
             in_channels, out_channels, kernel_size, stride, static, dilation, groups, bias=True
         )
+        # Hybrid emulation (off unless `set_hybrid` turns it on): the kernel's int8 scale(s).
+        self.input_quantization = "none"
+        self.register_buffer("weight_scale", None, persistent=False)
+
+    def set_hybrid(self, weight_scale: list[float] | None, input_quantization: str) -> None:
+        """Compute as a hybrid conv (int8 kernel = weight / weight_scale) or, with
+        ``weight_scale=None`` or ``input_quantization="none"``, in float."""
+        if input_quantization not in ACTIVATION_QUANTIZATIONS:
+            raise ValueError(f"unknown activation quantization {input_quantization!r}; use one of {ACTIVATION_QUANTIZATIONS}")
+        if weight_scale is None or input_quantization == "none":
+            self.input_quantization, self.weight_scale = "none", None
+            return
+        if len(weight_scale) not in (1, self.out_channels):
+            raise ValueError(f"{len(weight_scale)} weight scales for a conv with {self.out_channels} output channels")
+        if input_quantization == "dynamic-int8-per-pixel" and (self.kernel_size[0] != 1 or self.stride[0] != 1):
+            raise ValueError("per-pixel input quantization is only emulated for 1x1 stride-1 convs")
+        if input_quantization == "dynamic-int8-per-image" and len(weight_scale) != 1:
+            # TF Lite's builtin per-channel hybrid conv quantizes asymmetrically instead.
+            raise ValueError("per-image input quantization is only emulated for per-tensor weight scales")
+        self.input_quantization = input_quantization
+        self.weight_scale = torch.tensor(weight_scale, dtype=torch.float32, device=self.weight.device)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stride[0] > 1:
@@ -114,7 +162,41 @@ class Conv2dSame(nn.Conv2d):
             top, bottom = same_padding(x.shape[-2], k, s, d)
             left, right = same_padding(x.shape[-1], k, s, d)
             x = F.pad(x, (left, right, top, bottom))
+        if self.input_quantization != "none":
+            return self._hybrid_forward(x)
         return super().forward(x)
+
+    def _hybrid_forward(self, x: Tensor) -> Tensor:
+        """The runtime's hybrid conv: int8 input x int8 kernel summed exactly, then rescaled."""
+        x = x.float()
+        w_scale = self.weight_scale.view(-1, 1, 1, 1)
+        w_int = torch.round(self.weight.float() / w_scale)  # exact: the weights are int8 x scale
+        if self.input_quantization == "dynamic-int8-per-pixel":
+            low = x.amin(dim=1, keepdim=True).clamp(max=0.0)
+            high = x.amax(dim=1, keepdim=True).clamp(min=0.0)
+            flat = low == high
+            inv_scale = torch.where(flat, 1.0, 255.0 / torch.where(flat, 1.0, high - low))
+            low_q, high_q = low * inv_scale, high * inv_scale
+            zero = torch.where((low_q - 128.0) + (high_q + 127.0) > 0, -128.0 - low_q, 127.0 - high_q)
+            zero = torch.round(zero.clamp(-128.0, 127.0))
+            q = (torch.round(x * inv_scale) + zero).clamp(-128.0, 127.0) - zero
+            x_scale = 1.0 / inv_scale  # [B, 1, H, W]: the output pixel's own input scale
+        else:
+            bound = x.abs().amax(dim=(1, 2, 3), keepdim=True)
+            empty = bound == 0
+            inv_scale = torch.where(empty, 0.0, 127.0 / torch.where(empty, 1.0, bound))
+            scaled = x * inv_scale
+            q = (torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)).clamp(-127.0, 127.0)
+            x_scale = torch.where(empty, 1.0, bound / 127.0)
+        acc = F.conv2d(
+            q.double(), w_int.double(), None, self.stride, self.padding, self.dilation, self.groups
+        ).float()
+        w_scale = self.weight_scale.view(1, -1, 1, 1)
+        if self.input_quantization == "dynamic-int8-per-pixel":
+            out = acc * x_scale * w_scale
+        else:
+            out = acc * (x_scale * w_scale)
+        return out + self.bias.view(1, -1, 1, 1)
 
 
 class InvertedResidual(nn.Module):
@@ -202,6 +284,20 @@ class DeepLabMNv2(nn.Module):
             self.low_level = None
             self.decoder_convs = None
         self.classifier = Conv2dSame(head_channels, config.num_classes)
+        self.set_activation_quantization(config.activation_quantization)
+
+    def set_activation_quantization(self, mode: str) -> None:
+        """Switch the hybrid convs (``config.hybrid_weight_scales``) between float and an
+        emulation of the TF Lite runtime's int8 arithmetic (``ACTIVATION_QUANTIZATIONS``)."""
+        if mode not in ACTIVATION_QUANTIZATIONS:
+            raise ValueError(f"unknown activation quantization {mode!r}; use one of {ACTIVATION_QUANTIZATIONS}")
+        modules = dict(self.named_modules())
+        unknown = sorted(set(self.config.hybrid_weight_scales) - set(modules))
+        if unknown:
+            raise ValueError(f"hybrid_weight_scales names modules this network lacks: {unknown[:3]}")
+        for name, scales in self.config.hybrid_weight_scales.items():
+            modules[name].set_hybrid(list(scales), mode)
+        self.config.activation_quantization = mode
 
     def _resize(self, x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
         if tuple(x.shape[-2:]) == tuple(size):

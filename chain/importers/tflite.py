@@ -9,7 +9,10 @@ Only the importer needs the ``tflite`` package (the flatbuffer schema); running 
 imported network needs torch only.
 
 TF Lite details undone here: conv kernels are ``OHWI`` and depthwise kernels ``1HWC``
-(torch wants ``OIHW`` and ``C1HW``); int8 / float16 constants are dequantized; a dilated
+(torch wants ``OIHW`` and ``C1HW``); int8 / float16 constants are dequantized (a conv that
+reads an int8 kernel directly is "hybrid": the runtime quantizes its input to int8 on the
+fly, so its kernel scales go into the config's ``hybrid_weight_scales``, which the port
+can emulate; kernels behind a ``DEQUANTIZE`` operator are plain float convs); a dilated
 depthwise conv may appear as ``SPACE_TO_BATCH_ND`` -> VALID depthwise ->
 ``BATCH_TO_SPACE_ND`` -> ``MUL`` -> ``ADD`` (its batch norm left unfolded), which is
 refolded into one dilated conv with a bias.
@@ -28,7 +31,12 @@ import torch
 
 from chain.checkpoint import load_checkpoint, save_checkpoint
 from chain.errors import ChainError
-from models.deeplab_mnv2 import STEM_CHANNELS, DeepLabMNv2, DeepLabMNv2Config
+from models.deeplab_mnv2 import (
+    ACTIVATION_QUANTIZATIONS,
+    STEM_CHANNELS,
+    DeepLabMNv2,
+    DeepLabMNv2Config,
+)
 
 MODEL_KIND = "deeplab_mnv2"
 
@@ -73,6 +81,7 @@ class _Node:
     activation: str = "none"
     align_corners: bool = False
     half_pixel_centers: bool = False
+    weight_scale: list[float] | None = None  # a hybrid conv's int8 kernel scale(s)
 
     def describe(self) -> str:
         return f"operator {self.op_index} ({self.kind})"
@@ -201,6 +210,23 @@ class _Reader:
         self.constants[index] = values.astype(np.float32) if values.dtype.kind == "f" else values
         return self.constants[index]
 
+    def hybrid_scale(self, index: int, depthwise: bool) -> list[float] | None:
+        """The scale(s) of a kernel the conv reads as int8 itself (a hybrid conv), else None.
+
+        Only symmetric kernels (zero point 0) quantized per tensor or per output channel
+        are hybrid in the sense the port emulates; anything else is read as float.
+        """
+        tensor = self.graph.Tensors(index)
+        quant = tensor.Quantization()
+        if tensor.Type() != self.tflite.TensorType.INT8 or quant is None or not quant.ScaleLength():
+            return None
+        if quant.ZeroPointLength() and quant.ZeroPointAsNumpy().any():
+            return None
+        scales = quant.ScaleAsNumpy().astype(np.float32)
+        if scales.size > 1 and quant.QuantizedDimension() != (3 if depthwise else 0):
+            return None
+        return [float(v) for v in scales]
+
     def options(self, op: _Op, cls: type) -> Any:
         table = op.table.BuiltinOptions()
         parsed = cls()
@@ -242,6 +268,7 @@ class _Reader:
         else:
             weight = kernel.transpose(0, 3, 1, 2)  # OHWI -> OIHW
         bias = self.constant(op.inputs[2]) if len(op.inputs) > 2 else None
+        weight_scale = self.hybrid_scale(op.inputs[1], depthwise)
         node = _Node(
             kind="depthwise" if depthwise else "conv",
             op_index=op.index,
@@ -252,6 +279,7 @@ class _Reader:
             stride=opts.StrideH(),
             dilation=opts.DilationHFactor(),
             activation=_ACTIVATIONS.get(opts.FusedActivationFunction(), "unknown"),
+            weight_scale=weight_scale,
         )
         if op.inputs[0] in self.space_to_batch:
             if not depthwise or opts.Padding() != tflite.Padding.VALID or node.stride != 1:
@@ -291,6 +319,9 @@ class _Reader:
             raise self.fail(f"{op.where()} is only understood as a per-channel batch-norm scale")
         node.weight = node.weight * scale[:, None, None, None]
         node.bias = node.bias * scale
+        if node.weight_scale is not None:  # int8 x (scale * mul) per channel: still hybrid
+            base = np.broadcast_to(np.asarray(node.weight_scale, np.float32), scale.shape)
+            node.weight_scale = [float(v) for v in (base * scale).astype(np.float32)]
         node.output = op.output
         self.producer[op.output] = node
 
@@ -417,6 +448,9 @@ class _Matcher:
             image_pooling=image_pooling,
             align_corners=next(iter(modes))[0],
             input_size=input_size,
+            hybrid_weight_scales={
+                name: node.weight_scale for name, node in self.weights.items() if node.weight_scale is not None
+            },
             **decoder,
         )
         return config, {"dilations": dilations, "feature_size": graph.spatial(features)[0]}
@@ -584,13 +618,31 @@ def save_imported(path: str | os.PathLike, out_dir: str | os.PathLike, *, label_
     return save_checkpoint(out_dir, model=MODEL_KIND, config=config, state_dict=state_dict, meta=meta)
 
 
-def load_deeplab_mnv2(checkpoint_dir: str | os.PathLike) -> tuple[DeepLabMNv2, dict[str, Any]]:
-    """Load a checkpoint written by `save_imported`: the network in eval mode and its meta."""
+def load_deeplab_mnv2(
+    checkpoint_dir: str | os.PathLike, *, activation_quantization: str | None = None
+) -> tuple[DeepLabMNv2, dict[str, Any]]:
+    """Load a checkpoint written by `save_imported`: the network in eval mode and its meta.
+
+    ``activation_quantization`` (one of `models.deeplab_mnv2.ACTIVATION_QUANTIZATIONS`)
+    overrides the checkpoint's: ``"dynamic-int8-per-pixel"`` makes a dynamic-range quantized
+    file's hybrid convs compute as the stock TF Lite runtime (XNNPACK) does,
+    ``"dynamic-int8-per-image"`` as TF Lite's builtin kernels do, ``"none"`` in float. A file
+    without hybrid convs computes in float whatever the mode.
+    """
     checkpoint = load_checkpoint(checkpoint_dir, expect_model=MODEL_KIND)
     unknown = sorted(set(checkpoint.config) - {f.name for f in fields(DeepLabMNv2Config)})
     if unknown:
         raise ChainError(f"{checkpoint_dir}: config fields {unknown} are unknown to this version of chain")
-    model = DeepLabMNv2(DeepLabMNv2Config(**checkpoint.config))
+    config = dict(checkpoint.config)
+    if activation_quantization is not None:
+        if activation_quantization not in ACTIVATION_QUANTIZATIONS:
+            raise ChainError(f"unknown activation quantization {activation_quantization!r}; "
+                             f"use one of {', '.join(ACTIVATION_QUANTIZATIONS)}")
+        config["activation_quantization"] = activation_quantization
+    try:
+        model = DeepLabMNv2(DeepLabMNv2Config(**config))
+    except ValueError as error:
+        raise ChainError(f"{checkpoint_dir}: {error}") from error
     try:
         model.load_state_dict(checkpoint.state_dict, strict=True)
     except RuntimeError as error:

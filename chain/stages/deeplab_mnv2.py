@@ -8,7 +8,12 @@ how output channels map to label ids.
 
 Options: ``fit=square`` (default: frames are resized to the square input the file was made
 for, as its TF Lite runtime takes them) or ``fit=aspect`` (short side = input size, aspect
-kept; the network is fully convolutional); ``size=N`` overrides the input size.
+kept; the network is fully convolutional); ``size=N`` overrides the input size;
+``quantization=float`` (default) computes in float, ``quantization=tflite`` emulates the stock
+TF Lite runtime's int8 arithmetic on the convs a dynamic-range quantized file (the ade20k
+one) stores as int8 (XNNPACK: input quantized per pixel, asymmetric), and
+``quantization=tflite-builtin`` emulates TF Lite's builtin kernels instead (per image,
+symmetric). Files without int8 convs (voc) compute in float in every mode.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from chain.stages.torch_segmenter import TorchSegmenter
 
 VARIANTS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
 FITS = ("square", "aspect")
+# --seg-opt quantization=...: the port's activation_quantization for the file's hybrid convs.
+QUANTIZATIONS = {"float": "none", "tflite": "dynamic-int8-per-pixel", "tflite-builtin": "dynamic-int8-per-image"}
 
 
 def default_checkpoint(variant: str) -> Path:
@@ -37,7 +44,8 @@ def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegme
         raise MissingWeightsError(
             f"no DeepLabV3-MobileNetV2 {variant} checkpoint at {path}: make one with `chain import tflite "
             f"{VARIANTS[variant]} --labels {variant} --out {path}` (or pass --seg-weights DIR)")
-    network, meta = load_deeplab_mnv2(path)
+    quantization = context.choice_option("quantization", tuple(QUANTIZATIONS))
+    network, meta = load_deeplab_mnv2(path, activation_quantization=QUANTIZATIONS[quantization])
     space = get_label_space(meta["label_space"])
     if space.name != get_label_space(variant).name:
         raise ChainError(f"{path} holds a {space.name} network; use --seg deeplab-mnv2:{space.name}")
@@ -48,7 +56,8 @@ def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegme
         network, label_space=space, mean=[m / 255 for m in normalization["mean"]],
         std=[s / 255 for s in normalization["std"]], input_size=(size, size) if fit == "square" else size,
         channel_to_label=meta["channel_ids"], device=context.device,
-        description=f"DeepLabV3-MobileNetV2 {variant} ({meta['source']['file']}), {fit} {size}")
+        description=f"DeepLabV3-MobileNetV2 {variant} ({meta['source']['file']}), {fit} {size}"
+        + (f", {quantization} int8 emulation" if quantization != "float" and network.config.hybrid_weight_scales else ""))
 
 
 def deeplab_mnv2_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
@@ -67,5 +76,5 @@ SPEC = StageSpec(
     default_variant="voc",
     label_space=lambda variant: get_label_space(variant or "voc").name,
     weights=deeplab_mnv2_weights_status,
-    options=("fit", "size"),
+    options=("fit", "size", "quantization"),
 )
