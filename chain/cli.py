@@ -116,6 +116,9 @@ def run(
     err.print("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in report["stage_ms_per_frame"].items()))
     if report["label_flicker"] is not None:
         err.print(f"label flicker: {100 * report['label_flicker']:.2f} % of pixels change label per frame")
+    if report.get("output_flicker") is not None:
+        err.print(f"output flicker: {report['output_flicker']:.2f}x the input's change between frames "
+                  f"(mean |Δ| {report['output_change']:.2f} vs {report['input_change']:.2f} levels)")
     if report["unmapped_classes"]:
         err.print(f"unmapped into {report['target_space']} (became its fallback): "
                   + ", ".join(report["unmapped_classes"]))
@@ -174,6 +177,88 @@ def train_vaegan(
                        progress=not quiet)
     err.print(f"checkpoint: {checkpoint} (reconstruct with: chain run FILM OUT --seg none --synth vaegan "
               f"--synth-weights {out})")
+
+
+@train_app.command("spade")
+def train_spade(
+    data: Annotated[Path, typer.Option(help="Dataset folder (CamVid or NVlabs COCO-Stuff layout), or a video "
+                                            "labelled by --seg.")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
+    seg: Annotated[Optional[str], typer.Option(help="Label a video's frames with this segmenter (pseudo-labels).")] = None,
+    seg_weights: SegWeights = None,
+    split: Annotated[Optional[str], typer.Option(help="Dataset split to train on [default: train].")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Training size WxH, multiples of 32 [default: 256x192].")] = None,
+    ngf: Annotated[Optional[int], typer.Option(min=1, help="Generator width [default: 64, as NVlabs].")] = None,
+    spade_hidden: Annotated[Optional[int], typer.Option(min=1, help="SPADE label-MLP width [default: 128].")] = None,
+    ndf: Annotated[Optional[int], typer.Option(min=1, help="Discriminator width [default: 64].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the pairs [default: 50].")] = None,
+    batch: Annotated[Optional[int], typer.Option(min=1, help="Pairs per step [default: 8].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Base learning rate (G lr/2, D 2*lr) [default: 2e-4].")] = None,
+    vgg_weights: Annotated[Optional[str], typer.Option(
+        help="torchvision VGG-19 weights (.pth) to add the perceptual loss; none is used without them.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of weights, batches and flips [default: 0].")] = None,
+    start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
+    device: Device = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a SPADE generator on labelled pairs or on a video's pseudo-labels."""
+    from chain.training.spade import train_spade as train
+
+    checkpoint = train(data, out, seg=seg, seg_weights=seg_weights, split=split, size=size, ngf=ngf,
+                       spade_hidden=spade_hidden, ndf=ndf, epochs=epochs, batch=batch, lr=lr, vgg_weights=vgg_weights,
+                       seed=seed, start=start or None, duration=duration, max_frames=max_frames,
+                       checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, resume=resume,
+                       progress=not quiet)
+    err.print(f"checkpoint: {checkpoint} (paint with: chain run VIDEO OUT --seg SEGMENTER --synth spade "
+              f"--synth-weights {out}; score with: chain eval spade {out} HELD_OUT)")
+
+
+eval_app = typer.Typer(help="Measure how well trained networks work.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("spade")
+def eval_spade(
+    weights: Annotated[Path, typer.Argument(help="A SPADE checkpoint or `chain train spade` run folder.")],
+    data: Annotated[Path, typer.Argument(help="Dataset folder (its --split is held out) or a video.")],
+    seg: Annotated[str, typer.Option(help="The segmenter that judges synthesized and real images.")]
+        = "deeplab-mnv2:ade20k",
+    seg_weights: SegWeights = None, seg_opt: SegOpt = None,
+    label_seg: Annotated[Optional[str], typer.Option(
+        help="For a video: the segmenter whose labels are painted from [default: --seg].")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "val",
+    size: Annotated[Optional[str], typer.Option(help="Scoring size WxH [default: the generator's size].")] = None,
+    max_items: Annotated[Optional[int], typer.Option(min=1, help="Score at most this many images/frames.")] = None,
+    samples: Annotated[Optional[Path], typer.Option(help="PNG: labels | real | synthesized | judged, per row.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the scores as JSON.")] = None,
+    start: Start = 0.0, duration: Duration = None, batch: Batch = 4, device: Device = "auto",
+) -> None:
+    """SPADE's test: segment synthesized images and score them against the labels they came from."""
+    from chain.evaluation import evaluate_spade
+    from chain.media import Trim
+
+    result = evaluate_spade(weights, data, seg=seg, seg_weights=seg_weights,
+                            seg_options=api.parse_options(seg_opt or []), label_seg=label_seg, split=split, size=size,
+                            max_items=max_items, batch=batch, trim=Trim(start=start, duration=duration),
+                            device=device, samples=samples, report=report)
+    table = Table("images", "mIoU", "pixel accuracy", title=f"{result['items']} items at {result['size']}, "
+                  f"judged by {result['segmenter']} in {result['label_space']}")
+    for kind in ("synthesized", "real"):
+        table.add_row(kind, f"{100 * result[kind]['miou']:.1f} %", f"{100 * result[kind]['pixel_accuracy']:.1f} %")
+    out.print(table)
+    per_class = Table("class", "IoU synthesized", "IoU real", title="per class")
+    for name, iou in result["real"]["class_iou"].items():
+        per_class.add_row(name, f"{100 * result['synthesized']['class_iou'].get(name, 0.0):.1f}", f"{100 * iou:.1f}")
+    out.print(per_class)
+    if "flicker" in result:
+        flicker = result["flicker"]
+        out.print(f"flicker: synthesized frames change {flicker['synthesized_mean_abs_diff']:.2f} levels per frame, "
+                  f"real {flicker['real_mean_abs_diff']:.2f} (x{flicker['relative']:.2f}); judged labels change on "
+                  f"{100 * flicker['label_flicker_synthesized']:.1f} % vs {100 * flicker['label_flicker_real']:.1f} % "
+                  "of pixels")
 
 
 @app.command()

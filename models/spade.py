@@ -159,16 +159,18 @@ class SpectralNormConv2d(nn.Conv2d):
 
     def normalized_weight(self) -> torch.Tensor:
         """``weight_orig`` divided by its estimated largest singular value."""
-        matrix = self.weight_orig.reshape(self.weight_orig.shape[0], -1)
-        u, v = self.weight_u, self.weight_v
-        if self.training:
-            with torch.no_grad():
-                v = F.normalize(torch.mv(matrix.t(), u), dim=0, eps=self.eps, out=v)
-                u = F.normalize(torch.mv(matrix, v), dim=0, eps=self.eps, out=u)
-            # Clones keep autograd from seeing the next in-place update of the buffers.
-            u, v = u.clone(), v.clone()
-        sigma = torch.dot(u, torch.mv(matrix, v))
-        return self.weight_orig / sigma
+        # float32 even under autocast: the power iteration writes the float32 buffers in place.
+        with torch.autocast(self.weight_orig.device.type, enabled=False):
+            matrix = self.weight_orig.reshape(self.weight_orig.shape[0], -1)
+            u, v = self.weight_u, self.weight_v
+            if self.training:
+                with torch.no_grad():
+                    v = F.normalize(torch.mv(matrix.t(), u), dim=0, eps=self.eps, out=v)
+                    u = F.normalize(torch.mv(matrix, v), dim=0, eps=self.eps, out=u)
+                # Clones keep autograd from seeing the next in-place update of the buffers.
+                u, v = u.clone(), v.clone()
+            sigma = torch.dot(u, torch.mv(matrix, v))
+            return self.weight_orig / sigma
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.normalized_weight(), self.bias)

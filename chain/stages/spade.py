@@ -109,6 +109,8 @@ def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:
             f"{NVLABS_URL} and put checkpoints/{variant}_pretrained/ under {path.parent.parent}, "
             "or pass --synth-weights PATH")
     space = VARIANT_SPACES[variant]
+    if path.is_dir() and (path / "checkpoint" / "config.json").is_file():
+        path = path / "checkpoint"  # a `chain train spade` run folder
     if path.is_dir():
         generator, meta = load_spade_checkpoint(path)
         space = get_label_space(meta.get("label_space", space.name))

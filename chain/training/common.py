@@ -66,12 +66,23 @@ class StopOnCtrlC:
 
     def __init__(self) -> None:
         self.requested = False
+        self._saving = False
         self._previous: Any = None
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        if self.requested and not self._saving:
             raise KeyboardInterrupt
         self.requested = True
+
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[None]:
+        """While a checkpoint is written, further Ctrl-Cs only ask to stop: `timeout -s INT`
+        signals the command and then its whole process group, so a second SIGINT comes at once."""
+        self._saving = True
+        try:
+            yield
+        finally:
+            self._saving = False
 
     def __enter__(self) -> StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():
@@ -103,14 +114,16 @@ class LossLog:
 
 
 def optimizer_tensors(optimizers: dict[str, torch.optim.Optimizer],
-                       generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Adam states flattened to ``{network}.{param index}.{exp_avg|exp_avg_sq|step}``, plus the noise RNG."""
+                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Adam states flattened to ``{network}.{param index}.{exp_avg|exp_avg_sq|step}``, plus the noise RNG
+    when the run has one."""
     tensors = {}
     for name, optimizer in optimizers.items():
         for index, entries in optimizer.state_dict()["state"].items():
             for key, value in entries.items():
                 tensors[f"{name}.{index}.{key}"] = torch.as_tensor(value)
-    tensors["rng.noise"] = generator.get_state()
+    if generator is not None:
+        tensors["rng.noise"] = generator.get_state()
     return tensors
 
 

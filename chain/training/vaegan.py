@@ -210,7 +210,8 @@ def train_vaegan(
                     epoch = step // sampler.steps_per_epoch
                     _write_samples(model, cache, out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png", options.seed, device)
                 if checkpoint_due:
-                    save(step)
+                    with ctrl_c.saving():
+                        save(step)
                     saved_at = step
                 if epoch_done or checkpoint_due:
                     _plot(out_dir)
