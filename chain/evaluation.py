@@ -31,6 +31,7 @@ from chain.media import Trim, open_source
 from chain.media.sizes import Size
 from chain.render import resize_frames
 from chain.stages.registry import StageContext, build_stage, resolve_device
+from chain.summary import FrameChangeTracker
 
 IGNORED_CLASS_NAMES = ("void", "unlabeled", "ignore")
 
@@ -80,20 +81,17 @@ class SegmentationScores:
                 "class_iou": self.class_iou}
 
 
-class _FlickerMeter:
-    """Change between consecutive frames, streamed: the mean absolute difference of images
-    (0–255 levels), or for label maps the share of pixels whose label changes."""
+class _LabelFlicker:
+    """The share of pixels whose label changes between consecutive label maps, streamed."""
 
-    def __init__(self, labels: bool = False) -> None:
-        self.labels = labels
+    def __init__(self) -> None:
         self.previous: np.ndarray | None = None
         self.total, self.count = 0.0, 0
 
-    def add(self, frames: np.ndarray) -> None:
-        for frame in frames if self.labels else frames.astype(np.int16):
+    def add(self, labels: np.ndarray) -> None:
+        for frame in labels:
             if self.previous is not None:
-                change = frame != self.previous if self.labels else np.abs(frame - self.previous)
-                self.total += float(change.mean())
+                self.total += float((frame != self.previous).mean())
                 self.count += 1
             self.previous = frame
 
@@ -149,8 +147,8 @@ def evaluate_spade(
 
     # 3. Synthesize, segment both, accumulate confusions (and flicker for videos).
     confusions = {kind: np.zeros((len(space), len(space)), np.int64) for kind in ("synthesized", "real")}
-    flicker = {"synthesized": _FlickerMeter(), "real": _FlickerMeter()}
-    label_changes = {"synthesized": _FlickerMeter(labels=True), "real": _FlickerMeter(labels=True)}
+    image_changes = FrameChangeTracker()
+    label_changes = {"synthesized": _LabelFlicker(), "real": _LabelFlicker()}
     sample_rows: list[np.ndarray] = []
     items = 0
     judge.reset()
@@ -164,8 +162,8 @@ def evaluate_spade(
         for kind, predicted in predictions.items():
             confusions[kind] += confusion_matrix(truth, predicted, len(space))
         if not is_dataset:
-            flicker["synthesized"].add(painted)
-            flicker["real"].add(real)
+            for painted_frame, real_frame in zip(painted, real):
+                image_changes.add(painted_frame, real_frame)
             for kind, predicted in predictions.items():
                 label_changes[kind].add(predicted)
         if samples is not None and len(sample_rows) < 6:
@@ -188,11 +186,10 @@ def evaluate_spade(
         "seconds": round(time.perf_counter() - started, 2),
     }
     if not is_dataset:
-        real_flicker = flicker["real"].value
         result["flicker"] = {
-            "synthesized_mean_abs_diff": flicker["synthesized"].value,
-            "real_mean_abs_diff": real_flicker,
-            "relative": (flicker["synthesized"].value / real_flicker) if real_flicker else None,
+            "synthesized_mean_abs_diff": image_changes.output_change,
+            "real_mean_abs_diff": image_changes.input_change,
+            "relative": image_changes.flicker,
             "label_flicker_synthesized": label_changes["synthesized"].value,
             "label_flicker_real": label_changes["real"].value,
         }

@@ -240,3 +240,26 @@ def test_eval_with_the_real_ade20k_segmenter(tmp_path: Path) -> None:
     # Real street images: sky and road are found; an untrained generator's noise is not a street.
     assert report["real"]["class_iou"]["sky"] > 0.5 and report["real"]["class_iou"]["road"] > 0.5
     assert report["real"]["miou"] > report["synthesized"]["miou"]
+
+
+def test_perceptual_loss_only_with_user_weights(tmp_path: Path) -> None:
+    from torchvision.models import vgg19
+
+    from chain.training.perceptual import VGGPerceptualLoss
+
+    with pytest.raises(ChainError, match="cannot read VGG-19 weights"):
+        VGGPerceptualLoss(tmp_path / "missing.pth")
+    torch.manual_seed(0)
+    weights = tmp_path / "vgg19.pth"
+    # The 16 conv layers are what the loss uses; a features-only state_dict is accepted as a full one is.
+    torch.save({f"features.{k}": v for k, v in vgg19(weights=None).features[:30].state_dict().items()}, weights)
+    loss = VGGPerceptualLoss(weights)
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert float(loss(image, image)) == 0.0 and float(loss(image, -image)) > 0.0
+
+    data = make_camvid(tmp_path / "camvid", "train", 2)
+    train_spade(data, tmp_path / "run", **TINY, epochs=1, vgg_weights=str(weights), progress=False, device="cpu")
+    assert all(r["g_vgg"] > 0 for r in read_loss_log(tmp_path / "run"))
+    without = tmp_path / "plain"
+    train_spade(data, without, **TINY, epochs=1, progress=False, device="cpu")
+    assert all(r["g_vgg"] == 0 for r in read_loss_log(without))

@@ -217,7 +217,7 @@ def build_pseudo_label_cache(frames: np.ndarray, frames_key: dict[str, Any], seg
     def fill(images: np.ndarray, labels: np.ndarray) -> None:
         segmenter.reset()
         for start in range(0, count, batch):
-            chunk = np.ascontiguousarray(frames[start:start + batch])
+            chunk = np.array(frames[start:start + batch])  # a writable copy of the memory-mapped frames
             images[start:start + len(chunk)] = chunk
             labels[start:start + len(chunk)] = segmenter.segment(chunk, indices=np.arange(start, start + len(chunk)))
             if progress is not None:
