@@ -9,10 +9,13 @@ resume, Adam states travel in a safetensors file beside the weights.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +207,99 @@ def read_loss_log(out_dir: str | Path) -> Iterator[dict[str, Any]]:
         for line in log.read_text().splitlines():
             if line.strip():
                 yield json.loads(line)
+
+
+# -----------------------------------------------------------------------------
+# What the trainers' entry points and loops share
+
+
+def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model: str) -> Any:
+    """The checkpoint to resume from (`chain.checkpoint.Checkpoint`), or None for a new run.
+
+    Refuses to resume where nothing was saved, and to start over a run that exists.
+    """
+    from chain.checkpoint import CONFIG_FILE, load_checkpoint
+
+    exists = (checkpoint_path / CONFIG_FILE).is_file()
+    if resume and not exists:
+        raise ChainError(f"nothing to resume: no checkpoint in {out_dir} (drop --resume to start a new run)")
+    if not resume and exists:
+        raise ChainError(f"{out_dir} already holds a training run; pass --resume to continue it, or choose another --out")
+    return load_checkpoint(checkpoint_path, expect_model=expect_model) if resume else None
+
+
+def resumed_options(options_class: type, saved: dict[str, Any], given: dict[str, Any], *, input_field: str) -> Any:
+    """A run's saved options, after checking that the ones given again agree (``input_field``
+    may be spelled as another path to the same file; ``RESUMABLE_CHANGES`` may differ)."""
+    options = options_class(**saved)
+    reference = options_class(**{**saved, **{k: v for k, v in given.items() if v is not None}})
+    if Path(getattr(reference, input_field)).resolve() == Path(getattr(options, input_field)).resolve():
+        setattr(reference, input_field, getattr(options, input_field))
+    conflicts = [f"--{name.replace('_', '-')} {getattr(reference, name)} (the run has {getattr(options, name)})"
+                 for name in (f.name for f in dataclasses.fields(options_class))
+                 if name not in options_class.RESUMABLE_CHANGES and getattr(reference, name) != getattr(options, name)]
+    if conflicts:
+        raise ChainError("--resume continues a run with its own options; these differ: " + "; ".join(conflicts))
+    for name in options_class.RESUMABLE_CHANGES:
+        setattr(options, name, getattr(reference, name))
+    return options
+
+
+def plot_run_losses(out_dir: Path, keys: tuple[str, ...], title: str) -> None:
+    """``losses.png`` from ``losses.jsonl``, smoothed over about a hundredth of the run."""
+    from chain.training.metrics import plot_losses
+
+    log = out_dir / LOSS_LOG
+    if log.is_file() and log.stat().st_size > 0:
+        records = sum(1 for _ in log.open())
+        plot_losses(log, out_dir / LOSS_PLOT, keys, title=f"{title}, {out_dir.name}", smooth=max(1, records // 100))
+
+
+@dataclass
+class TrainingLoop:
+    """Steps from ``step`` to ``stop``: logs each, writes samples at each epoch's end, saves every
+    ``checkpoint_every`` steps, at the end and on Ctrl-C (then raises `TrainingInterrupted`)."""
+
+    train_step: Callable[[int], dict[str, float]]    # global step (0-based) -> losses to log
+    describe: Callable[[dict[str, Any]], str]         # a record -> the progress bar's text
+    save: Callable[[int], object]                     # steps done -> writes the checkpoint
+    end_of_epoch: Callable[[int], None]               # epoch number (1-based) -> writes samples
+    plot: Callable[[], None]
+    steps_per_epoch: int
+    checkpoint_every: int
+    resume_hint: str                                  # the command that continues the run
+
+    def run(self, *, step: int, stop: int, total_steps: int, log: LossLog, display: TrainingDisplay,
+            checkpoint_path: Path, on_step: Callable[[int, dict[str, float]], None] | None = None) -> None:
+        from chain.checkpoint import CONFIG_FILE
+
+        display.start_training(step, stop, total_steps)
+        saved_at = step
+        with StopOnCtrlC() as ctrl_c:
+            while step < stop:
+                started = time.perf_counter()
+                losses = self.train_step(step)
+                step += 1
+                record = {"step": step, "epoch": (step - 1) // self.steps_per_epoch + 1, **losses,
+                          "seconds": round(time.perf_counter() - started, 4)}
+                log.append(record)
+                display.advance(self.describe(record))
+                if on_step is not None:
+                    on_step(step, record)
+                epoch_done = step % self.steps_per_epoch == 0
+                checkpoint_due = step % self.checkpoint_every == 0 or step == stop or ctrl_c.requested
+                if epoch_done:
+                    self.end_of_epoch(step // self.steps_per_epoch)
+                if checkpoint_due:
+                    with ctrl_c.saving():
+                        self.save(step)
+                    saved_at = step
+                if epoch_done or checkpoint_due:
+                    self.plot()
+                if ctrl_c.requested and step < stop:
+                    display.stop()
+                    raise TrainingInterrupted(f"interrupted at step {step} of {total_steps}; checkpoint saved in "
+                                              f"{checkpoint_path}. Continue with: {self.resume_hint}")
+        if saved_at != step or not (checkpoint_path / CONFIG_FILE).is_file():
+            self.save(step)
+            self.plot()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +33,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from chain.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
+from chain.checkpoint import save_checkpoint
 from chain.errors import ChainError
 from chain.labels import LabelSpace
 from chain.media import Trim
 from chain.spade_checkpoint import MODEL_KIND
 from chain.stages.registry import StageContext, build_stage, resolve_device
-from chain.training.common import (LOSS_LOG, LOSS_PLOT, OPTIMIZER_FILE, LossLog, Precision, StopOnCtrlC,
-                                   TrainingDisplay, TrainingInterrupted, load_optimizer_state, optimizer_tensors)
+from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
+                                   TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
+                                   optimizer_tensors, plot_run_losses, resumed_options)
 from chain.training.frames import META_FILE as FRAMES_META, BatchSampler, build_frame_cache, training_size
-from chain.training.metrics import plot_losses
 from chain.training.pairs import PairCache, build_dataset_cache, build_pseudo_label_cache, dataset_layout
 from models.spade import UPSAMPLINGS, SPADEConfig, SPADEGenerator, make_spade_input
 from models.spade_discriminator import (MultiscaleDiscriminator, PatchDiscriminatorConfig, feature_matching_loss,
@@ -144,16 +143,10 @@ def train_spade(
     if checkpoint_every < 1 or (max_steps is not None and max_steps < 1):
         raise ChainError("--checkpoint-every and --max-steps must be >= 1")
     checkpoint_path = out_dir / CHECKPOINT_DIR
-    checkpoint = None
-    if resume:
-        if not (checkpoint_path / CONFIG_FILE).is_file():
-            raise ChainError(f"nothing to resume: no checkpoint in {out_dir} (drop --resume to start a new run)")
-        checkpoint = load_checkpoint(checkpoint_path, expect_model=MODEL_KIND)
-        options = _resumed_options(checkpoint.meta["train"], given)
+    checkpoint = open_run(out_dir, checkpoint_path, resume=resume, expect_model=MODEL_KIND)
+    if checkpoint is not None:
+        options = resumed_options(SpadeTrainOptions, checkpoint.meta["train"], given, input_field="data")
     else:
-        if (checkpoint_path / CONFIG_FILE).is_file():
-            raise ChainError(f"{out_dir} already holds a training run; pass --resume to continue it, "
-                             "or choose another --out")
         options = SpadeTrainOptions(**given)
     device = resolve_device(device)
     # Cheap checks first, so a mistake is one line rather than an error under a progress bar.
@@ -187,39 +180,18 @@ def train_spade(
             _save(checkpoint_path, nets, precision, options, pairs, sampler, at_step, total_steps, device)
 
         # 3. Train until the last epoch ends (or max_steps), with samples each epoch.
-        display.start_training(step, stop, total_steps)
-        saved_at = step
-        with StopOnCtrlC() as ctrl_c:
-            while step < stop:
-                started = time.perf_counter()
-                record = _train_step(nets, precision, pairs, sampler, step, options, device)
-                step += 1
-                record = {"step": step, "epoch": sampler.epoch(step - 1) + 1, **record,
-                          "seconds": round(time.perf_counter() - started, 4)}
-                log.append(record)
-                display.advance(f"ep {record['epoch']} G {record['g_gan']:.3f} feat {record['g_feat']:.3f} "
-                                f"D real {record['d_real']:.3f} fake {record['d_fake']:.3f}")
-                if on_step is not None:
-                    on_step(step, record)
-                epoch_done = step % sampler.steps_per_epoch == 0
-                checkpoint_due = step % checkpoint_every == 0 or step == stop or ctrl_c.requested
-                if epoch_done:
-                    write_samples(nets.generator, pairs, out_dir / SAMPLES_DIR / f"epoch_{step // sampler.steps_per_epoch:03d}.png",
-                                  device)
-                if checkpoint_due:
-                    with ctrl_c.saving():
-                        save(step)
-                    saved_at = step
-                if epoch_done or checkpoint_due:
-                    _plot(out_dir)
-                if ctrl_c.requested and step < stop:
-                    display.stop()
-                    raise TrainingInterrupted(
-                        f"interrupted at step {step} of {total_steps}; checkpoint saved in {checkpoint_path}. "
-                        f"Continue with: chain train spade --data {options.data} --out {out_dir} --resume")
-        if saved_at != step or not (checkpoint_path / CONFIG_FILE).is_file():
-            save(step)
-            _plot(out_dir)
+        loop = TrainingLoop(
+            train_step=lambda at: _train_step(nets, precision, pairs, sampler, at, options, device),
+            describe=lambda r: (f"ep {r['epoch']} G {r['g_gan']:.3f} feat {r['g_feat']:.3f} "
+                                f"D real {r['d_real']:.3f} fake {r['d_fake']:.3f}"),
+            save=save,
+            end_of_epoch=lambda epoch: write_samples(nets.generator, pairs,
+                                                     out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png", device),
+            plot=lambda: plot_run_losses(out_dir, PLOTTED, "SPADE training"),
+            steps_per_epoch=sampler.steps_per_epoch, checkpoint_every=checkpoint_every,
+            resume_hint=f"chain train spade --data {options.data} --out {out_dir} --resume")
+        loop.run(step=step, stop=stop, total_steps=total_steps, log=log, display=display,
+                 checkpoint_path=checkpoint_path, on_step=on_step)
     return checkpoint_path
 
 
@@ -314,20 +286,6 @@ def _train_step(nets: _Networks, precision: Precision, pairs: PairCache, sampler
     return {key: round(float(value.detach()), 6) for key, value in values.items()}
 
 
-def _resumed_options(saved: dict[str, Any], given: dict[str, Any]) -> SpadeTrainOptions:
-    options = SpadeTrainOptions(**saved)
-    reference = SpadeTrainOptions(**{**saved, **given})
-    if Path(reference.data).resolve() == Path(options.data).resolve():
-        reference.data = options.data
-    conflicts = [f"--{name.replace('_', '-')} {getattr(reference, name)} (the run has {getattr(options, name)})"
-                 for name in (f.name for f in dataclasses.fields(SpadeTrainOptions))
-                 if name not in SpadeTrainOptions.RESUMABLE_CHANGES and getattr(reference, name) != getattr(options, name)]
-    if conflicts:
-        raise ChainError("--resume continues a run with its own options; these differ: " + "; ".join(conflicts))
-    options.epochs = reference.epochs
-    return options
-
-
 def _save(path: Path, nets: _Networks, precision: Precision, options: SpadeTrainOptions, pairs: PairCache,
           sampler: BatchSampler, step: int, total_steps: int, device: torch.device) -> Path:
     meta = {
@@ -348,14 +306,6 @@ def _save(path: Path, nets: _Networks, precision: Precision, options: SpadeTrain
                            state_dict=nets.generator.state_dict(), meta=meta,
                            extra_files={DISCRIMINATOR_FILE: nets.discriminator.state_dict(),
                                         OPTIMIZER_FILE: optimizer_tensors(nets.optimizers)})
-
-
-def _plot(out_dir: Path) -> None:
-    log = out_dir / LOSS_LOG
-    if log.is_file() and log.stat().st_size > 0:
-        records = sum(1 for _ in log.open())
-        plot_losses(log, out_dir / LOSS_PLOT, PLOTTED, title=f"SPADE training, {out_dir.name}",
-                    smooth=max(1, records // 100))
 
 
 @torch.no_grad()

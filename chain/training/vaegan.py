@@ -22,25 +22,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from chain.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
+from chain.checkpoint import save_checkpoint
 from chain.errors import ChainError
 from chain.media import Trim
 from chain.stages.registry import resolve_device
 from chain.stages.vaegan import CHECKPOINT_DIR, MODEL_KIND
-from chain.training.common import (LOSS_LOG, LOSS_PLOT, OPTIMIZER_FILE, LossLog, Precision, StopOnCtrlC,
-                                   TrainingDisplay, TrainingInterrupted, load_optimizer_state, optimizer_tensors,
-                                   read_loss_log)
+from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
+                                   TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
+                                   optimizer_tensors, plot_run_losses, read_loss_log, resumed_options)
 from chain.training.frames import BatchSampler, FrameCache, build_frame_cache, training_size
-from chain.training.metrics import plot_losses
 from models.vaegan import VAEGAN, VAEGANConfig, make_optimizers
 
 SAMPLES_DIR = "samples"
@@ -145,16 +142,10 @@ def train_vaegan(
     if max_steps is not None and max_steps < 1:
         raise ChainError(f"--max-steps must be >= 1, got {max_steps}")
     checkpoint_path = out_dir / CHECKPOINT_DIR
-    checkpoint = None
-    if resume:
-        if not (checkpoint_path / CONFIG_FILE).is_file():
-            raise ChainError(f"nothing to resume: no checkpoint in {out_dir} (drop --resume to start a new run)")
-        checkpoint = load_checkpoint(checkpoint_path, expect_model=MODEL_KIND)
-        options = _resumed_options(checkpoint.meta["train"], given)
+    checkpoint = open_run(out_dir, checkpoint_path, resume=resume, expect_model=MODEL_KIND)
+    if checkpoint is not None:
+        options = resumed_options(TrainOptions, checkpoint.meta["train"], given, input_field="film")
     else:
-        if (checkpoint_path / CONFIG_FILE).is_file():
-            raise ChainError(f"{out_dir} already holds a training run; pass --resume to continue it, "
-                             "or choose another --out")
         options = TrainOptions(**{k: v for k, v in given.items() if v is not None})
     config = options.model_config()
     device = resolve_device(device)
@@ -189,40 +180,18 @@ def train_vaegan(
                          at_step, total_steps, device)
 
         # 3. Train until the last epoch ends, or max_steps.
-        display.start_training(step, stop, total_steps)
-        saved_at = step
-        with StopOnCtrlC() as ctrl_c:
-            while step < stop:
-                started = time.perf_counter()
-                record = _train_step(model, optimizers, generator, precision, cache, sampler, step, device)
-                step += 1
-                record = {"step": step, "epoch": sampler.epoch(step - 1) + 1, **record,
-                          "seconds": round(time.perf_counter() - started, 4)}
-                log.append(record)
-                display.advance(f"ep {record['epoch']} enc {record['encoder']:.3f} dec {record['decoder']:.3f} "
-                                f"dis {record['discriminator']:.3f} kl {record['kl']:.4f} "
-                                f"psnr {record['recon_psnr']:.1f}")
-                if on_step is not None:
-                    on_step(step, record)
-                epoch_done = step % sampler.steps_per_epoch == 0
-                checkpoint_due = step % checkpoint_every == 0 or step == stop or ctrl_c.requested
-                if epoch_done:
-                    epoch = step // sampler.steps_per_epoch
-                    _write_samples(model, cache, out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png", options.seed, device)
-                if checkpoint_due:
-                    with ctrl_c.saving():
-                        save(step)
-                    saved_at = step
-                if epoch_done or checkpoint_due:
-                    _plot(out_dir)
-                if ctrl_c.requested and step < stop:
-                    display.stop()
-                    raise TrainingInterrupted(
-                        f"interrupted at step {step} of {total_steps}; checkpoint saved in {checkpoint_path}. "
-                        f"Continue with: chain train vaegan {options.film} --out {out_dir} --resume")
-        if saved_at != step or not (checkpoint_path / CONFIG_FILE).is_file():
-            save(step)
-            _plot(out_dir)
+        loop = TrainingLoop(
+            train_step=lambda at: _train_step(model, optimizers, generator, precision, cache, sampler, at, device),
+            describe=lambda r: (f"ep {r['epoch']} enc {r['encoder']:.3f} dec {r['decoder']:.3f} "
+                                f"dis {r['discriminator']:.3f} kl {r['kl']:.4f} psnr {r['recon_psnr']:.1f}"),
+            save=save,
+            end_of_epoch=lambda epoch: _write_samples(model, cache, out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png",
+                                                      options.seed, device),
+            plot=lambda: plot_run_losses(out_dir, PLOTTED, "VAE-GAN training"),
+            steps_per_epoch=sampler.steps_per_epoch, checkpoint_every=checkpoint_every,
+            resume_hint=f"chain train vaegan {options.film} --out {out_dir} --resume")
+        loop.run(step=step, stop=stop, total_steps=total_steps, log=log, display=display,
+                 checkpoint_path=checkpoint_path, on_step=on_step)
     return checkpoint_path
 
 
@@ -258,20 +227,6 @@ def _to_model(frames: np.ndarray, device: torch.device) -> torch.Tensor:
 # Resuming
 
 
-def _resumed_options(saved: dict[str, Any], given: dict[str, Any]) -> TrainOptions:
-    options = TrainOptions(**saved)
-    reference = TrainOptions(**{**saved, **{k: v for k, v in given.items() if v is not None}})
-    if Path(reference.film).resolve() == Path(options.film).resolve():
-        reference.film = options.film
-    conflicts = [f"--{name.replace('_', '-')} {getattr(reference, name)} (the run has {getattr(options, name)})"
-                 for name in (f.name for f in dataclasses.fields(TrainOptions))
-                 if name not in TrainOptions.RESUMABLE_CHANGES and getattr(reference, name) != getattr(options, name)]
-    if conflicts:
-        raise ChainError("--resume continues a run with its own options; these differ: " + "; ".join(conflicts))
-    options.epochs = reference.epochs
-    return options
-
-
 def _save(path: Path, model: VAEGAN, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator,
           precision: Precision, options: TrainOptions, cache: FrameCache, sampler: BatchSampler, step: int,
           total_steps: int, device: torch.device) -> Path:
@@ -293,14 +248,6 @@ def _save(path: Path, model: VAEGAN, optimizers: dict[str, torch.optim.Optimizer
 
 # -----------------------------------------------------------------------------
 # Precision, Ctrl-C, the loss log, samples, the progress display
-
-
-def _plot(out_dir: Path) -> None:
-    log = out_dir / LOSS_LOG
-    if log.is_file() and log.stat().st_size > 0:
-        records = sum(1 for _ in log.open())
-        plot_losses(log, out_dir / LOSS_PLOT, PLOTTED, title=f"VAE-GAN training, {out_dir.name}",
-                    smooth=max(1, records // 100))
 
 
 @torch.no_grad()
