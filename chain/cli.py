@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
@@ -25,6 +24,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Re-imagine films through neural networks: segment, remap, synthesize. "
                        "Add --debug anywhere for tracebacks.")
 err = Console(stderr=True)
+# Usage mistakes (missing or bad options): recent typer vendors its own click, so take the
+# exception class from typer rather than importing click.
+USAGE_ERROR = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 out = Console()
 
 # --- options, declared once -------------------------------------------------------------
@@ -318,12 +320,14 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     try:
         app(args=args, prog_name="chain", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.ClickException as usage:
-        usage.show()
+    except USAGE_ERROR as usage:
+        command = getattr(getattr(usage, "ctx", None), "command_path", None) or "chain"
+        err.print(Text.assemble(("error: ", "red"), f"{usage.format_message()} (see: {command} --help)"),
+                  soft_wrap=True)
         sys.exit(usage.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         if debug:
             raise
         err.print("interrupted; partial outputs were removed")

@@ -43,6 +43,11 @@ def test_remap_to_unknown_class_fails_in_one_line(carphone: Path, tmp_path: Path
     (["run", "{clip}", "out.mp4", "--seg", "deeplab", "--seg-weights", "random", "--seg-opt", "size=big"],
      ["size='big'", "whole number"]),
     (["run", "{clip}", "{clip}", "--seg", "palette"], ["overwrite the input"]),
+    # usage mistakes that typer/click catch are one line too
+    (["run", "{clip}", "out.mp4", "--batch", "0"], ["--batch", "chain run --help"]),
+    (["train", "spade", "--data", "{clip}"], ["Missing option '--out'"]),
+    (["eval", "spade"], ["Missing argument"]),
+    (["paint", "{clip}"], ["No such command 'paint'"]),
 ])
 def test_user_mistakes_fail_in_one_line(args: list[str], needles: list[str], carphone: Path) -> None:
     result = chain_cli(*[a.format(clip=carphone) for a in args])
