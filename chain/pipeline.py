@@ -14,7 +14,8 @@ import numpy as np
 
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_table
-from chain.media import Frame, FrameSink, FrameSource, Size, SourceInfo, Trim, open_audio, open_sink, open_source
+from chain.media import (Frame, FrameSink, FrameSource, Size, SourceInfo, Trim, open_audio, open_sink, open_source,
+                         output_kind)
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.simple import LABELS_META_FILE
@@ -193,6 +194,9 @@ class Chain:
                 path = getattr(outputs, name)
                 if path is None:
                     continue
+                if output_kind(Path(path)) == "image" and (info.frame_count or 0) > 1:
+                    raise ChainError(f"{path} is an image file but {info.frame_count} frames will be made; "
+                                     "write to a video file or a folder, or pass --max-frames 1")
                 audio = None
                 if name == "video" and info.kind == "video" and info.audio_codec is not None:
                     audio = open_audio(info.path, start=trim.start, duration=info.duration)

@@ -48,6 +48,8 @@ def test_remap_to_unknown_class_fails_in_one_line(carphone: Path, tmp_path: Path
     (["train", "spade", "--data", "{clip}"], ["Missing option '--out'"]),
     (["eval", "spade"], ["Missing argument"]),
     (["paint", "{clip}"], ["No such command 'paint'"]),
+    (["run", "{clip}", "out.mp4", "--seg", "palette", "--compare", "c.png", "--max-frames", "3"],
+     ["c.png is an image file", "3 frames"]),
 ])
 def test_user_mistakes_fail_in_one_line(args: list[str], needles: list[str], carphone: Path) -> None:
     result = chain_cli(*[a.format(clip=carphone) for a in args])
