@@ -83,10 +83,12 @@ class MultiscaleDiscriminator(nn.Module):
 # Losses
 
 
-def hinge_discriminator_loss(real: Features, fake: Features) -> torch.Tensor:
-    """Mean over scales of ``relu(1 - D(real)) + relu(1 + D(fake))``, averaged over patches."""
-    losses = [F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean() for r, f in zip(real, fake)]
-    return torch.stack(losses).mean()
+def hinge_discriminator_loss(real: Features, fake: Features) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two halves of the hinge loss, each a mean over scales and patches:
+    ``relu(1 - D(real))`` and ``relu(1 + D(fake))``; the loss is their sum."""
+    real_term = torch.stack([F.relu(1 - r[-1]).mean() for r in real]).mean()
+    fake_term = torch.stack([F.relu(1 + f[-1]).mean() for f in fake]).mean()
+    return real_term, fake_term
 
 
 def hinge_generator_loss(fake: Features) -> torch.Tensor:

@@ -17,7 +17,7 @@ import chain
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import COCO_STUFF, LABEL_SPACES, VOC
 from chain.pipeline import Chain, Outputs
-from chain.stages import StageContext, StageSpec, build_stage, registry
+from chain.stages import StageContext, build_stage, registry
 from chain.stages.base import Synthesizer
 from chain.stages.simple import PaletteSegmenter
 

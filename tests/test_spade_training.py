@@ -62,7 +62,8 @@ def test_multiscale_discriminator_shapes_and_losses() -> None:
     # Hinge: a discriminator that says +2 on real and -2 on fake has zero loss; the generator pays 2.
     real = [[torch.zeros(1), torch.full((2, 1, 3, 3), 2.0)]]
     fake = [[torch.zeros(1), torch.full((2, 1, 3, 3), -2.0)]]
-    assert float(hinge_discriminator_loss(real, fake)) == 0.0
+    assert [float(term) for term in hinge_discriminator_loss(real, fake)] == [0.0, 0.0]
+    assert [float(t) for t in hinge_discriminator_loss(fake, real)] == [3.0, 3.0]
     assert float(hinge_generator_loss(fake)) == 2.0
     assert float(feature_matching_loss([[torch.ones(4), torch.zeros(1)]], [[torch.zeros(4), torch.zeros(1)]])) == 1.0
 

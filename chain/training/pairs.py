@@ -164,7 +164,8 @@ def _write_cache(cache_dir: Path, key: dict[str, Any], space: LabelSpace, count:
         images = np.lib.format.open_memmap(staged[IMAGES_FILE], "w+", np.uint8, (count, size.height, size.width, 3))
         labels = np.lib.format.open_memmap(staged[LABELS_FILE], "w+", space.dtype, (count, size.height, size.width))
         fill(images, labels)
-        images.flush(), labels.flush()
+        images.flush()
+        labels.flush()
         del images, labels
         for name, path in staged.items():
             os.replace(path, cache_dir / name)

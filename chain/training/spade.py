@@ -274,9 +274,8 @@ def _train_step(nets: _Networks, precision: Precision, pairs: PairCache, sampler
     discriminator.requires_grad_(True)
     with precision.autocast():
         fake_features = discriminator(segmap, fake.detach())
-        d_real = torch.stack([torch.relu(1 - r[-1]).mean() for r in real_features]).mean()
-        d_fake = torch.stack([torch.relu(1 + f[-1]).mean() for f in fake_features]).mean()
-        d_loss = hinge_discriminator_loss(real_features, fake_features)
+        d_real, d_fake = hinge_discriminator_loss(real_features, fake_features)
+        d_loss = d_real + d_fake
     nets.optimizers["discriminator"].zero_grad(set_to_none=True)
     scaler.scale(d_loss).backward()
     scaler.step(nets.optimizers["discriminator"])
