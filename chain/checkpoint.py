@@ -23,6 +23,16 @@ from chain.errors import ChainError
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+# Where a training run (`chain train ... --out DIR`) keeps its latest checkpoint.
+CHECKPOINT_DIR = "checkpoint"
+
+
+def checkpoint_dir(weights: str | os.PathLike) -> Path:
+    """The checkpoint folder for ``weights``: a training run's ``--out`` folder or the checkpoint itself."""
+    path = Path(weights)
+    if (path / CONFIG_FILE).is_file():
+        return path
+    return path / CHECKPOINT_DIR
 
 
 @dataclasses.dataclass

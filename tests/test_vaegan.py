@@ -20,7 +20,8 @@ from chain.errors import ChainError, MissingWeightsError
 from chain.media import Trim, open_source
 from chain.pipeline import Chain, Outputs
 from chain.stages.registry import StageContext
-from chain.stages.vaegan import MODEL_KIND, VAEGANSynthesizer, build_vaegan, checkpoint_dir, load_vaegan
+from chain.checkpoint import checkpoint_dir
+from chain.stages.vaegan import MODEL_KIND, VAEGANSynthesizer, build_vaegan, load_vaegan
 from chain.training.frames import BatchSampler, build_frame_cache
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
 from chain.training.vaegan import TrainingInterrupted, losses_so_far, train_vaegan

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chain.checkpoint import CONFIG_FILE, checkpoint_dir
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
 from chain.paths import weights_dir
@@ -109,8 +110,8 @@ def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:
             f"{NVLABS_URL} and put checkpoints/{variant}_pretrained/ under {path.parent.parent}, "
             "or pass --synth-weights PATH")
     space = VARIANT_SPACES[variant]
-    if path.is_dir() and (path / "checkpoint" / "config.json").is_file():
-        path = path / "checkpoint"  # a `chain train spade` run folder
+    if path.is_dir() and (checkpoint_dir(path) / CONFIG_FILE).is_file():
+        path = checkpoint_dir(path)  # the checkpoint itself, or a `chain train spade` run folder
     if path.is_dir():
         generator, meta = load_spade_checkpoint(path)
         space = get_label_space(meta.get("label_space", space.name))

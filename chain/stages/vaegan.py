@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chain.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
+from chain.checkpoint import CONFIG_FILE, Checkpoint, checkpoint_dir, load_checkpoint
 from chain.errors import ChainError, MissingWeightsError
 from chain.stages.base import Synthesizer
 from chain.stages.registry import StageContext, StageSpec, WeightsStatus
@@ -23,16 +23,7 @@ from chain.stages.torch_segmenter import inference_context
 from models.vaegan import VAEGAN, VAEGANConfig
 
 MODEL_KIND = "vaegan"
-CHECKPOINT_DIR = "checkpoint"
 HOW_TO_TRAIN = "train one with `chain train vaegan FILM --out DIR` and pass --synth-weights DIR"
-
-
-def checkpoint_dir(weights: str | os.PathLike) -> Path:
-    """The checkpoint folder for ``weights``: a training run's ``--out`` folder or the checkpoint itself."""
-    path = Path(weights)
-    if (path / CONFIG_FILE).is_file():
-        return path
-    return path / CHECKPOINT_DIR
 
 
 def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAEGAN, Checkpoint]:

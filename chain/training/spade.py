@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from chain.checkpoint import save_checkpoint
+from chain.checkpoint import CHECKPOINT_DIR, save_checkpoint
 from chain.errors import ChainError
 from chain.labels import LabelSpace
 from chain.media import Trim
@@ -48,7 +48,6 @@ from models.spade import UPSAMPLINGS, SPADEConfig, SPADEGenerator, make_spade_in
 from models.spade_discriminator import (MultiscaleDiscriminator, PatchDiscriminatorConfig, feature_matching_loss,
                                         hinge_discriminator_loss, hinge_generator_loss, init_weights)
 
-CHECKPOINT_DIR = "checkpoint"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 SAMPLES_DIR = "samples"
 SAMPLE_COUNT = 6

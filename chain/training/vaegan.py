@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chain.checkpoint import save_checkpoint
+from chain.checkpoint import CHECKPOINT_DIR, save_checkpoint
 from chain.errors import ChainError
 from chain.media import Trim
 from chain.stages.registry import resolve_device
-from chain.stages.vaegan import CHECKPOINT_DIR, MODEL_KIND
+from chain.stages.vaegan import MODEL_KIND
 from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
                                    TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
                                    optimizer_tensors, plot_run_losses, read_loss_log, resumed_options)
