@@ -27,11 +27,11 @@ import numpy as np
 
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion
-from chain.media import Trim, open_source
+from chain.media import Trim, open_source, save_png
 from chain.media.sizes import Size
 from chain.render import resize_frames
 from chain.stages.registry import StageContext, build_stage, resolve_device
-from chain.summary import FrameChangeTracker
+from chain.summary import ClassShareTracker, FrameChangeTracker
 
 IGNORED_CLASS_NAMES = ("void", "unlabeled", "ignore")
 
@@ -81,25 +81,6 @@ class SegmentationScores:
                 "class_iou": self.class_iou}
 
 
-class _LabelFlicker:
-    """The share of pixels whose label changes between consecutive label maps, streamed."""
-
-    def __init__(self) -> None:
-        self.previous: np.ndarray | None = None
-        self.total, self.count = 0.0, 0
-
-    def add(self, labels: np.ndarray) -> None:
-        for frame in labels:
-            if self.previous is not None:
-                self.total += float((frame != self.previous).mean())
-                self.count += 1
-            self.previous = frame
-
-    @property
-    def value(self) -> float | None:
-        return self.total / self.count if self.count else None
-
-
 def evaluate_spade(
     weights: str | os.PathLike,
     data: str | os.PathLike,
@@ -137,9 +118,10 @@ def evaluate_spade(
     working = _working_size(size, generator_size)
 
     # 2. Held-out (label map, real image) batches in the generator's space.
-    is_dataset = Path(data).is_dir() and label_seg is None and _looks_like_dataset(Path(data), split)
-    if is_dataset:
-        batches = _dataset_batches(Path(data), split, working, space, max_items, batch)
+    layout = _dataset_layout(Path(data), split) if label_seg is None else None
+    is_dataset = layout is not None
+    if layout is not None:
+        batches = _dataset_batches(layout, working, space, max_items, batch)
     else:
         labeller = judge if label_seg is None or label_seg == seg else build_stage(
             "segmenter", label_seg, StageContext(weights=label_seg_weights, device=resolved))
@@ -148,7 +130,7 @@ def evaluate_spade(
     # 3. Synthesize, segment both, accumulate confusions (and flicker for videos).
     confusions = {kind: np.zeros((len(space), len(space)), np.int64) for kind in ("synthesized", "real")}
     image_changes = FrameChangeTracker()
-    label_changes = {"synthesized": _LabelFlicker(), "real": _LabelFlicker()}
+    label_changes = {"synthesized": ClassShareTracker(space, None), "real": ClassShareTracker(space, None)}
     sample_rows: list[np.ndarray] = []
     items = 0
     judge.reset()
@@ -165,7 +147,8 @@ def evaluate_spade(
             for painted_frame, real_frame in zip(painted, real):
                 image_changes.add(painted_frame, real_frame)
             for kind, predicted in predictions.items():
-                label_changes[kind].add(predicted)
+                for index, frame_labels in zip(indices, predicted):
+                    label_changes[kind].add(int(index), 0.0, frame_labels)
         if samples is not None and len(sample_rows) < 6:
             for i in range(min(len(truth), 6 - len(sample_rows))):
                 sample_rows.append(np.concatenate([space.colorize(truth[i]), real[i], painted[i],
@@ -190,8 +173,8 @@ def evaluate_spade(
             "synthesized_mean_abs_diff": image_changes.output_change,
             "real_mean_abs_diff": image_changes.input_change,
             "relative": image_changes.flicker,
-            "label_flicker_synthesized": label_changes["synthesized"].value,
-            "label_flicker_real": label_changes["real"].value,
+            "label_flicker_synthesized": label_changes["synthesized"].mean_flicker,
+            "label_flicker_real": label_changes["real"].mean_flicker,
         }
     if samples is not None and sample_rows:
         _write_png(np.concatenate(sample_rows, axis=0), Path(samples))
@@ -209,23 +192,25 @@ def _working_size(size: str | None, generator_size: tuple[int, int]) -> Size:
     return training_size(size)
 
 
-def _looks_like_dataset(root: Path, split: str) -> bool:
+def _dataset_layout(root: Path, split: str) -> Any:
+    """``root``'s `DatasetLayout` for ``split``, or None when it is not a dataset folder (a video, say)."""
     from chain.training.pairs import dataset_layout
 
+    if not root.is_dir():
+        return None
     try:
-        dataset_layout(root, split)
+        return dataset_layout(root, split)
     except ChainError:
-        return False
-    return True
+        return None
 
 
-def _dataset_batches(root: Path, split: str, size: Size, space: LabelSpace, max_items: int | None,
+def _dataset_batches(layout: Any, size: Size, space: LabelSpace, max_items: int | None,
                      batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    from chain.training.pairs import dataset_layout, iter_dataset
+    from chain.training.pairs import iter_dataset
 
-    to_space = conversion(dataset_layout(root, split).label_space, space)
+    to_space = conversion(layout.label_space, space)
     labels, images = [], []
-    for image, label in iter_dataset(root, split, size, limit=max_items):
+    for image, label in iter_dataset(layout, size, limit=max_items):
         labels.append(to_space.apply(label))
         images.append(image)
         if len(labels) == batch:
@@ -258,11 +243,9 @@ def _video_batches(path: Path, size: Size, labeller: Any, space: LabelSpace, tri
 
 
 def _write_png(image: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.stem}.partial{path.suffix}")
-    Image.fromarray(image).save(staging, format="PNG")
+    save_png(image, staging)
     staging.replace(path)
 
 

@@ -130,10 +130,9 @@ def load_pair(image_path: Path, label_path: Path, layout: DatasetLayout, size: S
     return np.asarray(rgb, np.uint8), ids
 
 
-def iter_dataset(root: str | os.PathLike, split: str, size: Size,
+def iter_dataset(layout: DatasetLayout, size: Size,
                  limit: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream a split's pairs at ``size`` (evaluation reads them once, so nothing is cached)."""
-    layout = dataset_layout(root, split)
     for image_path, label_path in dataset_pairs(layout)[:limit]:
         yield load_pair(image_path, label_path, layout, size)
 
