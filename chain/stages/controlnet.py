@@ -36,8 +36,13 @@ from PIL import Image
 
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import ADE20K, ADE20K_CONTROLNET_PALETTE
+from chain.media.sizes import Size
+from chain.media.sizes import parse_size as parse_size_option
 from chain.stages.base import Synthesizer
-from chain.stages.controlnet_attention import CrossFrameState, enable_cross_frame_attention
+from chain.stages.controlnet_attention import (
+    CrossFrameState,
+    enable_cross_frame_attention,
+)
 from chain.stages.registry import StageContext, StageSpec, WeightsStatus
 
 BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -107,7 +112,7 @@ class DiffusionSettings:
     control_scale: float = 1.0
     seed: int = 0
     scheduler: str = "unipc"
-    size: int | tuple[int, int] = DEFAULT_SHORT_SIDE  # short side, or (width, height)
+    size: int | Size = DEFAULT_SHORT_SIDE  # short side, or width x height
     same_noise: bool = True
     cross_frame: bool = False
     img2img: float = 0.0  # strength; 0 = every frame from noise
@@ -135,15 +140,13 @@ class DiffusionSettings:
         return (self.size, long) if height <= width else (long, self.size)
 
 
-def parse_size(text: str | None) -> int | tuple[int, int]:
-    """``"512"`` (short side) or ``"768x512"`` (width × height)."""
-    if text is None:
-        return DEFAULT_SHORT_SIDE
-    width, sep, height = text.lower().partition("x")
+def parse_size(text: str | None) -> int | Size:
+    """``"512"`` (short side) or ``"768x512"`` (width × height), parsed as ``--size`` is."""
     try:
-        return (int(width), int(height)) if sep else int(width)
-    except ValueError:
+        parsed = parse_size_option(text)
+    except ChainError:
         raise ChainError(f"controlnet size={text!r}: give a short side (512) or WIDTHxHEIGHT (768x512)") from None
+    return DEFAULT_SHORT_SIDE if parsed is None else parsed
 
 
 def settings_from_options(context: StageContext) -> DiffusionSettings:
