@@ -193,15 +193,17 @@ def _working_size(size: str | None, generator_size: tuple[int, int]) -> Size:
 
 
 def _dataset_layout(root: Path, split: str) -> Any:
-    """``root``'s `DatasetLayout` for ``split``, or None when it is not a dataset folder (a video, say)."""
-    from chain.training.pairs import dataset_layout
+    """``root``'s `DatasetLayout` for ``split``; None for a video or a folder of frames."""
+    from chain.training.pairs import IMAGE_SUFFIXES, dataset_layout
 
     if not root.is_dir():
         return None
     try:
         return dataset_layout(root, split)
     except ChainError:
-        return None
+        if any(path.suffix.lower() in IMAGE_SUFFIXES for path in root.iterdir()):
+            return None  # a folder of frames: labelled by the judge, like a video
+        raise  # a dataset folder without this split: say what was expected
 
 
 def _dataset_batches(layout: Any, size: Size, space: LabelSpace, max_items: int | None,

@@ -177,6 +177,14 @@ def test_train_cli_errors(tmp_path: Path) -> None:
     make_camvid(tmp_path / "camvid", "train", 2)
     assert_one_line_error(chain_cli("train", "spade", "--data", str(tmp_path / "camvid"), "--out",
                                     str(tmp_path / "o"), "--size", "100x60"), "multiples of 32")
+    assert_one_line_error(chain_cli("train", "spade", "--data", str(tmp_path / "camvid"), "--out",
+                                    str(tmp_path / "o"), "--vgg-weights", str(tmp_path / "vgg.pth")),
+                          "VGG-19 weights not found")
+    assert_one_line_error(chain_cli("train", "spade", "--data", str(tmp_path / "camvid" / "train"), "--seg",
+                                    "palette:klingon", "--out", str(tmp_path / "o")), "unknown label space 'klingon'")
+    assert_one_line_error(chain_cli("eval", "spade", str(tmp_path / "o"), str(tmp_path / "camvid"), "--split",
+                                    "test", "--seg", "palette:camvid"), "SPADE weights not found")
+    assert not (tmp_path / "o").exists()
 
 
 # --- evaluation ----------------------------------------------------------------------------

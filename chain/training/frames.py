@@ -49,10 +49,10 @@ class FrameCache:
 
 
 def training_size(size: str | Size) -> Size:
-    """``"128x72"`` → Size(128, 72); training needs both sides, not a short side."""
+    """``"128x72"`` → Size(128, 72); training and scoring need both sides, not a short side."""
     parsed = parse_size(size) if isinstance(size, str) else size
     if not isinstance(parsed, Size):
-        raise ChainError(f"training needs --size WIDTHxHEIGHT (e.g. 256x144), not {size!r}")
+        raise ChainError(f"--size needs WIDTHxHEIGHT here (e.g. 256x144), not {size!r}")
     return parsed
 
 

@@ -153,10 +153,15 @@ def train_spade(
         dataset_layout(options.data, options.split)
     elif not Path(options.data).exists():
         raise ChainError(f"input not found: {options.data}")
+    if options.vgg_weights and not Path(options.vgg_weights).is_file():
+        raise ChainError(f"VGG-19 weights not found: {options.vgg_weights}")
+    # The labelling segmenter is built before anything is shown, so a bad name or weights fail in one line.
+    segmenter = (build_stage("segmenter", options.seg, StageContext(weights=options.seg_weights, device=device))
+                 if options.seg is not None else None)
 
     with TrainingDisplay(progress) as display:
         # 1. Pairs: a dataset split, or a video's frames and their pseudo-labels; built once, then reused.
-        pairs = _training_pairs(options, out_dir, device, display)
+        pairs = _training_pairs(options, segmenter, out_dir, display)
         sampler = BatchSampler(len(pairs), options.batch, options.seed)
         total_steps = options.epochs * sampler.steps_per_epoch
         stop = min(total_steps, max_steps) if max_steps is not None else total_steps
@@ -194,17 +199,16 @@ def train_spade(
     return checkpoint_path
 
 
-def _training_pairs(options: SpadeTrainOptions, out_dir: Path, device: torch.device,
+def _training_pairs(options: SpadeTrainOptions, segmenter: Any, out_dir: Path,
                     display: TrainingDisplay) -> PairCache:
     size = training_size(options.size)
-    if options.seg is None:
+    if segmenter is None:
         return build_dataset_cache(options.data, options.split, out_dir / "pairs", size=size,
                                    progress=display.decoding(f"{Path(options.data).name} {options.split}"))
     trim = Trim(start=options.start, duration=options.duration, max_frames=options.max_frames)
     frames = build_frame_cache(options.data, out_dir / "frames", size=size, trim=trim,
                                progress=display.decoding(Path(options.data).name))
     frames_key = json.loads((frames.path.parent / FRAMES_META).read_text())
-    segmenter = build_stage("segmenter", options.seg, StageContext(weights=options.seg_weights, device=device))
     return build_pseudo_label_cache(frames.frames, frames_key, segmenter, options.seg, options.seg_weights,
                                     out_dir / "pairs", progress=display.decoding(f"labelling with {options.seg}"))
 
