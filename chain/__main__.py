@@ -1,5 +1,5 @@
 """``python -m chain`` is the ``chain`` command."""
 
-from chain.cli import main
+from chain.entry import main
 
 main()

@@ -6,13 +6,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chain.errors import ChainError
-from chain.pipeline import Chain, Outputs, Progress
+from chain.pipeline import Chain, Outputs, Progress, check_output_paths
 from chain.stages import StageContext, build_stage, resolve_device
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
 from chain.labels import parse_remap
-from chain.media import Trim, open_source, output_kind
+from chain.media import Trim, open_source
 
 NONE = "none"
 
@@ -106,14 +106,12 @@ def run(
         pass
     parse_remap(remap)
     parse_smoothing(smooth)
-    for path in (output, masks, overlay, compare):
-        if path is not None:
-            output_kind(Path(path))
-    pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
-                           seg_options=seg_options, synth_options=synth_options, smooth=smooth,
-                           remap=remap, background=background, class_overrides=class_overrides, device=device)
     as_path = lambda value: Path(value) if value is not None else None  # noqa: E731
     outputs = Outputs(video=as_path(output), masks=as_path(masks), overlay=as_path(overlay),
                       compare=as_path(compare), labels=as_path(save_labels), summary=as_path(summary))
+    check_output_paths(Path(source), outputs)
+    pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
+                           seg_options=seg_options, synth_options=synth_options, smooth=smooth,
+                           remap=remap, background=background, class_overrides=class_overrides, device=device)
     return pipeline(source, outputs, trim=trim, size=size, fps=fps,
                     batch_size=batch_size, crf=crf, preset=preset, progress=progress)

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from chain.errors import ChainError
+from chain.media.targets import check_target, remove_stale_staging, replace_with, staging_path
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -56,13 +56,18 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint folder atomically (a temporary folder renamed into place).
 
+    An existing folder is replaced only if it is empty or a chain checkpoint (`chain.media.targets`).
+
     ``config`` may be a dataclass instance or a plain dict. ``extra_files`` writes more
     safetensors files beside the weights (optimizer state, for instance).
     """
     directory = Path(directory)
     config_dict = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    check_target(directory, "checkpoint")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    remove_stale_staging(directory)
+    staging = staging_path(directory)
+    staging.mkdir()
     try:
         tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
         save_file(tensors, str(staging / WEIGHTS_FILE))
@@ -71,14 +76,7 @@ def save_checkpoint(
         document = {"model": model, "config": config_dict, "meta": meta or {}}
         (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         _apply_umask(staging)
-        if directory.exists():
-            backup = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            directory.rename(backup)
-            staging.rename(directory)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            staging.rename(directory)
+        replace_with(staging, directory, "checkpoint")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -86,7 +84,7 @@ def save_checkpoint(
 
 
 def _apply_umask(folder: Path) -> None:
-    """mkdtemp makes 0700 folders (and safetensors 0600 files); give them the user's usual modes."""
+    """safetensors writes 0600 files; give them the user's usual modes."""
     umask = os.umask(0)
     os.umask(umask)
     folder.chmod(0o777 & ~umask)

@@ -1,8 +1,7 @@
 """The ``chain`` command: a thin shell over `chain.api`.
 
-Options are declared once below and reused. `main` is the one place where errors become
-messages and exit codes: a `ChainError` prints one line, anything else one line too
-unless ``--debug`` (anywhere on the command line) asks for the traceback.
+Options are declared once below and reused. `chain.entry.main` runs this app and is the one
+place where errors become messages and exit codes.
 """
 
 from __future__ import annotations
@@ -24,10 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Re-imagine films through neural networks: segment, remap, synthesize. "
                        "Add --debug anywhere for tracebacks.")
 err = Console(stderr=True)
-# Usage mistakes (missing or bad options): recent typer vendors its own click, so take the
-# exception class from typer rather than importing click.
 UNMAPPED_SHOWN = 12  # ADE20K -> CamVid leaves 109 classes unmapped: the summary file has them all
-USAGE_ERROR = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 out = Console()
 
 # --- options, declared once -------------------------------------------------------------
@@ -145,7 +141,9 @@ def import_tflite(
 ) -> None:
     """Read a TF Lite DeepLabV3-MobileNetV2 (weights and graph) into a chain checkpoint."""
     from chain.importers.tflite import save_imported
+    from chain.media.targets import check_target
 
+    check_target(out, "checkpoint", option="--out folder")
     written = save_imported(file, out, label_space=labels)
     err.print(f"wrote {written} (use --seg deeplab-mnv2:{labels} --seg-weights {written})")
 
@@ -317,36 +315,7 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``chain`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
-    try:
-        app(args=args, prog_name="chain", standalone_mode=False)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except USAGE_ERROR as usage:
-        command = getattr(getattr(usage, "ctx", None), "command_path", None) or "chain"
-        err.print(Text.assemble(("error: ", "red"), f"{usage.format_message()} (see: {command} --help)"),
-                  soft_wrap=True)
-        sys.exit(usage.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        if debug:
-            raise
-        err.print("interrupted; partial outputs were removed")
-        sys.exit(130)
-    except ChainError as error:
-        if debug:
-            raise
-        err.print(Text.assemble(("error: ", "red"), str(error)), soft_wrap=True)
-        sys.exit(error.exit_code)
-    except Exception as error:  # noqa: BLE001 — the one place that maps failures to exit codes
-        if debug:
-            raise
-        err.print(Text.assemble(("internal error: ", "red"), f"{type(error).__name__}: {error} "
-                                "(run again with --debug for the traceback)"), soft_wrap=True)
-        sys.exit(1)
+    """The ``chain`` command (kept here for ``chain.cli:main`` entry points; see `chain.entry`)."""
+    from chain.entry import main as entry_main
 
-
-if __name__ == "__main__":
-    main()
+    entry_main(argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -14,9 +15,11 @@ import numpy as np
 
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_table
-from chain.media import (Frame, FrameSink, FrameSource, Size, SourceInfo, Trim, open_audio, open_sink, open_source,
-                         output_kind)
+from chain.media import (Frame, FrameSink, FrameSource, ImageFolderSink, Size, SourceInfo, Trim, open_audio, open_sink,
+                         open_source, output_kind)
+from chain.media.targets import check_target
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
+from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.simple import LABELS_META_FILE
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile
@@ -131,25 +134,42 @@ class Chain:
                         progress.advance(len(batch.indices))
                 if count == 0:
                     raise ChainError(f"{source} yielded no frames (check --start/--duration)")
-                # 3. Finish the outputs and move them into place.
+                # 3. Finish every output under its temporary name, then move them all into place;
+                # a stop signal then waits, so outputs appear together or not at all.
                 with timer("encode"):
-                    written = {name: str(sink.commit()) for name, sink in sinks.items()}
-            except BaseException:
-                for sink in sinks.values():
-                    sink.abort()
+                    for sink in sinks.values():
+                        with _os_errors_name(sink.target):
+                            sink.finish()
+                summary = self._summary(info, count, timer, started, tracker, changes,
+                                        {name: str(sink.target) for name, sink in sinks.items()}, sinks.get("video"))
                 if summary_file:
-                    summary_file.abort()
+                    summary_file.finish(summary)
+                with deferred_signals():
+                    for sink in sinks.values():
+                        sink.publish()
+                    if summary_file:
+                        summary_file.publish()
+                        summary.outputs["summary"] = str(outputs.summary)
+            except BaseException:
+                with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
+                    for sink in sinks.values():
+                        sink.abort()
+                    if summary_file:
+                        summary_file.abort()
                 raise
             finally:
                 if progress:
                     progress.stop()
+        return summary
 
-        # 4. Report.
-        video_sink = sinks.get("video")
+    def _summary(self, info: SourceInfo, count: int, timer: StageTimer, started: float,
+                 tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, written: dict[str, str],
+                 video_sink: FrameSink | None) -> RunSummary:
+        """4. The run's report."""
         audio = ("none in input" if info.audio_codec is None else
                  "not written (no video output)" if video_sink is None or not hasattr(video_sink, "audio_copied")
                  else f"{info.audio_codec} copied" if video_sink.audio_copied else f"{info.audio_codec} re-encoded")
-        summary = RunSummary(
+        return RunSummary(
             frames=count, fps=float(info.fps), width=info.width, height=info.height,
             seconds=time.perf_counter() - started, stage_seconds=dict(timer.seconds),
             segmenter=self.segmenter.description if self.segmenter else None,
@@ -164,10 +184,6 @@ class Chain:
             output_change=changes.output_change if changes else None,
             input_change=changes.input_change if changes else None,
         )
-        if summary_file:
-            summary_file.commit(summary)
-            summary.outputs["summary"] = str(outputs.summary)
-        return summary
 
     def _check_outputs(self, source: Path, outputs: Outputs) -> None:
         given = outputs.given()
@@ -179,12 +195,7 @@ class Chain:
         label_outputs = [name for name in ("masks", "overlay", "labels") if name in given]
         if label_outputs and self.segmenter is None:
             raise ChainError(f"--{label_outputs[0]} needs a segmenter (--seg)")
-        resolved = {name: path.resolve() for name, path in given.items()}
-        for name, path in resolved.items():
-            if path == source.resolve():
-                raise ChainError(f"the {name} output {path} would overwrite the input")
-        if len(set(resolved.values())) < len(resolved):
-            raise ChainError("two outputs have the same path; give each its own")
+        check_output_paths(source, outputs)
 
     def _open_outputs(self, outputs: Outputs, info: SourceInfo, trim: Trim, *, crf: int | None,
                       preset: str | None) -> tuple[dict[str, FrameSink], SummaryFile | None]:
@@ -202,9 +213,7 @@ class Chain:
                     audio = open_audio(info.path, start=trim.start, duration=info.duration)
                 sinks[name] = open_sink(path, fps=info.fps, audio=audio, crf=crf, preset=preset)
             if outputs.labels is not None:
-                sinks["labels"] = open_sink(outputs.labels, fps=info.fps)
-                if not hasattr(sinks["labels"], "add_file"):
-                    raise ChainError(f"--save-labels wants a folder, not {outputs.labels}")
+                sinks["labels"] = ImageFolderSink(outputs.labels)  # always a folder, whatever its name
                 sinks["labels"].add_file(LABELS_META_FILE, json.dumps({"label_space": self.source_space.name}))
             summary_file = SummaryFile(Path(outputs.summary)) if outputs.summary is not None else None
         except BaseException:
@@ -234,8 +243,9 @@ class Chain:
             views = self._views(batch, labels, target, synthesized, sinks, tracker)
         with timer("encode"):
             for name, images in views.items():
-                for image, time_s in zip(images, batch.times):
-                    sinks[name].write(image, float(time_s))
+                with _os_errors_name(sinks[name].target):
+                    for image, time_s in zip(images, batch.times):
+                        sinks[name].write(image, float(time_s))
 
     def _views(self, batch: Batch, labels: np.ndarray | None, target: np.ndarray | None,
                synthesized: np.ndarray | None, sinks: dict[str, FrameSink],
@@ -266,6 +276,40 @@ class Chain:
         if "labels" in sinks:
             views["labels"] = list(labels)
         return views
+
+
+def check_output_paths(source: Path, outputs: Outputs) -> None:
+    """Refuse, before any work, outputs that would overwrite the input, each other, or anything
+    chain did not write itself (`chain.media.targets`)."""
+    given = outputs.given()
+    resolved = {name: path.resolve() for name, path in given.items()}
+    source = source.resolve()
+    for name, path in resolved.items():
+        if path == source:
+            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} would overwrite the input")
+    for name, path in given.items():
+        kind = {"labels": "folder", "summary": "summary"}.get(name) or output_kind(path)
+        check_target(path, kind, option=_OPTION_NAMES[name])
+    for name, path in resolved.items():
+        if path in source.parents:
+            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} holds the input {source}; give a new folder")
+    if len(set(resolved.values())) < len(resolved):
+        raise ChainError("two outputs have the same path; give each its own")
+
+
+_OPTION_NAMES = {"video": "output", "masks": "--masks output", "overlay": "--overlay output",
+                 "compare": "--compare output", "labels": "--save-labels folder", "summary": "--summary file"}
+
+
+@contextlib.contextmanager
+def _os_errors_name(target: Path) -> Iterator[None]:
+    """FFmpeg's I/O errors name no file, and others name the hidden staging file: name the output."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None or ".partial-" in str(error.filename):
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+        raise
 
 
 def _batches(frames: FrameSource, batch_size: int, timer: StageTimer) -> Iterator[Batch]:

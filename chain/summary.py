@@ -7,7 +7,6 @@ summary costs no memory; totals are appended at the end.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from chain.labels import LabelSpace
+from chain.media.targets import SUMMARY_PREFIX, remove_stale_staging, replace_with, staging_path
 
 
 class StageTimer:
@@ -174,16 +174,28 @@ class SummaryFile:
     """``{"per_frame": [...streamed...], "run": {...totals...}}`` written atomically."""
 
     def __init__(self, target: Path) -> None:
-        self.target = target
-        self.staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.stream: TextIO = self.staging.open("w")
-        self.stream.write('{"per_frame": [\n')
+        from chain import __version__
 
-    def commit(self, summary: RunSummary) -> None:
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(target)
+        self.staging = staging_path(target)
+        self.stream: TextIO = self.staging.open("x")
+        # The first key says who wrote the file, so a later run may replace it (chain.media.targets).
+        self.stream.write(f'{SUMMARY_PREFIX} {__version__}", "per_frame": [\n')
+
+    def finish(self, summary: RunSummary) -> None:
+        """Write the run's totals and close the file, still under its temporary name."""
         self.stream.write('\n],\n"run": ' + json.dumps(summary.to_dict(), indent=2) + "\n}\n")
         self.stream.close()
-        os.replace(self.staging, self.target)
+
+    def publish(self) -> None:
+        """Move the finished file into place (replacing only a summary chain wrote)."""
+        replace_with(self.staging, self.target, "summary")
+
+    def commit(self, summary: RunSummary) -> None:
+        self.finish(summary)
+        self.publish()
 
     def abort(self) -> None:
         self.stream.close()

@@ -1,13 +1,14 @@
 """Frame sinks: a video file, a folder of PNG frames, or one image, written atomically.
 
-Every sink writes under a temporary name beside its target (``.NAME.partial-PID``) and
-moves it into place in `commit`; `abort` removes it. A run that fails or is interrupted
-therefore never leaves a half-written file that looks finished.
+Every sink writes under a temporary name beside its target (`chain.media.targets.staging_path`)
+and moves it into place in `commit`; `abort` removes it. A run that fails or is interrupted
+therefore never leaves a half-written file that looks finished, and an existing path is
+replaced only if chain wrote it (`chain.media.targets`).
 """
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 from abc import ABC, abstractmethod
 from fractions import Fraction
@@ -20,6 +21,7 @@ from PIL import Image
 from chain.errors import ChainError
 from chain.media.audio import AudioPassthrough
 from chain.media.sizes import Size, even_size
+from chain.media.targets import FOLDER_MARKER, OWNER_TAG, remove_stale_staging, replace_with, staging_path
 
 if TYPE_CHECKING:
     import av
@@ -43,11 +45,14 @@ VIDEO_OUTPUT_EXTENSIONS = frozenset(_VIDEO_FORMATS)
 class FrameSink(ABC):
     """Somewhere frames go. Write frames in order, then `commit` (or `abort` on failure)."""
 
+    kind = "file"  # a `chain.media.targets` kind: what may be replaced at the target
+
     def __init__(self, target: Path) -> None:
         self.target = target
         self.frames_written = 0
-        self.staging = target.with_name(f".{target.name}.partial-{os.getpid()}{target.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(target)
+        self.staging = staging_path(target)
 
     @abstractmethod
     def write(self, image: np.ndarray, time: float) -> None:
@@ -57,16 +62,22 @@ class FrameSink(ABC):
     def _close(self) -> None:
         """Finish writing the staging file or folder."""
 
-    def commit(self) -> Path:
-        """Finish, then move the output into place, replacing an older one."""
+    def finish(self) -> None:
+        """Finish writing; the output stays under its temporary name until `publish`."""
         self._close()
         if self.frames_written == 0:
             self._remove_staging()
             raise ChainError(f"no frames were written to {self.target}")
-        if self.target.is_dir() and not self.target.is_symlink():
-            shutil.rmtree(self.target)
-        os.replace(self.staging, self.target)
+
+    def publish(self) -> Path:
+        """Move the finished output into place, replacing an older one that chain wrote."""
+        replace_with(self.staging, self.target, self.kind)
         return self.target
+
+    def commit(self) -> Path:
+        """`finish`, then `publish`."""
+        self.finish()
+        return self.publish()
 
     def abort(self) -> None:
         """Drop the partial output."""
@@ -86,6 +97,8 @@ class FrameSink(ABC):
 class VideoFileSink(FrameSink):
     """Encode frames into a video file (H.264/yuv420p for .mp4/.mov/.mkv), audio alongside."""
 
+    kind = "video"
+
     def __init__(self, target: Path, *, fps: Fraction, audio: AudioPassthrough | None = None,
                  crf: int | None = None, preset: str | None = None) -> None:
         import av  # FFmpeg is loaded on first use, so importing chain stays light
@@ -99,6 +112,7 @@ class VideoFileSink(FrameSink):
         self._fps = fps
         self._codec, self._pix_fmt, self._options = codec, pix_fmt, options
         self._output = av.open(str(self.staging), "w", format=container_format)
+        self._output.metadata["comment"] = f"{OWNER_TAG} {_version()}"  # so a later run may replace it
         self._stream: av.video.stream.VideoStream | None = None
         self._audio = audio
         self._closed = False
@@ -151,11 +165,12 @@ class ImageFolderSink(FrameSink):
     2-D integer arrays are saved as lossless 8- or 16-bit grey PNGs (label maps).
     """
 
+    kind = "folder"
+
     def __init__(self, target: Path) -> None:
         super().__init__(target)
-        self.staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        self._remove_staging()
-        self.staging.mkdir(parents=True)
+        self.staging.mkdir()
+        (self.staging / FOLDER_MARKER).write_text(json.dumps({"written_by": f"chain {_version()}"}) + "\n")
 
     def write(self, image: np.ndarray, time: float) -> None:
         save_png(image, self.staging / f"{self.frames_written:06d}.png")
@@ -172,11 +187,13 @@ class ImageFolderSink(FrameSink):
 class ImageFileSink(FrameSink):
     """Save exactly one frame as an image file (for a single-image input)."""
 
+    kind = "image"
+
     def write(self, image: np.ndarray, time: float) -> None:
         if self.frames_written:
             raise ChainError(f"{self.target} is an image file but the input has more than one frame; "
                              "write to a video file or a folder instead")
-        save_png(image, self.staging, format=_pil_format(self.target))
+        save_png(image, self.staging, format=_pil_format(self.target), tag=True)
         self.frames_written += 1
 
     def _close(self) -> None:
@@ -188,11 +205,29 @@ def _pil_format(path: Path) -> str:
                                                                                path.suffix[1:].upper())
 
 
-def save_png(image: np.ndarray, path: Path, *, format: str = "PNG") -> None:
-    """Save RGB uint8, or a uint8/uint16 label map as 8/16-bit grey, without loss."""
+def save_png(image: np.ndarray, path: Path, *, format: str = "PNG", tag: bool = False) -> None:
+    """Save RGB uint8, or a uint8/uint16 label map as 8/16-bit grey, without loss.
+
+    ``tag`` marks the file as chain's (a PNG text chunk or a JPEG comment), so that a later run
+    may replace it.
+    """
     if image.ndim == 2 and image.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"label maps are saved as uint8 or uint16, not {image.dtype}")
-    Image.fromarray(image).save(path, format=format)
+    options: dict[str, object] = {}
+    if tag and format == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        options["pnginfo"] = PngInfo()
+        options["pnginfo"].add_text("Software", f"{OWNER_TAG} {_version()}")
+    elif tag and format == "JPEG":
+        options["comment"] = f"{OWNER_TAG} {_version()}"
+    Image.fromarray(image).save(path, format=format, **options)
+
+
+def _version() -> str:
+    from chain import __version__
+
+    return __version__
 
 
 def open_sink(path: str | Path, *, fps: Fraction, audio: AudioPassthrough | None = None,

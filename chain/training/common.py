@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from chain.errors import ChainError
+from chain.signals import STOP_SIGNALS, Terminated
 
 LOSS_LOG = "losses.jsonl"
 LOSS_PLOT = "losses.png"
@@ -60,7 +61,8 @@ class Precision:
 
 
 class StopOnCtrlC:
-    """Turns the first Ctrl-C into a request to stop after the current step (a second one aborts).
+    """Turns the first Ctrl-C (or SIGTERM, SIGHUP) into a request to stop after the current step;
+    a second one aborts.
 
     Stopping between steps keeps the three networks and their optimizers in step with each
     other, so the checkpoint saved on the way out resumes exactly. Only the main thread can
@@ -70,16 +72,16 @@ class StopOnCtrlC:
     def __init__(self) -> None:
         self.requested = False
         self._saving = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested and not self._saving:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
         self.requested = True
 
     @contextlib.contextmanager
     def saving(self) -> Iterator[None]:
-        """While a checkpoint is written, further Ctrl-Cs only ask to stop: `timeout -s INT`
+        """While a checkpoint is written, further signals only ask to stop: `timeout -s INT`
         signals the command and then its whole process group, so a second SIGINT comes at once."""
         self._saving = True
         try:
@@ -89,12 +91,13 @@ class StopOnCtrlC:
 
     def __enter__(self) -> StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
 
 class LossLog:
@@ -220,12 +223,31 @@ def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model
     """
     from chain.checkpoint import CONFIG_FILE, load_checkpoint
 
+    check_run_folder(out_dir)
     exists = (checkpoint_path / CONFIG_FILE).is_file()
     if resume and not exists:
         raise ChainError(f"nothing to resume: no checkpoint in {out_dir} (drop --resume to start a new run)")
     if not resume and exists:
         raise ChainError(f"{out_dir} already holds a training run; pass --resume to continue it, or choose another --out")
     return load_checkpoint(checkpoint_path, expect_model=expect_model) if resume else None
+
+
+RUN_ENTRIES = frozenset({"checkpoint", "samples", "frames", "pairs", LOSS_LOG, LOSS_PLOT})
+
+
+def check_run_folder(out_dir: Path) -> None:
+    """A run folder may be new, empty or a chain run's; never a folder of the user's other files."""
+    resolved, cwd = Path(out_dir).resolve(), Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise ChainError(f"--out {out_dir} is the current folder or one above it; give the name of a new folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ChainError(f"--out {out_dir} is a file; give the name of a new folder for the run")
+    others = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in RUN_ENTRIES
+                    and ".partial-" not in entry.name) if out_dir.is_dir() else []
+    if others:
+        shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        raise ChainError(f"--out {out_dir} holds files that are not a chain training run ({shown}); chain keeps "
+                         "them untouched: give a new folder")
 
 
 def resumed_options(options_class: type, saved: dict[str, Any], given: dict[str, Any], *, input_field: str) -> Any:

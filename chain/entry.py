@@ -1,0 +1,127 @@
+"""The ``chain`` command's entry point, and the one place where failures become messages and exit codes.
+
+It stays light: the command-line app (and torch behind it) is imported inside the handlers, so
+that Ctrl-C during start-up is an interrupt like any other, not a traceback.
+
+Exit codes: 0 done; 2 a mistake the user can fix (`ChainError`, usage); 3 missing weights;
+4 the system refused (disk full, read-only, permissions); 1 an internal error (a bug);
+128 + N for a stop signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+OS_ERROR_EXIT = 4
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted", errno.ENAMETOOLONG: "the name is too long",
+    errno.ENOENT: "no such file or folder", errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder", errno.EMFILE: "too many open files", errno.EIO: "an input/output error",
+}
+
+
+def _user_path(name: str | os.PathLike | None) -> str | None:
+    """The path to show for an OS error: the output's own name, not its hidden staging name."""
+    if name is None:
+        return None
+    text = os.fspath(name)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    head, _, tail = text.rpartition("/")
+    if tail.startswith(".") and ".partial-" in tail:
+        tail = tail[1:tail.index(".partial-")]
+    return f"{head}/{tail}" if head else tail
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an OS error: what the system said, about which of the user's paths."""
+    reason = _OS_REASONS.get(error.errno) or (error.strerror or str(error)).strip().rstrip(".")
+    path = _user_path(error.filename)
+    other = _user_path(getattr(error, "filename2", None))
+    where = f" writing {path}" if path and not other else f" moving {path} to {other}" if path else ""
+    return f"the system refused{where}: {reason}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``chain`` console script (and ``python -m chain``)."""
+    from chain.signals import exit_code, stop_on_signals
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    stop_on_signals()
+    try:
+        _run(args)
+    except KeyboardInterrupt as interrupt:
+        if debug:
+            raise
+        what = "interrupted" if exit_code(interrupt) == 130 else f"stopped by {interrupt}"
+        _say(f"{what}; no partial output was left (outputs are moved into place only when complete)")
+        sys.exit(exit_code(interrupt))
+
+
+def _run(args: list[str]) -> None:
+    import typer
+
+    from chain.errors import ChainError
+
+    usage_error = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+    abort = next(cls for cls in typer.Abort.__mro__ if cls.__name__ == "Abort")
+    debug = "--debug" in sys.argv
+    try:
+        from chain.cli import app
+
+        result = app(args=args, prog_name="chain", standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except usage_error as usage:
+        command = getattr(getattr(usage, "ctx", None), "command_path", None) or "chain"
+        _say(f"{usage.format_message()} (see: {command} --help)", error=True)
+        sys.exit(usage.exit_code)
+    except abort:  # click turns Ctrl-C inside a command into Abort
+        raise KeyboardInterrupt from None
+    except ChainError as error:
+        if debug:
+            raise
+        _say(str(error), error=True)
+        sys.exit(error.exit_code)
+    except OSError as error:
+        if debug:
+            raise
+        _say(describe_os_error(error), error=True)
+        sys.exit(OS_ERROR_EXIT)
+    except MemoryError:
+        if debug:
+            raise
+        _say("out of memory: try a smaller --size or --batch", error=True)
+        sys.exit(OS_ERROR_EXIT)
+    except Exception as error:  # noqa: BLE001 — the one place that maps failures to exit codes
+        if debug:
+            raise
+        _say(f"internal error: {type(error).__name__}: {error} (run again with --debug for the traceback)")
+        sys.exit(1)
+    # Outside standalone mode click returns exit codes instead of raising, and turns every
+    # KeyboardInterrupt (ours for SIGTERM/SIGHUP too) into 130.
+    if result == 130:
+        from chain.signals import Terminated
+
+        raise Terminated(Terminated.last) if Terminated.last else KeyboardInterrupt
+    if isinstance(result, int) and result:
+        sys.exit(result)
+
+
+def _say(message: str, *, error: bool = False) -> None:
+    """One line on stderr (``error:`` in red on a terminal)."""
+    line = " ".join(message.split())  # one line, whatever the message held
+    try:
+        from rich.console import Console
+        from rich.text import Text
+
+        Console(stderr=True, soft_wrap=True).print(
+            Text.assemble(("error: ", "red"), line) if error else Text(line))
+    except Exception:  # noqa: BLE001 — the message matters more than its colour
+        print(("error: " if error else "") + line, file=sys.stderr)
