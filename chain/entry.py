@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 
 OS_ERROR_EXIT = 4
@@ -31,10 +32,8 @@ def _user_path(name: str | os.PathLike | None) -> str | None:
     text = os.fspath(name)
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
-    head, _, tail = text.rpartition("/")
-    if tail.startswith(".") and ".partial-" in tail:
-        tail = tail[1:tail.index(".partial-")]
-    return f"{head}/{tail}" if head else tail
+    # ``dir/.out.mp4.partial-HOST-PID-RAND.mp4/000001.png`` → ``dir/out.mp4/000001.png``
+    return re.sub(r"(^|/)\.([^/]+?)\.partial-[^/]*", r"\1\2", text)
 
 
 def describe_os_error(error: OSError) -> str:
