@@ -395,3 +395,20 @@ def test_loss_plot_without_matplotlib(tmp_path, monkeypatch):
     plot_losses(log, tmp_path / "plain.png", ["a", "b"], smooth=3)
     with Image.open(tmp_path / "plain.png") as image:
         assert image.format == "PNG" and image.size[1] > 200
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGTERM on Windows")
+def test_sigterm_stops_training_like_ctrl_c(tmp_path):
+    out = tmp_path / "run"
+
+    def terminate(step, record):
+        if step == 1:
+            # Without chain's handler SIGTERM would end pytest itself: fail instead.
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None), "SIGTERM is not handled"
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM at step 1 of 6") as stopped:
+        train_vaegan(CARPHONE, out, **TINY_RUN, on_step=terminate)
+    assert stopped.value.exit_code == 143
+    assert json.loads((out / "checkpoint" / "config.json").read_text())["meta"]["step"] == 1
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored

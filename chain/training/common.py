@@ -71,13 +71,20 @@ class StopOnCtrlC:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum = int(signal.SIGINT)  # the first stop signal
         self._saving = False
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested and not self._saving:
             raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+        if not self.requested:
+            self.signum = signum
         self.requested = True
+
+    @property
+    def cause(self) -> str:
+        return "interrupted" if self.signum == signal.SIGINT else f"stopped by {signal.Signals(self.signum).name}"
 
     @contextlib.contextmanager
     def saving(self) -> Iterator[None]:
@@ -320,8 +327,10 @@ class TrainingLoop:
                     self.plot()
                 if ctrl_c.requested and step < stop:
                     display.stop()
-                    raise TrainingInterrupted(f"interrupted at step {step} of {total_steps}; checkpoint saved in "
-                                              f"{checkpoint_path}. Continue with: {self.resume_hint}")
+                    stopped = TrainingInterrupted(f"{ctrl_c.cause} at step {step} of {total_steps}; checkpoint saved "
+                                                  f"in {checkpoint_path}. Continue with: {self.resume_hint}")
+                    stopped.exit_code = 128 + ctrl_c.signum
+                    raise stopped
         if saved_at != step or not (checkpoint_path / CONFIG_FILE).is_file():
             self.save(step)
             self.plot()
