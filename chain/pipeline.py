@@ -101,8 +101,12 @@ class Chain:
 
     def __call__(self, source: str | Path, outputs: Outputs, *, trim: Trim = Trim(), size: str | Size | None = None,
                  fps: float | None = None, batch_size: int = 1, crf: int | None = None, preset: str | None = None,
-                 progress: Progress | None = None) -> RunSummary:
-        """Run the chain over ``source`` and write ``outputs``; returns the run's totals."""
+                 progress: Progress | None = None, strict: bool = False) -> RunSummary:
+        """Run the chain over ``source`` and write ``outputs``; returns the run's totals.
+
+        Damaged input (frames that would not decode, a file shorter than it says) is reported in
+        the summary's ``input_damage``; with ``strict`` it is an error and nothing is written.
+        """
         self._check_outputs(Path(source), outputs)
         if batch_size < 1:
             raise ChainError(f"--batch must be >= 1, got {batch_size}")
@@ -131,6 +135,9 @@ class Chain:
                         progress.advance(len(batch.indices))
                 if count == 0:
                     raise ChainError(f"{source} yielded no frames (check --start/--duration)")
+                damage = frames_in.damage if frames_in.damage.damaged else None
+                if damage is not None and strict:
+                    raise ChainError(f"{source} is damaged: {damage.describe()}; nothing was written (--strict)")
                 # 3. Finish the outputs and move them into place.
                 with timer("encode"):
                     written = {name: str(sink.commit()) for name, sink in sinks.items()}
@@ -162,7 +169,7 @@ class Chain:
             outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,
             output_flicker=changes.flicker if changes else None,
             output_change=changes.output_change if changes else None,
-            input_change=changes.input_change if changes else None,
+            input_change=changes.input_change if changes else None, input_damage=damage,
         )
         if summary_file:
             summary_file.commit(summary)
