@@ -46,12 +46,14 @@ def parse_size(text: str | None) -> Size | int | None:
 def _bounded(size: Size, text: str) -> Size:
     if max(size) > MAX_SIDE:
         raise ChainError(f"--size {text.strip()} is too large: at most {MAX_SIDE} pixels a side "
-                         f"(one {size} frame would take {_gib(size)} of memory)")
+                         f"(one {size} frame would take {_memory(size)} of memory)")
     return size
 
 
-def _gib(size: Size) -> str:
-    return f"{size.width * size.height * 3 / 2**30:.1f} GiB"
+def _memory(size: Size) -> str:
+    """What one RGB frame of ``size`` takes, in MiB or GiB."""
+    mib = size.width * size.height * 3 / 2**20
+    return f"{mib / 1024:.1f} GiB" if mib >= 1024 else f"{mib:.0f} MiB"
 
 
 def resolve_size(source: Size, wanted: Size | int | None) -> Size:
@@ -69,7 +71,7 @@ def resolve_size(source: Size, wanted: Size | int | None) -> Size:
     size = Size(wanted, long_side) if source.width < source.height else Size(long_side, wanted)
     if long_side > MAX_SIDE:
         raise ChainError(f"--size {wanted} makes {size} frames from {source}: at most {MAX_SIDE} pixels a side "
-                         f"(that frame would take {_gib(size)} of memory); give a smaller short side or WxH")
+                         f"(that frame would take {_memory(size)} of memory); give a smaller short side or WxH")
     return size
 
 

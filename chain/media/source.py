@@ -87,7 +87,7 @@ class InputDamage:
         if not self.finished or self.expected is None:
             return False
         slack = 0 if self.exact else max(1, self.expected // 50)
-        return self.decoded < self.expected - slack
+        return self.decoded + self.skipped_frames < self.expected - slack
 
     @property
     def damaged(self) -> bool:
@@ -342,15 +342,13 @@ def _decode(path: Path, container: av.container.InputContainer, stream: av.video
     """
     import av  # FFmpeg is loaded on first use, so importing chain stays light
     origin = media_origin(container)
-    if trim.start > 0:
-        container.seek(int((trim.start + origin) / stream.time_base), stream=stream, backward=True)
     limit = trim.frame_limit(out_rate)
     period = 1 / float(out_rate)
     snap = min(0.25 * period, max(GRID_SNAP_SECONDS, float(stream.time_base or 0)))
     sized = Size(out.height, out.width) if rotation % 180 else out  # stored orientation
     index = 0
     previous: np.ndarray | None = None
-    for frame in _frames_past_damage(container, stream, damage):
+    for frame in _frames_from(container, stream, origin + trim.start - 0.5 * period, damage):
         if frame.time is None:
             continue
         time = frame.time - origin - trim.start
@@ -384,6 +382,25 @@ def _decode(path: Path, container: av.container.InputContainer, stream: av.video
         yield Frame(index, index * period, previous)
     if damage.decoded == 0 and damage.first_error is not None:
         raise ChainError(f"cannot decode any frame of {path}: {damage.first_error}")
+
+
+def _frames_from(container: av.container.InputContainer, stream: av.video.stream.VideoStream, start: float,
+                 damage: InputDamage) -> Iterator[av.VideoFrame]:
+    """Decoded frames from the keyframe at or before ``start`` seconds (input time) on."""
+    if start <= 0:
+        yield from _frames_past_damage(container, stream, damage)
+        return
+    container.seek(int(start / stream.time_base), stream=stream, backward=True)
+    frames = _frames_past_damage(container, stream, damage)
+    first = next(frames, None)
+    if first is not None and first.time is not None and first.time > start:
+        # Files without an index (MPEG-TS) can land past the target: read from the start instead.
+        frames.close()
+        container.seek(0)
+        frames = _frames_past_damage(container, stream, damage)
+    elif first is not None:
+        yield first
+    yield from frames
 
 
 def _frames_past_damage(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
