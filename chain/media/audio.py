@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chain.errors import ChainError
-from chain.media.source import media_origin, open_container
+from chain.media.video import media_origin, open_container
 
 if TYPE_CHECKING:
     import av
