@@ -65,7 +65,7 @@ def main() -> None:
                 started = time.perf_counter()
                 images = synthesizer.synthesize(labels=chain.target_labels(voc), frames=None)
                 for image in resize_frames(images, 256, 256):
-                    sink.write(image, 0.0)
+                    sink.write(image, sink.frames_written / 25)  # the sink keeps each frame's time
                 full.append(time.perf_counter() - started)
 
                 segmap = make_spade_input(torch.from_numpy(chain.target_labels(voc).astype(np.int64)),

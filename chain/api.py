@@ -91,6 +91,7 @@ def run(
     crf: int | None = None,
     preset: str | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> RunSummary:
     """Run a chain over a video, image folder or image — what ``chain run`` does.
 
@@ -99,6 +100,9 @@ def run(
         import chain
         chain.run("lastjedi.mp4", "out.mp4", seg="deeplab", synth="colorize",
                   remap=["person=bear"], masks="masks.mp4", max_frames=100)
+
+    Damaged frames are skipped and reported in the summary's ``input_damage``; ``strict=True``
+    makes damage an error instead.
     """
     # Cheap checks first: a typo should not wait for weights to load.
     trim = Trim(start, duration, max_frames)
@@ -114,4 +118,4 @@ def run(
                            seg_options=seg_options, synth_options=synth_options, smooth=smooth,
                            remap=remap, background=background, class_overrides=class_overrides, device=device)
     return pipeline(source, outputs, trim=trim, size=size, fps=fps,
-                    batch_size=batch_size, crf=crf, preset=preset, progress=progress)
+                    batch_size=batch_size, crf=crf, preset=preset, progress=progress, strict=strict)

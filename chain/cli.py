@@ -56,6 +56,8 @@ Preset = Annotated[Optional[str], typer.Option(help="x264 preset, e.g. ultrafast
 LatentNoise = Annotated[Optional[float], typer.Option(
     help="Autoencoder synthesizers: add Gaussian noise of this std to the latent code.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
+                                                       "it says) is an error, not a warning.")]
 
 
 class _FramesPerSecond(ProgressColumn):
@@ -94,7 +96,7 @@ def run(
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", crf: Crf = None,
-    preset: Preset = None, quiet: Quiet = False,
+    preset: Preset = None, quiet: Quiet = False, strict: Strict = False,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
     synth_options = api.parse_options(synth_opt or [])
@@ -106,7 +108,10 @@ def run(
         smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
-        device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress())
+        device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict)
+    if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
+        err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "
+                                f"{result.frames} frames that decoded (--strict makes this an error)"), soft_wrap=True)
     if quiet:
         return
     report = result.to_dict()
@@ -309,9 +314,10 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
     with open_source(source) as frames:
         item = frames.info
     duration = f"{item.duration:.3f} s" if item.duration is not None else "unknown"
-    out.print(f"{item.path}: {item.kind}, {item.width}x{item.height}, {float(item.fps):.3f} fps "
+    rotated = f", stored rotated (turned {item.rotation}° upright on decode)" if item.rotation else ""
+    out.print(f"{item.path}: {item.kind}, {item.width}x{item.height}{rotated}, {float(item.fps):.3f} fps "
               f"({item.fps}), {item.frame_count if item.frame_count is not None else 'unknown'} frames, "
-              f"{duration}, audio: {item.audio_codec or 'none'}")
+              f"{duration}, audio: {item.audio_codec or 'none'}", soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_table
 from chain.media import (Frame, FrameSink, FrameSource, ImageFolderSink, Size, SourceInfo, Trim, open_audio, open_sink,
                          open_source, output_kind)
+from chain.media.source import InputDamage
 from chain.media.targets import check_target
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
@@ -104,8 +105,12 @@ class Chain:
 
     def __call__(self, source: str | Path, outputs: Outputs, *, trim: Trim = Trim(), size: str | Size | None = None,
                  fps: float | None = None, batch_size: int = 1, crf: int | None = None, preset: str | None = None,
-                 progress: Progress | None = None) -> RunSummary:
-        """Run the chain over ``source`` and write ``outputs``; returns the run's totals."""
+                 progress: Progress | None = None, strict: bool = False) -> RunSummary:
+        """Run the chain over ``source`` and write ``outputs``; returns the run's totals.
+
+        Damaged input (frames that would not decode, a file shorter than it says) is reported in
+        the summary's ``input_damage``; with ``strict`` it is an error and nothing is written.
+        """
         self._check_outputs(Path(source), outputs)
         if batch_size < 1:
             raise ChainError(f"--batch must be >= 1, got {batch_size}")
@@ -134,6 +139,9 @@ class Chain:
                         progress.advance(len(batch.indices))
                 if count == 0:
                     raise ChainError(f"{source} yielded no frames (check --start/--duration)")
+                damage = frames_in.damage if frames_in.damage.damaged else None
+                if damage is not None and strict:
+                    raise ChainError(f"{source} is damaged: {damage.describe()}; nothing was written (--strict)")
                 # 3. Finish every output under its temporary name, then move them all into place;
                 # a stop signal then waits, so outputs appear together or not at all.
                 with timer("encode"):
@@ -141,7 +149,8 @@ class Chain:
                         with _os_errors_name(sink.target):
                             sink.finish()
                 summary = self._summary(info, count, timer, started, tracker, changes,
-                                        {name: str(sink.target) for name, sink in sinks.items()}, sinks.get("video"))
+                                        {name: str(sink.target) for name, sink in sinks.items()}, sinks.get("video"),
+                                        damage)
                 if summary_file:
                     summary_file.finish(summary)
                 with deferred_signals():
@@ -164,7 +173,7 @@ class Chain:
 
     def _summary(self, info: SourceInfo, count: int, timer: StageTimer, started: float,
                  tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, written: dict[str, str],
-                 video_sink: FrameSink | None) -> RunSummary:
+                 video_sink: FrameSink | None, damage: InputDamage | None) -> RunSummary:
         """4. The run's report."""
         audio = ("none in input" if info.audio_codec is None else
                  "not written (no video output)" if video_sink is None or not hasattr(video_sink, "audio_copied")
@@ -182,7 +191,7 @@ class Chain:
             outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,
             output_flicker=changes.flicker if changes else None,
             output_change=changes.output_change if changes else None,
-            input_change=changes.input_change if changes else None,
+            input_change=changes.input_change if changes else None, input_damage=damage,
         )
 
     def _check_outputs(self, source: Path, outputs: Outputs) -> None:

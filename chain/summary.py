@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from chain.labels import LabelSpace
+from chain.media.source import InputDamage
 from chain.media.targets import SUMMARY_PREFIX, remove_stale_staging, replace_with, staging_path
 
 
@@ -62,6 +63,8 @@ class RunSummary:
     #: The two means behind it, in 8-bit levels per pixel and channel.
     output_change: float | None = None
     input_change: float | None = None
+    #: Damaged frames skipped and a short input (None when the input decoded whole).
+    input_damage: InputDamage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -83,6 +86,7 @@ class RunSummary:
             "output_flicker": None if self.output_flicker is None else round(self.output_flicker, 4),
             "output_change": None if self.output_change is None else round(self.output_change, 4),
             "input_change": None if self.input_change is None else round(self.input_change, 4),
+            "input_damage": None if self.input_damage is None else self.input_damage.to_dict(),
             **self.extra,
         }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chain.errors import ChainError
+from chain.media.video import media_origin, open_container
 
 if TYPE_CHECKING:
     import av
@@ -29,11 +30,12 @@ class AudioPassthrough:
     """
 
     def __init__(self, path: Path, *, start: float = 0.0, duration: float | None = None) -> None:
-        import av  # FFmpeg is loaded on first use, so importing chain stays light
-        self._input = av.open(str(path))
+        self._input = open_container(path)
         self._in_stream = self._input.streams.audio[0]
-        self._start = start
-        self._end = start + duration if duration is not None else None
+        # Times are counted from the input's origin, as the video's are (MPEG-TS starts at ~1.4 s).
+        self._start = start + media_origin(self._input)
+        self._end = self._start + duration if duration is not None else None
+        self._seek = start > 0
         self._packets = None
         self._out_stream = None
         self._encoder_stream = None
@@ -58,7 +60,7 @@ class AudioPassthrough:
             self._out_stream = output.add_stream(codec, rate=rate, layout=context.layout.name)
             self._resampler = av.AudioResampler(format=self._out_stream.codec_context.format.name,
                                                 layout=context.layout.name, rate=rate)
-        if self._start > 0:
+        if self._seek:
             self._input.seek(int(self._start / self._in_stream.time_base), stream=self._in_stream, backward=True)
         self._packets = self._input.demux(self._in_stream)
 
@@ -115,7 +117,7 @@ def open_audio(path: Path, *, start: float, duration: float | None) -> AudioPass
     """The audio of a video file, or None when it has none."""
     import av  # FFmpeg is loaded on first use, so importing chain stays light
     try:
-        with av.open(str(path)) as probe:
+        with open_container(path) as probe:
             if not probe.streams.audio:
                 return None
     except av.FFmpegError as error:

@@ -40,6 +40,10 @@ _VIDEO_FORMATS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     ".avi": ("avi", "mpeg4", "yuv420p", {"qscale": "3"}),
 }
 VIDEO_OUTPUT_EXTENSIONS = frozenset(_VIDEO_FORMATS)
+# Video timestamps count tenths of a frame, so frames keep their own times (variable frame rate)
+# to within 1/20 of a frame while constant-rate frames land exactly on the rate's grid. AVI has no
+# timestamps (frame n plays at n/rate; gaps are filled by repeating a frame), so it counts frames.
+_TICKS_PER_FRAME = 10
 
 
 class FrameSink(ABC):
@@ -116,13 +120,15 @@ class VideoFileSink(FrameSink):
         self._stream: av.video.stream.VideoStream | None = None
         self._audio = audio
         self._closed = False
+        self._last_pts = -1
         self.audio_copied: bool | None = None
 
     def _open_stream(self, height: int, width: int) -> None:
         stream = self._output.add_stream(self._codec, rate=self._fps, options=self._options)
         stream.width, stream.height = even_size(Size(width, height))
         stream.pix_fmt = self._pix_fmt
-        stream.codec_context.time_base = 1 / self._fps
+        ticks = 1 if self._output.format.name == "avi" else _TICKS_PER_FRAME
+        stream.codec_context.time_base = 1 / (self._fps * ticks)
         self._stream = stream
         if self._audio is not None:
             self._audio.attach(self._output)
@@ -137,8 +143,10 @@ class VideoFileSink(FrameSink):
         import av  # FFmpeg is loaded on first use, so importing chain stays light
 
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts = self.frames_written
-        frame.time_base = self._stream.codec_context.time_base
+        time_base = self._stream.codec_context.time_base
+        # The frame's own time; strictly after the previous one, which damaged input may not be.
+        frame.pts = self._last_pts = max(round(time / time_base), self._last_pts + 1)
+        frame.time_base = time_base
         self._output.mux(self._stream.encode(frame))
         self.frames_written += 1
         if self._audio is not None:

@@ -8,6 +8,11 @@ from typing import NamedTuple
 from chain.errors import ChainError
 
 
+#: The largest side --size accepts (16K): beyond any camera or H.264 level (6.2 stops at 8192x4320),
+#: and one RGB frame of 16384x16384 already takes 768 MiB before any network runs.
+MAX_SIDE = 16384
+
+
 class Size(NamedTuple):
     """Width and height in pixels (PIL's order)."""
 
@@ -30,10 +35,25 @@ def parse_size(text: str | None) -> Size | int | None:
         size = Size(int(match.group(1)), int(match.group(2)))
         if size.width < 2 or size.height < 2:
             raise ChainError(f"--size {text!r} is too small; use at least 2x2")
-        return size
+        return _bounded(size, text)
     if text.strip().isdigit() and int(text) >= 2:
+        if int(text) > MAX_SIDE:
+            raise ChainError(f"--size {text.strip()} is too large: at most {MAX_SIDE} pixels a side")
         return int(text)
     raise ChainError(f"--size {text!r} is not WIDTHxHEIGHT (e.g. 256x144) or a short side (e.g. 256)")
+
+
+def _bounded(size: Size, text: str) -> Size:
+    if max(size) > MAX_SIDE:
+        raise ChainError(f"--size {text.strip()} is too large: at most {MAX_SIDE} pixels a side "
+                         f"(one {size} frame would take {_memory(size)} of memory)")
+    return size
+
+
+def _memory(size: Size) -> str:
+    """What one RGB frame of ``size`` takes, in MiB or GiB."""
+    mib = size.width * size.height * 3 / 2**20
+    return f"{mib / 1024:.1f} GiB" if mib >= 1024 else f"{mib:.0f} MiB"
 
 
 def resolve_size(source: Size, wanted: Size | int | None) -> Size:
@@ -48,7 +68,11 @@ def resolve_size(source: Size, wanted: Size | int | None) -> Size:
         return wanted
     scale = wanted / min(source)
     long_side = max(2, 2 * round(max(source) * scale / 2))
-    return Size(wanted, long_side) if source.width < source.height else Size(long_side, wanted)
+    size = Size(wanted, long_side) if source.width < source.height else Size(long_side, wanted)
+    if long_side > MAX_SIDE:
+        raise ChainError(f"--size {wanted} makes {size} frames from {source}: at most {MAX_SIDE} pixels a side "
+                         f"(that frame would take {_memory(size)} of memory); give a smaller short side or WxH")
+    return size
 
 
 def even_size(size: Size) -> Size:

@@ -1,7 +1,8 @@
 """Frame sources: a video file, a folder of images, or one image, decoded lazily.
 
-Every source yields `Frame`s one at a time (RGB uint8, already at the working size), so a
-two-hour film costs no more memory than a two-second clip.
+Every source yields `Frame`s one at a time (RGB uint8, already at the working size, upright), so a
+two-hour film costs no more memory than a two-second clip. Damaged video is decoded past its bad
+packets; what was lost is counted in the source's `InputDamage`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -19,11 +19,11 @@ from PIL import Image
 from chain.errors import ChainError
 from chain.media.sizes import Size, parse_size, resolve_size
 
-if TYPE_CHECKING:
-    import av
-
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 DEFAULT_IMAGE_FPS = Fraction(25)
+#: --fps bounds: rates are kept as fractions with denominators up to 1001 (NTSC's 30000/1001), so
+#: the slowest rate is one frame in 1000 s; above 1000 fps every input frame repeats pointlessly.
+MIN_FPS, MAX_FPS = Fraction(1, 1000), Fraction(1000)
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,53 @@ class SourceInfo:
     start: float
     duration: float | None
     audio_codec: str | None
+    rotation: int = 0  # degrees counter-clockwise applied on decode (phone video's display matrix)
+    exact_count: bool = False  # frame_count is the container's own count, not a duration estimate
 
     @property
     def size(self) -> Size:
         return Size(self.width, self.height)
+
+
+@dataclass
+class InputDamage:
+    """What a video source lost while decoding: frames that would not decode, and a short input.
+
+    Updated while the source is iterated; read it once iteration is over.
+    """
+
+    skipped_frames: int = 0  # packets the decoder rejected (each one a frame)
+    expected: int | None = None  # frames the container promised for the part read
+    decoded: int = 0  # frames delivered
+    exact: bool = False  # ``expected`` is a frame count rather than duration x rate
+    finished: bool = False  # reading reached the end of the input (not a --max-frames/--duration limit)
+    first_error: str | None = None  # FFmpeg's words for the first failure
+
+    @property
+    def short(self) -> bool:
+        """Fewer frames than promised: a truncated file (estimates from a duration get 2 % slack)."""
+        if not self.finished or self.expected is None:
+            return False
+        slack = 0 if self.exact else max(1, self.expected // 50)
+        return self.decoded + self.skipped_frames < self.expected - slack
+
+    @property
+    def damaged(self) -> bool:
+        return self.skipped_frames > 0 or self.short
+
+    def describe(self) -> str:
+        """One clause for a warning or an error: what was skipped and what is missing."""
+        parts = []
+        if self.skipped_frames:
+            parts.append(f"skipped {self.skipped_frames} damaged frame{'s' if self.skipped_frames > 1 else ''}"
+                         f" ({self.first_error})")
+        if self.short:
+            parts.append(f"decoded {self.decoded} of the {self.expected} frames the file promised "
+                         "(it ends early: truncated?)")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"skipped_frames": self.skipped_frames, "expected": self.expected, "decoded": self.decoded}
 
 
 @dataclass(frozen=True)
@@ -65,6 +108,9 @@ class Trim:
     max_frames: int | None = None
 
     def __post_init__(self) -> None:
+        for name, value in (("--start", self.start), ("--duration", self.duration)):
+            if value is not None and not math.isfinite(value):
+                raise ChainError(f"{name} must be a finite number of seconds, got {value}")
         if self.start < 0:
             raise ChainError(f"--start must be >= 0 seconds, got {self.start}")
         if self.duration is not None and self.duration <= 0:
@@ -85,10 +131,12 @@ class FrameSource:
     Use `open_source`; iterate once; `close` (or a ``with`` block) releases the file.
     """
 
-    def __init__(self, info: SourceInfo, frames: Iterator[Frame], closer: callable | None = None) -> None:
+    def __init__(self, info: SourceInfo, frames: Iterator[Frame], closer: callable | None = None,
+                 damage: InputDamage | None = None) -> None:
         self.info = info
         self._frames = frames
         self._closer = closer
+        self.damage = damage or InputDamage(expected=info.frame_count)
 
     def __iter__(self) -> Iterator[Frame]:
         return self._frames
@@ -119,20 +167,45 @@ def open_source(
         trim: which part to read.
         size: ``"WxH"``, a short side (``"256"``) or None to keep the input's size.
         fps: output frame rate; frames are dropped or repeated to reach it. For image
-            folders it is simply the rate the frames are played at (default 25).
+            folders it is simply the rate the frames are played at (default 25). Without it a
+            video's frames keep their own timestamps (variable frame rate stays in sync).
+
+    An animated GIF is read as a video, with its frames' timing.
     """
     path = Path(path)
     if not path.exists():
         raise ChainError(f"input not found: {path}")
     wanted = parse_size(size) if isinstance(size, str) else size
-    rate = Fraction(fps).limit_denominator(1001) if fps is not None else None
-    if rate is not None and rate <= 0:
-        raise ChainError(f"--fps must be > 0, got {fps}")
+    rate = parse_fps(fps)
     if path.is_dir():
         return _open_image_folder(path, trim, wanted, rate)
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
+    if path.suffix.lower() in IMAGE_EXTENSIONS and not _is_animated(path):
         return _open_images([path], path, "image", trim, wanted, rate)
-    return _open_video(path, trim, wanted, rate)
+    from chain.media.video import open_video  # video decoding needs these types: imported late
+    return open_video(path, trim, wanted, rate)
+
+
+def parse_fps(fps: float | Fraction | None) -> Fraction | None:
+    """``--fps`` as a fraction, checked against `MIN_FPS`/`MAX_FPS`; None stays None."""
+    if fps is None:
+        return None
+    if isinstance(fps, float) and not math.isfinite(fps):
+        raise ChainError(f"--fps must be a number of frames per second, got {fps}")
+    rate = Fraction(fps).limit_denominator(1001)
+    if not MIN_FPS <= rate <= MAX_FPS:
+        raise ChainError(f"--fps must be between {float(MIN_FPS)} and {MAX_FPS} frames per second, got {fps}")
+    return rate
+
+
+def _is_animated(path: Path) -> bool:
+    """A GIF with more than one frame (read as a video; FFmpeg keeps each frame's delay)."""
+    if path.suffix.lower() != ".gif":
+        return False
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except (OSError, ValueError) as error:
+        raise ChainError(f"cannot read image {path}: {error}") from None
 
 
 def _open_image_folder(folder: Path, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
@@ -162,7 +235,7 @@ def _open_images(
             yield Frame(index, index / fps, np.asarray(image))
 
     info = SourceInfo(path, kind, out.width, out.height, width, height, fps, len(selected), trim.start,
-                      len(selected) / fps, None)
+                      float(len(selected) / fps), None, exact_count=True)
     return FrameSource(info, frames())
 
 
@@ -172,83 +245,3 @@ def _read_image(file: Path) -> Image.Image:
             return image.convert("RGB")
     except (OSError, ValueError) as error:
         raise ChainError(f"cannot read image {file}: {error}") from None
-
-
-def _open_video(path: Path, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
-    import av  # FFmpeg is loaded on first use, so importing chain stays light
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as error:
-        raise ChainError(f"cannot read {path} as a video or image: {error}") from None
-    if not container.streams.video:
-        container.close()
-        raise ChainError(f"{path} has no video stream")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"  # frame + slice threads: decoding is otherwise single-core
-    in_rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-    out_rate = rate or Fraction(in_rate)
-    source_size = Size(stream.codec_context.width, stream.codec_context.height)
-    out = resolve_size(source_size, wanted)
-    frame_count = _estimate_frames(container, stream, in_rate, out_rate, trim)
-    audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-    duration = frame_count / out_rate if frame_count is not None else trim.duration
-    info = SourceInfo(path, "video", out.width, out.height, source_size.width, source_size.height, out_rate,
-                      frame_count, trim.start, float(duration) if duration is not None else None, audio)
-    frames = _decode(container, stream, trim, out, out_rate, resample=rate is not None)
-    return FrameSource(info, frames, container.close)
-
-
-def _estimate_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                     in_rate: Fraction, out_rate: Fraction, trim: Trim) -> int | None:
-    import av  # FFmpeg is loaded on first use, so importing chain stays light
-    if stream.duration is not None and stream.time_base is not None:
-        seconds = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        seconds = container.duration / av.time_base
-    else:
-        return trim.frame_limit(out_rate)
-    total = stream.frames if stream.frames and out_rate == in_rate else round(seconds * out_rate)
-    remaining = total - round(trim.start * out_rate)
-    if remaining <= 0:
-        raise ChainError(f"--start {trim.start}s is past the end of {container.name} ({seconds:.2f}s long)")
-    limit = trim.frame_limit(out_rate)
-    return min(remaining, limit) if limit is not None else remaining
-
-
-def _decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream, trim: Trim,
-            out: Size, out_rate: Fraction, *, resample: bool) -> Iterator[Frame]:
-    """Decode from ``trim.start``, resize, and (with ``resample``) retime to ``out_rate``."""
-    import av  # FFmpeg is loaded on first use, so importing chain stays light
-    if trim.start > 0:
-        container.seek(int(trim.start / stream.time_base), stream=stream, backward=True)
-    limit = trim.frame_limit(out_rate)
-    index = 0
-    previous: np.ndarray | None = None
-    try:
-        for frame in container.decode(stream):
-            if frame.time is None:
-                continue
-            time = frame.time - trim.start
-            if time < -0.5 / float(out_rate):
-                continue  # before --start: the seek lands on the keyframe before it
-            rgb = frame.to_ndarray(format="rgb24", width=out.width, height=out.height, interpolation="BILINEAR")
-            if not resample:
-                yield Frame(index, index / float(out_rate), rgb)
-                index += 1
-            else:
-                # Emit every output tick that falls before this frame with the previous frame,
-                # which repeats frames when slowing down and drops them when speeding up.
-                while previous is not None and index / out_rate <= time - 0.5 / float(out_rate):
-                    if limit is not None and index >= limit:
-                        return
-                    yield Frame(index, index / float(out_rate), previous)
-                    index += 1
-                previous = rgb
-            if limit is not None and index >= limit:
-                return
-            if trim.duration is not None and time >= trim.duration:
-                return
-        if resample and previous is not None and (limit is None or index < limit):
-            yield Frame(index, index / float(out_rate), previous)
-    except av.FFmpegError as error:
-        raise ChainError(f"decoding {container.name} failed at frame {index}: {error}") from None
