@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -18,7 +17,7 @@ from chain.media import (Frame, FrameSink, FrameSource, Size, SourceInfo, Trim, 
                          output_kind)
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.stages.base import Segmenter, Synthesizer
-from chain.stages.simple import LABELS_META_FILE
+from chain.stages.simple import LABELS_META_FILE, labels_meta
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile
 
 
@@ -205,7 +204,7 @@ class Chain:
                 sinks["labels"] = open_sink(outputs.labels, fps=info.fps)
                 if not hasattr(sinks["labels"], "add_file"):
                     raise ChainError(f"--save-labels wants a folder, not {outputs.labels}")
-                sinks["labels"].add_file(LABELS_META_FILE, json.dumps({"label_space": self.source_space.name}))
+                sinks["labels"].add_file(LABELS_META_FILE, labels_meta(self.source_space))
             summary_file = SummaryFile(Path(outputs.summary)) if outputs.summary is not None else None
         except BaseException:
             for sink in sinks.values():
