@@ -108,22 +108,34 @@ class TransformersSegmenter(Segmenter):
 
     @torch.inference_mode()
     def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
-        """Class probabilities at the model's output resolution, the scores the post-processing ranks."""
+        """Class probabilities from the scores the post-processing ranks, at its own resolution."""
         outputs = self._outputs(frames)
-        if getattr(outputs, "class_queries_logits", None) is not None:
-            # Mask classification (Mask2Former, OneFormer, EoMT): P(class | query) without the
-            # "no object" class, times P(pixel in mask | query), summed over queries; normalised
-            # per pixel so that averaging over frames averages distributions (argmax unchanged).
-            classes = outputs.class_queries_logits.softmax(dim=-1)[..., :-1]
-            scores = torch.einsum("bqc,bqhw->bchw", classes, outputs.masks_queries_logits.sigmoid())
+        mask_classification = getattr(outputs, "class_queries_logits", None) is not None
+        try:  # the processor's own scores (transformers >= 5)
+            results = self.processor.post_process_semantic_segmentation(outputs, return_segmentation_scores=True)
+            scores = torch.stack([result.segmentation_scores for result in results]).float()
+        except TypeError:
+            scores = self._scores(outputs, mask_classification)
+            if scores is None:
+                return super().probabilities(frames, indices=indices)
+        if mask_classification:
+            # Σ over queries of P(class | query) × P(pixel in mask | query): normalised per pixel,
+            # so that averaging over frames averages distributions (the argmax is unchanged).
             scores = scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        elif getattr(outputs, "logits", None) is not None and outputs.logits.dim() == 4:
-            scores = outputs.logits.softmax(dim=1)
         else:
-            return super().probabilities(frames, indices=indices)
+            scores = scores.softmax(dim=1)  # per-pixel class logits
         reordered = scores.new_zeros((scores.shape[0], len(self.label_space), *scores.shape[2:]))
         reordered[:, torch.as_tensor(self._class_to_label, device=scores.device)] = scores
         return reordered
+
+    @staticmethod
+    def _scores(outputs, mask_classification: bool) -> torch.Tensor | None:  # noqa: ANN001
+        """The post-processing's scores for processors that do not return them, or None."""
+        if mask_classification:  # as Mask2Former's, MaskFormer's and OneFormer's processors compute them
+            classes = outputs.class_queries_logits.softmax(dim=-1)[..., :-1]
+            return torch.einsum("bqc,bqhw->bchw", classes, outputs.masks_queries_logits.sigmoid())
+        logits = getattr(outputs, "logits", None)
+        return logits if logits is not None and logits.dim() == 4 else None
 
 
 def _processor_size(processor, side: int) -> dict[str, int]:  # noqa: ANN001
@@ -165,6 +177,9 @@ def load_model(source: str, device: torch.device):  # noqa: ANN201 (transformers
                     model = getattr(modeling_auto, auto).from_pretrained(source, **common)
                 except (OSError, ValueError) as error:
                     raise missing_model("segmenter", source, alternative, error) from None
+                except ImportError as error:  # e.g. Mask2Former without scipy
+                    reason = " ".join(str(error).split())
+                    raise ChainError(f"loading {source} needs a missing package: {reason}") from None
                 break
         else:
             raise ChainError(f"{source} holds a {config.model_type!r} model, which is not a segmentation model "
