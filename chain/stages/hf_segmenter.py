@@ -242,7 +242,7 @@ HF = StageSpec(
 )
 MASK2FORMER = _family(
     "mask2former", MASK2FORMER_REPOS,
-    "Mask2Former (transformers): COCO panoptic 133 classes (snow, sand, baseball bat...) or ADE20K",
+    "Mask2Former (transformers): COCO panoptic 133 classes (snow, sand, baseball bat...), or ADE20K",
     {variant: "coco-panoptic" if variant.startswith("coco") else "ade20k" for variant in MASK2FORMER_REPOS})
 SEGFORMER = _family("segformer", SEGFORMER_REPOS, "SegFormer (transformers), ADE20K 150 classes",
                     dict.fromkeys(SEGFORMER_REPOS, "ade20k"))
