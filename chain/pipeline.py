@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -22,7 +21,7 @@ from chain.media.targets import check_target
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer
-from chain.stages.simple import LABELS_META_FILE
+from chain.stages.simple import LABELS_META_FILE, labels_meta
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile
 
 
@@ -223,7 +222,7 @@ class Chain:
                 sinks[name] = open_sink(path, fps=info.fps, audio=audio, crf=crf, preset=preset)
             if outputs.labels is not None:
                 sinks["labels"] = ImageFolderSink(outputs.labels)  # always a folder, whatever its name
-                sinks["labels"].add_file(LABELS_META_FILE, json.dumps({"label_space": self.source_space.name}))
+                sinks["labels"].add_file(LABELS_META_FILE, labels_meta(self.source_space))
             summary_file = SummaryFile(Path(outputs.summary)) if outputs.summary is not None else None
         except BaseException:
             for sink in sinks.values():

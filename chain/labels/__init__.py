@@ -14,6 +14,7 @@ from chain.labels.builtin import (
     get_label_space,
     register_label_space,
 )
+from chain.labels.coco_panoptic import COCO_PANOPTIC, COCO_PANOPTIC_CATEGORY_IDS
 from chain.labels.convert import EQUIVALENT, STAND_INS, Conversion, conversion
 from chain.labels.remap import describe_remap, parse_remap, remap_table
 from chain.labels.space import LabelSpace, normalize_name
@@ -25,6 +26,8 @@ __all__ = [
     "CITYSCAPES",
     "CITYSCAPES_TO_TRAIN",
     "CITYSCAPES_TRAIN",
+    "COCO_PANOPTIC",
+    "COCO_PANOPTIC_CATEGORY_IDS",
     "COCO_STUFF",
     "COCO_STUFF_UNUSED",
     "EQUIVALENT",

@@ -12,6 +12,7 @@ import difflib
 import numpy as np
 
 from chain.errors import ChainError
+from chain.labels.coco_panoptic import COCO_PANOPTIC
 from chain.labels.space import LabelSpace
 
 
@@ -344,6 +345,7 @@ def get_label_space(name: str | LabelSpace) -> LabelSpace:
 
 register_label_space(VOC, aliases=("pascal", "pascal-voc", "voc21", "voc2012"))
 register_label_space(COCO_STUFF, aliases=("coco", "cocostuff", "coco_stuff"))
+register_label_space(COCO_PANOPTIC, aliases=("coco-pan", "cocopanoptic", "coco_panoptic", "coco133"))
 register_label_space(ADE20K, aliases=("ade", "ade-20k", "ade150", "ade20k-150"))
 register_label_space(CITYSCAPES, aliases=("cityscapes-35", "city"))
 register_label_space(CITYSCAPES_TRAIN, aliases=("cityscapes-19", "cityscapes-trainid"))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from chain.labels.builtin import CITYSCAPES, CITYSCAPES_TO_TRAIN, CITYSCAPES_TRAIN
+from chain.labels.coco_panoptic import MERGED
 from chain.labels.space import LabelSpace, normalize_name
 
 #: Groups of names for one concept; the first member that a target knows is used, after the
@@ -172,6 +173,12 @@ STAND_INS: dict[str, tuple[str, ...]] = {
     "cardboard": ("box",),
     "pot": ("vase",),
     "plate": ("bowl",),
+    "bowl": ("plate",),
+    # COCO things into ADE20K: a computer's peripherals are the computer; a toaster is the
+    # nearest small kitchen appliance; a sports net is drawn like a fence.
+    **_to("computer", "mouse", "keyboard"),
+    "toaster": ("microwave", "oven"),
+    "net": ("fence",),
     **_to("glass", "wine glass", "cup"),
     "glass": ("cup", "wine glass"),
     "sports ball": ("ball",),
@@ -207,7 +214,22 @@ def _build_groups() -> dict[str, tuple[str, ...]]:
 
 
 _GROUPS = _build_groups()
-_STAND_INS = {normalize_name(k): tuple(map(normalize_name, v)) for k, v in STAND_INS.items()}
+
+
+def _build_stand_ins() -> dict[str, tuple[str, ...]]:
+    stand_ins = {normalize_name(k): tuple(map(normalize_name, v)) for k, v in STAND_INS.items()}
+    # COCO panoptic's merged classes: a merged class goes to its members, the destination first
+    # (grass-merged → grass, then moss, straw); a member goes to its merged class before its
+    # other stand-ins (floor-stone → pavement-merged, as the panoptic annotations merged it).
+    for merged, members in MERGED.items():
+        merged_name = normalize_name(merged)
+        stand_ins[merged_name] = tuple(map(normalize_name, members))
+        for member in map(normalize_name, members):
+            stand_ins[member] = (merged_name, *stand_ins.get(member, ()))
+    return stand_ins
+
+
+_STAND_INS = _build_stand_ins()
 
 
 def _resolve(class_name: str, target: LabelSpace) -> int | None:

@@ -21,20 +21,15 @@ Precision: fp16 weights on CUDA, fp32 elsewhere (CPU works, slowly).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
-import os
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from chain.errors import ChainError, MissingWeightsError
+from chain.errors import ChainError
 from chain.labels import ADE20K, ADE20K_CONTROLNET_PALETTE
 from chain.media.sizes import Size
 from chain.media.sizes import parse_size as parse_size_option
@@ -43,6 +38,7 @@ from chain.stages.controlnet_attention import (
     CrossFrameState,
     enable_cross_frame_attention,
 )
+from chain.stages.hub import hub_offline, in_cache_or_folder, missing_model, quiet_loading, short_name
 from chain.stages.registry import StageContext, StageSpec, WeightsStatus
 
 BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -298,64 +294,7 @@ def _resize_nearest(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     return labels[:, rows][:, :, cols]
 
 
-# --- loading ----------------------------------------------------------------------------------
-def hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` asks for the Hugging Face cache only."""
-    import huggingface_hub.constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-    return flag or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
-
-
-def hub_cache() -> str:
-    import huggingface_hub.constants
-
-    return str(huggingface_hub.constants.HF_HUB_CACHE)
-
-
-def _is_local(source: str) -> bool:
-    """A folder rather than a Hub repository id (``owner/name``)."""
-    return source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source or Path(source).exists()
-
-
-def _missing(role: str, source: str, option: str, error: BaseException) -> ChainError:
-    """One line: which repository is missing and how to get it."""
-    if _is_local(source):
-        path = Path(source).expanduser()
-        if not path.is_dir():
-            return ChainError(f"{role} folder not found: {path}")
-        return ChainError(f"could not load the {role} from {path}: {str(error).strip().splitlines()[0]}")
-    get = (f"with internet access run `hf download {source}` (or `huggingface-cli download {source}`), or pass "
-           f"--synth-opt {option}=FOLDER (a diffusers folder)")
-    if hub_offline():
-        return MissingWeightsError(f"{role} {source!r} is not in the Hugging Face cache ({hub_cache()}) and "
-                                   f"HF_HUB_OFFLINE is set: {get}")
-    return MissingWeightsError(f"could not load {role} {source!r} from the Hugging Face Hub or its cache "
-                               f"({hub_cache()}): {get}")
-
-
-@contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Silence diffusers'/transformers' progress bars and advice while loading (errors still raise)."""
-    import diffusers.utils.logging as diffusers_logging
-    import transformers.utils.logging as transformers_logging
-
-    modules = (diffusers_logging, transformers_logging)
-    before = [(module.get_verbosity(), module.is_progress_bar_enabled()) for module in modules]
-    for module in modules:
-        module.set_verbosity_error()
-        module.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for module, (level, bars) in zip(modules, before):
-            module.set_verbosity(level)
-            if bars:
-                module.enable_progress_bar()
-
-
+# --- loading ---------------------------------------------------------------------------------
 def load_pipeline(base: str, controlnet: str, *, device: torch.device, cpu_offload: bool = False,
                   attention_slicing: bool = False):  # noqa: ANN201 (diffusers' pipeline)
     """A ``StableDiffusionControlNetPipeline`` of ``base`` with ``controlnet`` (repository ids or folders).
@@ -374,15 +313,15 @@ def load_pipeline(base: str, controlnet: str, *, device: torch.device, cpu_offlo
         common["local_files_only"] = True
     if importlib.util.find_spec("accelerate") is None:
         common["low_cpu_mem_usage"] = False  # what diffusers falls back to anyway, without its warning
-    with _quiet_loading():
+    with quiet_loading("diffusers", "transformers"):
         try:
             control_model = ControlNetModel.from_pretrained(controlnet, **common)
         except (OSError, ValueError) as error:
-            raise _missing("ControlNet", controlnet, "controlnet", error) from None
+            raise missing_model("ControlNet", controlnet, _pass_folder("controlnet"), error) from None
         try:
             pipeline = StableDiffusionControlNetPipeline.from_pretrained(base, controlnet=control_model, **common)
         except (OSError, ValueError) as error:
-            raise _missing("base model", base, "base", error) from None
+            raise missing_model("base model", base, _pass_folder("base"), error) from None
     if cpu_offload:
         pipeline.enable_model_cpu_offload(device=device)
     else:
@@ -390,6 +329,10 @@ def load_pipeline(base: str, controlnet: str, *, device: torch.device, cpu_offlo
     if attention_slicing:
         pipeline.enable_attention_slicing()
     return pipeline
+
+
+def _pass_folder(option: str) -> str:
+    return f"pass --synth-opt {option}=FOLDER (a diffusers folder)"
 
 
 def build_controlnet(variant: str | None, context: StageContext) -> ControlNetSynthesizer:
@@ -410,22 +353,15 @@ def build_controlnet(variant: str | None, context: StageContext) -> ControlNetSy
         coherence.append(f"img2img {settings.img2img:g}")
     return ControlNetSynthesizer(
         pipeline, settings=settings, attention_slicing=slicing,
-        description=f"ControlNet {_short(controlnet)} on {_short(base)}, {settings.steps} steps "
+        description=f"ControlNet {short_name(controlnet)} on {short_name(base)}, {settings.steps} steps "
                     f"{settings.scheduler}, {', '.join(coherence)}")
-
-
-def _short(source: str) -> str:
-    return Path(source).name if _is_local(source) else source
 
 
 def controlnet_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     """Whether the ControlNet and the base model are in the Hugging Face cache (nothing is fetched)."""
-    from huggingface_hub import try_to_load_from_cache
-
     controlnet = weights_arg or CONTROLNET_REPOS[variant or DEFAULT_VARIANT]
-    present = all(
-        Path(repo).is_dir() if _is_local(repo) else isinstance(try_to_load_from_cache(repo, file), str)
-        for repo, file in ((controlnet, "config.json"), (BASE_REPO, "model_index.json")))
+    present = all(in_cache_or_folder(repo, file) for repo, file in ((controlnet, "config.json"),
+                                                                      (BASE_REPO, "model_index.json")))
     return WeightsStatus(f"{controlnet} + {BASE_REPO} (Hugging Face cache)", present,
                          how_to_get=f"hf download {controlnet}; hf download {BASE_REPO}")
 

@@ -10,12 +10,33 @@ import torch
 from PIL import Image
 
 from chain.errors import ChainError
-from chain.labels import LabelSpace, get_label_space
+from chain.labels import LABEL_SPACES, LabelSpace, get_label_space
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.registry import StageContext, StageSpec
 
 LABELS_META_FILE = "labels.json"
 _PIXELS_PER_CHUNK = 1 << 17  # bounds the (pixels × palette) float64 distances to ~190 MB for 183 classes
+
+
+def labels_meta(space: LabelSpace) -> str:
+    """``labels.json`` for label maps of ``space``: its name, and its classes when it is not built in.
+
+    A model's own space (`chain.labels.model_space`) is known by no name a later run could look
+    up, so its names, colours and fallback travel with the maps.
+    """
+    meta: dict = {"label_space": space.name}
+    if LABEL_SPACES.get(space.name) is not space:
+        meta.update(names=list(space.names), palette=space.palette.tolist(), fallback=space.fallback,
+                    description=space.description)
+    return json.dumps(meta)
+
+
+def space_from_meta(meta: dict) -> LabelSpace:
+    """The label space a ``labels.json`` describes (see `labels_meta`)."""
+    if "names" not in meta:
+        return get_label_space(meta["label_space"])
+    return LabelSpace(name=meta["label_space"], names=tuple(meta["names"]), palette=np.array(meta["palette"]),
+                      fallback=meta["fallback"], description=meta.get("description", ""))
 
 
 class PaletteSegmenter(Segmenter):
@@ -56,7 +77,7 @@ class SavedLabelsSegmenter(Segmenter):
             raise ChainError(f"{folder} has no {LABELS_META_FILE}; point --seg labels:DIR at a folder "
                              "written by --save-labels")
         self.folder = folder
-        self.label_space = get_label_space(json.loads(meta_path.read_text())["label_space"])
+        self.label_space = space_from_meta(json.loads(meta_path.read_text()))
         self.description = f"label maps from {folder}"
 
     def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:

@@ -1,0 +1,70 @@
+"""The label space of a model that names its own classes (a transformers ``id2label``).
+
+A checkpoint trained on a dataset chain knows (COCO panoptic, ADE20K, VOC, Cityscapes...)
+speaks that built-in space, so its labels convert, remap and colour like any other. One
+whose classes match none gets a space made from its own names; conversions to other spaces
+then go by name, as between built-in spaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from chain.errors import ChainError
+from chain.labels.builtin import LABEL_SPACES, pascal_colormap
+from chain.labels.space import LabelSpace, normalize_name
+
+#: Names a model may give its catch-all class; the first one present becomes the fallback.
+CATCH_ALL_NAMES = ("unlabeled", "background", "void", "other", "ignore")
+#: Share of a model's classes that must sit at the same id as in a built-in space, spelt as
+#: that space or its aliases spell them, for the model to be taken as using that space's order
+#: (OneFormer's COCO config, for instance, calls "wall-other-merged" just "wall").
+SAME_ORDER_SHARE = 0.9
+
+
+def class_names(id2label: Mapping[int | str, str], source: str) -> list[str]:
+    """The class names of ids ``0 .. n-1``; a `ChainError` when the ids have gaps."""
+    labels = {int(k): str(v).strip() for k, v in id2label.items()}
+    if sorted(labels) != list(range(len(labels))) or not labels:
+        raise ChainError(f"{source}: id2label must name classes 0..N-1 without gaps, got ids {sorted(labels)[:8]}...")
+    return [labels[i] for i in range(len(labels))]
+
+
+def _by_name(names: list[str], space: LabelSpace) -> np.ndarray | None:
+    ids = [space.find(name) for name in names]
+    if any(i is None for i in ids) or len(set(ids)) != len(ids):
+        return None
+    return np.array(ids, dtype=np.int64)
+
+
+def _by_order(names: list[str], space: LabelSpace) -> np.ndarray | None:
+    if len(names) not in (len(space), len(space) - 1) or (len(names) < len(space) and space.fallback_id != len(names)):
+        return None
+    same = sum(space.find(name) == i for i, name in enumerate(names))
+    return np.arange(len(names)) if same >= SAME_ORDER_SHARE * len(names) else None
+
+
+def model_label_space(names: list[str], *, name: str, description: str = "") -> tuple[LabelSpace, np.ndarray]:
+    """The space for a model's classes and the ``(len(names),)`` table from class index to space id.
+
+    A built-in space is used when every class name is one of its classes (the smallest such
+    space wins: a COCO-panoptic model is not taken for COCO-Stuff), or when the model keeps
+    the space's order under its own spellings (`SAME_ORDER_SHARE`). Otherwise a new space
+    ``name`` is made of the model's names, plus "unlabeled" as the fallback unless the model
+    has a catch-all class of its own.
+    """
+    spaces = sorted(LABEL_SPACES.values(), key=len)
+    for match in (_by_name, _by_order):
+        for space in spaces:
+            table = match(names, space)
+            if table is not None:
+                return space, table
+    normalized = [normalize_name(n) for n in names]
+    fallback = next((n for n in CATCH_ALL_NAMES if n in normalized), None)
+    all_names = tuple(names) if fallback else (*names, "unlabeled")
+    space = LabelSpace(name=name, names=all_names, palette=pascal_colormap(len(all_names)),
+                       fallback=names[normalized.index(fallback)] if fallback else "unlabeled",
+                       description=description or f"the classes of {name}")
+    return space, np.arange(len(names))
