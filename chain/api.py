@@ -12,7 +12,7 @@ from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
 from chain.labels import parse_remap
-from chain.media import Trim, open_source, output_kind
+from chain.media import Trim, check_preset, open_source, output_kind
 
 NONE = "none"
 
@@ -106,6 +106,7 @@ def run(
         pass
     parse_remap(remap)
     parse_smoothing(smooth)
+    check_preset(preset)
     for path in (output, masks, overlay, compare):
         if path is not None:
             output_kind(Path(path))

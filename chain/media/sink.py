@@ -38,6 +38,16 @@ _VIDEO_FORMATS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     ".avi": ("avi", "mpeg4", "yuv420p", {"qscale": "3"}),
 }
 VIDEO_OUTPUT_EXTENSIONS = frozenset(_VIDEO_FORMATS)
+# libx264's preset names (x264.h, x264_preset_names), which FFmpeg's "preset" option passes on.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+
+def check_preset(preset: str | None) -> None:
+    """A `ChainError` unless ``preset`` is None or one of libx264's presets (FFmpeg would only fail
+    when the encoder opens, after the networks have loaded)."""
+    if preset is not None and preset not in X264_PRESETS:
+        raise ChainError(f"--preset {preset!r} is not an x264 preset; choose one of {', '.join(X264_PRESETS)}")
 
 
 class FrameSink(ABC):
@@ -94,6 +104,7 @@ class VideoFileSink(FrameSink):
         options = dict(options)
         if crf is not None and "crf" in options:
             options["crf"] = str(crf)
+        check_preset(preset)
         if preset is not None and "preset" in options:
             options["preset"] = preset
         self._fps = fps
