@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from chain.checkpoint import load_checkpoint, save_checkpoint
+from chain.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from chain.errors import ChainError
 from chain.model_fit import build_fitted, first_line
 from models.deeplab_mnv2 import (
@@ -635,6 +635,10 @@ def load_deeplab_mnv2(
     without hybrid convs computes in float whatever the mode.
     """
     checkpoint = load_checkpoint(checkpoint_dir, expect_model=MODEL_KIND)
+    lacking = [key for key in ("label_space", "input_size", "normalization", "channel_ids") if key not in checkpoint.meta]
+    if lacking:
+        raise ChainError(f"{Path(checkpoint_dir) / CONFIG_FILE} lacks {', '.join(lacking)} in its meta; make the "
+                         "checkpoint again with `chain import tflite`")
     unknown = sorted(set(checkpoint.config) - {f.name for f in fields(DeepLabMNv2Config)})
     if unknown:
         raise ChainError(f"{checkpoint_dir}: config fields {unknown} are unknown to this version of chain")
