@@ -12,7 +12,7 @@ from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
 from chain.labels import parse_remap
-from chain.media import Trim, open_source
+from chain.media import Trim, check_preset, open_source
 
 NONE = "none"
 
@@ -110,6 +110,7 @@ def run(
         pass
     parse_remap(remap)
     parse_smoothing(smooth)
+    check_preset(preset)
     as_path = lambda value: Path(value) if value is not None else None  # noqa: E731
     outputs = Outputs(video=as_path(output), masks=as_path(masks), overlay=as_path(overlay),
                       compare=as_path(compare), labels=as_path(save_labels), summary=as_path(summary))

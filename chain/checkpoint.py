@@ -92,22 +92,58 @@ def _apply_umask(folder: Path) -> None:
         file.chmod(0o666 & ~umask)
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's content; a one-line `ChainError` naming ``path`` when it is not readable JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ChainError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+                         "it is damaged, or was not written by chain") from None
+    except UnicodeDecodeError:
+        raise ChainError(f"{path} is not a text file; it is damaged, or was not written by chain") from None
+    except IsADirectoryError:
+        raise ChainError(f"{path} is a folder, not the JSON file chain writes there") from None
+    except PermissionError:
+        raise ChainError(f"cannot read {path}: permission denied") from None
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file; a one-line `ChainError` when it is missing, truncated or foreign."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ChainError(f"{path} is missing" if not path.exists() else f"{path} is not a file")
+    try:
+        return load_file(str(path))
+    except SafetensorError as error:
+        raise ChainError(f"{path} is damaged or not a safetensors file ({str(error).strip()[:200]})") from None
+    except PermissionError:
+        raise ChainError(f"cannot read {path}: permission denied") from None
+
+
 def load_checkpoint(directory: str | os.PathLike, *, expect_model: str | None = None) -> Checkpoint:
     """Read a checkpoint folder written by `save_checkpoint`.
 
-    Raises `ChainError` with a one-line reason when the folder is missing, incomplete,
+    Raises `ChainError` with a one-line reason when the folder is missing, incomplete, damaged,
     or holds a different kind of model than ``expect_model``.
     """
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not config_path.is_file() or not weights_path.is_file():
         raise ChainError(f"{directory} is not a chain checkpoint (expected {CONFIG_FILE} and {WEIGHTS_FILE} in it)")
-    document = json.loads(config_path.read_text())
-    if expect_model is not None and document.get("model") != expect_model:
-        raise ChainError(f"{directory} holds a {document.get('model')!r} model, not {expect_model!r}")
+    document = read_json(config_path)
+    if not isinstance(document, dict) or not isinstance(document.get("model"), str):
+        raise ChainError(f"{config_path} does not describe a chain checkpoint (no \"model\" name in it)")
+    for key in ("config", "meta"):
+        if not isinstance(document.get(key, {}), dict):
+            raise ChainError(f"{config_path}: \"{key}\" must be a JSON object, not {type(document[key]).__name__}")
+    if expect_model is not None and document["model"] != expect_model:
+        raise ChainError(f"{directory} holds a {document['model']!r} model, not {expect_model!r}")
     return Checkpoint(
         model=document["model"],
         config=document.get("config", {}),
         meta=document.get("meta", {}),
-        state_dict=load_file(str(weights_path)),
+        state_dict=read_safetensors(weights_path),
     )

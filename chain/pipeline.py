@@ -85,12 +85,15 @@ class Chain:
         uses_labels = synthesizer is not None and synthesizer.consumes == "labels"
         self.target_space = synthesizer.label_space if uses_labels else self.source_space
         overrides = dict(class_overrides or {})
-        background = background or (synthesizer.default_background if uses_labels else None)
-        if background and self.source_space is not None and self.source_space is not self.target_space:
+        # The background only means something where labels change space: the segmenter's catch-all
+        # class becomes a class of the synthesizer's. Labels that stay in one space keep their own.
+        converts = self.source_space is not None and self.source_space is not self.target_space
+        if background is not None and not converts:
+            raise ChainError(_background_refusal(background, self.source_space))
+        background = background or (synthesizer.default_background if converts else None)
+        if background:
             self.target_space.id_of(background)  # an unknown name fails here, with suggestions
             overrides.setdefault(self.source_space.fallback, background)
-        elif background and self.source_space is self.target_space and self.source_space is not None:
-            raise ChainError("--background only applies when labels are converted to another label space")
         self.conversion = (conversion(self.source_space, self.target_space, overrides=overrides or None)
                            if self.source_space is not None else None)
         if remap and self.target_space is None:
@@ -318,6 +321,14 @@ def _os_errors_name(target: Path) -> Iterator[None]:
         if error.filename is None or ".partial-" in str(error.filename):
             raise OSError(error.errno, error.strerror or str(error), str(target)) from error
         raise
+
+
+def _background_refusal(background: str, space: LabelSpace | None) -> str:
+    """Why ``--background`` is refused when no labels change space, and what to do instead."""
+    if space is None:
+        return "--background needs a segmenter whose labels are converted for the synthesizer (--seg)"
+    return (f"--background {background}: the segmenter and the synthesizer both use {space.name} labels, so nothing "
+            f"is converted; to repaint {space.fallback!r}, use --remap {space.fallback}={background}")
 
 
 def _batches(frames: FrameSource, batch_size: int, timer: StageTimer) -> Iterator[Batch]:

@@ -18,22 +18,15 @@ import torch
 
 from chain.checkpoint import load_checkpoint, save_checkpoint
 from chain.errors import ChainError
+from chain.model_fit import check_fit, first_line, read_torch_file
 from models.spade import PRESETS, SPADEConfig, SPADEGenerator
 
 MODEL_KIND = "spade"
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
 def read_nvidia_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """``torch.load`` a ``latest_net_G.pth`` without unpickling code; ChainError if it is not a state_dict."""
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds for a foreign file
-        raise ChainError(f"{path} is not a PyTorch state_dict file ({_first_line(error)})") from error
+    state_dict = read_torch_file(path)
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ChainError(f"{path} does not hold a state_dict of tensors")
     if "fc.weight" not in state_dict or "conv_img.weight" not in state_dict:
@@ -77,7 +70,7 @@ def infer_spade_config(
     try:
         config = SPADEConfig.preset(preset, **fields)
     except (TypeError, ValueError) as error:
-        raise ChainError(f"bad SPADE options: {_first_line(error)}") from error
+        raise ChainError(f"bad SPADE options: {first_line(error)}") from error
     if config.semantic_nc != semantic_nc:
         raise ChainError(
             f"this SPADE state_dict has {semantic_nc} input channels but preset {preset!r} gives {config.semantic_nc}"
@@ -86,11 +79,11 @@ def infer_spade_config(
 
 
 def _build(config: SPADEConfig, state_dict: dict[str, torch.Tensor], source: Any) -> SPADEGenerator:
+    # NVlabs files may lack BatchNorm's num_batches_tracked (load_nvidia_state_dict fills them in).
+    check_fit(lambda: SPADEGenerator(config), state_dict, source=source, what="SPADE generator its config describes",
+              optional=lambda key: key.endswith(".num_batches_tracked"))
     generator = SPADEGenerator(config)
-    try:
-        generator.load_nvidia_state_dict(state_dict)
-    except ValueError as error:
-        raise ChainError(f"{source}: {_first_line(error)}") from error
+    generator.load_nvidia_state_dict(state_dict)
     return generator.eval()
 
 
@@ -100,7 +93,7 @@ def load_spade_checkpoint(directory: str | os.PathLike) -> tuple[SPADEGenerator,
     try:
         config = SPADEConfig(**checkpoint.config)
     except (TypeError, ValueError) as error:
-        raise ChainError(f"{directory}: bad SPADE config ({_first_line(error)})") from error
+        raise ChainError(f"{directory}: bad SPADE config ({first_line(error)})") from error
     return _build(config, checkpoint.state_dict, directory), checkpoint.meta
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -29,8 +30,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from chain.checkpoint import load_checkpoint, save_checkpoint
+from chain.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from chain.errors import ChainError
+from chain.model_fit import build_fitted, first_line
 from models.deeplab_mnv2 import (
     ACTIVATION_QUANTIZATIONS,
     STEM_CHANNELS,
@@ -50,7 +52,7 @@ _ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6", 4: "tanh"}
 
 
 def _fail(path: Path, reason: str) -> ChainError:
-    return ChainError(f"{path.name} is not a DeepLabV3-MobileNetV2 graph chain can import: {reason}")
+    return ChainError(f"{path} is not a DeepLabV3-MobileNetV2 graph chain can import: {reason}")
 
 
 def _dequantize(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray:
@@ -590,9 +592,12 @@ def import_tflite(
         raise ChainError(f"unknown label space {label_space!r} for a DeepLab import; use one of {sorted(LABEL_OFFSETS)}")
     if not path.is_file():
         raise ChainError(f"{path} does not exist; pass the path of a .tflite file")
-    matcher = _Matcher(path, _Reader(path).read())
-    config, facts = matcher.match()
-    state_dict = _state_dict(path, config, matcher)
+    try:
+        matcher = _Matcher(path, _Reader(path).read())
+        config, facts = matcher.match()
+        state_dict = _state_dict(path, config, matcher)
+    except struct.error as error:  # the flatbuffer is read lazily: an offset past the end of a cut file
+        raise _fail(path, "the file is truncated or damaged (it points past its own end)") from None
     if config.num_classes != LABEL_CHANNELS[label_space]:
         raise ChainError(
             f"{path.name} has {config.num_classes} output channels; "
@@ -630,6 +635,10 @@ def load_deeplab_mnv2(
     without hybrid convs computes in float whatever the mode.
     """
     checkpoint = load_checkpoint(checkpoint_dir, expect_model=MODEL_KIND)
+    lacking = [key for key in ("label_space", "input_size", "normalization", "channel_ids") if key not in checkpoint.meta]
+    if lacking:
+        raise ChainError(f"{Path(checkpoint_dir) / CONFIG_FILE} lacks {', '.join(lacking)} in its meta; make the "
+                         "checkpoint again with `chain import tflite`")
     unknown = sorted(set(checkpoint.config) - {f.name for f in fields(DeepLabMNv2Config)})
     if unknown:
         raise ChainError(f"{checkpoint_dir}: config fields {unknown} are unknown to this version of chain")
@@ -640,13 +649,11 @@ def load_deeplab_mnv2(
                              f"use one of {', '.join(ACTIVATION_QUANTIZATIONS)}")
         config["activation_quantization"] = activation_quantization
     try:
-        model = DeepLabMNv2(DeepLabMNv2Config(**config))
-    except ValueError as error:
-        raise ChainError(f"{checkpoint_dir}: {error}") from error
-    try:
-        model.load_state_dict(checkpoint.state_dict, strict=True)
-    except RuntimeError as error:
-        raise ChainError(f"{checkpoint_dir}: weights do not fit the config ({str(error).splitlines()[0]})") from error
+        network_config = DeepLabMNv2Config(**config)
+    except (TypeError, ValueError) as error:
+        raise ChainError(f"{checkpoint_dir}: bad DeepLabV3-MobileNetV2 config ({first_line(error)})") from None
+    model = build_fitted(lambda: DeepLabMNv2(network_config), checkpoint.state_dict, source=checkpoint_dir,
+                         what="DeepLabV3-MobileNetV2 its config describes")
     return model.eval(), checkpoint.meta
 
 

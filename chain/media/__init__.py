@@ -1,11 +1,11 @@
 """Reading and writing frames: video files through PyAV, image folders, single images."""
 
 from chain.media.audio import AudioPassthrough, open_audio
-from chain.media.sink import FrameSink, ImageFolderSink, open_sink, output_kind, save_png
+from chain.media.sink import FrameSink, ImageFolderSink, check_preset, open_sink, output_kind, save_png
 from chain.media.sizes import Size, parse_size, resolve_size
 from chain.media.source import Frame, FrameSource, SourceInfo, Trim, open_source
 
 __all__ = [
     "AudioPassthrough", "Frame", "FrameSink", "FrameSource", "ImageFolderSink", "Size", "SourceInfo", "Trim",
-    "open_audio", "open_sink", "open_source", "output_kind", "parse_size", "resolve_size", "save_png",
+    "check_preset", "open_audio", "open_sink", "open_source", "output_kind", "parse_size", "resolve_size", "save_png",
 ]

@@ -44,6 +44,16 @@ VIDEO_OUTPUT_EXTENSIONS = frozenset(_VIDEO_FORMATS)
 # to within 1/20 of a frame while constant-rate frames land exactly on the rate's grid. AVI has no
 # timestamps (frame n plays at n/rate; gaps are filled by repeating a frame), so it counts frames.
 _TICKS_PER_FRAME = 10
+# libx264's preset names (x264.h, x264_preset_names), which FFmpeg's "preset" option passes on.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+
+def check_preset(preset: str | None) -> None:
+    """A `ChainError` unless ``preset`` is None or one of libx264's presets (FFmpeg would only fail
+    when the encoder opens, after the networks have loaded)."""
+    if preset is not None and preset not in X264_PRESETS:
+        raise ChainError(f"--preset {preset!r} is not an x264 preset; choose one of {', '.join(X264_PRESETS)}")
 
 
 class FrameSink(ABC):
@@ -111,6 +121,7 @@ class VideoFileSink(FrameSink):
         options = dict(options)
         if crf is not None and "crf" in options:
             options["crf"] = str(crf)
+        check_preset(preset)
         if preset is not None and "preset" in options:
             options["preset"] = preset
         self._fps = fps

@@ -14,8 +14,10 @@ import torch
 from torchvision.models import segmentation
 from torchvision.models._api import WeightsEnum
 
+from chain.checkpoint import read_safetensors
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import VOC
+from chain.model_fit import build_fitted, read_torch_file
 from chain.stages.registry import StageContext, StageSpec, WeightsStatus
 from chain.stages.torch_segmenter import TorchSegmenter
 
@@ -52,18 +54,13 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """A state_dict from a ``.pth``/``.pt`` (tensors only, never arbitrary pickles) or ``.safetensors`` file."""
     if not path.is_file():
         raise ChainError(f"weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ChainError(f"cannot read weights from {path}: {error}") from None
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    state = read_torch_file(path)
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # torchvision's reference training scripts save {"model": ..., "optimizer": ...}
-    if not isinstance(state, dict):
-        raise ChainError(f"{path} does not hold a state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ChainError(f"{path} does not hold a state_dict of tensors")
     return state
 
 
@@ -72,14 +69,11 @@ def build_deeplab(variant: str | None, context: StageContext) -> TorchSegmenter:
     variant = variant or "resnet50"
     builder, weights, backbone = _BUILDERS[variant]
     state_dict = _load_state_dict(variant, context.weights)
-    network = builder(weights=None, weights_backbone=None, num_classes=len(weights.meta["categories"]),
-                      aux_loss=state_dict is not None and any(k.startswith("aux_classifier") for k in state_dict))
-    if state_dict is not None:
-        try:
-            network.load_state_dict(state_dict)
-        except RuntimeError as error:
-            first_line = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
-            raise ChainError(f"weights {context.weights} do not fit DeepLabV3 {variant}: {first_line}") from None
+    aux_loss = state_dict is not None and any(k.startswith("aux_classifier") for k in state_dict)
+    make = lambda: builder(weights=None, weights_backbone=None,  # noqa: E731
+                           num_classes=len(weights.meta["categories"]), aux_loss=aux_loss)
+    network = (make() if state_dict is None else
+               build_fitted(make, state_dict, source=context.weights or weights.url, what=f"DeepLabV3 {variant}"))
     preprocessing = weights.transforms()
     size = context.int_option("size", preprocessing.resize_size[0], minimum=16)
     source = "random weights" if state_dict is None else (context.weights or "torchvision COCO-VOC weights")

@@ -56,7 +56,7 @@ def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegme
         network, label_space=space, mean=[m / 255 for m in normalization["mean"]],
         std=[s / 255 for s in normalization["std"]], input_size=(size, size) if fit == "square" else size,
         channel_to_label=meta["channel_ids"], device=context.device,
-        description=f"DeepLabV3-MobileNetV2 {variant} ({meta['source']['file']}), {fit} {size}"
+        description=f"DeepLabV3-MobileNetV2 {variant} ({meta.get('source', {}).get('file', path.name)}), {fit} {size}"
         + (f", {quantization} int8 emulation" if quantization != "float" and network.config.hybrid_weight_scales else ""))
 
 

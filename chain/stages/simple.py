@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from chain.checkpoint import read_json
 from chain.errors import ChainError
 from chain.labels import LABEL_SPACES, LabelSpace, get_label_space
+from chain.model_fit import first_line
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.registry import StageContext, StageSpec
 
@@ -69,15 +70,29 @@ class PaletteSegmenter(Segmenter):
 
 
 class SavedLabelsSegmenter(Segmenter):
-    """Reads label maps written earlier by ``--save-labels DIR``, by output frame index."""
+    """Reads label maps written earlier by ``--save-labels DIR``, by output frame index.
+
+    Every map is checked: one channel of 8- or 16-bit ids, each an id of the folder's label space
+    (a value past the space would otherwise be painted as some other class, or wrap modulo 256).
+    """
 
     def __init__(self, folder: Path) -> None:
         meta_path = folder / LABELS_META_FILE
         if not meta_path.is_file():
             raise ChainError(f"{folder} has no {LABELS_META_FILE}; point --seg labels:DIR at a folder "
                              "written by --save-labels")
+        meta = read_json(meta_path)
+        name = meta.get("label_space") if isinstance(meta, dict) else None
+        if not isinstance(name, str):
+            raise ChainError(f'{meta_path} names no label space (--save-labels writes {{"label_space": "voc"}} '
+                             "or another space)")
+        try:
+            self.label_space = space_from_meta(meta)
+        except ChainError as error:
+            raise ChainError(f"{meta_path}: {error}") from None
+        except (KeyError, TypeError, ValueError) as error:
+            raise ChainError(f"{meta_path} describes no usable label space ({first_line(error)})") from None
         self.folder = folder
-        self.label_space = space_from_meta(json.loads(meta_path.read_text()))
         self.description = f"label maps from {folder}"
 
     def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
@@ -88,11 +103,30 @@ class SavedLabelsSegmenter(Segmenter):
             if not path.is_file():
                 raise ChainError(f"no saved label map for frame {int(index)} ({path}); the folder holds fewer "
                                  "frames than the input — use --max-frames or the same --start")
-            with Image.open(path) as image:
-                if image.size != (width, height):
-                    image = image.resize((width, height), Image.Resampling.NEAREST)
-                maps.append(np.asarray(image).astype(self.label_space.dtype))
+            maps.append(self._read(path, (width, height)))
         return np.stack(maps)
+
+    def _read(self, path: Path, size: tuple[int, int]) -> np.ndarray:
+        try:
+            with Image.open(path) as image:
+                labels = np.asarray(image)
+                self._check(path, labels, image.mode)
+                if image.size != size:
+                    labels = np.asarray(image.resize(size, Image.Resampling.NEAREST))
+        except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for damaged or foreign files
+            raise ChainError(f"{path} is not a readable label map ({first_line(error)})") from None
+        return labels.astype(self.label_space.dtype)
+
+    def _check(self, path: Path, labels: np.ndarray, mode: str) -> None:
+        if labels.ndim != 2 or labels.dtype.kind not in "ui":
+            raise ChainError(f"{path} is not a label map: expected one channel of 8- or 16-bit class ids, "
+                             f"not a {mode} image")
+        count = len(self.label_space)
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= count:
+            value = high if high >= count else low
+            raise ChainError(f"{path} holds label {value}, outside {self.label_space.name} (ids 0-{count - 1}); "
+                             f"it was not saved in that label space")
 
 
 class ColorizeSynthesizer(Synthesizer):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from chain.checkpoint import CONFIG_FILE, Checkpoint, checkpoint_dir, load_checkpoint
 from chain.errors import ChainError, MissingWeightsError
+from chain.model_fit import build_fitted, first_line
 from chain.stages.base import Synthesizer
 from chain.stages.registry import StageContext, StageSpec, WeightsStatus
 from chain.stages.torch_segmenter import inference_context
@@ -35,13 +36,8 @@ def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") 
     try:
         config = VAEGANConfig(**checkpoint.config)
     except (TypeError, ValueError) as error:
-        raise ChainError(f"{folder} has a bad VAE-GAN config: {error}") from None
-    model = VAEGAN(config)
-    try:
-        model.load_state_dict(checkpoint.state_dict)
-    except RuntimeError as error:
-        raise ChainError(f"weights in {folder} do not fit their VAE-GAN config: "
-                         f"{str(error).splitlines()[-1].strip()}") from None
+        raise ChainError(f"{folder} has a bad VAE-GAN config: {first_line(error)}") from None
+    model = build_fitted(lambda: VAEGAN(config), checkpoint.state_dict, source=folder, what="VAE-GAN its config describes")
     return model.eval().to(device), checkpoint
 
 

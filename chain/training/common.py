@@ -23,6 +23,7 @@ import torch
 
 from chain.errors import ChainError
 from chain.signals import STOP_SIGNALS, Terminated
+from chain.model_fit import first_line
 
 LOSS_LOG = "losses.jsonl"
 LOSS_PLOT = "losses.png"
@@ -140,24 +141,42 @@ def optimizer_tensors(optimizers: dict[str, torch.optim.Optimizer],
     return tensors
 
 
-def load_optimizer_state(optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None,
-                          path: Path) -> None:
-    from safetensors.torch import load_file
+def read_optimizer_state(checkpoint_path: Path) -> dict[str, torch.Tensor]:
+    """The Adam states saved beside a checkpoint; one line when the file is missing or damaged.
+    Read before any network is built, so a run that cannot resume stops before any work."""
+    from chain.checkpoint import read_safetensors
 
+    path = checkpoint_path / OPTIMIZER_FILE
     if not path.is_file():
         raise ChainError(f"{path} is missing: the checkpoint cannot be resumed (it can still be used to run)")
-    tensors = load_file(str(path))
+    return read_safetensors(path)
+
+
+def load_optimizer_state(optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None,
+                         tensors: dict[str, torch.Tensor], checkpoint_path: Path) -> None:
+    """Put `read_optimizer_state`'s tensors into the optimizers and the noise generator."""
+    damaged = ChainError(f"{checkpoint_path / OPTIMIZER_FILE} does not fit the run's networks: the checkpoint "
+                         "cannot be resumed")
     for name, optimizer in optimizers.items():
+        params = [param for group in optimizer.param_groups for param in group["params"]]
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
             network, _, rest = key.partition(".")
             if network == name:
                 index, _, entry = rest.partition(".")
+                if not index.isdigit() or int(index) >= len(params):
+                    raise damaged
                 state.setdefault(int(index), {})[entry] = value
+        # Adam's moments must have their parameter's shape, or the first step would fail.
+        if any(entries.get(moment, params[index]).shape != params[index].shape
+               for index, entries in state.items() for moment in ("exp_avg", "exp_avg_sq")):
+            raise damaged
         document = optimizer.state_dict()
         document["state"] = state
         optimizer.load_state_dict(document)
     if generator is not None:
+        if "rng.noise" not in tensors:
+            raise damaged
         generator.set_state(tensors["rng.noise"])
 
 
@@ -236,7 +255,14 @@ def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model
         raise ChainError(f"nothing to resume: no checkpoint in {out_dir} (drop --resume to start a new run)")
     if not resume and exists:
         raise ChainError(f"{out_dir} already holds a training run; pass --resume to continue it, or choose another --out")
-    return load_checkpoint(checkpoint_path, expect_model=expect_model) if resume else None
+    if not resume:
+        return None
+    checkpoint = load_checkpoint(checkpoint_path, expect_model=expect_model)
+    step = checkpoint.meta.get("step")
+    if not isinstance(checkpoint.meta.get("train"), dict) or not isinstance(step, int) or step < 0:
+        raise ChainError(f"{checkpoint_path / CONFIG_FILE} lacks the training options or step a run saves; "
+                         "it cannot be resumed (it can still be used to run)")
+    return checkpoint
 
 
 RUN_ENTRIES = frozenset({"checkpoint", "samples", "frames", "pairs", LOSS_LOG, LOSS_PLOT})
@@ -260,7 +286,11 @@ def check_run_folder(out_dir: Path) -> None:
 def resumed_options(options_class: type, saved: dict[str, Any], given: dict[str, Any], *, input_field: str) -> Any:
     """A run's saved options, after checking that the ones given again agree (``input_field``
     may be spelled as another path to the same file; ``RESUMABLE_CHANGES`` may differ)."""
-    options = options_class(**saved)
+    try:
+        options = options_class(**saved)
+    except (TypeError, ValueError) as error:  # unknown fields, or values of the wrong kind
+        raise ChainError(f"the checkpoint's training options are damaged ({first_line(error)}); "
+                         "it cannot be resumed") from None
     reference = options_class(**{**saved, **{k: v for k, v in given.items() if v is not None}})
     if Path(getattr(reference, input_field)).resolve() == Path(getattr(options, input_field)).resolve():
         setattr(reference, input_field, getattr(options, input_field))

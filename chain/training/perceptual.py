@@ -8,6 +8,7 @@ NVlabs uses; it cannot be downloaded on offline machines, so the loss is opt-in
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torchvision.models import VGG19_Weights, vgg19
 
 from chain.errors import ChainError
+from chain.model_fit import describe_mismatch, read_torch_file
 
 # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 end after these layer counts of vgg19.features.
 SLICE_ENDS = (2, 7, 12, 21, 30)
@@ -27,19 +29,20 @@ class VGGPerceptualLoss(nn.Module):
 
     def __init__(self, weights_path: str | os.PathLike) -> None:
         super().__init__()
-        try:
-            state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as error:
-            raise ChainError(f"cannot read VGG-19 weights {weights_path} ({error}); get {WEIGHTS_URL}") from None
+        if not Path(weights_path).is_file():
+            raise ChainError(f"cannot read VGG-19 weights {weights_path} (no such file); get {WEIGHTS_URL}")
+        state = read_torch_file(weights_path)
+        if not isinstance(state, dict):
+            raise ChainError(f"{weights_path} is not a torchvision VGG-19 state_dict; get {WEIGHTS_URL}")
         features = vgg19(weights=None).features[:SLICE_ENDS[-1]]
-        state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
-        try:
-            features.load_state_dict(state, strict=False)
-        except RuntimeError as error:
-            raise ChainError(f"{weights_path} is not a torchvision VGG-19 state_dict ({error})") from None
-        missing = set(features.state_dict()) - set(state)
-        if missing:
-            raise ChainError(f"{weights_path} is not a torchvision VGG-19 state_dict (missing {sorted(missing)[0]})")
+        expected = features.state_dict()
+        # Only the layers up to relu5_1 are used: the file's later layers and classifier are left out.
+        renamed = {str(key).removeprefix("features."): value for key, value in state.items()}
+        state = {key: value for key, value in renamed.items() if key in expected}
+        problem = describe_mismatch(expected, state)
+        if problem:
+            raise ChainError(f"{weights_path} is not a torchvision VGG-19 state_dict ({problem}); get {WEIGHTS_URL}")
+        features.load_state_dict(state)
         self.features = features.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))

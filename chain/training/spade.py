@@ -33,15 +33,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from chain.checkpoint import CHECKPOINT_DIR, save_checkpoint
+from chain.checkpoint import CHECKPOINT_DIR, WEIGHTS_FILE, read_safetensors, save_checkpoint
 from chain.errors import ChainError
-from chain.labels import LabelSpace
+from chain.labels import LabelSpace, get_label_space
 from chain.media import Trim
+from chain.model_fit import check_fit
 from chain.spade_checkpoint import MODEL_KIND
 from chain.stages.registry import StageContext, build_stage, resolve_device
 from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
                                    TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
-                                   optimizer_tensors, plot_run_losses, resumed_options)
+                                   optimizer_tensors, plot_run_losses, read_optimizer_state, resumed_options)
 from chain.training.frames import META_FILE as FRAMES_META, BatchSampler, build_frame_cache, training_size
 from chain.training.pairs import PairCache, build_dataset_cache, build_pseudo_label_cache, dataset_layout
 from models.spade import UPSAMPLINGS, SPADEConfig, SPADEGenerator, make_spade_input
@@ -147,6 +148,11 @@ def train_spade(
         options = resumed_options(SpadeTrainOptions, checkpoint.meta["train"], given, input_field="data")
     else:
         options = SpadeTrainOptions(**given)
+    # A checkpoint is checked against the networks its options make before any is built (a damaged
+    # config could ask for any size) and before any other work.
+    if checkpoint is not None:
+        resumed_discriminator = _check_resumable(checkpoint, checkpoint_path, options)
+        resumed_optimizers = read_optimizer_state(checkpoint_path)
     device = resolve_device(device)
     # Cheap checks first, so a mistake is one line rather than an error under a progress bar.
     if options.seg is None:
@@ -171,11 +177,12 @@ def train_spade(
         precision = Precision(device)
         step = 0
         if checkpoint is not None:
+            if pairs.label_space.name != checkpoint.meta.get("label_space"):
+                raise ChainError(f"the run was trained on {checkpoint.meta.get('label_space')} labels but "
+                                 f"{options.data} now gives {pairs.label_space.name} labels; it cannot be resumed")
             nets.generator.load_state_dict(checkpoint.state_dict)
-            from safetensors.torch import load_file
-
-            nets.discriminator.load_state_dict(load_file(str(checkpoint_path / DISCRIMINATOR_FILE)))
-            load_optimizer_state(nets.optimizers, None, checkpoint_path / OPTIMIZER_FILE)
+            nets.discriminator.load_state_dict(resumed_discriminator)
+            load_optimizer_state(nets.optimizers, None, resumed_optimizers, checkpoint_path)
             precision.load_state_dict(checkpoint.meta.get("scaler"))
             step = int(checkpoint.meta["step"])
         log = LossLog(out_dir / LOSS_LOG, keep_through=step)
@@ -197,6 +204,21 @@ def train_spade(
         loop.run(step=step, stop=stop, total_steps=total_steps, log=log, display=display,
                  checkpoint_path=checkpoint_path, on_step=on_step)
     return checkpoint_path
+
+
+def _check_resumable(checkpoint: Any, path: Path, options: SpadeTrainOptions) -> dict[str, torch.Tensor]:
+    """Check a checkpoint's generator and discriminator weights against the networks its options
+    make, on the meta device; returns the discriminator's weights."""
+    generator_config = options.generator_config(get_label_space(str(checkpoint.meta.get("label_space"))))
+    check_fit(lambda: SPADEGenerator(generator_config), checkpoint.state_dict, source=path / WEIGHTS_FILE,
+              what="SPADE generator its training options describe")
+    if not (path / DISCRIMINATOR_FILE).is_file():
+        raise ChainError(f"{path / DISCRIMINATOR_FILE} is missing: the checkpoint cannot be resumed (it can still "
+                         "be used to run)")
+    discriminator = read_safetensors(path / DISCRIMINATOR_FILE)
+    check_fit(lambda: MultiscaleDiscriminator(options.discriminator_config(generator_config)), discriminator,
+              source=path / DISCRIMINATOR_FILE, what="discriminator its training options describe")
+    return discriminator
 
 
 def _training_pairs(options: SpadeTrainOptions, segmenter: Any, out_dir: Path,

@@ -29,14 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chain.checkpoint import CHECKPOINT_DIR, save_checkpoint
+from chain.checkpoint import CHECKPOINT_DIR, WEIGHTS_FILE, save_checkpoint
 from chain.errors import ChainError
 from chain.media import Trim
+from chain.model_fit import check_fit
 from chain.stages.registry import resolve_device
 from chain.stages.vaegan import MODEL_KIND
 from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
                                    TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
-                                   optimizer_tensors, plot_run_losses, read_loss_log, resumed_options)
+                                   optimizer_tensors, plot_run_losses, read_loss_log, read_optimizer_state,
+                                   resumed_options)
 from chain.training.frames import BatchSampler, FrameCache, build_frame_cache, training_size
 from models.vaegan import VAEGAN, VAEGANConfig, make_optimizers
 
@@ -147,6 +149,10 @@ def train_vaegan(
         options = resumed_options(TrainOptions, checkpoint.meta["train"], given, input_field="film")
     else:
         options = TrainOptions(**{k: v for k, v in given.items() if v is not None})
+    if checkpoint is not None:  # its weights against the network its options make, before allocating that
+        check_fit(lambda: VAEGAN(options.model_config()), checkpoint.state_dict,
+                  source=checkpoint_path / WEIGHTS_FILE, what="VAE-GAN its training options describe")
+        resumed_optimizers = read_optimizer_state(checkpoint_path)
     config = options.model_config()
     device = resolve_device(device)
 
@@ -168,7 +174,8 @@ def train_vaegan(
         if checkpoint is not None:
             model.load_state_dict(checkpoint.state_dict)
             same_device = torch.device(checkpoint.meta.get("device", "cpu")).type == device.type
-            load_optimizer_state(optimizers, generator if same_device else None, checkpoint_path / OPTIMIZER_FILE)
+            load_optimizer_state(optimizers, generator if same_device else None, resumed_optimizers,
+                                 checkpoint_path)
             precision.load_state_dict(checkpoint.meta.get("scaler"))
             step = int(checkpoint.meta["step"])
             if not same_device:  # CPU and CUDA generators differ: a new noise stream, the rest exact

@@ -1,0 +1,115 @@
+"""Networks built from a user's files without trusting them: weights read as tensors only, and a
+config checked against the weights' shapes before any memory is allocated for it.
+
+A checkpoint's ``config.json`` says how big the network is (``ngf``, ``filters``…); building it
+straight away lets a wrong or hostile number allocate gigabytes before the weights are ever
+compared. `check_fit` builds the network on PyTorch's meta device (shapes, no storage), compares
+its state_dict with the weights, and only then may the caller build it for real (`build_fitted`).
+Every mismatch becomes one line: counts of missing, unexpected and mis-shaped keys and the first
+few names, not torch's list of every key.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from chain.errors import ChainError
+
+Module = TypeVar("Module", bound=nn.Module)
+SHOWN = 3  # names shown per kind of mismatch
+# Building a network from a config: what a wrong type or value in it makes the constructor raise.
+CONFIG_ERRORS = (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError, KeyError, IndexError)
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line (its type when it has no text)."""
+    lines = str(error).strip().splitlines()
+    return lines[0].strip() if lines and lines[0].strip() else type(error).__name__
+
+
+def describe_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any], *,
+                      optional: Callable[[str], bool] = lambda key: False) -> str | None:
+    """None when ``given`` has exactly the keys and shapes of ``expected`` (keys for which
+    ``optional`` is true may be absent); otherwise a one-line summary of the differences."""
+    missing = [key for key in expected if key not in given and not optional(key)]
+    unexpected = [key for key in given if key not in expected]
+    misshaped = [f"{key} {list(given[key].shape)} vs {list(expected[key].shape)}" for key in expected
+                 if key in given and tuple(getattr(given[key], "shape", ())) != tuple(expected[key].shape)]
+    parts = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped (file vs network)", misshaped)):
+        if keys:
+            more = f", … ({len(keys) - SHOWN} more)" if len(keys) > SHOWN else ""
+            parts.append(f"{len(keys)} {what}: {', '.join(keys[:SHOWN])}{more}")
+    return "; ".join(parts) or None
+
+
+def check_fit(factory: Callable[[], nn.Module], state_dict: Mapping[str, Any], *, source: str | os.PathLike,
+              what: str, optional: Callable[[str], bool] = lambda key: False) -> None:
+    """Raise a one-line `ChainError` unless ``factory()`` makes a network whose state_dict has
+    exactly the keys and shapes of ``state_dict``. The network is built on the meta device, so a
+    config asking for any size costs no memory; the caller's random state is left as it was.
+
+    Args:
+        factory: builds the network from the user's config (called once, on the meta device).
+        state_dict: the weights read from the user's file.
+        source: the user's path, named in the message.
+        what: the network, for the message (e.g. "VAE-GAN its config describes").
+        optional: keys the weights may lack (e.g. BatchNorm's ``num_batches_tracked``).
+    """
+    rng = torch.random.get_rng_state()
+    try:
+        with torch.device("meta"):
+            skeleton = factory()
+    except CONFIG_ERRORS as error:
+        raise ChainError(f"{source}: cannot build the {what} ({first_line(error)})") from None
+    finally:
+        torch.random.set_rng_state(rng)
+    problem = describe_mismatch(skeleton.state_dict(), state_dict, optional=optional)
+    if problem:
+        raise ChainError(f"{source}: the weights do not fit the {what} ({problem})")
+
+
+def build_fitted(factory: Callable[[], Module], state_dict: Mapping[str, torch.Tensor], *,
+                 source: str | os.PathLike, what: str) -> Module:
+    """``factory()`` with ``state_dict`` loaded (strict), after `check_fit` has passed."""
+    check_fit(factory, state_dict, source=source, what=what)
+    model = factory()
+    model.load_state_dict(state_dict, strict=True)
+    return model
+
+
+def read_torch_file(path: str | os.PathLike) -> Any:
+    """``torch.load`` with tensors and plain containers only; a one-line `ChainError` for a file
+    that holds pickled code or objects, or is not a PyTorch file at all."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says it all
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message advises weights_only=False, i.e. running whatever the file holds: not an option here.
+        named = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if named:
+            raise ChainError(f"{path} is not a plain state_dict of tensors (it holds {named.group(1)}); chain never "
+                             "unpickles code: save model.state_dict() with torch.save, or as .safetensors") from None
+        raise ChainError(f"{path} is not a PyTorch state_dict file, or holds more than tensors (chain never "
+                         "unpickles code)") from None
+    except IsADirectoryError:
+        raise ChainError(f"{path} is a folder, not a PyTorch weights file") from None
+    except FileNotFoundError:
+        raise ChainError(f"weights file not found: {path}") from None
+    except PermissionError:
+        raise ChainError(f"cannot read {path}: permission denied") from None
+    except Exception as error:  # torch raises RuntimeError, EOFError, KeyError… for a foreign or damaged file
+        # torch's RuntimeErrors say what is wrong in their first sentence; the others (KeyError '101') do not.
+        detail = first_line(error).split(". ")[0][:200] if isinstance(error, RuntimeError) else type(error).__name__
+        raise ChainError(f"{path} is not a PyTorch state_dict file, or is damaged ({detail})") from None
