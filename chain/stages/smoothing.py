@@ -26,7 +26,7 @@ from chain.stages.flow import MotionEstimator, gray_at, warp
 
 _SPEC = re.compile(r"^(ema|flow)(?::(0(?:\.\d+)?|1(?:\.0*)?))?$")
 #: ALPHA of a bare ``flow``: tuned on the shared clips (benchmarks/smoothing_flicker.py).
-DEFAULT_FLOW_ALPHA = 0.8
+DEFAULT_FLOW_ALPHA = 0.85
 
 
 @dataclass(frozen=True)
