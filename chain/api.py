@@ -44,14 +44,14 @@ def build_chain(
 ) -> Chain:
     """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`."""
     resolved = resolve_device(device)
-    alpha = parse_smoothing(smooth)
+    smoothing = parse_smoothing(smooth)
     segmenter: Segmenter | None = None
     synthesizer: Synthesizer | None = None
     if seg and seg != NONE:
         segmenter = build_stage("segmenter", seg, StageContext(seg_weights, resolved, dict(seg_options or {})))
-        if alpha:
-            segmenter = SmoothedSegmenter(segmenter, alpha)
-    elif alpha:
+        if smoothing:
+            segmenter = SmoothedSegmenter(segmenter, smoothing)
+    elif smoothing:
         raise ChainError("--smooth needs a segmenter (--seg)")
     if synth and synth != NONE:
         synthesizer = build_stage("synthesizer", synth,

@@ -36,7 +36,8 @@ SynthOpt = Annotated[Optional[list[str]], typer.Option(help="Synthesizer option 
 Remap = Annotated[Optional[list[str]], typer.Option(
     help="Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').")]
 Smooth = Annotated[Optional[str], typer.Option(
-    help="Temporal smoothing of class probabilities: ema:ALPHA (weight of the past, e.g. 0.6), or none.")]
+    help="Temporal smoothing of class probabilities: ema:ALPHA (moving average, ALPHA = weight of the past, "
+         "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), or none.")]
 Background = Annotated[Optional[str], typer.Option(
     help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
