@@ -1,4 +1,8 @@
-"""The command line: one-line errors with non-zero exits, listings, and a real run."""
+"""The command line: one-line errors with non-zero exits, listings, and a real run.
+
+Commands run in-process through `chain.entry.main` (what the console script calls); only the
+tests about the process itself (``python -m chain``, tracebacks with --debug) start one.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,29 @@ from pathlib import Path
 
 import pytest
 
+from chain.entry import main
+
+
+@pytest.fixture(autouse=True)
+def _capture(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    global _capsys
+    _capsys = capsys
+    monkeypatch.setenv("COLUMNS", "200")
+
 
 def chain_cli(*args: str) -> subprocess.CompletedProcess:
+    """``chain ARGS`` in this process, as a finished process would report it."""
+    _capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    captured = _capsys.readouterr()
+    return subprocess.CompletedProcess(["chain", *args], code, captured.out, captured.err)
+
+
+def chain_process(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "chain", *args], capture_output=True, text=True, timeout=300,
                           env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
 
@@ -57,7 +82,7 @@ def test_user_mistakes_fail_in_one_line(args: list[str], needles: list[str], car
 
 
 def test_debug_shows_the_traceback() -> None:
-    result = chain_cli("run", "nope.mp4", "out.mp4", "--debug")
+    result = chain_process("run", "nope.mp4", "out.mp4", "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
@@ -75,7 +100,7 @@ def test_listings(carphone: Path) -> None:
 
 
 def test_run_from_the_command_line(carphone: Path, tmp_path: Path) -> None:
-    result = chain_cli("run", str(carphone), str(tmp_path / "out.mp4"), "--seg", "palette:voc", "--max-frames", "5",
+    result = chain_process("run", str(carphone), str(tmp_path / "out.mp4"), "--seg", "palette:voc", "--max-frames", "5",
                        "--masks", str(tmp_path / "masks.mp4"), "--summary", str(tmp_path / "s.json"), "-q")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out.mp4").is_file() and (tmp_path / "masks.mp4").is_file() and (tmp_path / "s.json").is_file()
