@@ -13,7 +13,7 @@ from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.errors import ChainError
 from chain.media import Trim, open_audio, open_source, output_kind
 from chain.media.source import InputDamage
-from chain.media.targets import replace_with, staging_path
+from chain.media.targets import remove_stale_staging, replace_with, staging_path
 from chain.pipeline import Chain, Outputs, Part, Progress
 from chain.signals import deferred_signals
 from chain.summary import RunSummary, SummaryFile
@@ -59,7 +59,9 @@ def run_sharded(source: str | Path, outputs: Outputs, *, factory: Callable[[], C
     parts_dirs = {name: staging_path(path) for name, path in given.items()}
     stagings: dict[str, Path] = {}
     try:
-        for folder in parts_dirs.values():
+        for name, folder in parts_dirs.items():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(given[name])  # what killed runs left here (not their outputs)
             folder.mkdir()
         results = _run_tasks(ray, plan, source, outputs, parts_dirs, factory, trim=trim, size=size,
                              batch_size=batch_size, crf=crf, preset=preset, warmup=warmup, progress=progress,
