@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -92,6 +93,9 @@ def run(
     preset: str | None = None,
     progress: Progress | None = None,
     strict: bool = False,
+    cluster: str | None = None,
+    shards: int | None = None,
+    shard_seconds: float | None = None,
 ) -> RunSummary:
     """Run a chain over a video, image folder or image — what ``chain run`` does.
 
@@ -102,8 +106,12 @@ def run(
                   remap=["person=bear"], masks="masks.mp4", max_frames=100)
 
     Damaged frames are skipped and reported in the summary's ``input_damage``; ``strict=True``
-    makes damage an error instead.
+    makes damage an error instead. ``cluster="ray"`` (a local Ray instance), ``"auto"`` or
+    ``"ray://HOST:PORT"`` shards the run over Ray (`chain.cluster`), in ``shards`` shards or
+    ``shard_seconds`` each.
     """
+    if cluster is None and (shards is not None or shard_seconds is not None):
+        raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
     # Cheap checks first: a typo should not wait for weights to load.
     trim = Trim(start, duration, max_frames)
     with open_source(source, trim=trim, size=size, fps=fps):
@@ -115,6 +123,17 @@ def run(
     outputs = Outputs(video=as_path(output), masks=as_path(masks), overlay=as_path(overlay),
                       compare=as_path(compare), labels=as_path(save_labels), summary=as_path(summary))
     check_output_paths(Path(source), outputs)
+    if cluster is not None:
+        from chain.cluster import run_sharded, warmup_frames
+
+        factory = functools.partial(
+            build_chain, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
+            seg_options=seg_options, synth_options=synth_options, smooth=smooth, remap=remap, background=background,
+            class_overrides=class_overrides, device=device)
+        return run_sharded(source, outputs, factory=factory, cluster=cluster, shards=shards,
+                           shard_seconds=shard_seconds, warmup=warmup_frames(parse_smoothing(smooth)), trim=trim,
+                           size=size, fps=fps, batch_size=batch_size, crf=crf, preset=preset, progress=progress,
+                           strict=strict)
     pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
                            seg_options=seg_options, synth_options=synth_options, smooth=smooth,
                            remap=remap, background=background, class_overrides=class_overrides, device=device)

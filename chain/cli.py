@@ -57,6 +57,10 @@ Preset = Annotated[Optional[str], typer.Option(help="x264 preset, e.g. ultrafast
 LatentNoise = Annotated[Optional[float], typer.Option(
     help="Autoencoder synthesizers: add Gaussian noise of this std to the latent code.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
+Cluster = Annotated[Optional[str], typer.Option(
+    help="Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an existing cluster).")]
+Shards = Annotated[Optional[int], typer.Option(min=1, help="--cluster: this many shards [default: one per GPU/CPU].")]
+ShardSeconds = Annotated[Optional[float], typer.Option(help="--cluster: shards of about this many seconds.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
                                                        "it says) is an error, not a warning.")]
 
@@ -97,7 +101,8 @@ def run(
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", crf: Crf = None,
-    preset: Preset = None, quiet: Quiet = False, strict: Strict = False,
+    preset: Preset = None, quiet: Quiet = False, strict: Strict = False, cluster: Cluster = None,
+    shards: Shards = None, shard_seconds: ShardSeconds = None,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
     synth_options = api.parse_options(synth_opt or [])
@@ -109,7 +114,8 @@ def run(
         smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
-        device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict)
+        device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict,
+        cluster=cluster, shards=shards, shard_seconds=shard_seconds)
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
         err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "
                                 f"{result.frames} frames that decoded (--strict makes this an error)"), soft_wrap=True)

@@ -57,6 +57,25 @@ class Batch:
     frames: np.ndarray  # (B, H, W, 3) uint8
 
 
+@dataclass
+class Part:
+    """One shard of a longer run (`chain.cluster`): the frames from the run's frame ``first`` on.
+
+    The source is opened at a keyframe (`Trim.seek_frame`) at or before ``first - warmup``; frames
+    before ``first - warmup`` are decoded and dropped, the ``warmup`` frames before ``first`` go
+    through the segmenter only (``--smooth`` state), and ``anchor``, the run's first frame, is
+    painted unwritten first where the synthesizer anchors on it. Outputs carry no audio: the
+    driver muxes it once over the joined parts. The run leaves its trackers in ``labels`` and
+    ``changes`` so that summaries join across boundaries.
+    """
+
+    first: int
+    warmup: int = 0
+    anchor: np.ndarray | None = None  # (H, W, 3) uint8
+    labels: ClassShareTracker | None = None
+    changes: FrameChangeTracker | None = None
+
+
 class Chain:
     """A segmenter and a synthesizer joined by label-space conversion and the user's remapping.
 
@@ -107,11 +126,12 @@ class Chain:
 
     def __call__(self, source: str | Path, outputs: Outputs, *, trim: Trim = Trim(), size: str | Size | None = None,
                  fps: float | None = None, batch_size: int = 1, crf: int | None = None, preset: str | None = None,
-                 progress: Progress | None = None, strict: bool = False) -> RunSummary:
+                 progress: Progress | None = None, strict: bool = False, part: Part | None = None) -> RunSummary:
         """Run the chain over ``source`` and write ``outputs``; returns the run's totals.
 
         Damaged input (frames that would not decode, a file shorter than it says) is reported in
         the summary's ``input_damage``; with ``strict`` it is an error and nothing is written.
+        ``part`` makes this run one shard of a longer one (`chain.cluster`).
         """
         self._check_outputs(Path(source), outputs)
         if batch_size < 1:
@@ -122,7 +142,8 @@ class Chain:
         # 1. Open the input lazily and every output under a temporary name.
         with open_source(source, trim=trim, size=size, fps=fps) as frames_in:
             info = frames_in.info
-            sinks, summary_file = self._open_outputs(outputs, info, trim, crf=crf, preset=preset)
+            sinks, summary_file = self._open_outputs(outputs, info, trim, crf=crf, preset=preset,
+                                                     audio=part is None)
             tracker = (ClassShareTracker(self.source_space, summary_file.stream if summary_file else None)
                        if self.source_space is not None else None)
             changes = FrameChangeTracker() if self.synthesizer is not None else None
@@ -133,8 +154,15 @@ class Chain:
                 if progress:
                     progress.start(info.frame_count, Path(source).name)
                 count = 0
+                if part is not None:
+                    self._start_part(part, timer)
                 # 2. Stream batches through the stages into the outputs.
-                for batch in _batches(frames_in, batch_size, timer):
+                for batch in _batches(frames_in, batch_size, timer, part):
+                    if part is not None and batch.indices[0] < part.first:
+                        if self.segmenter is not None:
+                            with timer("segment"):  # warm-up: the segmenter's state, nothing written
+                                self.segmenter.segment(batch.frames, indices=batch.indices)
+                        continue
                     self._process(batch, sinks, tracker, changes, timer)
                     count += len(batch.indices)
                     if progress:
@@ -155,6 +183,9 @@ class Chain:
                                         damage)
                 if summary_file:
                     summary_file.finish(summary)
+                if part is not None:
+                    part.labels = tracker.detach() if tracker else None
+                    part.changes = changes
                 with deferred_signals():
                     for sink in sinks.values():
                         sink.publish()
@@ -172,6 +203,20 @@ class Chain:
                 if progress:
                     progress.stop()
         return summary
+
+    def _start_part(self, part: Part, timer: StageTimer) -> None:
+        """Bring frame-to-frame state where a one-machine run has it at ``part.first``."""
+        if self.synthesizer is None:
+            return
+        if self.synthesizer.anchored_on_first_frame and part.anchor is not None and part.first > 0:
+            frames, labels = part.anchor[None], None
+            with timer("synthesize"):  # painted for its cross-frame state only
+                if self.synthesizer.consumes == "labels":
+                    labels = self.target_labels(self.segmenter.segment(frames, indices=np.array([0])))
+                self.synthesizer.synthesize(labels=labels, frames=frames)
+            if self.segmenter is not None:
+                self.segmenter.reset()  # the anchor is not part of the smoothing's past
+        self.synthesizer.seek(part.first)
 
     def _summary(self, info: SourceInfo, count: int, timer: StageTimer, started: float,
                  tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, written: dict[str, str],
@@ -209,7 +254,7 @@ class Chain:
         check_output_paths(source, outputs)
 
     def _open_outputs(self, outputs: Outputs, info: SourceInfo, trim: Trim, *, crf: int | None,
-                      preset: str | None) -> tuple[dict[str, FrameSink], SummaryFile | None]:
+                      preset: str | None, audio: bool = True) -> tuple[dict[str, FrameSink], SummaryFile | None]:
         sinks: dict[str, FrameSink] = {}
         try:
             for name in ("video", "masks", "overlay", "compare"):
@@ -219,10 +264,10 @@ class Chain:
                 if output_kind(Path(path)) == "image" and (info.frame_count or 0) > 1:
                     raise ChainError(f"{path} is an image file but {info.frame_count} frames will be made; "
                                      "write to a video file or a folder, or pass --max-frames 1")
-                audio = None
-                if name == "video" and info.kind == "video" and info.audio_codec is not None:
-                    audio = open_audio(info.path, start=trim.start, duration=info.duration)
-                sinks[name] = open_sink(path, fps=info.fps, audio=audio, crf=crf, preset=preset)
+                sound = None
+                if audio and name == "video" and info.kind == "video" and info.audio_codec is not None:
+                    sound = open_audio(info.path, start=trim.start, duration=info.duration)
+                sinks[name] = open_sink(path, fps=info.fps, audio=sound, crf=crf, preset=preset)
             if outputs.labels is not None:
                 sinks["labels"] = ImageFolderSink(outputs.labels)  # always a folder, whatever its name
                 sinks["labels"].add_file(LABELS_META_FILE, labels_meta(self.source_space))
@@ -331,11 +376,20 @@ def _background_refusal(background: str, space: LabelSpace | None) -> str:
             f"is converted; to repaint {space.fallback!r}, use --remap {space.fallback}={background}")
 
 
-def _batches(frames: FrameSource, batch_size: int, timer: StageTimer) -> Iterator[Batch]:
+def _batches(frames: FrameSource, batch_size: int, timer: StageTimer, part: Part | None = None) -> Iterator[Batch]:
+    """Batches of frames; for a `Part`, without the frames before its warm-up, and none straddling
+    its first frame (warm-up batches are segmented only)."""
     iterator = iter(frames)
+    if part is not None:
+        iterator = itertools.dropwhile(lambda frame: frame.index < part.first - part.warmup, iterator)
+    pending: list[Frame] = []
     while True:
         with timer("decode"):
-            chunk: list[Frame] = list(itertools.islice(iterator, batch_size))
+            chunk = pending + list(itertools.islice(iterator, batch_size - len(pending)))
+        pending = []
+        if part is not None and chunk and chunk[0].index < part.first <= chunk[-1].index:
+            split = next(i for i, frame in enumerate(chunk) if frame.index >= part.first)
+            chunk, pending = chunk[:split], chunk[split:]
         if not chunk:
             return
         yield Batch(indices=np.array([f.index for f in chunk]), times=np.array([f.time for f in chunk]),

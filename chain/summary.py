@@ -105,6 +105,7 @@ class ClassShareTracker:
         self._previous: np.ndarray | None = None
         self._flicker_total = 0.0
         self.frames = 0
+        self.first: np.ndarray | None = None  # the first frame's labels: a shard's edge (`join`)
 
     def add(self, index: int, time_s: float, labels: np.ndarray) -> None:
         shares = np.bincount(labels.ravel(), minlength=len(self.space))[: len(self.space)] / max(1, labels.size)
@@ -115,12 +116,36 @@ class ClassShareTracker:
             flicker = float(np.count_nonzero(self._previous != labels)) / labels.size
             self._flicker_total += flicker
         self._previous = labels.copy()
+        if self.first is None:
+            self.first = self._previous
         if self._stream is not None:
             classes = {self.space.names[i]: round(float(shares[i]), 5)
                        for i in np.argsort(-shares) if shares[i] >= 1e-5}
             record = {"index": index, "time": round(time_s, 4), "classes": classes,
                       "flicker": None if flicker is None else round(flicker, 5)}
             self._stream.write(("" if self.frames == 1 else ",\n") + json.dumps(record))
+
+    def join(self, later: ClassShareTracker) -> float | None:
+        """Add the totals of the frames right after these (a later shard of the run, `chain.cluster`).
+
+        Returns the flicker between the two sides of the boundary (None if there is none), which
+        counts as it would have in one pass.
+        """
+        flicker = None
+        if self._previous is not None and later.first is not None and self._previous.shape == later.first.shape:
+            flicker = float(np.count_nonzero(self._previous != later.first)) / later.first.size
+            self._flicker_total += flicker
+        self._total = self._total + later._total  # arrays from another process may be read-only
+        self._flicker_total += later._flicker_total
+        self.frames += later.frames
+        self.first = self.first if self.first is not None else later.first
+        self._previous = later._previous if later._previous is not None else self._previous
+        return flicker
+
+    def detach(self) -> ClassShareTracker:
+        """This tracker without its output stream, to send to another process."""
+        self._stream = None
+        return self
 
     @property
     def mean_flicker(self) -> float | None:
@@ -146,6 +171,7 @@ class FrameChangeTracker:
         self._previous: tuple[np.ndarray, np.ndarray] | None = None
         self._output_total = self._input_total = 0.0
         self.pairs = 0
+        self.first: tuple[np.ndarray, np.ndarray] | None = None  # a shard's edge (`join`)
 
     def add(self, output: np.ndarray, input_frame: np.ndarray) -> None:
         """The next synthesized frame and its input frame, ``(H, W, 3)`` uint8 of the same size."""
@@ -155,6 +181,20 @@ class FrameChangeTracker:
             self._input_total += _mean_abs_difference(input_frame, previous_input)
             self.pairs += 1
         self._previous = (output, input_frame)
+        if self.first is None:
+            self.first = self._previous
+
+    def join(self, later: FrameChangeTracker) -> None:
+        """Add the frames right after these (a later shard of the run), the pair across the boundary too."""
+        if self._previous is not None and later.first is not None:
+            self._output_total += _mean_abs_difference(later.first[0], self._previous[0])
+            self._input_total += _mean_abs_difference(later.first[1], self._previous[1])
+            self.pairs += 1
+        self._output_total += later._output_total
+        self._input_total += later._input_total
+        self.pairs += later.pairs
+        self.first = self.first if self.first is not None else later.first
+        self._previous = later._previous if later._previous is not None else self._previous
 
     @property
     def output_change(self) -> float | None:

@@ -106,6 +106,11 @@ class Trim:
     start: float = 0.0
     duration: float | None = None
     max_frames: int | None = None
+    #: A shard of a run (`chain.cluster`): decoding starts at the run's frame ``seek_frame``, a
+    #: keyframe ``seek_time`` seconds after ``start``, and frames are numbered and timed as if read
+    #: from ``start`` (so ``max_frames`` counts from ``start`` too). Video files only.
+    seek_frame: int = 0
+    seek_time: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in (("--start", self.start), ("--duration", self.duration)):
@@ -117,6 +122,8 @@ class Trim:
             raise ChainError(f"--duration must be > 0 seconds, got {self.duration}")
         if self.max_frames is not None and self.max_frames <= 0:
             raise ChainError(f"--max-frames must be > 0, got {self.max_frames}")
+        if self.seek_frame < 0 or self.seek_time < 0:
+            raise ValueError(f"a shard starts at a frame and time >= 0, got {self.seek_frame}, {self.seek_time}")
 
     def frame_limit(self, fps: Fraction) -> int | None:
         limits = [self.max_frames] if self.max_frames is not None else []

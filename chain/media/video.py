@@ -119,14 +119,20 @@ def _decode(path: Path, container: av.container.InputContainer, stream: av.video
     period = 1 / float(out_rate)
     snap = min(0.25 * period, max(GRID_SNAP_SECONDS, float(stream.time_base or 0)))
     sized = Size(out.height, out.width) if rotation % 180 else out  # stored orientation
-    index = 0
+    index = trim.seek_frame
+    damage.decoded = trim.seek_frame  # a shard (`Trim.seek_frame`) counts the frames before it as read
     previous: np.ndarray | None = None
-    for frame in _frames_from(container, stream, origin + trim.start - 0.5 * period, damage):
+    if trim.seek_frame and resample:
+        raise ValueError("a shard (Trim.seek_frame) keeps the input's frame times: --fps cannot be combined")
+    # A shard seeks a quarter frame past its keyframe (landing on it, not the one before, despite
+    # float rounding); a whole run to --start (the seek lands on the keyframe before it).
+    seek = origin + trim.start + (trim.seek_time + 0.25 * period if trim.seek_frame else -0.5 * period)
+    for frame in _frames_from(container, stream, seek, damage):
         if frame.time is None:
             continue
         time = frame.time - origin - trim.start
-        if time < -0.5 * period:
-            continue  # before --start: the seek lands on the keyframe before it
+        if time < trim.seek_time - 0.5 * period:
+            continue  # before --start (or the shard's keyframe): the seek lands on the keyframe before it
         rgb = frame.to_ndarray(format="rgb24", width=sized.width, height=sized.height, interpolation="BILINEAR")
         if rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, rotation // 90))

@@ -90,8 +90,19 @@ class Synthesizer(ABC):
     default_background: str | None = None
     description: str = ""
 
+    #: Frame-to-frame state anchored on the run's first frame (ControlNet's cross-frame attention):
+    #: a shard of the run (`chain.cluster`) first paints that frame, unwritten.
+    anchored_on_first_frame: bool = False
+
     def reset(self) -> None:
         """Forget any state carried between frames; called at the start of every run."""
+
+    def seek(self, index: int) -> None:
+        """The next frame given is the run's frame ``index`` (a shard of a run starts past 0)."""
+
+    def unshardable(self) -> str | None:
+        """Why this synthesizer cannot run in shards (`chain.cluster`), or None when it can."""
+        return None
 
     def bind(self, label_space: LabelSpace) -> None:
         """Adopt the segmenter's space; the chain calls this only when `label_space` is None."""

@@ -198,6 +198,7 @@ class ControlNetSynthesizer(Synthesizer):
             self.img2img_pipeline.set_progress_bar_config(disable=True)
         self.cross_frame: CrossFrameState | None = None
         if settings.cross_frame:
+            self.anchored_on_first_frame = True
             self.cross_frame = CrossFrameState()
             self.cross_frame.sliced = attention_slicing
             enable_cross_frame_attention({"unet": pipeline.unet, "controlnet": pipeline.controlnet}, self.cross_frame)
@@ -218,6 +219,14 @@ class ControlNetSynthesizer(Synthesizer):
         self._frames_done = 0
         if self.cross_frame is not None:
             self.cross_frame.reset()
+
+    def seek(self, index: int) -> None:
+        self._frames_done = index  # the noise of frame i (noise=fresh) follows its index in the run
+
+    def unshardable(self) -> str | None:
+        if self.img2img_pipeline is not None:
+            return "controlnet img2img paints each frame from the previous output, which a shard's first frame lacks"
+        return None
 
     def initial_noise(self, indices: np.ndarray, height: int, width: int) -> torch.Tensor:
         """Starting latents ``(B, C, h, w)`` for frames ``indices`` painted at ``height × width``.

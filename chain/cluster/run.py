@@ -1,0 +1,316 @@
+"""The driver of a sharded run: connect to Ray, run one task per shard, join, publish or clean up."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from chain.cluster.join import join_folders, join_videos, part_records, write_records
+from chain.cluster.plan import Shard, plan_shards, run_frames
+from chain.errors import ChainError
+from chain.media import Trim, open_audio, open_source, output_kind
+from chain.media.source import InputDamage
+from chain.media.targets import remove_stale_staging, replace_with, staging_path
+from chain.pipeline import Chain, Outputs, Part, Progress
+from chain.signals import deferred_signals
+from chain.summary import RunSummary, SummaryFile
+
+#: Ray's own retries of a shard whose task raised or whose worker died.
+DEFAULT_RETRIES = 3
+_INSTALL = "--cluster needs Ray: pip install 'chain[cluster]' (or pip install ray)"
+
+
+def run_sharded(source: str | Path, outputs: Outputs, *, factory: Callable[[], Chain], cluster: str = "ray",
+                shards: int | None = None, shard_seconds: float | None = None, warmup: int = 0,
+                trim: Trim = Trim(), size: str | None = None, fps: float | None = None, batch_size: int = 1,
+                crf: int | None = None, preset: str | None = None, progress: Progress | None = None,
+                strict: bool = False, retries: int = DEFAULT_RETRIES) -> RunSummary:
+    """Run ``factory()``'s chain over ``source`` in shards on a Ray cluster, and write ``outputs``.
+
+    Args:
+        factory: builds the chain on each worker (weights load there, from the same paths).
+        cluster: ``"ray"`` for a local Ray instance (or the one this process already started),
+            ``"auto"`` or ``"ray://HOST:PORT"`` for an existing cluster.
+        shards, shard_seconds: how many shards, or how long each (default: one per CPU or GPU).
+        warmup: frames before each shard that go through the segmenter unwritten (``--smooth``).
+        retries: how often Ray retries a failed shard before the run stops.
+
+    The source, the weights and the outputs' folders must be at the same paths on every worker.
+    """
+    source = Path(source)
+    if fps is not None:
+        raise ChainError("--fps cannot be combined with --cluster yet (shards keep the input's frame times); "
+                         "convert the frame rate first, or run on one machine")
+    with open_source(source, trim=trim, size=size) as probe:
+        info = probe.info
+    if info.kind != "video":
+        raise ChainError(f"--cluster splits video files; {source} is {'an image folder' if info.kind == 'images' else 'an image'}")
+    ray = _ray(cluster)
+    started = time.perf_counter()
+    frames = run_frames(source, trim)
+    wanted = shards if shards is not None or shard_seconds is not None else _slots(ray)
+    plan = plan_shards(frames, shards=wanted if shard_seconds is None else None, shard_seconds=shard_seconds,
+                       warmup=warmup)
+    split_seconds = time.perf_counter() - started
+    given = outputs.given()
+    parts_dirs = {name: staging_path(path) for name, path in given.items()}
+    stagings: dict[str, Path] = {}
+    try:
+        for name, folder in parts_dirs.items():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(given[name])  # what killed runs left here (not their outputs)
+            folder.mkdir()
+        results = _run_tasks(ray, plan, source, outputs, parts_dirs, factory, trim=trim, size=size,
+                             batch_size=batch_size, crf=crf, preset=preset, warmup=warmup, progress=progress,
+                             total=len(frames.times), strict=strict, retries=retries)
+        joined = time.perf_counter()
+        summary, boundaries = _join(source, outputs, info, trim, plan, results, parts_dirs, stagings, started)
+        summary.extra["cluster"] = {"shards": len(plan), "split_seconds": round(split_seconds, 3),
+                                    "join_seconds": round(time.perf_counter() - joined, 3)}
+        if outputs.summary is not None:
+            summary_file = SummaryFile(Path(outputs.summary))
+            stagings["summary"] = summary_file.staging
+            for i, (shard, flicker) in enumerate(zip(plan, boundaries)):
+                records = part_records(parts_dirs["summary"] / f"{shard.number:05d}.json")
+                if records and flicker is not None:
+                    records[0]["flicker"] = round(flicker, 5)  # across the boundary, as in one pass
+                write_records(summary_file.stream, records, first=i == 0)
+            summary_file.finish(summary)
+        with deferred_signals():
+            for name, staging in stagings.items():
+                replace_with(staging, given[name], _kind(name, given[name]))
+            stagings.clear()
+        if outputs.summary is not None:
+            summary.outputs["summary"] = str(outputs.summary)
+        return summary
+    finally:
+        with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
+            for path in (*stagings.values(), *parts_dirs.values()):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+
+def _ray(cluster: str):  # noqa: ANN202 (the ray module)
+    try:
+        import ray
+    except ImportError:
+        raise ChainError(_INSTALL) from None
+    if not ray.is_initialized():
+        if cluster == "ray":
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        elif cluster == "auto" or cluster.startswith("ray://"):
+            try:
+                ray.init(address=cluster, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError) as error:
+                raise ChainError(f"cannot reach the Ray cluster {cluster}: {error}") from None
+        else:
+            raise ChainError(f"--cluster {cluster!r}: use ray (a local Ray instance), auto or ray://HOST:PORT")
+    return ray
+
+
+def _slots(ray) -> int:  # noqa: ANN001
+    resources = ray.cluster_resources()
+    return max(1, int(resources.get("GPU", 0) or resources.get("CPU", 1)))
+
+
+def _kind(name: str, path: Path) -> str:
+    return {"labels": "folder", "summary": "summary"}.get(name) or output_kind(path)
+
+
+def _part_outputs(outputs: Outputs, parts_dirs: dict[str, Path], shard: Shard) -> Outputs:
+    """Where one shard writes: a part of each output inside that output's hidden parts folder."""
+    names = {}
+    for name, path in outputs.given().items():
+        suffix = path.suffix if _kind(name, path) in ("video", "image") else ""
+        names[name] = parts_dirs[name] / (f"{shard.number:05d}" + (".json" if name == "summary" else suffix))
+    return Outputs(**names)
+
+
+def _run_tasks(ray, plan: list[Shard], source: Path, outputs: Outputs, parts_dirs: dict[str, Path],  # noqa: ANN001
+               factory: Callable[[], Chain], *, trim: Trim, warmup: int, progress: Progress | None, total: int,
+               retries: int, **options: object) -> list[tuple[RunSummary, Part]]:
+    """One Ray task per shard; the shards' progress feeds one bar; the first shard to fail for good
+    cancels the others and stops the run."""
+    from ray.exceptions import RayError, TaskCancelledError
+
+    counter = _Counter.remote() if progress else None
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
+    task = ray.remote(num_gpus=gpus, max_retries=retries, retry_exceptions=True)(_shard_task)
+    refs = {task.remote(factory, source, _part_outputs(outputs, parts_dirs, shard), shard.trim(trim),
+                        Part(first=shard.first, warmup=min(warmup, shard.first)), shard.number, counter,
+                        options): shard for shard in plan}
+    results: dict[int, tuple[RunSummary, Part]] = {}
+    if progress:
+        progress.start(total, source.name)
+    shown = 0
+    try:
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=0.25)
+            for ref in ready:
+                shard = refs[ref]
+                try:
+                    result = ray.get(ref)
+                except (RayError, TaskCancelledError) as error:
+                    raise ChainError(f"{shard.describe(len(plan))} failed after {retries} retries: {_reason(error)}; "
+                                     "nothing was written") from None
+                if isinstance(result, ChainError):
+                    raise result  # the user's mistake, the same on every worker: not retried
+                results[shard.number] = result
+            if counter is not None:
+                done = ray.get(counter.total.remote())
+                progress.advance(done - shown)
+                shown = done
+    except BaseException:
+        _cancel(ray, [ref for ref, shard in refs.items() if shard.number not in results])
+        raise
+    finally:
+        if progress:
+            progress.stop()
+    return [results[shard.number] for shard in plan]
+
+
+def _cancel(ray, refs: list) -> None:  # noqa: ANN001
+    """Stop running shards and wait until their workers are gone, so that none writes after clean-up."""
+    for ref in refs:
+        ray.cancel(ref, force=True)
+    if refs:
+        ray.wait(refs, num_returns=len(refs), timeout=60)
+
+
+def _reason(error: Exception) -> str:
+    cause = getattr(error, "cause", None)
+    if cause is not None and not isinstance(cause, type(error)):
+        return f"{type(cause).__name__}: {cause}".splitlines()[0]
+    text = str(error).strip().splitlines()
+    if "WorkerCrashed" in type(error).__name__ or "died" in str(error).lower():
+        return "its worker died"
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def _shard_task(factory: Callable[[], Chain], source: Path, outputs: Outputs, trim: Trim, part: Part, number: int,
+                counter, options: dict) -> tuple[RunSummary, Part] | ChainError:  # noqa: ANN001
+    """On a worker: build the chain and run it over one shard. A `ChainError` is returned, not
+    raised, so that Ray does not retry what would fail the same way again."""
+    try:
+        chain = factory()
+        if chain.synthesizer is not None:
+            refusal = chain.synthesizer.unshardable()
+            if refusal:
+                return ChainError(f"{refusal}: it cannot run with --cluster; drop --cluster or that option")
+            if chain.synthesizer.anchored_on_first_frame and part.first > 0:
+                with open_source(source, trim=Trim(trim.start, max_frames=1), size=options.get("size")) as first:
+                    part.anchor = next(iter(first)).rgb
+        progress = _ShardProgress(counter, number) if counter is not None else None
+        summary = chain(source, outputs, trim=trim, progress=progress, part=part, **options)
+        return summary, part
+    except ChainError as error:
+        return error
+
+
+class _ShardProgress:
+    """A shard's progress, sent to the driver's counter (a retried shard starts again from 0)."""
+
+    def __init__(self, counter, number: int) -> None:  # noqa: ANN001
+        self._counter, self._number, self._done = counter, number, 0
+
+    def start(self, total: int | None, description: str) -> None:
+        self._done = 0
+        self._counter.set.remote(self._number, 0)
+
+    def advance(self, frames: int) -> None:
+        self._done += frames
+        self._counter.set.remote(self._number, self._done)
+
+    def stop(self) -> None:
+        pass
+
+
+class _CounterActor:
+    """Frames done per shard; the driver shows the sum."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, int] = {}
+
+    def set(self, shard: int, frames: int) -> None:
+        self.done[shard] = frames
+
+    def total(self) -> int:
+        return sum(self.done.values())
+
+
+class _LazyCounter:
+    """`_CounterActor` as a Ray actor, made on first use (Ray is imported only with --cluster)."""
+
+    def remote(self):  # noqa: ANN201
+        import ray
+
+        return ray.remote(num_cpus=0)(_CounterActor).remote()
+
+
+_Counter = _LazyCounter()
+
+
+def _join(source: Path, outputs: Outputs, info, trim: Trim, plan: list[Shard],  # noqa: ANN001 (SourceInfo)
+          results: list[tuple[RunSummary, Part]], parts_dirs: dict[str, Path], stagings: dict[str, Path],
+          started: float) -> tuple[RunSummary, list[float | None]]:
+    """Join every output's parts under its staging name; the merged summary (the file comes later)."""
+    copied = None
+    for name, target in outputs.given().items():
+        if name == "summary":
+            continue
+        stagings[name] = staging = staging_path(target)
+        kind = _kind(name, target)
+        parts = [parts_dirs[name] / Path(summary.outputs[name]).name for summary, _ in results]
+        if kind == "video":
+            audio = None
+            if name == "video" and info.audio_codec is not None:
+                audio = open_audio(source, start=trim.start, duration=info.duration)
+            joined_copied = join_videos(parts, staging, target, audio)
+            copied = joined_copied if name == "video" else copied
+        elif kind == "folder":
+            join_folders([(part, shard.first) for part, shard in zip(parts, plan)], staging)
+        elif kind == "image":
+            parts[0].rename(staging)  # one frame, so one shard
+    return _merged_summary(info, outputs, results, copied, started)
+
+
+def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part]], copied: bool | None,  # noqa: ANN001
+                    started: float) -> tuple[RunSummary, list[float | None]]:
+    """The run's totals from its shards', and each shard's label flicker across its first boundary."""
+    first_summary, first_part = results[0]
+    labels, changes = first_part.labels, first_part.changes
+    boundaries = [None]
+    stage_seconds: dict[str, float] = {}
+    for summary, part in results:
+        for stage, seconds in summary.stage_seconds.items():
+            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
+    for summary, part in results[1:]:
+        boundaries.append(labels.join(part.labels) if labels is not None else None)
+        if changes is not None:
+            changes.join(part.changes)
+    damages = [summary.input_damage for summary, _ in results if summary.input_damage is not None]
+    damage = None
+    if damages:
+        last = results[-1][0].input_damage
+        damage = InputDamage(skipped_frames=sum(d.skipped_frames for d in damages),
+                             expected=last.expected if last else None,
+                             decoded=last.decoded if last else sum(s.frames for s, _ in results))
+    video = outputs.video
+    audio = ("none in input" if info.audio_codec is None else
+             "not written (no video output)" if video is None or output_kind(Path(video)) != "video"
+             else f"{info.audio_codec} copied" if copied else f"{info.audio_codec} re-encoded")
+    merged = dataclasses.replace(
+        first_summary, frames=sum(summary.frames for summary, _ in results), seconds=time.perf_counter() - started,
+        stage_seconds=stage_seconds, mean_class_share=labels.mean_shares() if labels else {},
+        outputs={name: str(path) for name, path in outputs.given().items() if name != "summary"}, audio=audio,
+        label_flicker=labels.mean_flicker if labels else None,
+        output_flicker=changes.flicker if changes else None, output_change=changes.output_change if changes else None,
+        input_change=changes.input_change if changes else None, input_damage=damage, extra={})
+    return merged, boundaries
+
