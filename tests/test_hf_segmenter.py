@@ -18,7 +18,7 @@ from chain.cli import main as chain_main
 from chain.labels import ADE20K, COCO_PANOPTIC, COCO_STUFF
 from chain.stages import StageContext, build_stage, get_stage
 from chain.stages import hf_segmenter
-from chain.stages.smoothing import SmoothedSegmenter
+from chain.stages.smoothing import SmoothedSegmenter, Smoothing
 from tests.conftest import shared_file
 from tests.tiny_transformers import write_mask2former, write_segformer
 
@@ -107,7 +107,7 @@ def test_a_batch_gives_each_frame_its_own_labels_and_probabilities_rank_like_the
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones_like(probabilities[:, 0]))
     # --smooth with no memory labels frames by the argmax of these probabilities: the same
     # classes as the post-processing, give or take pixels on class borders
-    smoothed = SmoothedSegmenter(stage, alpha=0.0).segment(frames, indices=np.arange(3))
+    smoothed = SmoothedSegmenter(stage, Smoothing("ema", 0.0)).segment(frames, indices=np.arange(3))
     assert (smoothed == batched).mean() > 0.95
 
 
