@@ -19,13 +19,17 @@ from chain.spade_checkpoint import load_spade_checkpoint
 from chain.stages.registry import StageContext, build_stage
 from chain.training.common import read_loss_log
 from chain.training.pairs import build_dataset_cache, dataset_layout
+from chain.training.options import build_options, flag_values
 from chain.training.spade import SpadeTrainOptions, train_spade
+from models.spade import SPADEConfig
 from models.spade_discriminator import (MultiscaleDiscriminator, PatchDiscriminatorConfig, feature_matching_loss,
                                         hinge_discriminator_loss, hinge_generator_loss)
 from tests.conftest import shared_file
 from tests.test_cli import assert_one_line_error, chain_cli
 
 CAMVID = get_label_space("camvid")
+OLD_OPTIONS = ("data split seg seg_weights size ngf spade_hidden ndf num_d n_layers_d batch epochs lr beta1 beta2 "
+               "lambda_feat lambda_vgg vgg_weights flip seed start duration max_frames").split()
 TINY = dict(size="64x64", ngf=4, spade_hidden=8, ndf=8, batch=2, n_layers_d=3)
 
 
@@ -68,10 +72,41 @@ def test_multiscale_discriminator_shapes_and_losses() -> None:
     assert float(feature_matching_loss([[torch.ones(4), torch.zeros(1)]], [[torch.zeros(4), torch.zeros(1)]])) == 1.0
 
 
-def test_options_reject_sizes_the_generator_cannot_make() -> None:
+def test_discriminator_learns_real_from_fake_pairs() -> None:
+    """The discriminator and its hinge loss alone, on fixed real and fake pairs: from 2 (chance) to well below."""
+    torch.manual_seed(0)
+    discriminator = MultiscaleDiscriminator(PatchDiscriminatorConfig(input_nc=4 + 3, ndf=8, n_layers=3, num_d=2))
+    labels = torch.zeros(4, 64, 64, dtype=torch.long)
+    labels[:, 32:], labels[:, :, :16] = 1, 2
+    segmap = torch.nn.functional.one_hot(labels, 4).permute(0, 3, 1, 2).float()
+    real = torch.tensor([[0.8, 0.2, -0.5], [-0.6, -0.6, -0.6], [0.1, 0.7, 0.1], [0.0, 0.0, 0.0]])[labels]
+    real = real.permute(0, 3, 1, 2)
+    fake = torch.rand(real.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=4e-3, betas=(0.0, 0.9))  # training's D settings
+    history = []
+    for _ in range(20):
+        d_real, d_fake = hinge_discriminator_loss(discriminator(segmap, real), discriminator(segmap, fake))
+        optimizer.zero_grad()
+        (d_real + d_fake).backward()
+        optimizer.step()
+        history.append(float((d_real + d_fake).detach()))
+    # 2.0 -> about 0.6 (1 thread) or 0.7 (2 threads) in the last steps.
+    assert history[0] == pytest.approx(2.0, abs=0.05) and np.mean(history[-3:]) < 1.0, history
+
+
+def test_options_nest_the_network_configs() -> None:
     with pytest.raises(ChainError, match="multiples of 32"):
         SpadeTrainOptions(data="x", size="100x100")
-    assert SpadeTrainOptions(data="x", size="128x96").generator_config(CAMVID).output_size == (96, 128)
+    options = SpadeTrainOptions(data="x", size="128x96")
+    assert options.generator_config(CAMVID).output_size == (96, 128)
+    # The networks' defaults are their configs' own (NVlabs'), not copies.
+    assert (options.generator.ngf, options.generator.spade_hidden) == (SPADEConfig().ngf, SPADEConfig().spade_hidden)
+    assert options.discriminator.n_layers == PatchDiscriminatorConfig(input_nc=1).n_layers
+    flags = build_options(SpadeTrainOptions, {"data": "x", "ngf": 8, "n_layers_d": 2, "num_d": 1})
+    assert (flags.generator.ngf, flags.discriminator.n_layers, flags.discriminator.num_d) == (8, 2, 1)
+    assert flags.discriminator_config(flags.generator_config(CAMVID)).input_nc == 12 + 1 + 3  # one-hot, edges, RGB
+    with pytest.raises(ChainError, match="--ngf must be >= 1"):
+        build_options(SpadeTrainOptions, {"data": "x", "ngf": 0})
 
 
 # --- datasets ------------------------------------------------------------------------------
@@ -115,10 +150,11 @@ def test_tiny_training_learns_and_round_trips(tmp_path: Path) -> None:
     checkpoint = train_spade(data, out, **TINY, lr=2e-3, epochs=20, progress=False, device="cpu")
     records = list(read_loss_log(out))
     assert [r["step"] for r in records] == list(range(1, 41))
-    mean = lambda rows, key: float(np.mean([r[key] for r in rows]))  # noqa: E731
-    # The discriminator's hinge loss falls from ~2 as it learns to tell real from fake...
-    assert mean(records[-5:], "d_loss") < mean(records[:5], "d_loss") - 0.1
-    # ...and the generator paints the training scenes far closer than after its first step.
+    # In the GAN game the discriminator's hinge loss hovers near 2 and its 40-step value depends on float
+    # rounding (the thread count): its learning is checked on its own, below. All losses stay finite...
+    assert all(np.isfinite(value) for r in records for value in r.values())
+    # ...and the generator paints the training scenes far closer than after its first step (about 0.5x at 1
+    # and 2 threads).
     first_step = tmp_path / "first"
     train_spade(data, first_step, **TINY, lr=2e-3, epochs=20, max_steps=1, progress=False, device="cpu")
     assert _painting_error(out, data) < 0.7 * _painting_error(first_step, data)
@@ -146,6 +182,12 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     straight = train_spade(data, tmp_path / "straight", **TINY, epochs=2, progress=False, device="cpu")
     stopped = tmp_path / "stopped"
     train_spade(data, stopped, **TINY, epochs=2, max_steps=2, progress=False, device="cpu")
+    # A checkpoint written before the network configs were nested in the options (one flat dict) still resumes.
+    config = stopped / "checkpoint" / "config.json"
+    document = json.loads(config.read_text())
+    flat = flag_values(build_options(SpadeTrainOptions, document["meta"]["train"]))
+    assert set(flat) == set(OLD_OPTIONS)
+    config.write_text(json.dumps({**document, "meta": {**document["meta"], "train": flat}}))
     with pytest.raises(ChainError, match="already holds a training run"):
         train_spade(data, stopped, **TINY, epochs=2, progress=False, device="cpu")
     with pytest.raises(ChainError, match="--ngf 8"):

@@ -1,8 +1,13 @@
-"""Training networks on films: frame caches, batch samplers, training loops, metrics.
+"""Training networks on films: frame caches, batch samplers, one training loop, metrics.
 
-* `chain.training.frames`: decode a film once into a uint8 ``.npy`` cache at the training
-  size (memory-mapped, never all in memory) and draw seeded shuffled batches from it.
-* `chain.training.vaegan`: train a VAE-GAN (``models/vaegan.py``) on one film, with
-  checkpoints that resume bit for bit, sample grids and a loss log.
+* `chain.training.loop`: the loop both generators train in (`train`), behind a small
+  `Trainer` protocol: what a generator provides (data, networks, one step, checkpoint
+  contents, sample grid); the loop does options, resume, precision, logging, samples,
+  checkpoints and Ctrl-C alike for all.
+* `chain.training.options`: keyword-only option dataclasses that nest their model's config,
+  the CLI flags that set them, and how ``--resume`` compares them.
+* `chain.training.vaegan`, `chain.training.spade`: the two trainers and their options.
+* `chain.training.frames`, `chain.training.pairs`: decode a film (or a dataset) once into
+  caches at the training size and draw seeded shuffled batches from them.
 * `chain.training.metrics`: PSNR, the mean-frame baseline, loss-curve plots.
 """

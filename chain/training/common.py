@@ -1,21 +1,18 @@
-"""What every training loop here shares: precision, Ctrl-C, the loss log, optimizer state, progress.
+"""The pieces of the training loop (`chain.training.loop`): precision, Ctrl-C, the loss log,
+optimizer state, progress, the run folder, plots and sample grids.
 
-Each trainer (`chain.training.vaegan`, `chain.training.spade`) keeps its own networks, steps
-and samples; these pieces make the runs behave alike: mixed precision on CUDA only, Ctrl-C
-stops between steps with a checkpoint, ``losses.jsonl`` is cut back to the checkpoint on
-resume, Adam states travel in a safetensors file beside the weights.
+They make every run behave alike: mixed precision on CUDA only, Ctrl-C stops between steps
+with a checkpoint, ``losses.jsonl`` is cut back to the checkpoint on resume, Adam states
+travel in a safetensors file beside the weights, images are written whole or not at all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,6 @@ import torch
 
 from chain.errors import ChainError
 from chain.signals import STOP_SIGNALS, Terminated
-from chain.model_fit import first_line
 
 LOSS_LOG = "losses.jsonl"
 LOSS_PLOT = "losses.png"
@@ -283,27 +279,6 @@ def check_run_folder(out_dir: Path) -> None:
                          "them untouched: give a new folder")
 
 
-def resumed_options(options_class: type, saved: dict[str, Any], given: dict[str, Any], *, input_field: str) -> Any:
-    """A run's saved options, after checking that the ones given again agree (``input_field``
-    may be spelled as another path to the same file; ``RESUMABLE_CHANGES`` may differ)."""
-    try:
-        options = options_class(**saved)
-    except (TypeError, ValueError) as error:  # unknown fields, or values of the wrong kind
-        raise ChainError(f"the checkpoint's training options are damaged ({first_line(error)}); "
-                         "it cannot be resumed") from None
-    reference = options_class(**{**saved, **{k: v for k, v in given.items() if v is not None}})
-    if Path(getattr(reference, input_field)).resolve() == Path(getattr(options, input_field)).resolve():
-        setattr(reference, input_field, getattr(options, input_field))
-    conflicts = [f"--{name.replace('_', '-')} {getattr(reference, name)} (the run has {getattr(options, name)})"
-                 for name in (f.name for f in dataclasses.fields(options_class))
-                 if name not in options_class.RESUMABLE_CHANGES and getattr(reference, name) != getattr(options, name)]
-    if conflicts:
-        raise ChainError("--resume continues a run with its own options; these differ: " + "; ".join(conflicts))
-    for name in options_class.RESUMABLE_CHANGES:
-        setattr(options, name, getattr(reference, name))
-    return options
-
-
 def plot_run_losses(out_dir: Path, keys: tuple[str, ...], title: str) -> None:
     """``losses.png`` from ``losses.jsonl``, smoothed over about a hundredth of the run."""
     from chain.training.metrics import plot_losses
@@ -314,53 +289,16 @@ def plot_run_losses(out_dir: Path, keys: tuple[str, ...], title: str) -> None:
         plot_losses(log, out_dir / LOSS_PLOT, keys, title=f"{title}, {out_dir.name}", smooth=max(1, records // 100))
 
 
-@dataclass
-class TrainingLoop:
-    """Steps from ``step`` to ``stop``: logs each, writes samples at each epoch's end, saves every
-    ``checkpoint_every`` steps, at the end and on Ctrl-C (then raises `TrainingInterrupted`)."""
+def write_image_grid(images: torch.Tensor, path: Path, per_row: int) -> Path:
+    """Save images in [0, 1] ``(N, 3, H, W)`` as one PNG grid, atomically: a reader (or a run stopped
+    while writing) never sees half an image."""
+    from torchvision.utils import save_image
 
-    train_step: Callable[[int], dict[str, float]]    # global step (0-based) -> losses to log
-    describe: Callable[[dict[str, Any]], str]         # a record -> the progress bar's text
-    save: Callable[[int], object]                     # steps done -> writes the checkpoint
-    end_of_epoch: Callable[[int], None]               # epoch number (1-based) -> writes samples
-    plot: Callable[[], None]
-    steps_per_epoch: int
-    checkpoint_every: int
-    resume_hint: str                                  # the command that continues the run
-
-    def run(self, *, step: int, stop: int, total_steps: int, log: LossLog, display: TrainingDisplay,
-            checkpoint_path: Path, on_step: Callable[[int, dict[str, float]], None] | None = None) -> None:
-        from chain.checkpoint import CONFIG_FILE
-
-        display.start_training(step, stop, total_steps)
-        saved_at = step
-        with StopOnCtrlC() as ctrl_c:
-            while step < stop:
-                started = time.perf_counter()
-                losses = self.train_step(step)
-                step += 1
-                record = {"step": step, "epoch": (step - 1) // self.steps_per_epoch + 1, **losses,
-                          "seconds": round(time.perf_counter() - started, 4)}
-                log.append(record)
-                display.advance(self.describe(record))
-                if on_step is not None:
-                    on_step(step, record)
-                epoch_done = step % self.steps_per_epoch == 0
-                checkpoint_due = step % self.checkpoint_every == 0 or step == stop or ctrl_c.requested
-                if epoch_done:
-                    self.end_of_epoch(step // self.steps_per_epoch)
-                if checkpoint_due:
-                    with ctrl_c.saving():
-                        self.save(step)
-                    saved_at = step
-                if epoch_done or checkpoint_due:
-                    self.plot()
-                if ctrl_c.requested and step < stop:
-                    display.stop()
-                    stopped = TrainingInterrupted(f"{ctrl_c.cause} at step {step} of {total_steps}; checkpoint saved "
-                                                  f"in {checkpoint_path}. Continue with: {self.resume_hint}")
-                    stopped.exit_code = 128 + ctrl_c.signum
-                    raise stopped
-        if saved_at != step or not (checkpoint_path / CONFIG_FILE).is_file():
-            self.save(step)
-            self.plot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        save_image(images.detach().float().cpu().clamp(0, 1), str(staging), nrow=per_row, padding=2, format="png")
+        staging.replace(path)
+    finally:
+        staging.unlink(missing_ok=True)
+    return path

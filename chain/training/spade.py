@@ -26,36 +26,45 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from chain.checkpoint import CHECKPOINT_DIR, WEIGHTS_FILE, read_safetensors, save_checkpoint
+from chain.checkpoint import WEIGHTS_FILE, read_safetensors
 from chain.errors import ChainError
 from chain.labels import LabelSpace, get_label_space
 from chain.media import Trim
 from chain.model_fit import check_fit
 from chain.spade_checkpoint import MODEL_KIND
-from chain.stages.registry import StageContext, build_stage, resolve_device
-from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
-                                   TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
-                                   optimizer_tensors, plot_run_losses, read_optimizer_state, resumed_options)
-from chain.training.frames import META_FILE as FRAMES_META, BatchSampler, build_frame_cache, training_size
+from chain.stages.registry import StageContext, build_stage
+from chain.training.common import Precision, TrainingDisplay, TrainingInterrupted
+from chain.training.frames import META_FILE as FRAMES_META, build_frame_cache, training_size
+from chain.training.loop import RunSettings, Saved, train
+from chain.training.options import flag_values, option_flags
 from chain.training.pairs import PairCache, build_dataset_cache, build_pseudo_label_cache, dataset_layout
 from models.spade import UPSAMPLINGS, SPADEConfig, SPADEGenerator, make_spade_input
 from models.spade_discriminator import (MultiscaleDiscriminator, PatchDiscriminatorConfig, feature_matching_loss,
                                         hinge_discriminator_loss, hinge_generator_loss, init_weights)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
-SAMPLES_DIR = "samples"
 SAMPLE_COUNT = 6
 PLOTTED = ("g_gan", "g_feat", "g_vgg", "d_real", "d_fake")
 
 
-@dataclass
+def _trained_generator() -> SPADEConfig:
+    """The generator a run trains: a one-hot channel for every id of the pairs' label space
+    (``label_nc`` is set from it), the class-boundary edge channel, no "dontcare" channel."""
+    return SPADEConfig(contain_dontcare_label=False, no_instance=False, num_upsampling_layers="normal")
+
+
+def _discriminator() -> PatchDiscriminatorConfig:
+    return PatchDiscriminatorConfig(input_nc=0)  # set from the generator's channels
+
+
+@dataclass(kw_only=True)
 class SpadeTrainOptions:
     """What defines a SPADE training run. Stored in the checkpoint; all but ``epochs`` must match on resume."""
 
@@ -64,11 +73,9 @@ class SpadeTrainOptions:
     seg: str | None = None           # labels a video's frames (pseudo-labels); None for a dataset
     seg_weights: str | None = None
     size: str = "256x192"
-    ngf: int = 64
-    spade_hidden: int = 128          # width of each SPADE block's label MLP (NVlabs: 128)
-    ndf: int = 64
-    num_d: int = 2
-    n_layers_d: int = 4
+    # The networks: crop size and aspect follow ``size``, the discriminator's input the generator's channels.
+    generator: SPADEConfig = field(default_factory=_trained_generator)
+    discriminator: PatchDiscriminatorConfig = field(default_factory=_discriminator)
     batch: int = 8
     epochs: int = 50
     lr: float = 2e-4
@@ -83,142 +90,208 @@ class SpadeTrainOptions:
     duration: float | None = None
     max_frames: int | None = None
 
-    RESUMABLE_CHANGES = ("epochs",)
+    FLAGS: ClassVar[dict[str, str]] = {"ngf": "generator.ngf", "spade_hidden": "generator.spade_hidden",
+                                       "ndf": "discriminator.ndf", "num_d": "discriminator.num_d",
+                                       "n_layers_d": "discriminator.n_layers"}
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs",)
 
     def __post_init__(self) -> None:
         size = training_size(self.size)
-        scale = 2 ** UPSAMPLINGS["normal"]
+        scale = 2 ** UPSAMPLINGS[self.generator.num_upsampling_layers]
         if size.width % scale or size.height % scale:
             raise ChainError(f"--size {self.size}: both sides must be multiples of {scale} (e.g. 128x96, 256x192)")
         self.size = str(size)
+        self.generator = dataclasses.replace(self.generator, crop_size=size.width,
+                                             aspect_ratio=size.width / size.height)
+        self.discriminator = self.discriminator_config(self.generator)
+        flags = flag_values(self)
         for name in ("ngf", "spade_hidden", "ndf", "num_d", "n_layers_d", "batch", "epochs"):
-            if getattr(self, name) < 1:
-                raise ChainError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+            if flags[name] < 1:
+                raise ChainError(f"--{name.replace('_', '-')} must be >= 1, got {flags[name]}")
         if not self.lr > 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
             raise ChainError(f"need lr > 0 and betas in [0, 1), got {self.lr}, {self.beta1}, {self.beta2}")
 
     def generator_config(self, space: LabelSpace) -> SPADEConfig:
-        """Every id of the space is a one-hot channel, plus the class-boundary edge channel."""
-        size = training_size(self.size)
-        return SPADEConfig(label_nc=len(space), contain_dontcare_label=False, no_instance=False, ngf=self.ngf,
-                           spade_hidden=self.spade_hidden, num_upsampling_layers="normal", crop_size=size.width,
-                           aspect_ratio=size.width / size.height)
+        """The generator for pairs labelled in ``space``: every id is a one-hot channel."""
+        return dataclasses.replace(self.generator, label_nc=len(space))
 
     def discriminator_config(self, generator: SPADEConfig) -> PatchDiscriminatorConfig:
-        return PatchDiscriminatorConfig(input_nc=generator.semantic_nc + 3, ndf=self.ndf, n_layers=self.n_layers_d,
-                                        num_d=self.num_d)
-
-
-@dataclass
-class _Networks:
-    generator: SPADEGenerator
-    discriminator: MultiscaleDiscriminator
-    optimizers: dict[str, torch.optim.Optimizer]
-    vgg: torch.nn.Module | None
+        return dataclasses.replace(self.discriminator, input_nc=generator.semantic_nc + 3)
 
 
 def train_spade(
     data: str | Path,
     out_dir: str | Path,
     *,
+    split: str | None = None,
+    seg: str | None = None,
+    seg_weights: str | None = None,
+    size: str | None = None,
+    ngf: int | None = None,
+    spade_hidden: int | None = None,
+    ndf: int | None = None,
+    num_d: int | None = None,
+    n_layers_d: int | None = None,
+    batch: int | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    beta1: float | None = None,
+    beta2: float | None = None,
+    lambda_feat: float | None = None,
+    lambda_vgg: float | None = None,
+    vgg_weights: str | None = None,
+    flip: bool | None = None,
+    seed: int | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+    max_frames: int | None = None,
     checkpoint_every: int = 500,
     device: str | None = "auto",
     resume: bool = False,
     progress: bool = True,
     max_steps: int | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
-    **given: Any,
 ) -> Path:
     """Train a SPADE generator on ``data``; returns the checkpoint folder (``out_dir/checkpoint``).
 
-    ``given`` are `SpadeTrainOptions` fields; None means the default (or, with ``resume``,
-    the checkpoint's value). ``max_steps`` stops with a checkpoint after that many steps in
-    all, leaving the run resumable. Raises `TrainingInterrupted` (after saving) on Ctrl-C.
+    Options left as None take the `SpadeTrainOptions` defaults (the networks' from their
+    configs), or with ``resume`` the checkpoint's values; given ones must then agree with it,
+    except ``epochs``. ``max_steps`` stops with a checkpoint after that many steps in all,
+    leaving the run resumable. Raises `TrainingInterrupted` (after saving) on Ctrl-C.
     """
-    out_dir = Path(out_dir)
-    given = {"data": str(data), **{k: v for k, v in given.items() if v is not None}}
-    unknown = set(given) - {f.name for f in dataclasses.fields(SpadeTrainOptions)}
-    if unknown:
-        raise TypeError(f"unknown training options: {', '.join(sorted(unknown))}")
-    if checkpoint_every < 1 or (max_steps is not None and max_steps < 1):
-        raise ChainError("--checkpoint-every and --max-steps must be >= 1")
-    checkpoint_path = out_dir / CHECKPOINT_DIR
-    checkpoint = open_run(out_dir, checkpoint_path, resume=resume, expect_model=MODEL_KIND)
-    if checkpoint is not None:
-        options = resumed_options(SpadeTrainOptions, checkpoint.meta["train"], given, input_field="data")
-    else:
-        options = SpadeTrainOptions(**given)
-    # A checkpoint is checked against the networks its options make before any is built (a damaged
-    # config could ask for any size) and before any other work.
-    if checkpoint is not None:
-        resumed_discriminator = _check_resumable(checkpoint, checkpoint_path, options)
-        resumed_optimizers = read_optimizer_state(checkpoint_path)
-    device = resolve_device(device)
-    # Cheap checks first, so a mistake is one line rather than an error under a progress bar.
-    if options.seg is None:
-        dataset_layout(options.data, options.split)
-    elif not Path(options.data).exists():
-        raise ChainError(f"input not found: {options.data}")
-    if options.vgg_weights and not Path(options.vgg_weights).is_file():
-        raise ChainError(f"VGG-19 weights not found: {options.vgg_weights}")
-    # The labelling segmenter is built before anything is shown, so a bad name or weights fail in one line.
-    segmenter = (build_stage("segmenter", options.seg, StageContext(weights=options.seg_weights, device=device))
-                 if options.seg is not None else None)
-
-    with TrainingDisplay(progress) as display:
-        # 1. Pairs: a dataset split, or a video's frames and their pseudo-labels; built once, then reused.
-        pairs = _training_pairs(options, segmenter, out_dir, display)
-        sampler = BatchSampler(len(pairs), options.batch, options.seed)
-        total_steps = options.epochs * sampler.steps_per_epoch
-        stop = min(total_steps, max_steps) if max_steps is not None else total_steps
-
-        # 2. Networks and optimizers: fresh from the seed, or as checkpointed.
-        nets = _build_networks(options, pairs.label_space, device)
-        precision = Precision(device)
-        step = 0
-        if checkpoint is not None:
-            if pairs.label_space.name != checkpoint.meta.get("label_space"):
-                raise ChainError(f"the run was trained on {checkpoint.meta.get('label_space')} labels but "
-                                 f"{options.data} now gives {pairs.label_space.name} labels; it cannot be resumed")
-            nets.generator.load_state_dict(checkpoint.state_dict)
-            nets.discriminator.load_state_dict(resumed_discriminator)
-            load_optimizer_state(nets.optimizers, None, resumed_optimizers, checkpoint_path)
-            precision.load_state_dict(checkpoint.meta.get("scaler"))
-            step = int(checkpoint.meta["step"])
-        log = LossLog(out_dir / LOSS_LOG, keep_through=step)
-
-        def save(at_step: int) -> None:
-            _save(checkpoint_path, nets, precision, options, pairs, sampler, at_step, total_steps, device)
-
-        # 3. Train until the last epoch ends (or max_steps), with samples each epoch.
-        loop = TrainingLoop(
-            train_step=lambda at: _train_step(nets, precision, pairs, sampler, at, options, device),
-            describe=lambda r: (f"ep {r['epoch']} G {r['g_gan']:.3f} feat {r['g_feat']:.3f} "
-                                f"D real {r['d_real']:.3f} fake {r['d_fake']:.3f}"),
-            save=save,
-            end_of_epoch=lambda epoch: write_samples(nets.generator, pairs,
-                                                     out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png", device),
-            plot=lambda: plot_run_losses(out_dir, PLOTTED, "SPADE training"),
-            steps_per_epoch=sampler.steps_per_epoch, checkpoint_every=checkpoint_every,
-            resume_hint=f"chain train spade --data {options.data} --out {out_dir} --resume")
-        loop.run(step=step, stop=stop, total_steps=total_steps, log=log, display=display,
-                 checkpoint_path=checkpoint_path, on_step=on_step)
-    return checkpoint_path
+    given = dict(locals())  # the parameters: those that are options go to `train`, the others drive the run
+    flags = {name: value for name, value in given.items() if name in option_flags(SpadeTrainOptions)}
+    settings = RunSettings(checkpoint_every=checkpoint_every, device=device, resume=resume, progress=progress,
+                           max_steps=max_steps, on_step=on_step)
+    return train(SpadeTrainer, out_dir, {**flags, "data": str(data)}, settings)
 
 
-def _check_resumable(checkpoint: Any, path: Path, options: SpadeTrainOptions) -> dict[str, torch.Tensor]:
-    """Check a checkpoint's generator and discriminator weights against the networks its options
-    make, on the meta device; returns the discriminator's weights."""
-    generator_config = options.generator_config(get_label_space(str(checkpoint.meta.get("label_space"))))
-    check_fit(lambda: SPADEGenerator(generator_config), checkpoint.state_dict, source=path / WEIGHTS_FILE,
-              what="SPADE generator its training options describe")
-    if not (path / DISCRIMINATOR_FILE).is_file():
-        raise ChainError(f"{path / DISCRIMINATOR_FILE} is missing: the checkpoint cannot be resumed (it can still "
-                         "be used to run)")
-    discriminator = read_safetensors(path / DISCRIMINATOR_FILE)
-    check_fit(lambda: MultiscaleDiscriminator(options.discriminator_config(generator_config)), discriminator,
-              source=path / DISCRIMINATOR_FILE, what="discriminator its training options describe")
-    return discriminator
+class SpadeTrainer:
+    """Generator against a multi-scale PatchGAN, one step each per batch (a `Trainer`)."""
+
+    OPTIONS = SpadeTrainOptions
+    INPUT = "data"
+    MODEL_KIND = MODEL_KIND
+    TITLE = "SPADE"
+    PLOTTED = PLOTTED
+    RESUME = "chain train spade --data {input} --out {out} --resume"
+
+    def __init__(self, options: SpadeTrainOptions, device: torch.device) -> None:
+        self.options, self.device = options, device
+        self.noise: torch.Generator | None = None  # flips are a function of (seed, step): no noise to save
+        self.segmenter: Any = None
+
+    def check_resumable(self, checkpoint: Any, path: Path) -> None:
+        """Both networks' weights against those the options make, on the meta device."""
+        generator_config = self.options.generator_config(get_label_space(str(checkpoint.meta.get("label_space"))))
+        check_fit(lambda: SPADEGenerator(generator_config), checkpoint.state_dict, source=path / WEIGHTS_FILE,
+                  what="SPADE generator its training options describe")
+        if not (path / DISCRIMINATOR_FILE).is_file():
+            raise ChainError(f"{path / DISCRIMINATOR_FILE} is missing: the checkpoint cannot be resumed (it can "
+                             "still be used to run)")
+        self.resumed_discriminator = read_safetensors(path / DISCRIMINATOR_FILE)
+        check_fit(lambda: MultiscaleDiscriminator(self.options.discriminator_config(generator_config)),
+                  self.resumed_discriminator, source=path / DISCRIMINATOR_FILE,
+                  what="discriminator its training options describe")
+
+    def check_inputs(self) -> None:
+        """The dataset's layout, the video, the VGG weights; the labelling segmenter is built here."""
+        options = self.options
+        if options.seg is None:
+            dataset_layout(options.data, options.split)
+        elif not Path(options.data).exists():
+            raise ChainError(f"input not found: {options.data}")
+        if options.vgg_weights and not Path(options.vgg_weights).is_file():
+            raise ChainError(f"VGG-19 weights not found: {options.vgg_weights}")
+        if options.seg is not None:
+            self.segmenter = build_stage("segmenter", options.seg,
+                                         StageContext(weights=options.seg_weights, device=self.device))
+
+    def prepare(self, out_dir: Path, display: TrainingDisplay) -> int:
+        """A dataset split, or a video's frames and their pseudo-labels; built once, then reused."""
+        self.pairs = _training_pairs(self.options, self.segmenter, out_dir, display)
+        self.options = dataclasses.replace(self.options, generator=self.options.generator_config(self.pairs.label_space))
+        return len(self.pairs)
+
+    def build(self) -> dict[str, torch.optim.Optimizer]:
+        """Xavier init (gain 0.02) from the seed; Adam with the two-time-scale rule."""
+        options, device = self.options, self.device
+        torch.manual_seed(options.seed)
+        generator = SPADEGenerator(options.generator)
+        discriminator = MultiscaleDiscriminator(options.discriminator)
+        init_weights(generator)
+        init_weights(discriminator)
+        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.generator = generator.to(device, memory_format=memory_format).train()
+        self.discriminator = discriminator.to(device, memory_format=memory_format).train()
+        betas = (options.beta1, options.beta2)
+        self.optimizers = {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=options.lr / 2, betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=options.lr * 2, betas=betas),
+        }
+        self.vgg = None
+        if options.vgg_weights:
+            from chain.training.perceptual import VGGPerceptualLoss
+
+            self.vgg = VGGPerceptualLoss(options.vgg_weights).to(device)
+        return self.optimizers
+
+    def restore(self, checkpoint: Any, path: Path) -> None:
+        if self.pairs.label_space.name != checkpoint.meta.get("label_space"):
+            raise ChainError(f"the run was trained on {checkpoint.meta.get('label_space')} labels but "
+                             f"{self.options.data} now gives {self.pairs.label_space.name} labels; it cannot be resumed")
+        self.generator.load_state_dict(checkpoint.state_dict)
+        self.discriminator.load_state_dict(self.resumed_discriminator)
+
+    def train_step(self, indices: np.ndarray, step: int, precision: Precision) -> dict[str, float]:
+        """One generator step, then one discriminator step, on the batch for global ``step``."""
+        options, generator, discriminator = self.options, self.generator, self.discriminator
+        flips = np.random.default_rng([options.seed, step]).random(len(indices)) < 0.5 if options.flip else None
+        segmap, real = batch_tensors(self.pairs, indices, generator.config, self.device, flips)
+        scaler = precision.scaler
+
+        # The discriminator on real pairs once: its loss later, its features (detached) for matching now.
+        discriminator.requires_grad_(True)
+        with precision.autocast():
+            real_features = discriminator(segmap, real)
+            fake = generator(segmap)
+            discriminator.requires_grad_(False)  # the generator's loss must not touch D's gradients
+            fake_features = discriminator(segmap, fake)
+            g_gan = hinge_generator_loss(fake_features)
+            g_feat = feature_matching_loss(real_features, fake_features) * options.lambda_feat
+            g_vgg = (self.vgg(fake.float(), real) * options.lambda_vgg if self.vgg is not None
+                     else torch.zeros_like(g_gan))
+            g_loss = g_gan + g_feat + g_vgg
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        scaler.scale(g_loss).backward()
+        scaler.step(self.optimizers["generator"])
+
+        discriminator.requires_grad_(True)
+        with precision.autocast():
+            fake_features = discriminator(segmap, fake.detach())
+            d_real, d_fake = hinge_discriminator_loss(real_features, fake_features)
+            d_loss = d_real + d_fake
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        scaler.scale(d_loss).backward()
+        scaler.step(self.optimizers["discriminator"])
+        scaler.update()
+        values = {"g_gan": g_gan, "g_feat": g_feat, "g_vgg": g_vgg, "g_loss": g_loss, "d_real": d_real,
+                  "d_fake": d_fake, "d_loss": d_loss}
+        return {key: round(float(value.detach()), 6) for key, value in values.items()}
+
+    def saved(self) -> Saved:
+        """The generator is the checkpoint ``--synth spade`` paints with; the discriminator travels beside it."""
+        return Saved(config=self.generator.config, state_dict=self.generator.state_dict(),
+                     meta={"label_space": self.pairs.label_space.name, "trained_on": self.pairs.source,
+                           "pairs": len(self.pairs)},
+                     extra_files={DISCRIMINATOR_FILE: self.discriminator.state_dict()})
+
+    def sample_grid(self) -> tuple[torch.Tensor, int]:
+        return sample_grid(self.generator, self.pairs, self.device)
+
+    def describe(self, record: dict[str, Any]) -> str:
+        return (f"ep {record['epoch']} G {record['g_gan']:.3f} feat {record['g_feat']:.3f} "
+                f"D real {record['d_real']:.3f} fake {record['d_fake']:.3f}")
 
 
 def _training_pairs(options: SpadeTrainOptions, segmenter: Any, out_dir: Path,
@@ -235,29 +308,6 @@ def _training_pairs(options: SpadeTrainOptions, segmenter: Any, out_dir: Path,
                                     out_dir / "pairs", progress=display.decoding(f"labelling with {options.seg}"))
 
 
-def _build_networks(options: SpadeTrainOptions, space: LabelSpace, device: torch.device) -> _Networks:
-    torch.manual_seed(options.seed)
-    generator_config = options.generator_config(space)
-    generator = SPADEGenerator(generator_config)
-    discriminator = MultiscaleDiscriminator(options.discriminator_config(generator_config))
-    init_weights(generator)
-    init_weights(discriminator)
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    generator = generator.to(device, memory_format=memory_format).train()
-    discriminator = discriminator.to(device, memory_format=memory_format).train()
-    betas = (options.beta1, options.beta2)
-    optimizers = {
-        "generator": torch.optim.Adam(generator.parameters(), lr=options.lr / 2, betas=betas),
-        "discriminator": torch.optim.Adam(discriminator.parameters(), lr=options.lr * 2, betas=betas),
-    }
-    vgg = None
-    if options.vgg_weights:
-        from chain.training.perceptual import VGGPerceptualLoss
-
-        vgg = VGGPerceptualLoss(options.vgg_weights).to(device)
-    return _Networks(generator, discriminator, optimizers, vgg)
-
-
 def batch_tensors(pairs: PairCache, indices: np.ndarray, config: SPADEConfig, device: torch.device,
                   flips: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(segmap, real image in [-1, 1]) for pairs ``indices``, flipped left-right where ``flips``."""
@@ -272,72 +322,10 @@ def batch_tensors(pairs: PairCache, indices: np.ndarray, config: SPADEConfig, de
     return segmap, real.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else real
 
 
-def _train_step(nets: _Networks, precision: Precision, pairs: PairCache, sampler: BatchSampler, step: int,
-                options: SpadeTrainOptions, device: torch.device) -> dict[str, float]:
-    """One generator step, then one discriminator step, on the batch for global ``step``."""
-    generator, discriminator = nets.generator, nets.discriminator
-    indices = sampler.batch(step)
-    flips = np.random.default_rng([options.seed, step]).random(len(indices)) < 0.5 if options.flip else None
-    segmap, real = batch_tensors(pairs, indices, generator.config, device, flips)
-    scaler = precision.scaler
-
-    # The discriminator on real pairs once: its loss later, its features (detached) for matching now.
-    discriminator.requires_grad_(True)
-    with precision.autocast():
-        real_features = discriminator(segmap, real)
-        fake = generator(segmap)
-        discriminator.requires_grad_(False)  # the generator's loss must not touch D's gradients
-        fake_features = discriminator(segmap, fake)
-        g_gan = hinge_generator_loss(fake_features)
-        g_feat = feature_matching_loss(real_features, fake_features) * options.lambda_feat
-        g_vgg = nets.vgg(fake.float(), real) * options.lambda_vgg if nets.vgg is not None else torch.zeros_like(g_gan)
-        g_loss = g_gan + g_feat + g_vgg
-    nets.optimizers["generator"].zero_grad(set_to_none=True)
-    scaler.scale(g_loss).backward()
-    scaler.step(nets.optimizers["generator"])
-
-    discriminator.requires_grad_(True)
-    with precision.autocast():
-        fake_features = discriminator(segmap, fake.detach())
-        d_real, d_fake = hinge_discriminator_loss(real_features, fake_features)
-        d_loss = d_real + d_fake
-    nets.optimizers["discriminator"].zero_grad(set_to_none=True)
-    scaler.scale(d_loss).backward()
-    scaler.step(nets.optimizers["discriminator"])
-    scaler.update()
-    values = {"g_gan": g_gan, "g_feat": g_feat, "g_vgg": g_vgg, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake,
-              "d_loss": d_loss}
-    return {key: round(float(value.detach()), 6) for key, value in values.items()}
-
-
-def _save(path: Path, nets: _Networks, precision: Precision, options: SpadeTrainOptions, pairs: PairCache,
-          sampler: BatchSampler, step: int, total_steps: int, device: torch.device) -> Path:
-    meta = {
-        "label_space": pairs.label_space.name,
-        "trained_on": pairs.source,
-        "step": step,
-        "epoch": step // sampler.steps_per_epoch,
-        "steps_per_epoch": sampler.steps_per_epoch,
-        "total_steps": total_steps,
-        "complete": step >= total_steps,
-        "pairs": len(pairs),
-        "train": dataclasses.asdict(options),
-        "device": str(device),
-        "precision": precision.name,
-        "scaler": precision.state_dict(),
-    }
-    return save_checkpoint(path, model=MODEL_KIND, config=nets.generator.config,
-                           state_dict=nets.generator.state_dict(), meta=meta,
-                           extra_files={DISCRIMINATOR_FILE: nets.discriminator.state_dict(),
-                                        OPTIMIZER_FILE: optimizer_tensors(nets.optimizers)})
-
-
 @torch.no_grad()
-def write_samples(generator: SPADEGenerator, pairs: PairCache, path: Path, device: torch.device,
-                  count: int = SAMPLE_COUNT) -> Path:
+def sample_grid(generator: SPADEGenerator, pairs: PairCache, device: torch.device,
+                count: int = SAMPLE_COUNT) -> tuple[torch.Tensor, int]:
     """Label maps, real images and the generator's paintings (eval mode) for fixed pairs, one row each."""
-    from torchvision.utils import save_image
-
     indices = np.unique(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).round().astype(int))
     segmap, real = batch_tensors(pairs, indices, generator.config, device)
     was_training = generator.training
@@ -348,12 +336,7 @@ def write_samples(generator: SPADEGenerator, pairs: PairCache, path: Path, devic
         generator.train(was_training)
     colours = torch.from_numpy(pairs.label_space.colorize(np.array(pairs.labels[indices])))
     colours = colours.permute(0, 3, 1, 2).float().div(255)
-    grid = torch.cat([colours, real.float().cpu().add(1).div(2), fake.cpu().add(1).div(2).clamp(0, 1)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.stem}.partial{path.suffix}")
-    save_image(grid, str(staging), nrow=len(indices), padding=2, format="png")
-    staging.replace(path)
-    return path
+    return torch.cat([colours, real.float().cpu().add(1).div(2), fake.cpu().add(1).div(2)]), len(indices)
 
 
-__all__ = ["SpadeTrainOptions", "TrainingInterrupted", "train_spade", "write_samples"]
+__all__ = ["SpadeTrainOptions", "SpadeTrainer", "TrainingInterrupted", "sample_grid", "train_spade"]

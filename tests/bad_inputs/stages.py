@@ -338,7 +338,7 @@ def _(folder: Path) -> list[str]:
     args = _spade_run(folder)
     config = folder / "run" / "checkpoint" / "config.json"
     document = json.loads(config.read_text())
-    document["meta"]["train"]["ngf"] = HUGE
+    document["meta"]["train"]["generator"]["ngf"] = HUGE
     config.write_text(json.dumps(document))
     return args
 
@@ -363,6 +363,6 @@ def _(folder: Path) -> list[str]:
                  epochs=1, max_steps=1, progress=False, device="cpu")
     config = folder / "run" / "checkpoint" / "config.json"
     document = json.loads(config.read_text())
-    document["meta"]["train"]["filters"] = [HUGE] * 4
+    document["meta"]["train"]["model"]["filters"] = [HUGE] * 4
     config.write_text(json.dumps(document))
     return ["train", "vaegan", "film.mp4", "--out", "run", "--resume", "--device", "cpu"]
