@@ -15,7 +15,7 @@ from chain.errors import ChainError
 from chain.evaluation import SegmentationScores, confusion_matrix, evaluate_spade
 from chain.labels import get_label_space
 from chain.media.sizes import Size
-from chain.spade_checkpoint import load_spade_checkpoint
+from chain.weights.spade import load_spade_checkpoint
 from chain.stages.registry import StageContext, build_stage
 from chain.training.common import read_loss_log
 from chain.training.pairs import build_dataset_cache, dataset_layout

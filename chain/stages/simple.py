@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from chain.checkpoint import read_json
-from chain.errors import ChainError
+from chain.errors import ChainError, first_line
 from chain.labels import LABEL_SPACES, LabelSpace, get_label_space
-from chain.model_fit import first_line
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.registry import StageContext, StageSpec
+from chain.weights.folder import read_json
 
 LABELS_META_FILE = "labels.json"
 _PIXELS_PER_CHUNK = 1 << 17  # bounds the (pixels × palette) float64 distances to ~190 MB for 183 classes

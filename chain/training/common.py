@@ -21,9 +21,8 @@ from typing import Any
 
 import torch
 
-from chain.errors import ChainError
+from chain.errors import ChainError, first_line
 from chain.signals import STOP_SIGNALS, Terminated
-from chain.model_fit import first_line
 
 LOSS_LOG = "losses.jsonl"
 LOSS_PLOT = "losses.png"
@@ -144,7 +143,7 @@ def optimizer_tensors(optimizers: dict[str, torch.optim.Optimizer],
 def read_optimizer_state(checkpoint_path: Path) -> dict[str, torch.Tensor]:
     """The Adam states saved beside a checkpoint; one line when the file is missing or damaged.
     Read before any network is built, so a run that cannot resume stops before any work."""
-    from chain.checkpoint import read_safetensors
+    from chain.weights.folder import read_safetensors
 
     path = checkpoint_path / OPTIMIZER_FILE
     if not path.is_file():
@@ -243,11 +242,11 @@ def read_loss_log(out_dir: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model: str) -> Any:
-    """The checkpoint to resume from (`chain.checkpoint.Checkpoint`), or None for a new run.
+    """The checkpoint to resume from (`chain.weights.folder.Checkpoint`), or None for a new run.
 
     Refuses to resume where nothing was saved, and to start over a run that exists.
     """
-    from chain.checkpoint import CONFIG_FILE, load_checkpoint
+    from chain.weights.folder import CONFIG_FILE, load_checkpoint
 
     check_run_folder(out_dir)
     exists = (checkpoint_path / CONFIG_FILE).is_file()
@@ -330,7 +329,7 @@ class TrainingLoop:
 
     def run(self, *, step: int, stop: int, total_steps: int, log: LossLog, display: TrainingDisplay,
             checkpoint_path: Path, on_step: Callable[[int, dict[str, float]], None] | None = None) -> None:
-        from chain.checkpoint import CONFIG_FILE
+        from chain.weights.folder import CONFIG_FILE
 
         display.start_training(step, stop, total_steps)
         saved_at = step

@@ -33,18 +33,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from chain.checkpoint import CHECKPOINT_DIR, WEIGHTS_FILE, read_safetensors, save_checkpoint
 from chain.errors import ChainError
 from chain.labels import LabelSpace, get_label_space
 from chain.media import Trim
-from chain.model_fit import check_fit
-from chain.spade_checkpoint import MODEL_KIND
 from chain.stages.registry import StageContext, build_stage, resolve_device
 from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
                                    TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
                                    optimizer_tensors, plot_run_losses, read_optimizer_state, resumed_options)
 from chain.training.frames import META_FILE as FRAMES_META, BatchSampler, build_frame_cache, training_size
 from chain.training.pairs import PairCache, build_dataset_cache, build_pseudo_label_cache, dataset_layout
+from chain.weights.fit import check_fit
+from chain.weights.folder import CHECKPOINT_DIR, WEIGHTS_FILE, read_safetensors
+from chain.weights.spade import MODEL_KIND, save_spade
 from models.spade import UPSAMPLINGS, SPADEConfig, SPADEGenerator, make_spade_input
 from models.spade_discriminator import (MultiscaleDiscriminator, PatchDiscriminatorConfig, feature_matching_loss,
                                         hinge_discriminator_loss, hinge_generator_loss, init_weights)
@@ -326,10 +326,8 @@ def _save(path: Path, nets: _Networks, precision: Precision, options: SpadeTrain
         "precision": precision.name,
         "scaler": precision.state_dict(),
     }
-    return save_checkpoint(path, model=MODEL_KIND, config=nets.generator.config,
-                           state_dict=nets.generator.state_dict(), meta=meta,
-                           extra_files={DISCRIMINATOR_FILE: nets.discriminator.state_dict(),
-                                        OPTIMIZER_FILE: optimizer_tensors(nets.optimizers)})
+    return save_spade(nets.generator, path, meta, extra_files={DISCRIMINATOR_FILE: nets.discriminator.state_dict(),
+                                                               OPTIMIZER_FILE: optimizer_tensors(nets.optimizers)})
 
 
 @torch.no_grad()

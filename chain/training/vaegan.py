@@ -3,7 +3,7 @@
 What a run writes into ``DIR``:
 
 * ``frames/``: the film decoded once at the training size (`chain.training.frames`).
-* ``checkpoint/``: the latest checkpoint (`chain.checkpoint` format): ``model.safetensors``
+* ``checkpoint/``: the latest checkpoint (`chain.weights.folder` format): ``model.safetensors``
   (encoder, decoder, discriminator), ``config.json`` (the `VAEGANConfig`, and in ``meta``
   the training options, the step and the loss scaler), and ``optimizer.safetensors`` (the
   three Adam states and the noise generator's state). Written every ``checkpoint_every``
@@ -29,17 +29,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chain.checkpoint import CHECKPOINT_DIR, WEIGHTS_FILE, save_checkpoint
 from chain.errors import ChainError
 from chain.media import Trim
-from chain.model_fit import check_fit
 from chain.stages.registry import resolve_device
-from chain.stages.vaegan import MODEL_KIND
 from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
                                    TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
                                    optimizer_tensors, plot_run_losses, read_loss_log, read_optimizer_state,
                                    resumed_options)
 from chain.training.frames import BatchSampler, FrameCache, build_frame_cache, training_size
+from chain.weights.fit import check_fit
+from chain.weights.folder import CHECKPOINT_DIR, WEIGHTS_FILE
+from chain.weights.vaegan import MODEL_KIND, save_vaegan
 from models.vaegan import VAEGAN, VAEGANConfig, make_optimizers
 
 SAMPLES_DIR = "samples"
@@ -249,8 +249,7 @@ def _save(path: Path, model: VAEGAN, optimizers: dict[str, torch.optim.Optimizer
         "precision": precision.name,
         "scaler": precision.state_dict(),
     }
-    return save_checkpoint(path, model=MODEL_KIND, config=model.config, state_dict=model.state_dict(), meta=meta,
-                           extra_files={OPTIMIZER_FILE: optimizer_tensors(optimizers, generator)})
+    return save_vaegan(model, path, meta, extra_files={OPTIMIZER_FILE: optimizer_tensors(optimizers, generator)})
 
 
 # -----------------------------------------------------------------------------
