@@ -588,7 +588,7 @@ def import_tflite(
         matcher = _Matcher(path, _Reader(path).read())
         config, facts = matcher.match()
         state_dict = _state_dict(path, config, matcher)
-    except struct.error as error:  # the flatbuffer is read lazily: an offset past the end of a cut file
+    except struct.error:  # the flatbuffer is read lazily: an offset past the end of a cut file
         raise _fail(path, "the file is truncated or damaged (it points past its own end)") from None
     if config.num_classes != LABEL_CHANNELS[label_space]:
         raise ChainError(

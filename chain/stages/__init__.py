@@ -9,11 +9,10 @@ from chain.stages.registry import (
     build_stage,
     get_stage,
     register_stage,
-    resolve_device,
     stages,
 )
 
 __all__ = [
     "ENTRY_POINT_GROUP", "Segmenter", "StageContext", "StageSpec", "Synthesizer", "WeightsStatus", "build_stage",
-    "get_stage", "register_stage", "resolve_device", "stages",
+    "get_stage", "register_stage", "stages",
 ]

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from chain.device import inference_dtype
 from chain.errors import ChainError
 from chain.labels import ADE20K, ADE20K_CONTROLNET_PALETTE
 from chain.media.sizes import Size
@@ -308,7 +309,7 @@ def load_pipeline(base: str, controlnet: str, *, device: torch.device, cpu_offlo
         raise ChainError("controlnet cpu_offload=on moves models to a CUDA GPU when they run: it needs --device cuda")
     if cpu_offload and importlib.util.find_spec("accelerate") is None:
         raise ChainError("controlnet cpu_offload=on needs the accelerate package: pip install accelerate")
-    common = dict(torch_dtype=torch.float16 if device.type == "cuda" else torch.float32)
+    common = dict(torch_dtype=inference_dtype(device))
     if hub_offline():
         common["local_files_only"] = True
     if importlib.util.find_spec("accelerate") is None:

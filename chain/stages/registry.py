@@ -170,15 +170,3 @@ def build_stage(kind: StageKind, text: str, context: StageContext) -> Segmenter 
         raise ChainError(f"{kind} {spec.name!r} has no option {', '.join(unknown)}; {known}")
     return spec.build(spec.resolve_variant(variant), context)
 
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None → CUDA when available, else CPU; otherwise the named device."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ChainError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ChainError(f"--device {device} asked for CUDA, but no CUDA GPU is available; use --device cpu")
-    return resolved

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chain.device import inference_context
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
 from chain.stages.base import Synthesizer
 from chain.stages.registry import StageContext, StageSpec, WeightsStatus
-from chain.stages.torch_segmenter import inference_context
 from chain.weights.folder import CONFIG_FILE, checkpoint_dir
 from chain.weights.spade import NVLABS_URL, default_weights_path, load_spade, load_spade_checkpoint
 from models.spade import UPSAMPLINGS, SPADEGenerator, make_spade_input

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chain.device import inference_context
 from chain.errors import ChainError, MissingWeightsError
 from chain.stages.base import Synthesizer
 from chain.stages.registry import StageContext, StageSpec, WeightsStatus
-from chain.stages.torch_segmenter import inference_context
 from chain.weights.vaegan import HOW_TO_TRAIN, find_vaegan, load_vaegan
 from models.vaegan import VAEGAN
 

@@ -1,9 +1,9 @@
-"""What every training loop here shares: precision, Ctrl-C, the loss log, optimizer state, progress.
+"""What every training loop here shares: Ctrl-C, the loss log, optimizer state, progress.
 
 Each trainer (`chain.training.vaegan`, `chain.training.spade`) keeps its own networks, steps
-and samples; these pieces make the runs behave alike: mixed precision on CUDA only, Ctrl-C
-stops between steps with a checkpoint, ``losses.jsonl`` is cut back to the checkpoint on
-resume, Adam states travel in a safetensors file beside the weights.
+and samples; these pieces make the runs behave alike: Ctrl-C stops between steps with a
+checkpoint, ``losses.jsonl`` is cut back to the checkpoint on resume, Adam states travel in a
+safetensors file beside the weights. Mixed precision (CUDA only) is `chain.device.Precision`.
 """
 
 from __future__ import annotations
@@ -33,31 +33,6 @@ class TrainingInterrupted(ChainError):
     """Ctrl-C stopped training; a checkpoint was saved and ``--resume`` continues it."""
 
     exit_code = 130
-
-
-class Precision:
-    """Mixed precision on CUDA (bf16 where supported, else fp16 with a loss scaler); fp32 elsewhere."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.dtype: torch.dtype | None = None
-        if device.type == "cuda":
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
-        # Disabled, the scaler's scale/step/update are plain pass-throughs to the optimizers.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    def state_dict(self) -> dict[str, Any] | None:
-        return self.scaler.state_dict() if self.scaler.is_enabled() else None
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        if state and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state)
 
 
 class StopOnCtrlC:

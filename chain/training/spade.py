@@ -33,15 +33,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from chain.datasets.frames import META_FILE as FRAMES_META, BatchSampler, build_frame_cache, training_size
+from chain.datasets.pairs import PairCache, build_dataset_cache, build_pseudo_label_cache, dataset_layout
+from chain.device import Precision, resolve_device
 from chain.errors import ChainError
 from chain.labels import LabelSpace, get_label_space
 from chain.media import Trim
-from chain.stages.registry import StageContext, build_stage, resolve_device
-from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
+from chain.stages.registry import StageContext, build_stage
+from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, TrainingDisplay,
                                    TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
                                    optimizer_tensors, plot_run_losses, read_optimizer_state, resumed_options)
-from chain.training.frames import META_FILE as FRAMES_META, BatchSampler, build_frame_cache, training_size
-from chain.training.pairs import PairCache, build_dataset_cache, build_pseudo_label_cache, dataset_layout
 from chain.weights.fit import check_fit
 from chain.weights.folder import CHECKPOINT_DIR, WEIGHTS_FILE, read_safetensors
 from chain.weights.spade import MODEL_KIND, save_spade

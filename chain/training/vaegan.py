@@ -2,7 +2,7 @@
 
 What a run writes into ``DIR``:
 
-* ``frames/``: the film decoded once at the training size (`chain.training.frames`).
+* ``frames/``: the film decoded once at the training size (`chain.datasets.frames`).
 * ``checkpoint/``: the latest checkpoint (`chain.weights.folder` format): ``model.safetensors``
   (encoder, decoder, discriminator), ``config.json`` (the `VAEGANConfig`, and in ``meta``
   the training options, the step and the loss scaler), and ``optimizer.safetensors`` (the
@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from chain.datasets.frames import BatchSampler, FrameCache, build_frame_cache, training_size
+from chain.device import Precision, resolve_device
 from chain.errors import ChainError
 from chain.media import Trim
-from chain.stages.registry import resolve_device
-from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, TrainingDisplay,
+from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, TrainingDisplay,
                                    TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
                                    optimizer_tensors, plot_run_losses, read_loss_log, read_optimizer_state,
                                    resumed_options)
-from chain.training.frames import BatchSampler, FrameCache, build_frame_cache, training_size
 from chain.weights.fit import check_fit
 from chain.weights.folder import CHECKPOINT_DIR, WEIGHTS_FILE
 from chain.weights.vaegan import MODEL_KIND, save_vaegan
