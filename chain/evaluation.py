@@ -33,7 +33,8 @@ from chain.labels import LabelSpace, conversion
 from chain.media import Trim, open_source, save_png
 from chain.media.sizes import Size
 from chain.render import resize_frames
-from chain.stages.registry import StageContext, build_stage
+from chain.stages.registry import build_stage
+from chain.stages.spec import StageContext
 from chain.summary import ClassShareTracker, FrameChangeTracker
 
 IGNORED_CLASS_NAMES = ("void", "unlabeled", "ignore")

@@ -16,7 +16,8 @@ from chain.errors import ChainError
 from chain.evaluation import SegmentationScores, confusion_matrix, evaluate_spade
 from chain.labels import get_label_space
 from chain.media.sizes import Size
-from chain.stages.registry import StageContext, build_stage
+from chain.stages.registry import build_stage
+from chain.stages.spec import StageContext
 from chain.training.common import read_loss_log
 from chain.training.spade import SpadeTrainOptions, train_spade
 from chain.weights.spade import load_spade_checkpoint

@@ -19,7 +19,7 @@ from chain.datasets.frames import BatchSampler, build_frame_cache
 from chain.errors import ChainError, MissingWeightsError
 from chain.media import Trim, open_source
 from chain.pipeline import Chain, Outputs
-from chain.stages.registry import StageContext
+from chain.stages.spec import StageContext
 from chain.stages.vaegan import VAEGANSynthesizer, build_vaegan
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
 from chain.training.vaegan import TrainingInterrupted, losses_so_far, train_vaegan

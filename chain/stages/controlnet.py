@@ -40,7 +40,7 @@ from chain.stages.controlnet_attention import (
     enable_cross_frame_attention,
 )
 from chain.stages.hub import hub_offline, in_cache_or_folder, missing_model, quiet_loading, short_name
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 
 BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 CONTROLNET_REPOS = {"v11": "lllyasviel/control_v11p_sd15_seg", "v10": "lllyasviel/sd-controlnet-seg"}

@@ -16,7 +16,7 @@ from torchvision.models._api import WeightsEnum
 
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import VOC
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.stages.torch_segmenter import TorchSegmenter
 from chain.weights.fit import build_fitted, read_torch_file
 from chain.weights.folder import read_safetensors

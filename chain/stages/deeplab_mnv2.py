@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import get_label_space
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.stages.torch_segmenter import TorchSegmenter
 from chain.weights.deeplab_mnv2 import default_checkpoint, load_deeplab_mnv2
 from chain.weights.folder import CONFIG_FILE

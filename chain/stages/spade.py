@@ -24,7 +24,7 @@ from chain.device import inference_context
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
 from chain.stages.base import Synthesizer
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.weights.folder import CONFIG_FILE, checkpoint_dir
 from chain.weights.spade import NVLABS_URL, default_weights_path, load_spade, load_spade_checkpoint
 from models.spade import UPSAMPLINGS, SPADEGenerator, make_spade_input

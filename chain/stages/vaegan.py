@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from chain.device import inference_context
 from chain.errors import ChainError, MissingWeightsError
 from chain.stages.base import Synthesizer
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.weights.vaegan import HOW_TO_TRAIN, find_vaegan, load_vaegan
 from models.vaegan import VAEGAN
 

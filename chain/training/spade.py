@@ -39,7 +39,8 @@ from chain.device import Precision, resolve_device
 from chain.errors import ChainError
 from chain.labels import LabelSpace, get_label_space
 from chain.media import Trim
-from chain.stages.registry import StageContext, build_stage
+from chain.stages.registry import build_stage
+from chain.stages.spec import StageContext
 from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, TrainingDisplay,
                                    TrainingInterrupted, TrainingLoop, load_optimizer_state, open_run,
                                    optimizer_tensors, plot_run_losses, read_optimizer_state, resumed_options)
