@@ -6,9 +6,10 @@ import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from chain.device import resolve_device
 from chain.errors import ChainError
 from chain.pipeline import Chain, Outputs, Progress, check_output_paths
-from chain.stages import StageContext, build_stage, resolve_device
+from chain.stages import StageContext, build_stage
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary

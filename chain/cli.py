@@ -325,10 +325,3 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
     out.print(f"{item.path}: {item.kind}, {item.width}x{item.height}{rotated}, {float(item.fps):.3f} fps "
               f"({item.fps}), {item.frame_count if item.frame_count is not None else 'unknown'} frames, "
               f"{duration}, audio: {item.audio_codec or 'none'}", soft_wrap=True)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The ``chain`` command (kept here for ``chain.cli:main`` entry points; see `chain.entry`)."""
-    from chain.entry import main as entry_main
-
-    entry_main(argv)

@@ -17,3 +17,9 @@ class MissingWeightsError(ChainError):
     """Pretrained weights are not on disk and cannot be downloaded."""
 
     exit_code = 3
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line (its type when it has no text), for one-line messages."""
+    lines = str(error).strip().splitlines()
+    return lines[0].strip() if lines and lines[0].strip() else type(error).__name__

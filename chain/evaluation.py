@@ -25,12 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from chain.datasets.frames import training_size
+from chain.datasets.pairs import IMAGE_SUFFIXES, DatasetLayout, dataset_layout, iter_dataset
+from chain.device import resolve_device
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion
 from chain.media import Trim, open_source, save_png
 from chain.media.sizes import Size
 from chain.render import resize_frames
-from chain.stages.registry import StageContext, build_stage, resolve_device
+from chain.stages.registry import build_stage
+from chain.stages.spec import StageContext
 from chain.summary import ClassShareTracker, FrameChangeTracker
 
 IGNORED_CLASS_NAMES = ("void", "unlabeled", "ignore")
@@ -102,7 +106,7 @@ def evaluate_spade(
 ) -> dict[str, Any]:
     """Score a SPADE generator on held-out labels; returns (and optionally writes) the report.
 
-    ``data`` is a dataset folder (CamVid or NVlabs COCO-Stuff layout, `chain.training.pairs`)
+    ``data`` is a dataset folder (CamVid or NVlabs COCO-Stuff layout, `chain.datasets.pairs`)
     whose ``split`` gives the label maps, or a video whose frames ``label_seg`` (default:
     ``seg``) labels. ``seg`` judges the synthesized and the real images.
     """
@@ -185,17 +189,13 @@ def evaluate_spade(
 
 
 def _working_size(size: str | None, generator_size: tuple[int, int]) -> Size:
-    from chain.training.frames import training_size
-
     if size is None:
         return Size(generator_size[1], generator_size[0])
     return training_size(size)
 
 
-def _dataset_layout(root: Path, split: str) -> Any:
+def _dataset_layout(root: Path, split: str) -> DatasetLayout | None:
     """``root``'s `DatasetLayout` for ``split``; None for a video or a folder of frames."""
-    from chain.training.pairs import IMAGE_SUFFIXES, dataset_layout
-
     if not root.is_dir():
         return None
     try:
@@ -206,10 +206,8 @@ def _dataset_layout(root: Path, split: str) -> Any:
         raise  # a dataset folder without this split: say what was expected
 
 
-def _dataset_batches(layout: Any, size: Size, space: LabelSpace, max_items: int | None,
+def _dataset_batches(layout: DatasetLayout, size: Size, space: LabelSpace, max_items: int | None,
                      batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    from chain.training.pairs import iter_dataset
-
     to_space = conversion(layout.label_space, space)
     labels, images = [], []
     for image, label in iter_dataset(layout, size, limit=max_items):

@@ -14,6 +14,7 @@ import numpy as np
 
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_table
+from chain.labels.saved import LABELS_META_FILE, labels_meta
 from chain.media import (Frame, FrameSink, FrameSource, ImageFolderSink, Size, SourceInfo, Trim, open_audio, open_sink,
                          open_source, output_kind)
 from chain.media.source import InputDamage
@@ -21,7 +22,6 @@ from chain.media.targets import check_target
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer
-from chain.stages.simple import LABELS_META_FILE, labels_meta
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from chain.cli import main as chain_main
+from chain.entry import main as chain_main
 from chain.errors import ChainError
 from chain.labels import ADE20K
 from chain.stages import StageContext, build_stage, get_stage

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from chain.cli import main as chain_main
+from chain.entry import main as chain_main
 from chain.labels import ADE20K, COCO_PANOPTIC, COCO_STUFF
 from chain.stages import StageContext, build_stage, get_stage
 from chain.stages import hf_segmenter

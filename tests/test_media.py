@@ -183,7 +183,7 @@ def test_rotated_video_is_decoded_upright(rotation: int, turns: int, tmp_path: P
 
 
 def test_info_shows_upright_size_of_rotated_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from chain.cli import main
+    from chain.entry import main
 
     main(["info", str(make_rotated_video(tmp_path / "in.mp4", 90))])
     assert "video, 48x64, stored rotated (turned 90° upright on decode)" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""chain.model_fit: configs checked against weights on the meta device; short mismatch summaries; safe torch.load."""
+"""chain.weights.fit: configs checked against weights on the meta device; short mismatch summaries; safe torch.load."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from chain.errors import ChainError
-from chain.model_fit import build_fitted, check_fit, describe_mismatch, read_torch_file
+from chain.weights.fit import build_fitted, check_fit, describe_mismatch, read_torch_file
 
 
 def test_mismatch_summary_counts_and_names_a_few() -> None:

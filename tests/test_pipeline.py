@@ -19,7 +19,7 @@ from chain.labels import COCO_STUFF, LABEL_SPACES, VOC
 from chain.pipeline import Chain, Outputs
 from chain.stages import StageContext, build_stage, registry
 from chain.stages.base import Synthesizer
-from chain.stages.simple import PaletteSegmenter
+from chain.stages.lookup import PaletteSegmenter
 
 
 def frame_count(path: Path) -> int:
@@ -185,7 +185,7 @@ def test_stages_from_entry_points(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     plugin = tmp_path / "chain_test_plugin.py"
     plugin.write_text(
         "from chain.stages import StageSpec\n"
-        "from chain.stages.simple import ColorizeSynthesizer\n"
+        "from chain.stages.lookup import ColorizeSynthesizer\n"
         "from chain.labels import CAMVID\n"
         "SPEC = StageSpec(name='camvid-paint', kind='synthesizer', summary='test plugin',\n"
         "                 build=lambda variant, context: ColorizeSynthesizer(CAMVID))\n")

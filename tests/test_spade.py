@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from chain.checkpoint import save_checkpoint
 from chain.errors import ChainError
-from chain.spade_checkpoint import infer_spade_config, load_spade, load_spade_checkpoint, save_spade
+from chain.weights.folder import save_checkpoint
+from chain.weights.spade import infer_spade_config, load_spade, load_spade_checkpoint, save_spade
 from models.spade import (
     PRESETS,
     SPADEConfig,

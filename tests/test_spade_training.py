@@ -11,19 +11,24 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from chain.datasets.pairs import build_dataset_cache, dataset_layout
 from chain.errors import ChainError
 from chain.evaluation import SegmentationScores, confusion_matrix, evaluate_spade
 from chain.labels import get_label_space
 from chain.media.sizes import Size
-from chain.spade_checkpoint import load_spade_checkpoint
-from chain.stages.registry import StageContext, build_stage
+from chain.stages import StageContext, build_stage
 from chain.training.common import read_loss_log
-from chain.training.pairs import build_dataset_cache, dataset_layout
 from chain.training.options import build_options, flag_values
 from chain.training.spade import SpadeTrainOptions, train_spade
+from chain.weights.spade import load_spade_checkpoint
 from models.spade import SPADEConfig
-from models.spade_discriminator import (MultiscaleDiscriminator, PatchDiscriminatorConfig, feature_matching_loss,
-                                        hinge_discriminator_loss, hinge_generator_loss)
+from models.spade_discriminator import (
+    MultiscaleDiscriminator,
+    PatchDiscriminatorConfig,
+    feature_matching_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
 from tests.conftest import shared_file
 from tests.test_cli import assert_one_line_error, chain_cli
 

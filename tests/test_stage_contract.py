@@ -44,7 +44,7 @@ def _saved_labels(folder: Path) -> tuple[str, StageContext]:
 
 
 def _vaegan(folder: Path) -> tuple[str, StageContext]:
-    from chain.checkpoint import save_checkpoint
+    from chain.weights.folder import save_checkpoint
     from models.vaegan import VAEGAN, VAEGANConfig
 
     torch.manual_seed(0)

@@ -15,9 +15,19 @@ import torch
 from PIL import Image
 
 from chain.errors import ChainError
-from chain.training.common import TrainingDisplay, TrainingInterrupted, read_loss_log, write_image_grid
+from chain.training.common import (
+    TrainingDisplay,
+    TrainingInterrupted,
+    read_loss_log,
+    write_image_grid,
+)
 from chain.training.loop import RunSettings, Saved, train
-from chain.training.options import build_options, flag_values, options_from_flags, resumed_options
+from chain.training.options import (
+    build_options,
+    flag_values,
+    options_from_flags,
+    resumed_options,
+)
 from chain.training.vaegan import VAEGANTrainOptions
 from models.vaegan import VAEGANConfig
 

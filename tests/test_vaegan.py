@@ -15,16 +15,16 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from chain.checkpoint import save_checkpoint
+from chain.datasets.frames import BatchSampler, build_frame_cache
 from chain.errors import ChainError, MissingWeightsError
 from chain.media import Trim, open_source
 from chain.pipeline import Chain, Outputs
-from chain.stages.registry import StageContext
-from chain.checkpoint import checkpoint_dir
-from chain.stages.vaegan import MODEL_KIND, VAEGANSynthesizer, build_vaegan, load_vaegan
-from chain.training.frames import BatchSampler, build_frame_cache
+from chain.stages.spec import StageContext
+from chain.stages.vaegan import VAEGANSynthesizer, build_vaegan
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
 from chain.training.vaegan import TrainingInterrupted, losses_so_far, train_vaegan
+from chain.weights.folder import checkpoint_dir, save_checkpoint
+from chain.weights.vaegan import MODEL_KIND, load_vaegan
 from models.vaegan import (
     VAEGAN,
     VAEGANConfig,

@@ -1,5 +1,1 @@
-"""Importers: turn other frameworks' pretrained files into chain checkpoints."""
-
-from chain.importers.tflite import import_tflite, load_deeplab_mnv2, save_imported
-
-__all__ = ["import_tflite", "load_deeplab_mnv2", "save_imported"]
+"""Importers: read other frameworks' pretrained files and write them as chain checkpoints (`chain.weights`)."""

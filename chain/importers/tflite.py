@@ -23,24 +23,16 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from chain.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from chain.errors import ChainError
-from chain.model_fit import build_fitted, first_line
-from models.deeplab_mnv2 import (
-    ACTIVATION_QUANTIZATIONS,
-    STEM_CHANNELS,
-    DeepLabMNv2,
-    DeepLabMNv2Config,
-)
-
-MODEL_KIND = "deeplab_mnv2"
+from chain.weights.deeplab_mnv2 import save_deeplab_mnv2
+from models.deeplab_mnv2 import STEM_CHANNELS, DeepLabMNv2, DeepLabMNv2Config
 
 # How each label space reads the output channels: channel k is label id
 # (k + offset) mod num_classes. The ADE20K file puts "other" first; our ade20k space
@@ -55,7 +47,7 @@ def _fail(path: Path, reason: str) -> ChainError:
     return ChainError(f"{path} is not a DeepLabV3-MobileNetV2 graph chain can import: {reason}")
 
 
-def _dequantize(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray:
+def dequantize_constant(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray:
     """A weight-only quantized constant as the runtime reads it: ``(q - zero) * scale``,
     per tensor or per channel along ``axis``; float32."""
     shape = [1] * values.ndim
@@ -208,7 +200,7 @@ class _Reader:
         quant = tensor.Quantization()
         if values.dtype in (np.int8, np.uint8) and quant is not None and quant.ScaleLength():
             zero = quant.ZeroPointAsNumpy() if quant.ZeroPointLength() else None
-            values = _dequantize(values, quant.ScaleAsNumpy(), zero, quant.QuantizedDimension())
+            values = dequantize_constant(values, quant.ScaleAsNumpy(), zero, quant.QuantizedDimension())
         self.constants[index] = values.astype(np.float32) if values.dtype.kind == "f" else values
         return self.constants[index]
 
@@ -596,7 +588,7 @@ def import_tflite(
         matcher = _Matcher(path, _Reader(path).read())
         config, facts = matcher.match()
         state_dict = _state_dict(path, config, matcher)
-    except struct.error as error:  # the flatbuffer is read lazily: an offset past the end of a cut file
+    except struct.error:  # the flatbuffer is read lazily: an offset past the end of a cut file
         raise _fail(path, "the file is truncated or damaged (it points past its own end)") from None
     if config.num_classes != LABEL_CHANNELS[label_space]:
         raise ChainError(
@@ -620,120 +612,4 @@ def import_tflite(
 def save_imported(path: str | os.PathLike, out_dir: str | os.PathLike, *, label_space: str) -> Path:
     """Import a ``.tflite`` file and write it as a chain checkpoint folder at ``out_dir``."""
     config, state_dict, meta = import_tflite(path, label_space=label_space)
-    return save_checkpoint(out_dir, model=MODEL_KIND, config=config, state_dict=state_dict, meta=meta)
-
-
-def load_deeplab_mnv2(
-    checkpoint_dir: str | os.PathLike, *, activation_quantization: str | None = None
-) -> tuple[DeepLabMNv2, dict[str, Any]]:
-    """Load a checkpoint written by `save_imported`: the network in eval mode and its meta.
-
-    ``activation_quantization`` (one of `models.deeplab_mnv2.ACTIVATION_QUANTIZATIONS`)
-    overrides the checkpoint's: ``"dynamic-int8-per-pixel"`` makes a dynamic-range quantized
-    file's hybrid convs compute as the stock TF Lite runtime (XNNPACK) does,
-    ``"dynamic-int8-per-image"`` as TF Lite's builtin kernels do, ``"none"`` in float. A file
-    without hybrid convs computes in float whatever the mode.
-    """
-    checkpoint = load_checkpoint(checkpoint_dir, expect_model=MODEL_KIND)
-    lacking = [key for key in ("label_space", "input_size", "normalization", "channel_ids") if key not in checkpoint.meta]
-    if lacking:
-        raise ChainError(f"{Path(checkpoint_dir) / CONFIG_FILE} lacks {', '.join(lacking)} in its meta; make the "
-                         "checkpoint again with `chain import tflite`")
-    unknown = sorted(set(checkpoint.config) - {f.name for f in fields(DeepLabMNv2Config)})
-    if unknown:
-        raise ChainError(f"{checkpoint_dir}: config fields {unknown} are unknown to this version of chain")
-    config = dict(checkpoint.config)
-    if activation_quantization is not None:
-        if activation_quantization not in ACTIVATION_QUANTIZATIONS:
-            raise ChainError(f"unknown activation quantization {activation_quantization!r}; "
-                             f"use one of {', '.join(ACTIVATION_QUANTIZATIONS)}")
-        config["activation_quantization"] = activation_quantization
-    try:
-        network_config = DeepLabMNv2Config(**config)
-    except (TypeError, ValueError) as error:
-        raise ChainError(f"{checkpoint_dir}: bad DeepLabV3-MobileNetV2 config ({first_line(error)})") from None
-    model = build_fitted(lambda: DeepLabMNv2(network_config), checkpoint.state_dict, source=checkpoint_dir,
-                         what="DeepLabV3-MobileNetV2 its config describes")
-    return model.eval(), checkpoint.meta
-
-
-# --- Parity tooling: the TF Lite runtime as a reference (needs ai-edge-litert) ----------------
-
-
-def reference_input(image: Any, size: int) -> np.ndarray:
-    """A PIL image as parity checks feed both runtimes: RGB, PIL-bilinear to size x size,
-    scaled to [-1, 1]; ``[size, size, 3]`` float32 (channels last, as TF Lite takes it)."""
-    from PIL import Image
-
-    square = image.convert("RGB").resize((size, size), Image.BILINEAR)
-    return (np.asarray(square, np.float32) - 127.5) / 127.5
-
-
-def _litert_schema() -> Any:
-    try:
-        from ai_edge_litert import schema_py_generated
-    except ImportError as error:
-        raise ChainError("TF Lite references need the 'ai-edge-litert' package: pip install ai-edge-litert") from error
-    return schema_py_generated
-
-
-def float_weights_flatbuffer(path: str | os.PathLike) -> bytes:
-    """The same TF Lite graph with its int8 conv kernels stored as float32.
-
-    The ADE20K file is dynamic-range quantized: most 1x1 conv kernels are int8, and for such
-    "hybrid" convs the runtime also quantizes the conv's *input* to int8 on the fly (per pixel
-    in XNNPACK, per tensor in the builtin kernels), a noise the float network does not have.
-    With the kernels dequantized in the file the runtime computes the network in float, as
-    the torch port does, which separates the port's correctness from that runtime noise.
-    """
-    import flatbuffers
-
-    schema = _litert_schema()
-    model = schema.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0)
-    convs = (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D)
-    for subgraph in model.subgraphs:
-        for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            if max(code.builtinCode, code.deprecatedBuiltinCode) not in convs:
-                continue
-            kernel = subgraph.tensors[op.inputs[1]]
-            if kernel.type != schema.TensorType.INT8 or kernel.quantization is None:
-                continue
-            quant = kernel.quantization
-            values = np.frombuffer(bytes(model.buffers[kernel.buffer].data), np.int8).reshape(kernel.shape)
-            zero = None if quant.zeroPoint is None else np.asarray(quant.zeroPoint)
-            values = _dequantize(values, np.asarray(quant.scale), zero, quant.quantizedDimension)
-            model.buffers[kernel.buffer].data = np.frombuffer(values.tobytes(), np.uint8)
-            kernel.type, kernel.quantization = schema.TensorType.FLOAT32, None
-    builder = flatbuffers.Builder(0)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-class TFLiteReference:
-    """The TF Lite runtime (ai-edge-litert) on one network file.
-
-    Call it with one ``[S, S, 3]`` normalised image (see `reference_input`); it returns the
-    ``[S, S, C]`` logits. Batch 1 only, as the files are frozen. The runtime's default
-    kernels (XNNPACK) run it unless ``builtin_kernels``, which picks TF Lite's own kernels;
-    those quantize a hybrid conv's input differently (per tensor, not per pixel).
-    """
-
-    def __init__(
-        self, model: str | os.PathLike | bytes, *, num_threads: int = 2, builtin_kernels: bool = False
-    ) -> None:
-        _litert_schema()
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels else OpResolverType.AUTO
-        self._interpreter = Interpreter(**source, num_threads=num_threads, experimental_op_resolver_type=resolver)
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self.size = int(self._input["shape"][1])
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        self._interpreter.set_tensor(self._input["index"], np.ascontiguousarray(image[None], np.float32))
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output["index"])[0].copy()
+    return save_deeplab_mnv2(out_dir, config=config, state_dict=state_dict, meta=meta)

@@ -1,6 +1,6 @@
 """Label spaces, conversions between them, and user remapping of classes."""
 
-from chain.labels.builtin import (
+from chain.labels.spaces import (
     ADE20K,
     ADE20K_CONTROLNET_PALETTE,
     CAMVID,

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from chain.labels.builtin import CITYSCAPES, CITYSCAPES_TO_TRAIN, CITYSCAPES_TRAIN
+from chain.labels.spaces import CITYSCAPES, CITYSCAPES_TO_TRAIN, CITYSCAPES_TRAIN
 from chain.labels.coco_panoptic import MERGED
 from chain.labels.space import LabelSpace, normalize_name
 

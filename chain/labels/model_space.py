@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from chain.errors import ChainError
-from chain.labels.builtin import LABEL_SPACES, pascal_colormap
+from chain.labels.spaces import LABEL_SPACES, pascal_colormap
 from chain.labels.space import LabelSpace, normalize_name
 
 #: Names a model may give its catch-all class; the first one present becomes the fallback.

@@ -3,7 +3,8 @@
 from chain.media.audio import AudioPassthrough, open_audio
 from chain.media.sink import FrameSink, ImageFolderSink, check_preset, open_sink, output_kind, save_png
 from chain.media.sizes import Size, parse_size, resolve_size
-from chain.media.source import Frame, FrameSource, SourceInfo, Trim, open_source
+from chain.media.inputs import open_source
+from chain.media.source import Frame, FrameSource, SourceInfo, Trim
 
 __all__ = [
     "AudioPassthrough", "Frame", "FrameSink", "FrameSource", "ImageFolderSink", "Size", "SourceInfo", "Trim",

@@ -40,7 +40,7 @@ def open_container(path: Path) -> av.container.InputContainer:
 
 
 def open_video(path: Path, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
-    """A lazily decoded video file (or animated GIF); see `chain.media.source.open_source`."""
+    """A lazily decoded video file (or animated GIF); see `chain.media.inputs.open_source`."""
     import av  # FFmpeg is loaded on first use, so importing chain stays light
     try:
         container = open_container(path)

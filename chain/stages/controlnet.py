@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from chain.device import inference_dtype
 from chain.errors import ChainError
 from chain.labels import ADE20K, ADE20K_CONTROLNET_PALETTE
 from chain.media.sizes import Size
@@ -39,7 +40,7 @@ from chain.stages.controlnet_attention import (
     enable_cross_frame_attention,
 )
 from chain.stages.hub import hub_offline, in_cache_or_folder, missing_model, quiet_loading, short_name
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 
 BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 CONTROLNET_REPOS = {"v11": "lllyasviel/control_v11p_sd15_seg", "v10": "lllyasviel/sd-controlnet-seg"}
@@ -317,7 +318,7 @@ def load_pipeline(base: str, controlnet: str, *, device: torch.device, cpu_offlo
         raise ChainError("controlnet cpu_offload=on moves models to a CUDA GPU when they run: it needs --device cuda")
     if cpu_offload and importlib.util.find_spec("accelerate") is None:
         raise ChainError("controlnet cpu_offload=on needs the accelerate package: pip install accelerate")
-    common = dict(torch_dtype=torch.float16 if device.type == "cuda" else torch.float32)
+    common = dict(torch_dtype=inference_dtype(device))
     if hub_offline():
         common["local_files_only"] = True
     if importlib.util.find_spec("accelerate") is None:

@@ -14,12 +14,12 @@ import torch
 from torchvision.models import segmentation
 from torchvision.models._api import WeightsEnum
 
-from chain.checkpoint import read_safetensors
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import VOC
-from chain.model_fit import build_fitted, read_torch_file
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.stages.torch_segmenter import TorchSegmenter
+from chain.weights.fit import build_fitted, read_torch_file
+from chain.weights.folder import read_safetensors
 
 _BUILDERS = {
     "resnet50": (segmentation.deeplabv3_resnet50, segmentation.DeepLabV3_ResNet50_Weights.DEFAULT, "ResNet-50"),

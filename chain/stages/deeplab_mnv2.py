@@ -21,20 +21,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from chain.errors import ChainError, MissingWeightsError
-from chain.importers.tflite import load_deeplab_mnv2
 from chain.labels import get_label_space
-from chain.paths import weights_dir
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.stages.torch_segmenter import TorchSegmenter
+from chain.weights.deeplab_mnv2 import default_checkpoint, load_deeplab_mnv2
+from chain.weights.folder import CONFIG_FILE
 
 VARIANTS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
 FITS = ("square", "aspect")
 # --seg-opt quantization=...: the port's activation_quantization for the file's hybrid convs.
 QUANTIZATIONS = {"float": "none", "tflite": "dynamic-int8-per-pixel", "tflite-builtin": "dynamic-int8-per-image"}
-
-
-def default_checkpoint(variant: str) -> Path:
-    return weights_dir() / f"deeplab-mnv2-{variant}"
 
 
 def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegmenter:
@@ -63,7 +59,7 @@ def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegme
 def deeplab_mnv2_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     variant = variant or "voc"
     path = Path(weights_arg) if weights_arg else default_checkpoint(variant)
-    return WeightsStatus(str(path), (path / "config.json").is_file(),
+    return WeightsStatus(str(path), (path / CONFIG_FILE).is_file(),
                          how_to_get=f"chain import tflite {VARIANTS[variant]} --labels {variant} --out {path}")
 
 

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chain.device import inference_context
 from chain.errors import ChainError
 from chain.labels import LabelSpace
 from chain.labels.model_space import class_names, model_label_space
 from chain.stages.base import Segmenter
 from chain.stages.hub import hub_offline, in_cache_or_folder, missing_model, quiet_loading, short_name
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
-from chain.stages.torch_segmenter import inference_context
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 
 #: Short names → Hub repositories (Meta's Mask2Former ports, NVIDIA's SegFormers).
 MASK2FORMER_REPOS = {

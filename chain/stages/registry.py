@@ -6,109 +6,23 @@ Another installed package adds stages by declaring an entry point in the group
     [project.entry-points."chain.stages"]
     my-segmenter = "my_package.stages:SPEC"
 
-Stages are named on the command line as ``NAME`` or ``NAME:VARIANT``.
+Stages are named on the command line as ``NAME`` or ``NAME:VARIANT``. The stages that ship
+with chain are listed in `chain.stages.builtin`, loaded the first time stages are asked for;
+the types a stage is described with (`StageSpec`, `StageContext`) are `chain.stages.spec`.
 """
 
 from __future__ import annotations
 
 import difflib
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Literal
-
-import torch
+from typing import Any
 
 from chain.errors import ChainError
 from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.spec import StageContext, StageKind, StageSpec
 
 ENTRY_POINT_GROUP = "chain.stages"
-StageKind = Literal["segmenter", "synthesizer"]
-
-
-@dataclass(frozen=True)
-class WeightsStatus:
-    """Where a stage variant's weights live and whether they are there now."""
-
-    location: str
-    present: bool
-    how_to_get: str = ""
-
-
-@dataclass(frozen=True)
-class StageContext:
-    """What every stage builder is given besides its variant.
-
-    ``options`` are the user's ``--seg-opt``/``--synth-opt`` KEY=VALUE pairs, as text;
-    `build_stage` has already rejected keys the stage does not declare. The ``*_option``
-    helpers parse them with one-line errors.
-    """
-
-    weights: str | None = None
-    device: torch.device = torch.device("cpu")
-    options: Mapping[str, str] = field(default_factory=dict)
-
-    def int_option(self, name: str, default: int | None, *, minimum: int) -> int | None:
-        """Option ``name`` as a whole number >= ``minimum`` (``default`` when absent)."""
-        text = self.options.get(name)
-        if text is None:
-            return default
-        if not text.strip().isdigit() or int(text) < minimum:
-            raise ChainError(f"stage option {name}={text!r} must be a whole number >= {minimum}")
-        return int(text)
-
-    def float_option(self, name: str, default: float) -> float:
-        """Option ``name`` as a number (``default`` when absent)."""
-        text = self.options.get(name)
-        if text is None:
-            return default
-        try:
-            return float(text)
-        except ValueError:
-            raise ChainError(f"stage option {name}={text!r} is not a number") from None
-
-    def choice_option(self, name: str, choices: tuple[str, ...]) -> str:
-        """Option ``name`` as one of ``choices`` (the first when absent)."""
-        value = self.options.get(name, choices[0])
-        if value not in choices:
-            raise ChainError(f"stage option {name}={value!r}: choose one of {', '.join(choices)}")
-        return value
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """A named stage and how to build it.
-
-    Args:
-        name: what users type, e.g. ``"deeplab"``.
-        kind: ``"segmenter"`` or ``"synthesizer"``.
-        build: ``build(variant, context) -> Segmenter | Synthesizer``.
-        summary: one line for ``chain list``.
-        variants: the allowed variants; empty when any text is accepted (e.g. a folder).
-        default_variant: used when the user names no variant.
-        label_space: ``label_space(variant) -> name`` of the space the stage speaks, or None.
-        weights: ``weights(variant, weights_arg) -> WeightsStatus``, for stages with weights.
-        options: the ``KEY`` names of ``--seg-opt``/``--synth-opt`` the stage understands.
-    """
-
-    name: str
-    kind: StageKind
-    build: Callable[[str | None, StageContext], Segmenter | Synthesizer]
-    summary: str
-    variants: tuple[str, ...] = ()
-    default_variant: str | None = None
-    label_space: Callable[[str | None], str | None] = lambda variant: None
-    weights: Callable[[str | None, str | None], WeightsStatus] | None = None
-    options: tuple[str, ...] = ()
-
-    def resolve_variant(self, variant: str | None) -> str | None:
-        variant = variant or self.default_variant
-        if self.variants and variant not in self.variants:
-            raise ChainError(f"{self.kind} {self.name!r} has no variant {variant!r}; "
-                             f"choose one of {', '.join(self.variants)}")
-        return variant
-
 
 _REGISTRY: dict[StageKind, dict[str, StageSpec]] = {"segmenter": {}, "synthesizer": {}}
 _plugins_loaded = False
@@ -125,8 +39,12 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from chain.stages import builtin  # noqa: F401  (registers the built-in stages)
+    # Imported here, not at the top: the built-in list imports every stage module (and their
+    # networks), which only a caller asking for stages needs.
+    from chain.stages.builtin import BUILTIN_STAGES
 
+    for spec in BUILTIN_STAGES:
+        register_stage(spec)
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded: Any = entry_point.load()
@@ -170,15 +88,3 @@ def build_stage(kind: StageKind, text: str, context: StageContext) -> Segmenter 
         raise ChainError(f"{kind} {spec.name!r} has no option {', '.join(unknown)}; {known}")
     return spec.build(spec.resolve_variant(variant), context)
 
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None → CUDA when available, else CPU; otherwise the named device."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ChainError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ChainError(f"--device {device} asked for CUDA, but no CUDA GPU is available; use --device cpu")
-    return resolved

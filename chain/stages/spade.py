@@ -20,21 +20,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chain.checkpoint import CONFIG_FILE, checkpoint_dir
+from chain.device import inference_context
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
-from chain.paths import weights_dir
-from chain.spade_checkpoint import load_spade, load_spade_checkpoint
 from chain.stages.base import Synthesizer
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
-from chain.stages.torch_segmenter import inference_context
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.weights.folder import CONFIG_FILE, checkpoint_dir
+from chain.weights.spade import NVLABS_URL, default_weights_path, load_spade, load_spade_checkpoint
 from models.spade import UPSAMPLINGS, SPADEGenerator, make_spade_input
 
 VARIANT_SPACES: dict[str, LabelSpace] = {"coco": COCO_STUFF, "ade20k": ADE20K, "cityscapes": CITYSCAPES}
 # What VOC's "background" becomes: something SPADE paints convincingly behind people and things.
 DEFAULT_BACKGROUND = {"coco": "grass", "ade20k": "grass", "cityscapes": "vegetation"}
 FITS = ("native", "squash")
-NVLABS_URL = "https://github.com/NVlabs/SPADE"
 
 
 class SpadeSynthesizer(Synthesizer):
@@ -91,11 +89,6 @@ class SpadeSynthesizer(Synthesizer):
             images = self.generator(segmap, latent_size=latent)
         pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return pixels.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def default_weights_path(variant: str) -> Path:
-    """Where the NVlabs archive's generator for ``variant`` goes in the user's weights folder."""
-    return weights_dir() / "spade" / f"{variant}_pretrained" / "latest_net_G.pth"
 
 
 def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,15 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chain.device import inference_context
 from chain.labels import LabelSpace
 from chain.stages.base import Segmenter, labels_from_scores
-
-
-def inference_context(device: torch.device) -> contextlib.AbstractContextManager:
-    """fp16 autocast on CUDA; plain fp32 elsewhere (bf16 on CPUs without bf16 units is far slower)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 class TorchSegmenter(Segmenter):

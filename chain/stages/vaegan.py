@@ -8,37 +8,18 @@ the run's ``--out`` folder or its ``checkpoint`` subfolder.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chain.checkpoint import CONFIG_FILE, Checkpoint, checkpoint_dir, load_checkpoint
+from chain.device import inference_context
 from chain.errors import ChainError, MissingWeightsError
-from chain.model_fit import build_fitted, first_line
 from chain.stages.base import Synthesizer
-from chain.stages.registry import StageContext, StageSpec, WeightsStatus
-from chain.stages.torch_segmenter import inference_context
-from models.vaegan import VAEGAN, VAEGANConfig
-
-MODEL_KIND = "vaegan"
-HOW_TO_TRAIN = "train one with `chain train vaegan FILM --out DIR` and pass --synth-weights DIR"
-
-
-def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAEGAN, Checkpoint]:
-    """A trained VAE-GAN in eval mode on ``device``, and its checkpoint (config, meta)."""
-    folder = checkpoint_dir(weights)
-    if not (folder / CONFIG_FILE).is_file():
-        raise MissingWeightsError(f"no VAE-GAN checkpoint in {weights}; {HOW_TO_TRAIN}")
-    checkpoint = load_checkpoint(folder, expect_model=MODEL_KIND)
-    try:
-        config = VAEGANConfig(**checkpoint.config)
-    except (TypeError, ValueError) as error:
-        raise ChainError(f"{folder} has a bad VAE-GAN config: {first_line(error)}") from None
-    model = build_fitted(lambda: VAEGAN(config), checkpoint.state_dict, source=folder, what="VAE-GAN its config describes")
-    return model.eval().to(device), checkpoint
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.weights.vaegan import HOW_TO_TRAIN, find_vaegan, load_vaegan
+from models.vaegan import VAEGAN
 
 
 class VAEGANSynthesizer(Synthesizer):
@@ -110,8 +91,8 @@ def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesize
 def vaegan_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     if weights_arg is None:
         return WeightsStatus("(none given)", False, how_to_get=HOW_TO_TRAIN)
-    folder = checkpoint_dir(weights_arg)
-    return WeightsStatus(str(folder), (folder / CONFIG_FILE).is_file(), how_to_get=HOW_TO_TRAIN)
+    folder, present = find_vaegan(weights_arg)
+    return WeightsStatus(str(folder), present, how_to_get=HOW_TO_TRAIN)
 
 
 SPEC = StageSpec(

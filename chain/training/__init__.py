@@ -1,4 +1,6 @@
-"""Training networks on films: frame caches, batch samplers, one training loop, metrics.
+"""Training networks on films and datasets: one training loop, two trainers, metrics.
+
+The data they train on (frame caches, batch samplers, dataset pairs) is `chain.datasets`.
 
 * `chain.training.loop`: the loop both generators train in (`train`), behind a small
   `Trainer` protocol: what a generator provides (data, networks, one step, checkpoint
@@ -7,7 +9,5 @@
 * `chain.training.options`: keyword-only option dataclasses that nest their model's config,
   the CLI flags that set them, and how ``--resume`` compares them.
 * `chain.training.vaegan`, `chain.training.spade`: the two trainers and their options.
-* `chain.training.frames`, `chain.training.pairs`: decode a film (or a dataset) once into
-  caches at the training size and draw seeded shuffled batches from them.
 * `chain.training.metrics`: PSNR, the mean-frame baseline, loss-curve plots.
 """

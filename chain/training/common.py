@@ -32,31 +32,6 @@ class TrainingInterrupted(ChainError):
     exit_code = 130
 
 
-class Precision:
-    """Mixed precision on CUDA (bf16 where supported, else fp16 with a loss scaler); fp32 elsewhere."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.dtype: torch.dtype | None = None
-        if device.type == "cuda":
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
-        # Disabled, the scaler's scale/step/update are plain pass-throughs to the optimizers.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    def state_dict(self) -> dict[str, Any] | None:
-        return self.scaler.state_dict() if self.scaler.is_enabled() else None
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        if state and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state)
-
-
 class StopOnCtrlC:
     """Turns the first Ctrl-C (or SIGTERM, SIGHUP) into a request to stop after the current step;
     a second one aborts.
@@ -140,7 +115,7 @@ def optimizer_tensors(optimizers: dict[str, torch.optim.Optimizer],
 def read_optimizer_state(checkpoint_path: Path) -> dict[str, torch.Tensor]:
     """The Adam states saved beside a checkpoint; one line when the file is missing or damaged.
     Read before any network is built, so a run that cannot resume stops before any work."""
-    from chain.checkpoint import read_safetensors
+    from chain.weights.folder import read_safetensors
 
     path = checkpoint_path / OPTIMIZER_FILE
     if not path.is_file():
@@ -187,8 +162,14 @@ class TrainingDisplay:
     def __enter__(self) -> TrainingDisplay:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
@@ -239,11 +220,11 @@ def read_loss_log(out_dir: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model: str) -> Any:
-    """The checkpoint to resume from (`chain.checkpoint.Checkpoint`), or None for a new run.
+    """The checkpoint to resume from (`chain.weights.folder.Checkpoint`), or None for a new run.
 
     Refuses to resume where nothing was saved, and to start over a run that exists.
     """
-    from chain.checkpoint import CONFIG_FILE, load_checkpoint
+    from chain.weights.folder import CONFIG_FILE, load_checkpoint
 
     check_run_folder(out_dir)
     exists = (checkpoint_path / CONFIG_FILE).is_file()

@@ -20,14 +20,25 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
-from chain.checkpoint import CHECKPOINT_DIR, CONFIG_FILE, save_checkpoint
+from chain.datasets.frames import BatchSampler
+from chain.device import Precision, resolve_device
 from chain.errors import ChainError
-from chain.stages.registry import resolve_device
-from chain.training.common import (LOSS_LOG, OPTIMIZER_FILE, LossLog, Precision, StopOnCtrlC, TrainingDisplay,
-                                   TrainingInterrupted, load_optimizer_state, open_run, optimizer_tensors,
-                                   plot_run_losses, read_optimizer_state, write_image_grid)
-from chain.training.frames import BatchSampler
+from chain.training.common import (
+    LOSS_LOG,
+    OPTIMIZER_FILE,
+    LossLog,
+    StopOnCtrlC,
+    TrainingDisplay,
+    TrainingInterrupted,
+    load_optimizer_state,
+    open_run,
+    optimizer_tensors,
+    plot_run_losses,
+    read_optimizer_state,
+    write_image_grid,
+)
 from chain.training.options import options_from_flags, resumed_options
+from chain.weights.folder import CHECKPOINT_DIR, CONFIG_FILE, save_checkpoint
 
 SAMPLES_DIR = "samples"
 

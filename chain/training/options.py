@@ -18,8 +18,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from chain.errors import ChainError
-from chain.model_fit import first_line
+from chain.errors import ChainError, first_line
 
 Options = TypeVar("Options")
 

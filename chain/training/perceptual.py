@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torchvision.models import VGG19_Weights, vgg19
 
 from chain.errors import ChainError
-from chain.model_fit import describe_mismatch, read_torch_file
+from chain.weights.fit import describe_mismatch, read_torch_file
 
 # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 end after these layer counts of vgg19.features.
 SLICE_ENDS = (2, 7, 12, 21, 30)

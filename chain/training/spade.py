@@ -33,21 +33,34 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from chain.checkpoint import WEIGHTS_FILE, read_safetensors
+from chain.datasets.frames import META_FILE as FRAMES_META
+from chain.datasets.frames import build_frame_cache, training_size
+from chain.datasets.pairs import (
+    PairCache,
+    build_dataset_cache,
+    build_pseudo_label_cache,
+    dataset_layout,
+)
+from chain.device import Precision
 from chain.errors import ChainError
 from chain.labels import LabelSpace, get_label_space
 from chain.media import Trim
-from chain.model_fit import check_fit
-from chain.spade_checkpoint import MODEL_KIND
-from chain.stages.registry import StageContext, build_stage
-from chain.training.common import Precision, TrainingDisplay, TrainingInterrupted
-from chain.training.frames import META_FILE as FRAMES_META, build_frame_cache, training_size
+from chain.stages import StageContext, build_stage
+from chain.training.common import TrainingDisplay, TrainingInterrupted
 from chain.training.loop import RunSettings, Saved, train
 from chain.training.options import flag_values, option_flags
-from chain.training.pairs import PairCache, build_dataset_cache, build_pseudo_label_cache, dataset_layout
+from chain.weights.fit import check_fit
+from chain.weights.folder import WEIGHTS_FILE, read_safetensors
+from chain.weights.spade import MODEL_KIND
 from models.spade import UPSAMPLINGS, SPADEConfig, SPADEGenerator, make_spade_input
-from models.spade_discriminator import (MultiscaleDiscriminator, PatchDiscriminatorConfig, feature_matching_loss,
-                                        hinge_discriminator_loss, hinge_generator_loss, init_weights)
+from models.spade_discriminator import (
+    MultiscaleDiscriminator,
+    PatchDiscriminatorConfig,
+    feature_matching_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    init_weights,
+)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 SAMPLE_COUNT = 6

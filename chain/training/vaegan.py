@@ -2,8 +2,8 @@
 
 What a run writes into ``DIR``:
 
-* ``frames/``: the film decoded once at the training size (`chain.training.frames`).
-* ``checkpoint/``: the latest checkpoint (`chain.checkpoint` format): ``model.safetensors``
+* ``frames/``: the film decoded once at the training size (`chain.datasets.frames`).
+* ``checkpoint/``: the latest checkpoint (`chain.weights.folder` format): ``model.safetensors``
   (encoder, decoder, discriminator), ``config.json`` (the `VAEGANConfig`, and in ``meta``
   the training options, the step and the loss scaler), and ``optimizer.safetensors`` (the
   three Adam states and the noise generator's state). Written every ``checkpoint_every``
@@ -30,15 +30,16 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from chain.checkpoint import WEIGHTS_FILE
+from chain.datasets.frames import build_frame_cache, training_size
+from chain.device import Precision
 from chain.errors import ChainError
 from chain.media import Trim
-from chain.model_fit import check_fit
-from chain.stages.vaegan import MODEL_KIND
-from chain.training.common import Precision, TrainingDisplay, TrainingInterrupted, read_loss_log
-from chain.training.frames import build_frame_cache, training_size
+from chain.training.common import TrainingDisplay, TrainingInterrupted, read_loss_log
 from chain.training.loop import RunSettings, Saved, train
 from chain.training.options import option_flags
+from chain.weights.fit import check_fit
+from chain.weights.folder import WEIGHTS_FILE
+from chain.weights.vaegan import MODEL_KIND
 from models.vaegan import VAEGAN, VAEGANConfig, make_optimizers
 
 FRAMES_DIR = "frames"

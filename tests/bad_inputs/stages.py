@@ -52,7 +52,7 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
 def _spade_checkpoint(folder: Path) -> Path:
     """A chain SPADE checkpoint in the COCO layout (COCO-Stuff labels, default background grass), ngf 4,
     random weights."""
-    from chain.spade_checkpoint import save_spade
+    from chain.weights.spade import save_spade
     from models.spade import SPADEConfig, SPADEGenerator
 
     torch.manual_seed(0)
@@ -61,7 +61,7 @@ def _spade_checkpoint(folder: Path) -> Path:
 
 
 def _vaegan_checkpoint(folder: Path) -> Path:
-    from chain.checkpoint import save_checkpoint
+    from chain.weights.folder import save_checkpoint
     from models.vaegan import VAEGAN, VAEGANConfig
 
     torch.manual_seed(0)
@@ -71,7 +71,7 @@ def _vaegan_checkpoint(folder: Path) -> Path:
 
 def _deeplab_mnv2_checkpoint(folder: Path) -> Path:
     """A DeepLabV3-MobileNetV2 VOC checkpoint as `chain import tflite` writes it, with random weights."""
-    from chain.checkpoint import save_checkpoint
+    from chain.weights.folder import save_checkpoint
     from models.deeplab_mnv2 import DeepLabMNv2, DeepLabMNv2Config
 
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
-"""Our own checkpoint format: a folder with ``model.safetensors`` and ``config.json``.
+"""Our own checkpoint format, a folder with ``model.safetensors`` and ``config.json``, and where
+the user keeps weights (`weights_dir`).
 
 ``config.json`` holds ``{"model": KIND, "config": {...dataclass fields...}, "meta": {...}}``,
 where ``meta`` carries what travels with the weights: the label space name, the
@@ -25,6 +26,12 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # Where a training run (`chain train ... --out DIR`) keeps its latest checkpoint.
 CHECKPOINT_DIR = "checkpoint"
+
+
+def weights_dir() -> Path:
+    """The user's weights folder, ``$CHAIN_WEIGHTS`` else ``~/.cache/chain/weights`` (it need not exist yet)."""
+    configured = os.environ.get("CHAIN_WEIGHTS")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "chain" / "weights"
 
 
 def checkpoint_dir(weights: str | os.PathLike) -> Path:

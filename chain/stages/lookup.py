@@ -1,4 +1,6 @@
-"""Stages without networks: ``palette`` and ``labels`` segmenters, ``colorize`` synthesizer."""
+"""Stages that look labels up instead of computing them: the ``palette`` segmenter (nearest palette
+colour), the ``labels`` segmenter (label maps saved by ``--save-labels``) and the ``colorize``
+synthesizer (each label's palette colour)."""
 
 from __future__ import annotations
 
@@ -9,36 +11,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from chain.checkpoint import read_json
-from chain.errors import ChainError
-from chain.labels import LABEL_SPACES, LabelSpace, get_label_space
-from chain.model_fit import first_line
+from chain.errors import ChainError, first_line
+from chain.labels import LabelSpace, get_label_space
+from chain.labels.saved import LABELS_META_FILE, space_from_meta
 from chain.stages.base import Segmenter, Synthesizer
-from chain.stages.registry import StageContext, StageSpec
+from chain.stages.spec import StageContext, StageSpec
+from chain.weights.folder import read_json
 
-LABELS_META_FILE = "labels.json"
 _PIXELS_PER_CHUNK = 1 << 17  # bounds the (pixels × palette) float64 distances to ~190 MB for 183 classes
-
-
-def labels_meta(space: LabelSpace) -> str:
-    """``labels.json`` for label maps of ``space``: its name, and its classes when it is not built in.
-
-    A model's own space (`chain.labels.model_space`) is known by no name a later run could look
-    up, so its names, colours and fallback travel with the maps.
-    """
-    meta: dict = {"label_space": space.name}
-    if LABEL_SPACES.get(space.name) is not space:
-        meta.update(names=list(space.names), palette=space.palette.tolist(), fallback=space.fallback,
-                    description=space.description)
-    return json.dumps(meta)
-
-
-def space_from_meta(meta: dict) -> LabelSpace:
-    """The label space a ``labels.json`` describes (see `labels_meta`)."""
-    if "names" not in meta:
-        return get_label_space(meta["label_space"])
-    return LabelSpace(name=meta["label_space"], names=tuple(meta["names"]), palette=np.array(meta["palette"]),
-                      fallback=meta["fallback"], description=meta.get("description", ""))
 
 
 class PaletteSegmenter(Segmenter):

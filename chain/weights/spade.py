@@ -4,7 +4,10 @@ An NVlabs file is a bare state_dict: it fixes the input channel count, ``ngf`` a
 whether there is an ``up_4`` block, but not how the channels split into classes,
 dontcare and instance edges, nor the crop size and aspect ratio (and "normal" and
 "more" upsampling have identical weights). Those come from a preset name or an
-explicit `SPADEConfig`. Our folders (`chain.checkpoint`) carry the full config.
+explicit `SPADEConfig`. Our folders (`chain.weights.folder`) carry the full config.
+
+Without ``--synth-weights``, the NVlabs archive's ``{variant}_pretrained/latest_net_G.pth`` is
+looked for under ``$CHAIN_WEIGHTS/spade/`` (`default_weights_path`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ from typing import Any
 
 import torch
 
-from chain.checkpoint import load_checkpoint, save_checkpoint
-from chain.errors import ChainError
-from chain.model_fit import check_fit, first_line, read_torch_file
+from chain.errors import ChainError, first_line
+from chain.weights.fit import check_fit, read_torch_file
+from chain.weights.folder import load_checkpoint, save_checkpoint, weights_dir
 from models.spade import PRESETS, SPADEConfig, SPADEGenerator
 
 MODEL_KIND = "spade"
+NVLABS_URL = "https://github.com/NVlabs/SPADE"
+
+
+def default_weights_path(variant: str) -> Path:
+    """Where the NVlabs archive's generator for ``variant`` goes in the user's weights folder."""
+    return weights_dir() / "spade" / f"{variant}_pretrained" / "latest_net_G.pth"
 
 
 def read_nvidia_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -126,13 +135,18 @@ def load_spade(
 
 
 def save_spade(
-    generator: SPADEGenerator, out_dir: str | os.PathLike, meta: dict[str, Any] | None = None
+    generator: SPADEGenerator, out_dir: str | os.PathLike, meta: dict[str, Any] | None = None, *,
+    extra_files: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write ``generator`` as our checkpoint folder (safetensors + config.json); returns the folder."""
+    """Write ``generator`` as our checkpoint folder (safetensors + config.json); returns the folder.
+
+    ``extra_files`` are more safetensors files beside the weights (a training run's discriminator
+    and optimizer state)."""
     return save_checkpoint(
         out_dir,
         model=MODEL_KIND,
         config=dataclasses.asdict(generator.config),
         state_dict=generator.state_dict(),
         meta=meta,
+        extra_files=extra_files,
     )

@@ -22,18 +22,12 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from chain.errors import ChainError
+from chain.errors import ChainError, first_line
 
 Module = TypeVar("Module", bound=nn.Module)
 SHOWN = 3  # names shown per kind of mismatch
 # Building a network from a config: what a wrong type or value in it makes the constructor raise.
 CONFIG_ERRORS = (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError, KeyError, IndexError)
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's first line (its type when it has no text)."""
-    lines = str(error).strip().splitlines()
-    return lines[0].strip() if lines and lines[0].strip() else type(error).__name__
 
 
 def describe_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any], *,

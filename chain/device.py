@@ -1,0 +1,78 @@
+"""Where networks run and in what precision: one policy for stages, SPADE, the VAE-GAN and training.
+
+* `resolve_device`: ``--device auto|cpu|cuda|cuda:N`` → a `torch.device`, with one-line errors.
+* Inference (`inference_context`, `inference_dtype`): fp16 autocast on CUDA; fp32 elsewhere,
+  never bf16 on a CPU (on CPUs without bf16 units it is far slower than fp32).
+* Training (`Precision`): bf16 autocast on CUDA where supported, else fp16 with a loss scaler;
+  fp32 elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+from chain.errors import ChainError
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None → CUDA when available, else CPU; otherwise the named device."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ChainError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ChainError(f"--device {device} asked for CUDA, but no CUDA GPU is available; use --device cpu")
+    return resolved
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``; nothing when ``dtype`` is None (plain fp32)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def inference_autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """What inference autocasts to on ``device``: fp16 on CUDA, nothing (fp32) elsewhere."""
+    return torch.float16 if device.type == "cuda" else None
+
+
+def inference_context(device: torch.device) -> contextlib.AbstractContextManager:
+    """fp16 autocast on CUDA; plain fp32 elsewhere (bf16 on CPUs without bf16 units is far slower)."""
+    return autocast(device, inference_autocast_dtype(device))
+
+
+def inference_dtype(device: torch.device) -> torch.dtype:
+    """The dtype to hold inference weights in where a library takes one (diffusers): fp16 on CUDA, else fp32."""
+    return inference_autocast_dtype(device) or torch.float32
+
+
+class Precision:
+    """Training's mixed precision on CUDA (bf16 where supported, else fp16 with a loss scaler); fp32 elsewhere."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.dtype: torch.dtype | None = None
+        if device.type == "cuda":
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+        # Disabled, the scaler's scale/step/update are plain pass-throughs to the optimizers.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast for one training step's forward passes."""
+        return autocast(self.device, self.dtype)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The loss scaler's state for a checkpoint; None when there is no scaler."""
+        return self.scaler.state_dict() if self.scaler.is_enabled() else None
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore `state_dict`'s scaler state (ignored without a scaler)."""
+        if state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state)

@@ -1,0 +1,102 @@
+"""What a stage is, for the registry and for whoever builds one: its `StageSpec` (name, kind,
+builder, variants, options, weights) and the `StageContext` its builder is given.
+
+Stage modules import these (and `chain.stages.base`), never the registry, so the registry can
+import the built-in stages without an import circle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from chain.errors import ChainError
+from chain.stages.base import Segmenter, Synthesizer
+
+StageKind = Literal["segmenter", "synthesizer"]
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """Where a stage variant's weights live and whether they are there now."""
+
+    location: str
+    present: bool
+    how_to_get: str = ""
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What every stage builder is given besides its variant.
+
+    ``options`` are the user's ``--seg-opt``/``--synth-opt`` KEY=VALUE pairs, as text;
+    `build_stage` has already rejected keys the stage does not declare. The ``*_option``
+    helpers parse them with one-line errors.
+    """
+
+    weights: str | None = None
+    device: torch.device = torch.device("cpu")
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def int_option(self, name: str, default: int | None, *, minimum: int) -> int | None:
+        """Option ``name`` as a whole number >= ``minimum`` (``default`` when absent)."""
+        text = self.options.get(name)
+        if text is None:
+            return default
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise ChainError(f"stage option {name}={text!r} must be a whole number >= {minimum}")
+        return int(text)
+
+    def float_option(self, name: str, default: float) -> float:
+        """Option ``name`` as a number (``default`` when absent)."""
+        text = self.options.get(name)
+        if text is None:
+            return default
+        try:
+            return float(text)
+        except ValueError:
+            raise ChainError(f"stage option {name}={text!r} is not a number") from None
+
+    def choice_option(self, name: str, choices: tuple[str, ...]) -> str:
+        """Option ``name`` as one of ``choices`` (the first when absent)."""
+        value = self.options.get(name, choices[0])
+        if value not in choices:
+            raise ChainError(f"stage option {name}={value!r}: choose one of {', '.join(choices)}")
+        return value
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A named stage and how to build it.
+
+    Args:
+        name: what users type, e.g. ``"deeplab"``.
+        kind: ``"segmenter"`` or ``"synthesizer"``.
+        build: ``build(variant, context) -> Segmenter | Synthesizer``.
+        summary: one line for ``chain list``.
+        variants: the allowed variants; empty when any text is accepted (e.g. a folder).
+        default_variant: used when the user names no variant.
+        label_space: ``label_space(variant) -> name`` of the space the stage speaks, or None.
+        weights: ``weights(variant, weights_arg) -> WeightsStatus``, for stages with weights.
+        options: the ``KEY`` names of ``--seg-opt``/``--synth-opt`` the stage understands.
+    """
+
+    name: str
+    kind: StageKind
+    build: Callable[[str | None, StageContext], Segmenter | Synthesizer]
+    summary: str
+    variants: tuple[str, ...] = ()
+    default_variant: str | None = None
+    label_space: Callable[[str | None], str | None] = lambda variant: None
+    weights: Callable[[str | None, str | None], WeightsStatus] | None = None
+    options: tuple[str, ...] = ()
+
+    def resolve_variant(self, variant: str | None) -> str | None:
+        variant = variant or self.default_variant
+        if self.variants and variant not in self.variants:
+            raise ChainError(f"{self.kind} {self.name!r} has no variant {variant!r}; "
+                             f"choose one of {', '.join(self.variants)}")
+        return variant

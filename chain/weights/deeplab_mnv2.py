@@ -1,0 +1,71 @@
+"""Load and save DeepLabV3-MobileNetV2 checkpoints (`models.deeplab_mnv2`).
+
+They are written by ``chain import tflite`` (`chain.importers.tflite` reads Google's files and
+saves through `save_deeplab_mnv2`) and looked for in ``$CHAIN_WEIGHTS/deeplab-mnv2-{variant}``
+(`default_checkpoint`) unless ``--seg-weights DIR`` names one. The meta carries what the
+segmenter needs beside the weights: the label space, the input size and normalisation, and
+which label id each output channel is.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chain.errors import ChainError, first_line
+from chain.weights.fit import build_fitted
+from chain.weights.folder import CONFIG_FILE, load_checkpoint, save_checkpoint, weights_dir
+from models.deeplab_mnv2 import ACTIVATION_QUANTIZATIONS, DeepLabMNv2, DeepLabMNv2Config
+
+MODEL_KIND = "deeplab_mnv2"
+# What a checkpoint's meta must hold for the segmenter to run it.
+REQUIRED_META = ("label_space", "input_size", "normalization", "channel_ids")
+
+
+def default_checkpoint(variant: str) -> Path:
+    """Where ``chain import tflite`` output for ``variant`` (voc, ade20k) is looked for."""
+    return weights_dir() / f"deeplab-mnv2-{variant}"
+
+
+def save_deeplab_mnv2(out_dir: str | os.PathLike, *, config: DeepLabMNv2Config, state_dict: dict[str, torch.Tensor],
+                      meta: dict[str, Any]) -> Path:
+    """Write a network's config, weights and meta (see `REQUIRED_META`) as our checkpoint folder."""
+    return save_checkpoint(out_dir, model=MODEL_KIND, config=config, state_dict=state_dict, meta=meta)
+
+
+def load_deeplab_mnv2(
+    checkpoint_dir: str | os.PathLike, *, activation_quantization: str | None = None
+) -> tuple[DeepLabMNv2, dict[str, Any]]:
+    """Load a checkpoint written by `save_deeplab_mnv2`: the network in eval mode and its meta.
+
+    ``activation_quantization`` (one of `models.deeplab_mnv2.ACTIVATION_QUANTIZATIONS`)
+    overrides the checkpoint's: ``"dynamic-int8-per-pixel"`` makes a dynamic-range quantized
+    file's hybrid convs compute as the stock TF Lite runtime (XNNPACK) does,
+    ``"dynamic-int8-per-image"`` as TF Lite's builtin kernels do, ``"none"`` in float. A file
+    without hybrid convs computes in float whatever the mode.
+    """
+    checkpoint = load_checkpoint(checkpoint_dir, expect_model=MODEL_KIND)
+    lacking = [key for key in REQUIRED_META if key not in checkpoint.meta]
+    if lacking:
+        raise ChainError(f"{Path(checkpoint_dir) / CONFIG_FILE} lacks {', '.join(lacking)} in its meta; make the "
+                         "checkpoint again with `chain import tflite`")
+    unknown = sorted(set(checkpoint.config) - {f.name for f in fields(DeepLabMNv2Config)})
+    if unknown:
+        raise ChainError(f"{checkpoint_dir}: config fields {unknown} are unknown to this version of chain")
+    config = dict(checkpoint.config)
+    if activation_quantization is not None:
+        if activation_quantization not in ACTIVATION_QUANTIZATIONS:
+            raise ChainError(f"unknown activation quantization {activation_quantization!r}; "
+                             f"use one of {', '.join(ACTIVATION_QUANTIZATIONS)}")
+        config["activation_quantization"] = activation_quantization
+    try:
+        network_config = DeepLabMNv2Config(**config)
+    except (TypeError, ValueError) as error:
+        raise ChainError(f"{checkpoint_dir}: bad DeepLabV3-MobileNetV2 config ({first_line(error)})") from None
+    model = build_fitted(lambda: DeepLabMNv2(network_config), checkpoint.state_dict, source=checkpoint_dir,
+                         what="DeepLabV3-MobileNetV2 its config describes")
+    return model.eval(), checkpoint.meta

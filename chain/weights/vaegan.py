@@ -1,0 +1,52 @@
+"""Load and save VAE-GAN checkpoints (`models.vaegan`), written by ``chain train vaegan``.
+
+A VAE-GAN has no pretrained weights: its checkpoint is looked for in the folder the user names,
+which is a training run's ``--out`` folder or its ``checkpoint`` subfolder (`checkpoint_dir`).
+The weights hold the encoder, the decoder and the discriminator.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chain.errors import ChainError, MissingWeightsError, first_line
+from chain.weights.fit import build_fitted
+from chain.weights.folder import CONFIG_FILE, Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
+from models.vaegan import VAEGAN, VAEGANConfig
+
+MODEL_KIND = "vaegan"
+HOW_TO_TRAIN = "train one with `chain train vaegan FILM --out DIR` and pass --synth-weights DIR"
+
+
+def find_vaegan(weights: str | os.PathLike) -> tuple[Path, bool]:
+    """The checkpoint folder ``weights`` points at (a run folder or the checkpoint), and whether it holds one."""
+    folder = checkpoint_dir(weights)
+    return folder, (folder / CONFIG_FILE).is_file()
+
+
+def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAEGAN, Checkpoint]:
+    """A trained VAE-GAN in eval mode on ``device``, and its checkpoint (config, meta)."""
+    folder, present = find_vaegan(weights)
+    if not present:
+        raise MissingWeightsError(f"no VAE-GAN checkpoint in {weights}; {HOW_TO_TRAIN}")
+    checkpoint = load_checkpoint(folder, expect_model=MODEL_KIND)
+    try:
+        config = VAEGANConfig(**checkpoint.config)
+    except (TypeError, ValueError) as error:
+        raise ChainError(f"{folder} has a bad VAE-GAN config: {first_line(error)}") from None
+    model = build_fitted(lambda: VAEGAN(config), checkpoint.state_dict, source=folder, what="VAE-GAN its config describes")
+    return model.eval().to(device), checkpoint
+
+
+def save_vaegan(model: VAEGAN, out_dir: str | os.PathLike, meta: dict[str, Any] | None = None, *,
+                extra_files: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write ``model`` (all three networks) as our checkpoint folder; returns the folder.
+
+    ``extra_files`` are more safetensors files beside the weights (a training run's optimizer state).
+    """
+    return save_checkpoint(out_dir, model=MODEL_KIND, config=model.config, state_dict=model.state_dict(), meta=meta,
+                           extra_files=extra_files)
