@@ -10,6 +10,7 @@ from pathlib import Path
 from chain.errors import ChainError
 from chain.media import Trim
 from chain.media.video import media_origin, open_container
+from chain.stages.smoothing import Smoothing
 
 #: Smoothing warms up on this many frames before a shard: the past's weight (alpha ** frames) falls
 #: below float32's resolution at 1, so the state matches a one-machine run's.
@@ -43,8 +44,10 @@ class RunFrames:
     fps: Fraction
 
 
-def warmup_frames(alpha: float | None) -> int:
-    """Frames of warm-up before a shard for ``--smooth ema:alpha`` (0 without smoothing)."""
+def warmup_frames(smoothing: Smoothing | float | None) -> int:
+    """Frames of warm-up before a shard for ``--smooth ema:ALPHA`` or ``flow:ALPHA`` (0 without
+    smoothing): enough for the weight of the frames before the warm-up to fall below the residue."""
+    alpha = smoothing.alpha if isinstance(smoothing, Smoothing) else smoothing
     if not alpha:
         return 0
     return math.ceil(math.log(_WARMUP_RESIDUE) / math.log(alpha))
