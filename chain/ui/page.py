@@ -56,12 +56,13 @@ def _stage_menu(kind: str, default: str) -> gr.Dropdown:
     choices = usable + (["none"] if kind == "synthesizer" else [])
     value = default if default in usable else (usable[0] if usable else None)
     return gr.Dropdown(choices, value=value, allow_custom_value=True, label=kind,
-                       info="usable here; type NAME:VARIANT for others", elem_id=f"{kind[:-2]}-menu")
+                       info="usable here; type NAME:VARIANT for others", elem_id={"segmenter": "seg-menu"}.get(kind, "synth-menu"))
 
 
 def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
     """The app; runs write into ``out_dir``."""
     previewer, runner = Previewer(), Runner()
+    picture = dict(format="png", interactive=False, height=300)  # PNG: label colours must stay exact
 
     with gr.Blocks(title="chain ui", analytics_enabled=False) as page:
         gr.Markdown("## chain — segment, remap, synthesize\nTry swaps on one frame, then run the whole video.")
@@ -91,12 +92,11 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
             with gr.Column(scale=3):
                 message = gr.HTML(elem_id="message")
                 with gr.Row():
-                    input_image = gr.Image(label="input", format="png", interactive=False, elem_id="input-image")
-                    painting = gr.Image(label="painting", format="png", interactive=False, elem_id="painting")
+                    input_image = gr.Image(label="input", elem_id="input-image", **picture)
+                    painting = gr.Image(label="painting", elem_id="painting", **picture)
                 with gr.Row():
-                    masks = gr.Image(label="segmenter labels", format="png", interactive=False, elem_id="masks")
-                    labels = gr.Image(label="remapped labels, synthesizer's space", format="png", interactive=False,
-                                      elem_id="target-labels")
+                    masks = gr.Image(label="segmenter labels", elem_id="masks", **picture)
+                    labels = gr.Image(label="remapped labels, synthesizer's space", elem_id="target-labels", **picture)
                 classes = gr.Radio([], label="classes found (synthesizer's space): click one to remap it",
                                    elem_id="classes")
                 with gr.Row():
@@ -111,8 +111,9 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
         command = gr.Textbox(label="the same run from a shell", interactive=False, buttons=["copy"],
                              elem_id="command")
         with gr.Row():
-            result_video = gr.Video(label="result", interactive=False, elem_id="result-video")
-            compare_video = gr.Video(label="input | labels | painting", interactive=False, elem_id="compare-video")
+            result_video = gr.Video(label="result", interactive=False, height=300, elem_id="result-video")
+            compare_video = gr.Video(label="input | labels | painting", interactive=False, height=300,
+                                     elem_id="compare-video")
         downloads = gr.File(label="outputs", file_count="multiple", interactive=False, elem_id="downloads")
         summary = gr.JSON(label="summary", elem_id="summary")
 

@@ -63,7 +63,7 @@ class _Progress:
     def start(self, total: int | None, description: str) -> None:
         self._runner._check_cancel()
         self._started = time.perf_counter()
-        self._runner._update(status="running", total=total, done=0)
+        self._runner._update(status="running", total=total, done=0, message="")
 
     def advance(self, frames: int) -> None:
         state = self._runner.state()
