@@ -322,9 +322,9 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
 
 @app.command()
 def ui(
-    source: Annotated[Optional[Path], typer.Argument(help="A video to open at start (or choose one in the page).")] = None,
+    source: Annotated[Optional[Path], typer.Argument(help="A video to open at start (or choose one).")] = None,
     out: Annotated[Path, typer.Option(help="Folder the page's runs write into.")] = Path("chain-ui-outputs"),
-    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port on 127.0.0.1 [default: 7860 or the next free].")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port on 127.0.0.1 [default: 7860+].")] = None,
 ) -> None:
     """Open a local web page: try label swaps on one frame, then run the whole video (needs chain[ui])."""
     from chain.ui import launch

@@ -56,7 +56,8 @@ def _stage_menu(kind: str, default: str) -> gr.Dropdown:
     choices = usable + (["none"] if kind == "synthesizer" else [])
     value = default if default in usable else (usable[0] if usable else None)
     return gr.Dropdown(choices, value=value, allow_custom_value=True, label=kind,
-                       info="usable here; type NAME:VARIANT for others", elem_id={"segmenter": "seg-menu"}.get(kind, "synth-menu"))
+                       info="usable here; type NAME:VARIANT for others",
+                       elem_id="seg-menu" if kind == "segmenter" else "synth-menu")
 
 
 def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
@@ -78,12 +79,13 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
                     gr.Markdown("**segmenters**\n\n" + missing_text("segmenter") + "\n\n**synthesizers**\n\n"
                                 + missing_text("synthesizer"), elem_id="missing-stages")
                 remap = gr.Textbox(label="remap (SRC=DST, comma-separated; *=CLASS for the rest)", elem_id="remap")
-                with gr.Accordion("options", open=False):
+                with gr.Accordion("options", open=False, elem_id="options"):
                     seg_opt = gr.Textbox(label="segmenter options (KEY=VALUE, …)", elem_id="seg-opt")
                     synth_opt = gr.Textbox(label="synthesizer options (KEY=VALUE, …)", elem_id="synth-opt")
                     seg_weights = gr.Textbox(label="segmenter weights (file or folder; empty: default)")
                     synth_weights = gr.Textbox(label="synthesizer weights (file or folder; empty: default)")
-                    background = gr.Textbox(label="background becomes (class in the synthesizer's space)")
+                    background = gr.Textbox(label="background becomes (class in the synthesizer's space)",
+                                            elem_id="background")
                     size = gr.Textbox(label="working size (WxH or short side; empty: the video's)", elem_id="size")
                     max_frames = gr.Number(None, label="run at most this many frames (empty: all)", precision=0)
                     batch = gr.Number(1, label="frames per network call", precision=0, minimum=1)
@@ -130,31 +132,34 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
                             max_frames=int(most) if most else None, batch=int(batch_size or 1),
                             device=device_name or "auto")
 
-        preview_outputs = [input_image, painting, masks, labels, classes, rule_to, message, command]
+        shown = gr.State(())  # per browser tab: the frame and segmenter its input and masks pictures show
+        preview_outputs = [input_image, painting, masks, labels, classes, rule_to, message, command, shown]
 
-        def show(result: FramePreview, settings: Settings) -> list:
+        def show(result: FramePreview, settings: Settings, on_page: tuple) -> list:
             target = get_label_space(result.target_space) if result.target_space else None
             what = "segmented" if result.segmented else "segmentation cached"
             ms = ", ".join(f"{name} {1000 * s:.0f} ms" for name, s in result.seconds.items())
-            return [result.frame, result.painting, result.masks, result.labels,
+            same = result.key == on_page  # a remap: the input and masks on the page stay, not sent again
+            return [gr.update() if same else result.frame, result.painting, gr.update() if same else result.masks,
+                    result.labels,
                     gr.Radio(choices=[(f"{name} {100 * share:.1f} %", name) for name, share in result.classes],
                              value=None),
                     gr.Dropdown(choices=list(target.names) if target else []),
                     _message(f"frame {result.index}: {what}; {ms}"),
-                    settings.command_line(output_paths(settings.source, out_dir))]
+                    settings.command_line(output_paths(settings.source, out_dir)), result.key]
 
         def failed(error: BaseException) -> list:
-            return [gr.update()] * (len(preview_outputs) - 2) + [_message(error_line(error), error=True), gr.update()]
+            return [gr.update()] * 6 + [_message(error_line(error), error=True), gr.update(), gr.update()]
 
-        def attempt(index, values) -> tuple[list, bool]:
+        def attempt(on_page, index, values) -> tuple[list, bool]:
             try:
                 settings = settings_of(*values)
-                return show(previewer.preview(settings, int(index or 0)), settings), True
+                return show(previewer.preview(settings, int(index or 0)), settings, on_page), True
             except Exception as error:  # noqa: BLE001 — one line in the page, never a traceback
                 return failed(error), False
 
-        def preview(index, *values) -> list:
-            return attempt(index, values)[0]
+        def preview(on_page, index, *values) -> list:
+            return attempt(on_page, index, values)[0]
 
         def open_video(source_text, size_text) -> list:
             try:
@@ -171,25 +176,27 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
         def uploaded(file: str | None) -> str:
             return file or gr.update()
 
-        def add(rule_src, rule_dst, index, *values) -> list:
+        def add(rule_src, rule_dst, on_page, index, *values) -> list:
             values = list(values)
             rule = f"{(rule_src or '').strip()}={(rule_dst or '').strip()}"
             if rule.startswith("=") or rule.endswith("="):
                 return [gr.update()] + failed(ValueError("choose a class to swap and what it becomes"))
             old = values[5] or ""
             values[5] = f"{old.rstrip().rstrip(',')}, {rule}" if old.strip() else rule
-            result, ok = attempt(index, values)  # an unknown class is refused, with the CLI's suggestions
+            result, ok = attempt(on_page, index, values)  # an unknown class is refused, with the CLI's suggestions
             return [values[5] if ok else gr.update()] + result
 
         opened = dict(fn=open_video, inputs=[source_box, size], outputs=[video_info, frame, message])
-        then_preview = dict(fn=preview, inputs=[frame, *controls], outputs=preview_outputs)
+        # always_last: a scrub or an edit made while a preview is being made is previewed next, not dropped
+        then_preview = dict(fn=preview, inputs=[shown, frame, *controls], outputs=preview_outputs,
+                            trigger_mode="always_last")
         source_box.submit(**opened).success(**then_preview)
         upload.upload(uploaded, upload, source_box).success(**opened).success(**then_preview)
         for trigger in (frame.release, seg.change, synth.change, remap.submit, remap.blur, preview_button.click,
                         seg_opt.submit, synth_opt.submit, background.submit, size.submit):
             trigger(**then_preview)
         classes.select(lambda value: value, classes, rule_from)
-        add_rule.click(add, [rule_from, rule_to, frame, *controls], [remap, *preview_outputs])
+        add_rule.click(add, [rule_from, rule_to, shown, frame, *controls], [remap, *preview_outputs])
         if source:
             page.load(**opened).success(**then_preview)
 

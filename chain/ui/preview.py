@@ -25,6 +25,7 @@ from chain.ui.settings import Settings
 
 _KEPT_SEGMENTATIONS = 64  # label maps are small (H × W bytes): keep the frames one scrubs between
 _KEPT_STAGES = 2          # networks are large: the current one, and the one just switched from
+_KEPT_FRAMES = 8          # decoded frames (a 720p frame is 2.7 MB): a remap does not decode again
 
 
 @dataclass
@@ -41,6 +42,7 @@ class FramePreview:
     target_space: str | None
     segmented: bool                      # False when the segmentation came from the cache
     seconds: dict[str, float] = field(default_factory=dict)
+    key: tuple = ()                      # the frame and segmenter: equal keys, equal input and masks
 
 
 def read_info(source: str | Path, size: str | None = None) -> SourceInfo:
@@ -84,6 +86,7 @@ class Previewer:
         self._segmenters = _LRU(_KEPT_STAGES)
         self._synthesizers = _LRU(_KEPT_STAGES)
         self._labels = _LRU(_KEPT_SEGMENTATIONS)
+        self._frames = _LRU(_KEPT_FRAMES)
 
     def preview(self, settings: Settings, index: int) -> FramePreview:
         """Run ``settings``' chain on frame ``index``; only the painting is redone when only remap/synth changed."""
@@ -94,15 +97,21 @@ class Previewer:
         seconds: dict[str, float] = {}
         started = time.perf_counter()
         path = Path(settings.source)
-        frame = read_frame(path, index, settings.size)
-        seconds["decode"] = time.perf_counter() - started
+        if not path.exists():
+            raise ChainError(f"input not found: {path}")
+        frame_key = (str(path.resolve()), path.stat().st_mtime_ns, index, settings.size)
+        frame = self._frames.take(frame_key)
+        if frame is None:
+            frame = read_frame(path, index, settings.size)
+            seconds["decode"] = time.perf_counter() - started
+            self._frames.put(frame_key, frame)
         segmenter = self._segmenter(settings)
         synthesizer = self._synthesizer(settings, segmenter)
         chain = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=settings.remap,
                       background=settings.background)  # converts and remaps as a run does
         labels, segmented = None, False
         if segmenter is not None:
-            key = (str(path.resolve()), path.stat().st_mtime_ns, index, settings.size, self._seg_key(settings))
+            key = (*frame_key, self._seg_key(settings))
             labels = self._labels.take(key)
             if labels is None:
                 started = time.perf_counter()
@@ -130,7 +139,8 @@ class Previewer:
         seconds["paint"] = time.perf_counter() - started
         return FramePreview(index, frame, masks, target_view, painting, classes,
                             chain.source_space.name if chain.source_space else None,
-                            chain.target_space.name if chain.target_space else None, segmented, seconds)
+                            chain.target_space.name if chain.target_space else None, segmented, seconds,
+                            key=(*frame_key, self._seg_key(settings)))
 
     @staticmethod
     def _seg_key(settings: Settings) -> tuple:
