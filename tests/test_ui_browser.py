@@ -35,6 +35,9 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
+if not (CHROMIUM and CHROMEDRIVER):
+    pytest.skip("Chromium and ChromeDriver not found: apt-get install chromium chromium-driver (.ci/run does)",
+                allow_module_level=True)
 WAIT = 180.0  # seconds; a whole-clip run on 2 loaded cores takes ~20 s
 PERSON = COCO_STUFF.palette[COCO_STUFF.id_of("person")]
 BEAR = COCO_STUFF.palette[COCO_STUFF.id_of("bear")]
@@ -78,8 +81,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Chromium and ChromeDriver not found: apt-get install chromium chromium-driver (.ci/run does)")
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
