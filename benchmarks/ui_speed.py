@@ -121,7 +121,7 @@ def open_clip(driver: webdriver.Chrome, url: str, clip: Path, size: str | None =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=7, help="0: only the screenshots")
     parser.add_argument("--screenshots", type=Path, help="save the README's pictures of the page here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,19 +129,20 @@ def main() -> None:
         save_imported(SHARED / "weights/deeplabv3_mnv2_voc_257.tflite", root / "w/deeplab-mnv2-voc", label_space="voc")
         env = dict(os.environ, CHAIN_WEIGHTS=str(root / "w"), GRADIO_TEMP_DIR=str(root / "gradio"))
         startups = []
-        for _ in range(max(3, args.repeats // 2)):
+        for _ in range(max(3, args.repeats // 2) if args.repeats else 0):
             process, url, seconds = start_ui(env, root / "out")
             startups.append(seconds)
             stop_ui(process)
-        print(f"load average {os.getloadavg()[0]:.1f}; chain ui serves its page after "
-              f"{statistics.median(startups):.1f} s (median of {len(startups)}: "
-              f"{', '.join(f'{s:.1f}' for s in startups)})")
+        if startups:
+            print(f"load average {os.getloadavg()[0]:.1f}; chain ui serves its page after "
+                  f"{statistics.median(startups):.1f} s (median of {len(startups)}: "
+                  f"{', '.join(f'{s:.1f}' for s in startups)})")
 
         process, url, _ = start_ui(env, root / "out")
         driver = browser()
         globals()["DRIVER"] = driver
         try:
-            for name, (file, first) in CLIPS.items():
+            for name, (file, first) in CLIPS.items() if args.repeats else ():
                 open_clip(driver, url, SHARED / "data/videos" / file)
                 type_into(driver, "#frame input[type=number]", str(first), end=Keys.TAB)
                 wait(lambda: f"frame {first}:" in css(driver, "#message").text, what=f"frame {first}")
@@ -178,11 +179,13 @@ def screenshots(driver: webdriver.Chrome, url: str, folder: Path) -> None:
     css(driver, "#add-rule").click()
     wait(lambda: painting(driver) != before)
     time.sleep(1)
-    save(driver, folder / "ui_preview.png", top=0, bottom=css(driver, "#add-rule").rect)
+    driver.execute_script("window.scrollTo(0, 0)")
+    time.sleep(1)
+    save(driver, folder / "ui_preview.png", top=0, bottom=css(driver, "#rule-to").rect)
     css(driver, "#run-button").click()
     wait(lambda: css(driver, "#run-progress [data-status]").get_attribute("data-status") == "done", 900)
     time.sleep(2)
-    driver.execute_script("document.querySelector('#run-progress').scrollIntoView()")
+    driver.execute_script("document.querySelector('#run-button').scrollIntoView()")
     time.sleep(1)
     save(driver, folder / "ui_run.png", top=css(driver, "#run-button").rect, bottom=css(driver, "#downloads").rect)
 
