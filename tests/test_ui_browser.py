@@ -135,10 +135,15 @@ def progress(driver) -> dict[str, str]:  # noqa: ANN001
             "text": element.text}
 
 
-def open_clip(driver, url: str, clip: Path) -> None:  # noqa: ANN001
+def open_clip(driver, url: str, clip: Path, *, upload: bool = False) -> None:  # noqa: ANN001
     driver.get(url)
     wait_for(lambda: css(driver, "#source textarea"), "the page")
-    type_into(driver, "#source textarea", str(clip))
+    if upload:  # through the page's file upload, as from another computer's disk
+        css(driver, "#upload input[type=file]").send_keys(str(clip))
+        wait_for(lambda: css(driver, "#source textarea").get_attribute("value").endswith(clip.name)
+                 and css(driver, "#source textarea").get_attribute("value") != str(clip), "the uploaded path")
+    else:
+        type_into(driver, "#source textarea", str(clip))
     wait_for(lambda: "120 frames" in css(driver, "#video-info").text, "the clip's description")
     # deeplab-mnv2:voc and colorize:coco-stuff are the defaults once the weights exist; choose them anyway
     for selector, name in (("#seg-menu input", "deeplab-mnv2:voc"), ("#synth-menu input", "colorize:coco-stuff")):
@@ -149,7 +154,7 @@ def open_clip(driver, url: str, clip: Path) -> None:  # noqa: ANN001
 
 def test_remap_from_the_class_list_changes_the_preview(server: tuple[str, Path], browser, carphone: Path) -> None:
     url, _ = server
-    open_clip(browser, url, carphone)
+    open_clip(browser, url, carphone, upload=True)
     before_src, before = picture(browser, "painting")
     person = np.all(before == PERSON, axis=-1)
     assert person.mean() > 0.2  # the driver, painted in COCO-Stuff's person colour
