@@ -326,7 +326,7 @@ def ui(
     out: Annotated[Path, typer.Option(help="Folder the page's runs write into.")] = Path("chain-ui-outputs"),
     port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port on 127.0.0.1 [default: 7860+].")] = None,
 ) -> None:
-    """Open a local web page: try label swaps on one frame, then run the whole video (needs chain[ui])."""
+    """Open a local web page: try label swaps on one frame, then run the whole video (needs the ui extra)."""
     from chain.ui import launch
 
     launch(str(source) if source else None, out_dir=out, port=port)
