@@ -13,7 +13,7 @@ import typer
 from chain.cli import app
 from chain.errors import ChainError
 from chain.labels import COCO_STUFF
-from chain.ui.menu import missing_text, stage_choices
+from chain.ui.menu import missing_text, options_hint, stage_choices
 from chain.ui.preview import Previewer
 from chain.ui.runner import Runner
 from chain.ui.settings import Settings, output_paths, split_list
@@ -31,6 +31,8 @@ def test_menu_lists_usable_stages_and_says_why_others_cannot_run(monkeypatch: py
     (tmp_path / "deeplab-mnv2-voc").mkdir()
     (tmp_path / "deeplab-mnv2-voc" / "config.json").write_text("{}")
     assert {c.text: c for c in stage_choices("segmenter")}["deeplab-mnv2:voc"].usable
+    assert options_hint("segmenter", "deeplab-mnv2:voc") == "deeplab-mnv2 takes: fit, size, quantization"
+    assert options_hint("synthesizer", "colorize:voc") == "colorize takes none"
     synths = {choice.text for choice in stage_choices("synthesizer") if choice.usable}
     assert {"colorize", "colorize:coco-stuff"} <= synths
 
@@ -38,7 +40,7 @@ def test_menu_lists_usable_stages_and_says_why_others_cannot_run(monkeypatch: py
 def test_command_line_is_what_chain_run_parses(tmp_path: Path) -> None:
     settings = Settings(source="my clip.mp4", seg="deeplab-mnv2:voc", synth="colorize:coco-stuff",
                         seg_options=split_list("size=129, fit=aspect"), remap=split_list("person=bear,\ncar=boat"),
-                        background="grass", size="256", max_frames=10, batch=2)
+                        background="grass", smooth="ema:0.6", size="256", max_frames=10, batch=2)
     outputs = output_paths("my clip.mp4", tmp_path)
     words = shlex.split(settings.command_line(outputs))
     assert words[:2] == ["chain", "run"]
@@ -47,7 +49,8 @@ def test_command_line_is_what_chain_run_parses(tmp_path: Path) -> None:
     assert params["source"] == Path("my clip.mp4") and params["output"] == tmp_path / "my clip-chain.mp4"
     assert (params["seg"], params["synth"]) == ("deeplab-mnv2:voc", "colorize:coco-stuff")
     assert params["seg_opt"] == ["size=129", "fit=aspect"] and params["remap"] == ["person=bear", "car=boat"]
-    assert (params["background"], params["size"], params["max_frames"], params["batch"]) == ("grass", "256", 10, 2)
+    assert (params["background"], params["smooth"], params["size"], params["max_frames"], params["batch"]) == (
+        "grass", "ema:0.6", "256", 10, 2)
     assert params["masks"] == tmp_path / "my clip-masks.mp4" and params["summary"] == tmp_path / "my clip-summary.json"
 
 
@@ -56,6 +59,8 @@ def test_settings_refuse_what_the_cli_refuses() -> None:
         Settings(source="a.mp4", remap=("person",))
     with pytest.raises(ChainError, match="stage option 'size' is not KEY=VALUE"):
         Settings(source="a.mp4", seg_options=("size",))
+    with pytest.raises(ChainError, match="ema:ALPHA"):
+        Settings(source="a.mp4", smooth="sometimes")
     with pytest.raises(ChainError, match="choose a video"):
         Settings(source=" ")
 

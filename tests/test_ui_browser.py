@@ -50,15 +50,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``chain ui`` as a user starts it, with the real VOC DeepLab imported into its weights folder."""
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder holding the real VOC DeepLab, imported from the shared TF Lite file."""
     from chain.importers.tflite import save_imported
 
     tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
-    root = tmp_path_factory.mktemp("ui")
-    save_imported(tflite, root / "weights" / "deeplab-mnv2-voc", label_space="voc")
+    folder = tmp_path_factory.mktemp("weights")
+    save_imported(tflite, folder / "deeplab-mnv2-voc", label_space="voc")
+    return folder
+
+
+def start_server(weights: Path, root: Path) -> tuple[subprocess.Popen, str, Path]:
+    """``chain ui`` as a user starts it; returns once it serves its page."""
     out_dir, port = root / "outputs", _free_port()
-    env = dict(os.environ, CHAIN_WEIGHTS=str(root / "weights"), GRADIO_TEMP_DIR=str(root / "gradio"))
+    env = dict(os.environ, CHAIN_WEIGHTS=str(weights), GRADIO_TEMP_DIR=str(root / "gradio"))
     process = subprocess.Popen([sys.executable, "-m", "chain", "ui", "--out", str(out_dir), "--port", str(port)],
                                env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"
@@ -66,17 +71,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     while True:
         try:
             urllib.request.urlopen(url, timeout=2).close()
-            break
+            return process, url, out_dir
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                pytest.fail(f"chain ui did not serve {url}: {process.stderr.read()}")
+                pytest.fail(f"chain ui did not serve {url}: {process.communicate()[1]}")
             time.sleep(0.3)
-    yield url, out_dir
+
+
+def stop_server(process: subprocess.Popen) -> str:
+    """Ctrl-C, as a user stops it: exit code 130 and no traceback; returns what it printed."""
     process.send_signal(signal.SIGINT)
     stderr = process.communicate(timeout=60)[1]
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr, stderr
+    return stderr
+
+
+@pytest.fixture(scope="module")
+def server(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    process, url, out_dir = start_server(weights, tmp_path_factory.mktemp("ui"))
+    yield url, out_dir
+    stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +241,15 @@ def test_run_cancel_and_download(server: tuple[str, Path], browser, carphone: Pa
     state = progress(browser)
     assert 0 < int(state["done"]) < 120 and "no partial output was left" in state["text"]
     assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in out_dir.iterdir()} == before
+
+
+def test_stopping_the_server_mid_run_leaves_nothing(weights: Path, browser, carphone: Path, tmp_path: Path) -> None:
+    process, url, out_dir = start_server(weights, tmp_path)
+    try:
+        open_clip(browser, url, carphone)
+        css(browser, "#run-button").click()
+        wait_for(lambda: progress(browser)["status"] == "running" and int(progress(browser)["done"]) > 0, "the run")
+    finally:
+        stderr = stop_server(process)
+    assert "no partial output was left" in stderr
+    assert list(out_dir.iterdir()) == []  # the run was cancelled and its hidden parts removed

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from chain.labels import LABEL_SPACES
 from chain.stages import stages
-from chain.stages.registry import StageKind, StageSpec
+from chain.stages.registry import StageKind, StageSpec, parse_stage_name
 
 #: Stages whose variant is a path or a repository: typed into the menu, never listed.
 TYPED = {"labels": "labels:DIR (a folder written by --save-labels)", "hf": "hf:REPO_OR_FOLDER"}
@@ -60,3 +60,11 @@ def missing_text(kind: StageKind) -> str:
     lines = [f"- `{choice.text}`: {choice.why}" for choice in stage_choices(kind) if not choice.usable]
     typed = [f"- type `{text}`" for name, text in TYPED.items() if name in stages(kind)]
     return "\n".join(lines + typed) or "every stage can run here"
+
+
+def options_hint(kind: StageKind, text: str | None) -> str:
+    """Which ``KEY=VALUE`` options the stage named ``text`` takes, for the options box."""
+    spec = stages(kind).get(parse_stage_name(text or "")[0])
+    if spec is None:
+        return "KEY=VALUE, comma-separated"
+    return f"{spec.name} takes: {', '.join(spec.options)}" if spec.options else f"{spec.name} takes none"

@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from chain.labels import get_label_space
-from chain.ui.menu import missing_text, stage_choices
+from chain.ui.menu import missing_text, options_hint, stage_choices
 from chain.ui.preview import FramePreview, Previewer, read_info
 from chain.ui.runner import Runner, RunState, error_line
 from chain.ui.settings import Settings, output_paths, split_list
@@ -80,12 +80,15 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
                                 + missing_text("synthesizer"), elem_id="missing-stages")
                 remap = gr.Textbox(label="remap (SRC=DST, comma-separated; *=CLASS for the rest)", elem_id="remap")
                 with gr.Accordion("options", open=False, elem_id="options"):
-                    seg_opt = gr.Textbox(label="segmenter options (KEY=VALUE, …)", elem_id="seg-opt")
-                    synth_opt = gr.Textbox(label="synthesizer options (KEY=VALUE, …)", elem_id="synth-opt")
+                    seg_opt = gr.Textbox(label="segmenter options", info=options_hint("segmenter", seg.value),
+                                         elem_id="seg-opt")
+                    synth_opt = gr.Textbox(label="synthesizer options", info=options_hint("synthesizer", synth.value),
+                                           elem_id="synth-opt")
                     seg_weights = gr.Textbox(label="segmenter weights (file or folder; empty: default)")
                     synth_weights = gr.Textbox(label="synthesizer weights (file or folder; empty: default)")
                     background = gr.Textbox(label="background becomes (class in the synthesizer's space)",
                                             elem_id="background")
+                    smooth = gr.Textbox(label="temporal smoothing of runs (ema:ALPHA, e.g. ema:0.6)", elem_id="smooth")
                     size = gr.Textbox(label="working size (WxH or short side; empty: the video's)", elem_id="size")
                     max_frames = gr.Number(None, label="run at most this many frames (empty: all)", precision=0)
                     batch = gr.Number(1, label="frames per network call", precision=0, minimum=1)
@@ -119,16 +122,17 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
         downloads = gr.File(label="outputs", file_count="multiple", interactive=False, elem_id="downloads")
         summary = gr.JSON(label="summary", elem_id="summary")
 
-        controls = [source_box, seg, synth, seg_opt, synth_opt, remap, seg_weights, synth_weights, background, size,
-                    max_frames, batch, device]
+        controls = [source_box, seg, synth, seg_opt, synth_opt, remap, seg_weights, synth_weights, background, smooth,
+                    size, max_frames, batch, device]
 
         def settings_of(source_text, seg_name, synth_name, seg_text, synth_text, remap_text, seg_w, synth_w,
-                        background_name, size_text, most, batch_size, device_name) -> Settings:
+                        background_name, smooth_text, size_text, most, batch_size, device_name) -> Settings:
             return Settings(source=(source_text or "").strip(), seg=(seg_name or "none").strip(),
                             synth=(synth_name or "none").strip(), seg_weights=(seg_w or "").strip() or None,
                             synth_weights=(synth_w or "").strip() or None, seg_options=split_list(seg_text),
                             synth_options=split_list(synth_text), remap=split_list(remap_text),
-                            background=(background_name or "").strip() or None, size=(size_text or "").strip() or None,
+                            background=(background_name or "").strip() or None,
+                            smooth=(smooth_text or "").strip() or None, size=(size_text or "").strip() or None,
                             max_frames=int(most) if most else None, batch=int(batch_size or 1),
                             device=device_name or "auto")
 
@@ -196,6 +200,8 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
                         seg_opt.submit, synth_opt.submit, background.submit, size.submit):
             trigger(**then_preview)
         classes.select(lambda value: value, classes, rule_from)
+        seg.change(lambda name: gr.Textbox(info=options_hint("segmenter", name)), seg, seg_opt)
+        synth.change(lambda name: gr.Textbox(info=options_hint("synthesizer", name)), synth, synth_opt)
         add_rule.click(add, [rule_from, rule_to, shown, frame, *controls], [remap, *preview_outputs])
         if source:
             page.load(**opened).success(**then_preview)

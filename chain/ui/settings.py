@@ -10,6 +10,7 @@ from chain.api import parse_options
 from chain.errors import ChainError
 from chain.labels import parse_remap
 from chain.pipeline import Outputs
+from chain.stages.smoothing import parse_smoothing
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
@@ -30,6 +31,7 @@ class Settings:
     synth_options: tuple[str, ...] = ()
     remap: tuple[str, ...] = ()
     background: str | None = None
+    smooth: str | None = None  # runs only: a preview is one frame
     size: str | None = None
     max_frames: int | None = None
     batch: int = 1
@@ -42,13 +44,14 @@ class Settings:
         parse_options(self.seg_options)
         parse_options(self.synth_options)
         parse_remap(self.remap)
+        parse_smoothing(self.smooth)
 
     def run_kwargs(self) -> dict:
         """Keyword arguments for `chain.api.run` (outputs and progress aside)."""
         return dict(seg=self.seg, synth=self.synth, seg_weights=self.seg_weights, synth_weights=self.synth_weights,
                     seg_options=parse_options(self.seg_options), synth_options=parse_options(self.synth_options),
-                    remap=list(self.remap), background=self.background, size=self.size, max_frames=self.max_frames,
-                    batch_size=self.batch, device=self.device)
+                    remap=list(self.remap), background=self.background, smooth=self.smooth, size=self.size,
+                    max_frames=self.max_frames, batch_size=self.batch, device=self.device)
 
     def command_line(self, outputs: Outputs) -> str:
         """``chain run …`` that runs this chain into ``outputs``, quoted for a POSIX shell."""
@@ -58,7 +61,8 @@ class Settings:
         words += ["--seg", self.seg, "--synth", self.synth]
         pairs = [("--seg-weights", self.seg_weights), ("--synth-weights", self.synth_weights),
                  *(("--seg-opt", o) for o in self.seg_options), *(("--synth-opt", o) for o in self.synth_options),
-                 *(("--remap", r) for r in self.remap), ("--background", self.background), ("--size", self.size),
+                 *(("--remap", r) for r in self.remap), ("--background", self.background), ("--smooth", self.smooth),
+                 ("--size", self.size),
                  ("--max-frames", self.max_frames), ("--batch", self.batch if self.batch != 1 else None),
                  ("--device", self.device if self.device != "auto" else None)]
         for name in ("masks", "overlay", "compare", "labels", "summary"):
