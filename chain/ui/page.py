@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from chain.errors import ChainError
 from chain.labels import get_label_space
 from chain.ui.menu import missing_text, options_hint, stage_choices
 from chain.ui.preview import FramePreview, Previewer, read_info
@@ -184,7 +185,7 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
             values = list(values)
             rule = f"{(rule_src or '').strip()}={(rule_dst or '').strip()}"
             if rule.startswith("=") or rule.endswith("="):
-                return [gr.update()] + failed(ValueError("choose a class to swap and what it becomes"))
+                return [gr.update()] + failed(ChainError("choose a class to swap and what it becomes"))
             old = values[5] or ""
             values[5] = f"{old.rstrip().rstrip(',')}, {rule}" if old.strip() else rule
             result, ok = attempt(on_page, index, values)  # an unknown class is refused, with the CLI's suggestions
