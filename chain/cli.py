@@ -325,3 +325,22 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
     out.print(f"{item.path}: {item.kind}, {item.width}x{item.height}{rotated}, {float(item.fps):.3f} fps "
               f"({item.fps}), {item.frame_count if item.frame_count is not None else 'unknown'} frames, "
               f"{duration}, audio: {item.audio_codec or 'none'}", soft_wrap=True)
+
+
+@app.command()
+def ui(
+    source: Annotated[Optional[Path], typer.Argument(help="A video to open at start (or choose one).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder the page's runs write into.")] = Path("chain-ui-outputs"),
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port on 127.0.0.1 [default: 7860+].")] = None,
+) -> None:
+    """Open a local web page: try label swaps on one frame, then run the whole video (needs the ui extra)."""
+    from chain.ui import launch
+
+    launch(str(source) if source else None, out_dir=out, port=port)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``chain`` command (kept here for ``chain.cli:main`` entry points; see `chain.entry`)."""
+    from chain.entry import main as entry_main
+
+    entry_main(argv)

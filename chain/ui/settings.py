@@ -1,0 +1,80 @@
+"""One set of choices made in the UI, and the `chain run` command line that does the same."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from chain.api import parse_options
+from chain.errors import ChainError
+from chain.labels import parse_remap
+from chain.pipeline import Outputs
+from chain.stages.smoothing import parse_smoothing
+
+
+def split_list(text: str | None) -> tuple[str, ...]:
+    """Comma- or newline-separated ``KEY=VALUE``/``SRC=DST`` text → its pieces, blanks dropped."""
+    return tuple(piece.strip() for line in (text or "").splitlines() for piece in line.split(",") if piece.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the page's controls say; the names follow `chain run`'s options."""
+
+    source: str
+    seg: str = "deeplab-mnv2:voc"
+    synth: str = "colorize:coco-stuff"
+    seg_weights: str | None = None
+    synth_weights: str | None = None
+    seg_options: tuple[str, ...] = ()
+    synth_options: tuple[str, ...] = ()
+    remap: tuple[str, ...] = ()
+    background: str | None = None
+    smooth: str | None = None  # runs only: a preview is one frame
+    size: str | None = None
+    max_frames: int | None = None
+    batch: int = 1
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        # The same one-line errors as the CLI, before any weights load.
+        if not self.source or not self.source.strip():
+            raise ChainError("choose a video: type its path or upload one")
+        parse_options(self.seg_options)
+        parse_options(self.synth_options)
+        parse_remap(self.remap)
+        parse_smoothing(self.smooth)
+
+    def run_kwargs(self) -> dict:
+        """Keyword arguments for `chain.api.run` (outputs and progress aside)."""
+        return dict(seg=self.seg, synth=self.synth, seg_weights=self.seg_weights, synth_weights=self.synth_weights,
+                    seg_options=parse_options(self.seg_options), synth_options=parse_options(self.synth_options),
+                    remap=list(self.remap), background=self.background, smooth=self.smooth, size=self.size,
+                    max_frames=self.max_frames, batch_size=self.batch, device=self.device)
+
+    def command_line(self, outputs: Outputs) -> str:
+        """``chain run …`` that runs this chain into ``outputs``, quoted for a POSIX shell."""
+        words = ["chain", "run", self.source]
+        if outputs.video is not None:
+            words.append(str(outputs.video))
+        words += ["--seg", self.seg, "--synth", self.synth]
+        pairs = [("--seg-weights", self.seg_weights), ("--synth-weights", self.synth_weights),
+                 *(("--seg-opt", o) for o in self.seg_options), *(("--synth-opt", o) for o in self.synth_options),
+                 *(("--remap", r) for r in self.remap), ("--background", self.background), ("--smooth", self.smooth),
+                 ("--size", self.size),
+                 ("--max-frames", self.max_frames), ("--batch", self.batch if self.batch != 1 else None),
+                 ("--device", self.device if self.device != "auto" else None)]
+        for name in ("masks", "overlay", "compare", "labels", "summary"):
+            pairs.append(({"labels": "--save-labels"}.get(name, f"--{name}"), getattr(outputs, name)))
+        for option, value in pairs:
+            if value is not None:
+                words += [option, str(value)]
+        return shlex.join(words)
+
+
+def output_paths(source: str, folder: Path) -> Outputs:
+    """Where a UI run writes: ``STEM-chain.mp4``, ``-masks.mp4``, ``-compare.mp4``, ``-summary.json``."""
+    stem = Path(source).stem or "video"
+    return Outputs(video=folder / f"{stem}-chain.mp4", masks=folder / f"{stem}-masks.mp4",
+                   compare=folder / f"{stem}-compare.mp4", summary=folder / f"{stem}-summary.json")

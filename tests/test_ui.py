@@ -1,0 +1,126 @@
+"""`chain ui`'s library layer without a browser: stage menu, command line, cached preview, run and cancel."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+
+from chain.cli import app
+from chain.errors import ChainError
+from chain.labels import COCO_STUFF
+from chain.ui.menu import missing_text, options_hint, stage_choices
+from chain.ui.preview import Previewer
+from chain.ui.runner import Runner
+from chain.ui.settings import Settings, output_paths, split_list
+
+
+def test_menu_lists_usable_stages_and_says_why_others_cannot_run(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("CHAIN_WEIGHTS", str(tmp_path))
+    choices = {choice.text: choice for choice in stage_choices("segmenter")}
+    assert choices["palette:voc"].usable and choices["palette:voc"].label_space == "voc"
+    missing = choices["deeplab-mnv2:voc"]
+    assert not missing.usable and "chain import tflite deeplabv3_mnv2_voc_257.tflite" in missing.why
+    assert "`deeplab-mnv2:voc`: no weights at " + str(tmp_path) in missing_text("segmenter")
+    assert "type `labels:DIR" in missing_text("segmenter")  # typed stages are named, not listed
+    (tmp_path / "deeplab-mnv2-voc").mkdir()
+    (tmp_path / "deeplab-mnv2-voc" / "config.json").write_text("{}")
+    assert {c.text: c for c in stage_choices("segmenter")}["deeplab-mnv2:voc"].usable
+    assert options_hint("segmenter", "deeplab-mnv2:voc") == "deeplab-mnv2 takes: fit, size, quantization"
+    assert options_hint("synthesizer", "colorize:voc") == "colorize takes none"
+    synths = {choice.text for choice in stage_choices("synthesizer") if choice.usable}
+    assert {"colorize", "colorize:coco-stuff"} <= synths
+
+
+def test_command_line_is_what_chain_run_parses(tmp_path: Path) -> None:
+    settings = Settings(source="my clip.mp4", seg="deeplab-mnv2:voc", synth="colorize:coco-stuff",
+                        seg_options=split_list("size=129, fit=aspect"), remap=split_list("person=bear,\ncar=boat"),
+                        background="grass", smooth="ema:0.6", size="256", max_frames=10, batch=2)
+    outputs = output_paths("my clip.mp4", tmp_path)
+    words = shlex.split(settings.command_line(outputs))
+    assert words[:2] == ["chain", "run"]
+    context = typer.main.get_command(app).commands["run"].make_context("run", words[2:])
+    params = context.params
+    assert params["source"] == Path("my clip.mp4") and params["output"] == tmp_path / "my clip-chain.mp4"
+    assert (params["seg"], params["synth"]) == ("deeplab-mnv2:voc", "colorize:coco-stuff")
+    assert params["seg_opt"] == ["size=129", "fit=aspect"] and params["remap"] == ["person=bear", "car=boat"]
+    assert (params["background"], params["smooth"], params["size"], params["max_frames"], params["batch"]) == (
+        "grass", "ema:0.6", "256", 10, 2)
+    assert params["masks"] == tmp_path / "my clip-masks.mp4" and params["summary"] == tmp_path / "my clip-summary.json"
+
+
+def test_settings_refuse_what_the_cli_refuses() -> None:
+    with pytest.raises(ChainError, match="bad remap rule 'person'"):
+        Settings(source="a.mp4", remap=("person",))
+    with pytest.raises(ChainError, match="stage option 'size' is not KEY=VALUE"):
+        Settings(source="a.mp4", seg_options=("size",))
+    with pytest.raises(ChainError, match="ema:ALPHA"):
+        Settings(source="a.mp4", smooth="sometimes")
+    with pytest.raises(ChainError, match="choose a video"):
+        Settings(source=" ")
+
+
+def test_remap_repaints_from_the_cached_segmentation(carphone: Path) -> None:
+    previewer = Previewer()
+    plain = Settings(source=str(carphone), seg="palette:voc", synth="colorize:coco-stuff")
+    first = previewer.preview(plain, 30)
+    assert first.segmented and first.source_space == "voc" and first.target_space == "coco-stuff"
+    names = [name for name, _ in first.classes]
+    assert "person" in names and abs(sum(share for _, share in first.classes) - 1) < 1e-6
+    # The masks and the remapped labels carry a legend to the right of the frame.
+    assert first.masks.shape[1] > first.frame.shape[1] and first.labels.shape[1] > first.frame.shape[1]
+    person = np.all(first.painting == COCO_STUFF.palette[COCO_STUFF.id_of("person")], axis=-1)
+    assert person.mean() > 0.05
+
+    bears = previewer.preview(Settings(source=str(carphone), seg="palette:voc", synth="colorize:coco-stuff",
+                                       remap=("person=bear",)), 30)
+    assert not bears.segmented and "segment" not in bears.seconds
+    bear = np.all(bears.painting == COCO_STUFF.palette[COCO_STUFF.id_of("bear")], axis=-1)
+    assert np.array_equal(bear, person)  # the same pixels, painted as bears
+    assert bears.classes == first.classes  # found classes are listed before remapping
+    assert previewer.preview(plain, 31).segmented  # another frame is segmented
+
+    with pytest.raises(ChainError, match="unknown class 'beer' in label space 'coco-stuff'; did you mean 'bear'"):
+        previewer.preview(Settings(source=str(carphone), seg="palette:voc", synth="colorize:coco-stuff",
+                                   remap=("person=beer",)), 30)
+
+
+def test_run_writes_outputs_and_cancel_leaves_nothing(carphone: Path, tmp_path: Path) -> None:
+    runner = Runner()
+    settings = Settings(source=str(carphone), seg="palette:voc", synth="colorize:coco-stuff", remap=("person=bear",),
+                        size="88", max_frames=12)
+    outputs = output_paths(str(carphone), tmp_path)
+    runner.start(settings, outputs)
+    state = runner.wait(60)
+    assert state.status == "done", state.message
+    assert state.done == state.total == 12 and state.frames_per_second > 0
+    assert set(state.outputs) == {"video", "masks", "compare", "summary"}
+    assert state.summary["remapped"] == ["person → bear"]
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert sorted(before) == sorted(Path(p).name for p in state.outputs.values())
+
+    slow = Settings(source=str(carphone), seg="palette:voc", synth="colorize:coco-stuff", remap=("person=bear",))
+    runner.start(slow, outputs)
+    with pytest.raises(ChainError, match="a run is already going"):
+        runner.start(slow, outputs)
+    deadline = time.monotonic() + 60
+    while runner.state().done < 2 and runner.state().active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.cancel()
+    state = runner.wait(60)
+    assert state.status == "cancelled" and "no partial output" in state.message
+    assert 0 < state.done < 120
+    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert after == before  # no hidden partial file, and the first run's outputs untouched
+
+
+def test_run_errors_are_the_cli_one_line(tmp_path: Path) -> None:
+    runner = Runner()
+    runner.start(Settings(source=str(tmp_path / "missing.mp4"), seg="palette:voc"), output_paths("missing", tmp_path))
+    state = runner.wait(30)
+    assert state.status == "failed" and state.message == f"input not found: {tmp_path / 'missing.mp4'}"
