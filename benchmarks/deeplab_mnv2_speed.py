@@ -20,8 +20,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -30,8 +30,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chain.importers.tflite import import_tflite  # noqa: E402
-from tests.tflite_reference import TFLiteReference, reference_input  # noqa: E402
 from models.deeplab_mnv2 import DeepLabMNv2  # noqa: E402
+from tests.tflite_reference import TFLiteReference, reference_input  # noqa: E402
 
 NETWORKS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
 THREADS = 2
@@ -105,7 +105,7 @@ def main() -> None:
         model.load_state_dict(state_dict)
         reference = TFLiteReference(weights, num_threads=THREADS)
         image = reference_input(photo, reference.size)
-        tflite_step = lambda: reference(image)  # noqa: E731
+        tflite_step = lambda reference=reference, image=image: reference(image)  # noqa: E731
 
         variants = {}
         for mode in ("no_grad", "inference_mode"):

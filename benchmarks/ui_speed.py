@@ -52,7 +52,7 @@ def start_ui(env: dict[str, str], out_dir: Path) -> tuple[subprocess.Popen, str,
             return process, url, time.perf_counter() - started
         except OSError:
             if process.poll() is not None:
-                raise SystemExit(f"chain ui exited with {process.returncode}")
+                raise SystemExit(f"chain ui exited with {process.returncode}") from None
             time.sleep(0.05)
 
 
@@ -145,15 +145,15 @@ def main() -> None:
             for name, (file, first) in CLIPS.items() if args.repeats else ():
                 open_clip(driver, url, SHARED / "data/videos" / file)
                 type_into(driver, "#frame input[type=number]", str(first), end=Keys.TAB)
-                wait(lambda: f"frame {first}:" in css(driver, "#message").text, what=f"frame {first}")
+                wait(lambda first=first: f"frame {first}:" in css(driver, "#message").text, what=f"frame {first}")
                 remap_times, frame_times = [], []
                 for repeat in range(args.repeats):  # interleaved: a remap, then another frame
                     # the largest class the segmenter found here, painted as another animal each time
                     found = [e.get_attribute("value") for e in driver.find_elements(By.CSS_SELECTOR, "#classes input")]
                     rule = f"{next(c for c in found if c != 'unlabeled')}={('bear', 'cat')[repeat % 2]}"
-                    remap_times.append(timed_change(driver, lambda: type_into(driver, "#remap textarea", rule)))
+                    remap_times.append(timed_change(driver, lambda rule=rule: type_into(driver, "#remap textarea", rule)))
                     frame = str(first + 5 * (repeat + 1))
-                    frame_times.append(timed_change(driver, lambda: type_into(
+                    frame_times.append(timed_change(driver, lambda frame=frame: type_into(
                         driver, "#frame input[type=number]", frame, end=Keys.TAB)))
                 remap, frame = statistics.median(remap_times), statistics.median(frame_times)
                 print(f"load average {os.getloadavg()[0]:.1f}; {name}: remap change → new preview "

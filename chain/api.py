@@ -8,13 +8,13 @@ from pathlib import Path
 
 from chain.device import resolve_device
 from chain.errors import ChainError
+from chain.labels import parse_remap
+from chain.media import Trim, check_preset, open_source
 from chain.pipeline import Chain, Outputs, Progress, check_output_paths
 from chain.stages import StageContext, build_stage
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
-from chain.labels import parse_remap
-from chain.media import Trim, check_preset, open_source
 
 NONE = "none"
 

@@ -6,9 +6,8 @@ place where errors become messages and exit codes.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,7 +16,6 @@ from rich.table import Table
 from rich.text import Text
 
 from chain import api
-from chain.errors import ChainError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Re-imagine films through neural networks: segment, remap, synthesize. "
@@ -29,38 +27,38 @@ out = Console()
 # --- options, declared once -------------------------------------------------------------
 Seg = Annotated[str, typer.Option("--seg", help="Segmenter NAME[:VARIANT], or 'none' (see `chain list`).")]
 Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`).")]
-SegWeights = Annotated[Optional[str], typer.Option(help="Segmenter weights: a file/folder, or 'random'.")]
-SynthWeights = Annotated[Optional[str], typer.Option(help="Synthesizer weights: a file or folder.")]
-SegOpt = Annotated[Optional[list[str]], typer.Option(help="Segmenter option KEY=VALUE (repeatable).")]
-SynthOpt = Annotated[Optional[list[str]], typer.Option(help="Synthesizer option KEY=VALUE (repeatable).")]
-Remap = Annotated[Optional[list[str]], typer.Option(
+SegWeights = Annotated[str | None, typer.Option(help="Segmenter weights: a file/folder, or 'random'.")]
+SynthWeights = Annotated[str | None, typer.Option(help="Synthesizer weights: a file or folder.")]
+SegOpt = Annotated[list[str] | None, typer.Option(help="Segmenter option KEY=VALUE (repeatable).")]
+SynthOpt = Annotated[list[str] | None, typer.Option(help="Synthesizer option KEY=VALUE (repeatable).")]
+Remap = Annotated[list[str] | None, typer.Option(
     help="Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').")]
-Smooth = Annotated[Optional[str], typer.Option(
+Smooth = Annotated[str | None, typer.Option(
     help="Temporal smoothing of class probabilities: ema:ALPHA (moving average, ALPHA = weight of the past, "
          "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), or none.")]
-Background = Annotated[Optional[str], typer.Option(
+Background = Annotated[str | None, typer.Option(
     help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames per network call.")]
 Start = Annotated[float, typer.Option(help="Start this many seconds into the input.")]
-Duration = Annotated[Optional[float], typer.Option(help="Process at most this many seconds.")]
-MaxFrames = Annotated[Optional[int], typer.Option(help="Process at most this many frames.")]
-Size = Annotated[Optional[str], typer.Option(help="Working/output size: WxH (256x144) or a short side (256).")]
-Fps = Annotated[Optional[float], typer.Option(help="Output frame rate (frames are dropped or repeated).")]
-Masks = Annotated[Optional[Path], typer.Option(help="Write colourised labels with class names and a legend.")]
-Overlay = Annotated[Optional[Path], typer.Option(help="Write labels blended over the input.")]
-Compare = Annotated[Optional[Path], typer.Option(help="Write input | labels | synthesized side by side.")]
-SaveLabels = Annotated[Optional[Path], typer.Option(help="Write lossless label PNGs (000000.png…) to a folder.")]
-Summary = Annotated[Optional[Path], typer.Option(help="Write a JSON summary: per-frame classes, timings.")]
-Crf = Annotated[Optional[int], typer.Option(min=0, max=63, help="x264/VP9 quality (lower is better).")]
-Preset = Annotated[Optional[str], typer.Option(help="x264 preset, e.g. ultrafast, medium, slow.")]
-LatentNoise = Annotated[Optional[float], typer.Option(
+Duration = Annotated[float | None, typer.Option(help="Process at most this many seconds.")]
+MaxFrames = Annotated[int | None, typer.Option(help="Process at most this many frames.")]
+Size = Annotated[str | None, typer.Option(help="Working/output size: WxH (256x144) or a short side (256).")]
+Fps = Annotated[float | None, typer.Option(help="Output frame rate (frames are dropped or repeated).")]
+Masks = Annotated[Path | None, typer.Option(help="Write colourised labels with class names and a legend.")]
+Overlay = Annotated[Path | None, typer.Option(help="Write labels blended over the input.")]
+Compare = Annotated[Path | None, typer.Option(help="Write input | labels | synthesized side by side.")]
+SaveLabels = Annotated[Path | None, typer.Option(help="Write lossless label PNGs (000000.png…) to a folder.")]
+Summary = Annotated[Path | None, typer.Option(help="Write a JSON summary: per-frame classes, timings.")]
+Crf = Annotated[int | None, typer.Option(min=0, max=63, help="x264/VP9 quality (lower is better).")]
+Preset = Annotated[str | None, typer.Option(help="x264 preset, e.g. ultrafast, medium, slow.")]
+LatentNoise = Annotated[float | None, typer.Option(
     help="Autoencoder synthesizers: add Gaussian noise of this std to the latent code.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
-Cluster = Annotated[Optional[str], typer.Option(
+Cluster = Annotated[str | None, typer.Option(
     help="Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an existing cluster).")]
-Shards = Annotated[Optional[int], typer.Option(min=1, help="--cluster: this many shards [default: one per GPU/CPU].")]
-ShardSeconds = Annotated[Optional[float], typer.Option(help="--cluster: shards of about this many seconds.")]
+Shards = Annotated[int | None, typer.Option(min=1, help="--cluster: this many shards [default: one per GPU/CPU].")]
+ShardSeconds = Annotated[float | None, typer.Option(help="--cluster: shards of about this many seconds.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
                                                        "it says) is an error, not a warning.")]
 
@@ -93,7 +91,7 @@ class RichProgress:
 @app.command()
 def run(
     source: Annotated[Path, typer.Argument(help="Video file, folder of images, or image.")],
-    output: Annotated[Optional[Path], typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
+    output: Annotated[Path | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
                                                         "or folder for PNG frames.")] = None,
     seg: Seg = "deeplab", synth: Synth = "colorize", seg_weights: SegWeights = None,
     synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
@@ -168,17 +166,17 @@ app.add_typer(train_app, name="train")
 def train_vaegan(
     film: Annotated[Path, typer.Argument(help="The film (or clip, image folder) to learn.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
-    size: Annotated[Optional[str], typer.Option(help="Training frame size WxH [default: 256x144].")] = None,
-    latent: Annotated[Optional[int], typer.Option(min=1, help="Latent numbers [default: 200].")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the film [default: 6].")] = None,
-    batch: Annotated[Optional[int], typer.Option(min=1, help="Frames per step [default: 12].")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate [default: 2e-4].")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of weights, batches and noise [default: 0].")] = None,
-    pixel_weight: Annotated[Optional[float], typer.Option(
+    size: Annotated[str | None, typer.Option(help="Training frame size WxH [default: 256x144].")] = None,
+    latent: Annotated[int | None, typer.Option(min=1, help="Latent numbers [default: 200].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the film [default: 6].")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Frames per step [default: 12].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate [default: 2e-4].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and noise [default: 0].")] = None,
+    pixel_weight: Annotated[float | None, typer.Option(
         help="Extra pixel-space reconstruction weight (not in the paper) [default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
-    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
     device: Device = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
     quiet: Quiet = False,
@@ -199,22 +197,22 @@ def train_spade(
     data: Annotated[Path, typer.Option(help="Dataset folder (CamVid or NVlabs COCO-Stuff layout), or a video "
                                             "labelled by --seg.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
-    seg: Annotated[Optional[str], typer.Option(help="Label a video's frames with this segmenter (pseudo-labels).")] = None,
+    seg: Annotated[str | None, typer.Option(help="Label a video's frames with this segmenter (pseudo-labels).")] = None,
     seg_weights: SegWeights = None,
-    split: Annotated[Optional[str], typer.Option(help="Dataset split to train on [default: train].")] = None,
-    size: Annotated[Optional[str], typer.Option(help="Training size WxH, multiples of 32 [default: 256x192].")] = None,
-    ngf: Annotated[Optional[int], typer.Option(min=1, help="Generator width [default: 64, as NVlabs].")] = None,
-    spade_hidden: Annotated[Optional[int], typer.Option(min=1, help="SPADE label-MLP width [default: 128].")] = None,
-    ndf: Annotated[Optional[int], typer.Option(min=1, help="Discriminator width [default: 64].")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the pairs [default: 50].")] = None,
-    batch: Annotated[Optional[int], typer.Option(min=1, help="Pairs per step [default: 8].")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Base learning rate (G lr/2, D 2*lr) [default: 2e-4].")] = None,
-    vgg_weights: Annotated[Optional[str], typer.Option(
+    split: Annotated[str | None, typer.Option(help="Dataset split to train on [default: train].")] = None,
+    size: Annotated[str | None, typer.Option(help="Training size WxH, multiples of 32 [default: 256x192].")] = None,
+    ngf: Annotated[int | None, typer.Option(min=1, help="Generator width [default: 64, as NVlabs].")] = None,
+    spade_hidden: Annotated[int | None, typer.Option(min=1, help="SPADE label-MLP width [default: 128].")] = None,
+    ndf: Annotated[int | None, typer.Option(min=1, help="Discriminator width [default: 64].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the pairs [default: 50].")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Pairs per step [default: 8].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate (G lr/2, D 2*lr) [default: 2e-4].")] = None,
+    vgg_weights: Annotated[str | None, typer.Option(
         help="torchvision VGG-19 weights (.pth) to add the perceptual loss; none is used without them.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of weights, batches and flips [default: 0].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and flips [default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
-    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
     device: Device = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
     quiet: Quiet = False,
@@ -242,13 +240,13 @@ def eval_spade(
     seg: Annotated[str, typer.Option(help="The segmenter that judges synthesized and real images.")]
         = "deeplab-mnv2:ade20k",
     seg_weights: SegWeights = None, seg_opt: SegOpt = None,
-    label_seg: Annotated[Optional[str], typer.Option(
+    label_seg: Annotated[str | None, typer.Option(
         help="For a video: the segmenter whose labels are painted from [default: --seg].")] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "val",
-    size: Annotated[Optional[str], typer.Option(help="Scoring size WxH [default: the generator's size].")] = None,
-    max_items: Annotated[Optional[int], typer.Option(min=1, help="Score at most this many images/frames.")] = None,
-    samples: Annotated[Optional[Path], typer.Option(help="PNG: labels | real | synthesized | judged, per row.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write the scores as JSON.")] = None,
+    size: Annotated[str | None, typer.Option(help="Scoring size WxH [default: the generator's size].")] = None,
+    max_items: Annotated[int | None, typer.Option(min=1, help="Score at most this many images/frames.")] = None,
+    samples: Annotated[Path | None, typer.Option(help="PNG: labels | real | synthesized | judged, per row.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the scores as JSON.")] = None,
     start: Start = 0.0, duration: Duration = None, batch: Batch = 4, device: Device = "auto",
 ) -> None:
     """SPADE's test: segment synthesized images and score them against the labels they came from."""
@@ -277,7 +275,7 @@ def eval_spade(
 
 
 @app.command()
-def labels(space: Annotated[Optional[str], typer.Argument(help="A label space; omit to list them.")] = None) -> None:
+def labels(space: Annotated[str | None, typer.Argument(help="A label space; omit to list them.")] = None) -> None:
     """List a label space's ids, names and colours (or the spaces)."""
     from chain.labels import LABEL_SPACES, get_label_space
 
@@ -329,9 +327,9 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
 
 @app.command()
 def ui(
-    source: Annotated[Optional[Path], typer.Argument(help="A video to open at start (or choose one).")] = None,
+    source: Annotated[Path | None, typer.Argument(help="A video to open at start (or choose one).")] = None,
     out: Annotated[Path, typer.Option(help="Folder the page's runs write into.")] = Path("chain-ui-outputs"),
-    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port on 127.0.0.1 [default: 7860+].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1 [default: 7860+].")] = None,
 ) -> None:
     """Open a local web page: try label swaps on one frame, then run the whole video (needs the ui extra)."""
     from chain.ui import launch

@@ -15,8 +15,19 @@ import numpy as np
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_table
 from chain.labels.saved import LABELS_META_FILE, labels_meta
-from chain.media import (Frame, FrameSink, FrameSource, ImageFolderSink, Size, SourceInfo, Trim, open_audio, open_sink,
-                         open_source, output_kind)
+from chain.media import (
+    Frame,
+    FrameSink,
+    FrameSource,
+    ImageFolderSink,
+    Size,
+    SourceInfo,
+    Trim,
+    open_audio,
+    open_sink,
+    open_source,
+    output_kind,
+)
 from chain.media.source import InputDamage
 from chain.media.targets import check_target
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
@@ -317,7 +328,8 @@ class Chain:
             renderer = MaskRenderer(self.source_space)
             views["masks"] = [renderer(frame_labels) for frame_labels in labels]
         if "overlay" in sinks:
-            views["overlay"] = [overlay(f, l, self.source_space) for f, l in zip(batch.frames, labels)]
+            views["overlay"] = [overlay(frame, frame_labels, self.source_space)
+                                for frame, frame_labels in zip(batch.frames, labels)]
         if "compare" in sinks:
             views["compare"] = []
             for i, frame in enumerate(batch.frames):

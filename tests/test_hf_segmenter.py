@@ -16,8 +16,7 @@ from PIL import Image
 
 from chain.entry import main as chain_main
 from chain.labels import ADE20K, COCO_PANOPTIC, COCO_STUFF
-from chain.stages import StageContext, build_stage, get_stage
-from chain.stages import hf_segmenter
+from chain.stages import StageContext, build_stage, get_stage, hf_segmenter
 from chain.stages.smoothing import SmoothedSegmenter, Smoothing
 from tests.conftest import shared_file
 from tests.tiny_transformers import write_mask2former, write_segformer

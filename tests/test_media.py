@@ -137,11 +137,10 @@ def test_start_past_end_is_an_error(carphone: Path) -> None:
 
 # --- issue 11: damaged, rotated, variable-rate and animated input -----------------------------
 
-from tests.bad_inputs import make_video  # noqa: E402
-from tests.bad_inputs.media import (corrupt_packets, make_faststart_video, make_gif,  # noqa: E402
-                                    make_rotated_video, video_times)
-from chain.media.source import MAX_FPS, MIN_FPS, parse_fps  # noqa: E402
 from chain.media.sizes import MAX_SIDE  # noqa: E402
+from chain.media.source import MAX_FPS, MIN_FPS, parse_fps  # noqa: E402
+from tests.bad_inputs import make_video  # noqa: E402
+from tests.bad_inputs.media import corrupt_packets, make_faststart_video, make_gif, make_rotated_video, video_times  # noqa: E402
 
 
 def test_damaged_packets_are_skipped_and_later_frames_keep_their_times(tmp_path: Path) -> None:

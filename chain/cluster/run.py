@@ -287,10 +287,10 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
     labels, changes = first_part.labels, first_part.changes
     boundaries = [None]
     stage_seconds: dict[str, float] = {}
-    for summary, part in results:
+    for summary, _part in results:
         for stage, seconds in summary.stage_seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
-    for summary, part in results[1:]:
+    for _summary, part in results[1:]:
         boundaries.append(labels.join(part.labels) if labels is not None else None)
         if changes is not None:
             changes.join(part.changes)

@@ -170,7 +170,7 @@ class BatchSampler:
         """The (0-based) epoch that global step ``step`` (0-based) falls in."""
         return step // self.steps_per_epoch
 
-    @lru_cache(maxsize=2)
+    @lru_cache(maxsize=2)  # noqa: B019 (two epochs of one sampler; samplers live as long as their run)
     def permutation(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_frames)
 

@@ -183,7 +183,7 @@ def build_dataset_cache(root: str | os.PathLike, split: str, cache_dir: str | os
     """A dataset split at ``size`` in ``cache_dir`` (reused when it matches)."""
     layout = dataset_layout(root, split)
     pairs = dataset_pairs(layout)
-    newest = max(max(i.stat().st_mtime_ns, l.stat().st_mtime_ns) for i, l in pairs)
+    newest = max(max(image.stat().st_mtime_ns, label.stat().st_mtime_ns) for image, label in pairs)
     key = {"version": CACHE_VERSION, "source": str(Path(root).resolve()), "split": split, "layout": layout.name,
            "pairs": len(pairs), "newest_mtime_ns": newest, "width": size.width, "height": size.height}
     cached = _open_cached(Path(cache_dir), key)

@@ -1,5 +1,9 @@
 """Label spaces, conversions between them, and user remapping of classes."""
 
+from chain.labels.coco_panoptic import COCO_PANOPTIC, COCO_PANOPTIC_CATEGORY_IDS
+from chain.labels.convert import EQUIVALENT, STAND_INS, Conversion, conversion
+from chain.labels.remap import describe_remap, parse_remap, remap_table
+from chain.labels.space import LabelSpace, normalize_name
 from chain.labels.spaces import (
     ADE20K,
     ADE20K_CONTROLNET_PALETTE,
@@ -14,10 +18,6 @@ from chain.labels.spaces import (
     get_label_space,
     register_label_space,
 )
-from chain.labels.coco_panoptic import COCO_PANOPTIC, COCO_PANOPTIC_CATEGORY_IDS
-from chain.labels.convert import EQUIVALENT, STAND_INS, Conversion, conversion
-from chain.labels.remap import describe_remap, parse_remap, remap_table
-from chain.labels.space import LabelSpace, normalize_name
 
 __all__ = [
     "ADE20K",

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from chain.labels.spaces import CITYSCAPES, CITYSCAPES_TO_TRAIN, CITYSCAPES_TRAIN
 from chain.labels.coco_panoptic import MERGED
 from chain.labels.space import LabelSpace, normalize_name
+from chain.labels.spaces import CITYSCAPES, CITYSCAPES_TO_TRAIN, CITYSCAPES_TRAIN
 
 #: Groups of names for one concept; the first member that a target knows is used, after the
 #: source's own name. A name belongs to at most one group.
@@ -340,7 +340,7 @@ def conversion(
     return Conversion(source, target, lut, unmapped)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_conversion(source: LabelSpace, target: LabelSpace) -> Conversion:
     if source is target:
         return Conversion(source, target, np.arange(len(source)))

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from chain.errors import ChainError
-from chain.labels.spaces import LABEL_SPACES, pascal_colormap
 from chain.labels.space import LabelSpace, normalize_name
+from chain.labels.spaces import LABEL_SPACES, pascal_colormap
 
 #: Names a model may give its catch-all class; the first one present becomes the fallback.
 CATCH_ALL_NAMES = ("unlabeled", "background", "void", "other", "ignore")

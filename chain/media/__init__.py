@@ -1,9 +1,9 @@
 """Reading and writing frames: video files through PyAV, image folders, single images."""
 
 from chain.media.audio import AudioPassthrough, open_audio
+from chain.media.inputs import open_source
 from chain.media.sink import FrameSink, ImageFolderSink, check_preset, open_sink, output_kind, save_png
 from chain.media.sizes import Size, parse_size, resolve_size
-from chain.media.inputs import open_source
 from chain.media.source import Frame, FrameSource, SourceInfo, Trim
 
 __all__ = [

@@ -7,7 +7,6 @@ from typing import NamedTuple
 
 from chain.errors import ChainError
 
-
 #: The largest side --size accepts (16K): beyond any camera or H.264 level (6.2 stops at 8192x4320),
 #: and one RGB frame of 16384x16384 already takes 768 MiB before any network runs.
 MAX_SIDE = 16384

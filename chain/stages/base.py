@@ -53,7 +53,7 @@ class Segmenter(ABC):
     #: A short human description for summaries, e.g. "torchvision DeepLabV3 ResNet-50 (COCO-VOC weights)".
     description: str = ""
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (an optional hook: stateless stages need nothing)
         """Forget any state carried between frames; called at the start of every run."""
 
     @abstractmethod
@@ -94,10 +94,10 @@ class Synthesizer(ABC):
     #: a shard of the run (`chain.cluster`) first paints that frame, unwritten.
     anchored_on_first_frame: bool = False
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (an optional hook: stateless stages need nothing)
         """Forget any state carried between frames; called at the start of every run."""
 
-    def seek(self, index: int) -> None:
+    def seek(self, index: int) -> None:  # noqa: B027 (an optional hook)
         """The next frame given is the run's frame ``index`` (a shard of a run starts past 0)."""
 
     def unshardable(self) -> str | None:

@@ -4,7 +4,6 @@ synthesizer (each label's palette colour)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

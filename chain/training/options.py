@@ -15,8 +15,9 @@ configs were nested (one flat dict of flags) still resume.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from chain.errors import ChainError, first_line
 

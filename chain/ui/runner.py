@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from chain import api
 from chain.entry import describe_os_error

@@ -101,6 +101,6 @@ def make_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48)
 
 
 # Register the cases of each kind (imported for their side effect).
-from tests.bad_inputs import outputs as _outputs  # noqa: E402,F401
 from tests.bad_inputs import media as _media  # noqa: E402,F401
+from tests.bad_inputs import outputs as _outputs  # noqa: E402,F401
 from tests.bad_inputs import stages as _stages  # noqa: E402,F401
