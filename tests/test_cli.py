@@ -6,6 +6,9 @@ tests about the process itself (``python -m chain``, tracebacks with --debug) st
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,23 +18,23 @@ import pytest
 from chain.entry import main
 
 
-@pytest.fixture(autouse=True)
-def _capture(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    global _capsys
-    _capsys = capsys
-    monkeypatch.setenv("COLUMNS", "200")
-
-
 def chain_cli(*args: str) -> subprocess.CompletedProcess:
     """``chain ARGS`` in this process, as a finished process would report it."""
-    _capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    captured = _capsys.readouterr()
-    return subprocess.CompletedProcess(["chain", *args], code, captured.out, captured.err)
+    out, err = io.StringIO(), io.StringIO()
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "200"  # rich reads it at each print: tables as wide as a wide terminal's
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        finally:
+            if columns is None:
+                del os.environ["COLUMNS"]
+            else:
+                os.environ["COLUMNS"] = columns
+    return subprocess.CompletedProcess(["chain", *args], code, out.getvalue(), err.getvalue())
 
 
 def chain_process(*args: str) -> subprocess.CompletedProcess:
