@@ -335,10 +335,3 @@ def ui(
     from chain.ui import launch
 
     launch(str(source) if source else None, out_dir=out, port=port)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The ``chain`` command (kept here for ``chain.cli:main`` entry points; see `chain.entry`)."""
-    from chain.entry import main as entry_main
-
-    entry_main(argv)

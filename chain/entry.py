@@ -10,39 +10,9 @@ Exit codes: 0 done; 2 a mistake the user can fix (`ChainError`, usage); 3 missin
 
 from __future__ import annotations
 
-import errno
-import os
-import re
 import sys
 
 OS_ERROR_EXIT = 4
-_OS_REASONS = {
-    errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-    errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted", errno.ENAMETOOLONG: "the name is too long",
-    errno.ENOENT: "no such file or folder", errno.ENOTDIR: "a part of the path is a file, not a folder",
-    errno.EISDIR: "it is a folder", errno.EMFILE: "too many open files", errno.EIO: "an input/output error",
-}
-
-
-def _user_path(name: str | os.PathLike | None) -> str | None:
-    """The path to show for an OS error: the output's own name, not its hidden staging name."""
-    if name is None:
-        return None
-    text = os.fspath(name)
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    # ``dir/.out.mp4.partial-HOST-PID-RAND.mp4/000001.png`` → ``dir/out.mp4/000001.png``
-    return re.sub(r"(^|/)\.([^/]+?)\.partial-[^/]*", r"\1\2", text)
-
-
-def describe_os_error(error: OSError) -> str:
-    """One line for an OS error: what the system said, about which of the user's paths."""
-    reason = _OS_REASONS.get(error.errno) or (error.strerror or str(error)).strip().rstrip(".")
-    path = _user_path(error.filename)
-    other = _user_path(getattr(error, "filename2", None))
-    where = f" writing {path}" if path and not other else f" moving {path} to {other}" if path else ""
-    return f"the system refused{where}: {reason}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
 def _run(args: list[str]) -> None:
     import typer
 
-    from chain.errors import ChainError
+    from chain.errors import ChainError, describe_os_error
 
     usage_error = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
     abort = next(cls for cls in typer.Abort.__mro__ if cls.__name__ == "Abort")

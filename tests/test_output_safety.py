@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chain.entry import describe_os_error, main
+from chain.errors import describe_os_error, main
 from chain.media import targets
 from chain.media.sink import ImageFolderSink
 from tests.bad_inputs import make_video

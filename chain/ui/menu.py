@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from chain.labels import LABEL_SPACES
 from chain.stages import stages
-from chain.stages.registry import StageKind, StageSpec, parse_stage_name
+from chain.stages.registry import parse_stage_name
+from chain.stages.spec import StageKind, StageSpec
 
 #: Stages whose variant is a path or a repository: typed into the menu, never listed.
 TYPED = {"labels": "labels:DIR (a folder written by --save-labels)", "hf": "hf:REPO_OR_FOLDER"}

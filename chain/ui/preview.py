@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from chain.api import NONE, parse_options
+from chain.device import resolve_device
 from chain.errors import ChainError
 from chain.media import SourceInfo, Trim, open_source
 from chain.pipeline import Chain
 from chain.render import MaskRenderer, class_shares, resize_frames
-from chain.stages import StageContext, build_stage, resolve_device
+from chain.stages import StageContext, build_stage
 from chain.stages.base import Segmenter, Synthesizer
 from chain.ui.settings import Settings
 

@@ -12,8 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from chain import api
-from chain.entry import describe_os_error
-from chain.errors import ChainError
+from chain.errors import ChainError, describe_os_error
 from chain.pipeline import Outputs
 from chain.ui.settings import Settings
 
