@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chain.errors import describe_os_error, main
+from chain.entry import main
+from chain.errors import describe_os_error
 from chain.media import targets
 from chain.media.sink import ImageFolderSink
 from tests.bad_inputs import make_video
