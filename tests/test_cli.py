@@ -84,6 +84,7 @@ def test_user_mistakes_fail_in_one_line(args: list[str], needles: list[str], car
     assert_one_line_error(result, *needles)
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback() -> None:
     result = chain_process("run", "nope.mp4", "out.mp4", "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr
@@ -102,6 +103,7 @@ def test_listings(carphone: Path) -> None:
     assert info.returncode == 0 and "176x144" in info.stdout and "120 frames" in info.stdout
 
 
+@pytest.mark.slow
 def test_run_from_the_command_line(carphone: Path, tmp_path: Path) -> None:
     result = chain_process("run", str(carphone), str(tmp_path / "out.mp4"), "--seg", "palette:voc", "--max-frames", "5",
                        "--masks", str(tmp_path / "masks.mp4"), "--summary", str(tmp_path / "s.json"), "-q")

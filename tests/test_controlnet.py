@@ -263,6 +263,7 @@ def test_option_mistakes_fail_in_one_line(tiny: dict[str, str], options: dict[st
     ("controlnet", {}, "lllyasviel/control_v11p_sd15_seg"),
     ("controlnet:v10", {"controlnet": "{tiny}"}, "stable-diffusion-v1-5/stable-diffusion-v1-5"),
 ])
+@pytest.mark.slow
 def test_a_missing_model_names_its_repository_in_one_line(carphone: Path, tiny: dict[str, str], tmp_path: Path,
                                                           variant: str, options: dict[str, str],
                                                           repository: str) -> None:

@@ -217,6 +217,7 @@ def agreement(
     return {name: (agree / pixels, worst) for name, (agree, worst) in counts.items()}
 
 
+@pytest.mark.slow
 def test_voc_port_matches_tflite(models: dict[str, DeepLabMNv2], parity_images: dict[str, list[Image.Image]]) -> None:
     litert()
     reference = TFLiteReference(shared_file(f"weights/{NETWORKS['voc']}"))
@@ -266,6 +267,7 @@ def test_import_records_the_hybrid_convs(checkpoints: dict[str, Path]) -> None:
         load_deeplab_mnv2(checkpoints["ade20k"], activation_quantization="int4")
 
 
+@pytest.mark.slow
 def test_int8_emulation_follows_the_stock_runtime(checkpoints: dict[str, Path]) -> None:
     """The ADE20K file's hybrid convs emulated as XNNPACK computes them: closer to the stock
     runtime than the float port on a photo (the full measurement is the parity benchmark)."""

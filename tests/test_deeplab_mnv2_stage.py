@@ -23,6 +23,7 @@ def voc_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_imported(tflite, tmp_path_factory.mktemp("weights") / "deeplab-mnv2-voc", label_space="voc")
 
 
+@pytest.mark.slow
 def test_import_command_writes_a_checkpoint_the_chain_finds(tmp_path: Path) -> None:
     tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
     result = subprocess.run([sys.executable, "-m", "chain", "import", "tflite", str(tflite), "--labels", "voc",

@@ -35,6 +35,7 @@ def probe(path: Path) -> tuple[int, Fraction, list[str], tuple[int, int]]:
             (stream.codec_context.width, stream.codec_context.height)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("clip", ["carphone", "bunny"])
 def test_round_trip_keeps_frame_count_rate_and_audio(clip: str, request: pytest.FixtureRequest,
                                                      tmp_path: Path) -> None:

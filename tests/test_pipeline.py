@@ -75,6 +75,7 @@ def test_voc_labels_are_converted_to_the_synthesizers_space(tmp_path: Path) -> N
     assert np.array_equal(read_png(tmp_path / "coco" / "000000.png"), expected)
 
 
+@pytest.mark.slow
 def test_all_inspection_outputs_on_a_real_clip(carphone: Path, tmp_path: Path) -> None:
     summary = chain.run(
         carphone, tmp_path / "out.mp4", seg="deeplab:mobilenet_v3_large", seg_weights="random",

@@ -116,6 +116,7 @@ def test_preset_channel_counts() -> None:
 # Loading and saving
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     generator = tiny_generator()
     labels = torch.randint(0, 6, (1, 64, 64))
@@ -129,6 +130,7 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         assert torch.equal(load_spade(tmp_path / "spade")(segmap), generator(segmap))
 
 
+@pytest.mark.slow
 def test_load_nvidia_state_dict_tolerates_missing_num_batches_tracked() -> None:
     source = tiny_generator()
     state_dict = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
@@ -139,6 +141,7 @@ def test_load_nvidia_state_dict_tolerates_missing_num_batches_tracked() -> None:
             assert torch.equal(target.state_dict()[key], value), key
 
 
+@pytest.mark.slow
 def test_load_nvidia_state_dict_is_strict_otherwise() -> None:
     state_dict = tiny_generator().state_dict()
     generator = SPADEGenerator(tiny_generator().config)

@@ -26,6 +26,7 @@ def decoded(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
+@pytest.mark.slow
 def test_spade_run_keeps_frame_count_and_is_deterministic(carphone: Path, coco_ngf8: Path, tmp_path: Path) -> None:
     options = dict(seg="palette:voc", synth="spade", synth_weights=str(coco_ngf8), synth_options={"size": "64"},
                    batch_size=8)
@@ -42,6 +43,7 @@ def test_spade_run_keeps_frame_count_and_is_deterministic(carphone: Path, coco_n
         assert np.array_equal(first, np.asarray(Image.open(tmp_path / "b" / f"{index:06d}.png")))
 
 
+@pytest.mark.slow
 def test_spade_native_fit_keeps_aspect_and_squash_uses_the_crop(coco_ngf8: Path) -> None:
     native = build_stage("synthesizer", "spade", StageContext(weights=str(coco_ngf8)))
     squash = build_stage("synthesizer", "spade", StageContext(weights=str(coco_ngf8), options={"fit": "squash"}))

@@ -148,6 +148,7 @@ def _painting_error(run: Path, data: Path) -> float:
     return float(np.mean(errors))
 
 
+@pytest.mark.slow
 def test_tiny_training_learns_and_round_trips(tmp_path: Path) -> None:
     data = make_camvid(tmp_path / "camvid", "train", 4)
     out = tmp_path / "run"
@@ -298,6 +299,7 @@ def test_eval_with_the_real_ade20k_segmenter(tmp_path: Path) -> None:
     assert report["real"]["miou"] > report["synthesized"]["miou"]
 
 
+@pytest.mark.slow
 def test_perceptual_loss_only_with_user_weights(tmp_path: Path) -> None:
     from torchvision.models import vgg19
 
