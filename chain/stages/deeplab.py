@@ -1,25 +1,22 @@
 """Segmenter ``deeplab``: torchvision's DeepLabV3 (ResNet-50, ResNet-101, MobileNetV3-Large).
 
-Weights come through torchvision's own download and cache (``$TORCH_HOME/hub/checkpoints``),
-from a local state_dict file (``--seg-weights FILE``), or are random (``--seg-weights
-random``: the real architecture, for tests and timing). The label space and the
-preprocessing travel with torchvision's weight enums.
+Weights (`chain.weights.deeplab`) come through torchvision's own download and cache
+(``$TORCH_HOME/hub/checkpoints``), from a local state_dict file (``--seg-weights FILE``), or are
+random (``--seg-weights random``: the real architecture, for tests and timing). The label space
+and the preprocessing travel with torchvision's weight enums.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torchvision.models import segmentation
-from torchvision.models._api import WeightsEnum
 
-from chain.errors import ChainError, MissingWeightsError
 from chain.labels import VOC
 from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.stages.torch_segmenter import TorchSegmenter
-from chain.weights.fit import build_fitted, read_torch_file
-from chain.weights.folder import read_safetensors
+from chain.weights.deeplab import RANDOM, load_deeplab_state_dict, weights_cache_path
+from chain.weights.fit import build_fitted
 
 _BUILDERS = {
     "resnet50": (segmentation.deeplabv3_resnet50, segmentation.DeepLabV3_ResNet50_Weights.DEFAULT, "ResNet-50"),
@@ -27,48 +24,11 @@ _BUILDERS = {
     "mobilenet_v3_large": (segmentation.deeplabv3_mobilenet_v3_large,
                            segmentation.DeepLabV3_MobileNet_V3_Large_Weights.DEFAULT, "MobileNetV3-Large"),
 }
-RANDOM = "random"
-
-
-def weights_cache_path(weights: WeightsEnum) -> Path:
-    """Where torchvision keeps (or would keep) a downloaded weights file."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-
-
-def _load_state_dict(variant: str, weights_arg: str | None) -> dict[str, torch.Tensor] | None:
-    _, weights, _ = _BUILDERS[variant]
-    if weights_arg == RANDOM:
-        return None
-    if weights_arg is not None:
-        return load_state_dict_file(Path(weights_arg))
-    try:
-        return weights.get_state_dict(progress=True, check_hash=True)
-    except OSError as error:  # URLError and friends: no network, no file
-        reason = getattr(error, "reason", error)
-        raise MissingWeightsError(
-            f"DeepLabV3 {variant} weights are not cached and cannot be downloaded ({reason}): fetch {weights.url} "
-            f"into {weights_cache_path(weights)}, or pass --seg-weights FILE (or 'random')") from None
-
-
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a ``.pth``/``.pt`` (tensors only, never arbitrary pickles) or ``.safetensors`` file."""
-    if not path.is_file():
-        raise ChainError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        return read_safetensors(path)
-    state = read_torch_file(path)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]  # torchvision's reference training scripts save {"model": ..., "optimizer": ...}
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ChainError(f"{path} does not hold a state_dict of tensors")
-    return state
-
-
 def build_deeplab(variant: str | None, context: StageContext) -> TorchSegmenter:
     """The ``deeplab`` segmenter. Option ``size``: short side frames are resized to (default 520)."""
     variant = variant or "resnet50"
     builder, weights, backbone = _BUILDERS[variant]
-    state_dict = _load_state_dict(variant, context.weights)
+    state_dict = load_deeplab_state_dict(weights, f"DeepLabV3 {variant}", context.weights)
     aux_loss = state_dict is not None and any(k.startswith("aux_classifier") for k in state_dict)
     make = lambda: builder(weights=None, weights_backbone=None,  # noqa: E731
                            num_classes=len(weights.meta["categories"]), aux_loss=aux_loss)
