@@ -22,9 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    stop_on_signals()
     try:
-        _run(args)
+        with stop_on_signals():
+            _run(args)
     except KeyboardInterrupt as interrupt:
         if debug:
             raise

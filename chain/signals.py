@@ -32,12 +32,19 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated(signum)
 
 
-def stop_on_signals() -> None:
-    """Make SIGTERM and SIGHUP raise `Terminated` (Ctrl-C already raises KeyboardInterrupt)."""
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise `Terminated` (Ctrl-C already raises
+    KeyboardInterrupt); the handlers before it come back after it."""
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_terminated)
+    previous = {signum: signal.signal(signum, _raise_terminated) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
