@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from chain.errors import ChainError
-from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_table
+from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_notes, remap_table
 from chain.labels.saved import LABELS_META_FILE, labels_meta
 from chain.media import (
     Frame,
@@ -129,6 +129,17 @@ class Chain:
         if remap and self.target_space is None:
             raise ChainError("--remap needs label maps: choose a segmenter with --seg")
         self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
+        # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
+        self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
+                                              if self.remap_lut is not None else None)
+                                 if self.target_space is not None else None)
+
+    @property
+    def target_lut(self) -> np.ndarray | None:
+        """Source id → target id, conversion and remap together (None without a segmenter)."""
+        if self.conversion is None:
+            return None
+        return self.remap_lut[self.conversion.lut] if self.remap_lut is not None else self.conversion.lut
 
     def target_labels(self, labels: np.ndarray) -> np.ndarray:
         """Segmenter labels → the synthesizer's space, remapped."""
@@ -155,7 +166,8 @@ class Chain:
             info = frames_in.info
             sinks, summary_file = self._open_outputs(outputs, info, trim, crf=crf, preset=preset,
                                                      audio=part is None)
-            tracker = (ClassShareTracker(self.source_space, summary_file.stream if summary_file else None)
+            tracker = (ClassShareTracker(self.source_space, summary_file.stream if summary_file else None,
+                                         target=(self.target_space, self.target_lut))
                        if self.source_space is not None else None)
             changes = FrameChangeTracker() if self.synthesizer is not None else None
             try:
@@ -246,6 +258,7 @@ class Chain:
             unmapped_classes=list(self.conversion.unmapped) if self.conversion else [],
             remapped=describe_remap(self.target_space, self.remap_lut) if self.remap_lut is not None else [],
             mean_class_share=tracker.mean_shares() if tracker else {},
+            target_class_share=tracker.mean_target_shares() if tracker else {},
             outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,
             output_flicker=changes.flicker if changes else None,
             output_change=changes.output_change if changes else None,
@@ -332,12 +345,14 @@ class Chain:
                                 for frame, frame_labels in zip(batch.frames, labels)]
         if "compare" in sinks:
             views["compare"] = []
+            # A synthesizer that paints the label colours would repeat the label panel: show it once.
+            painted_labels = self.synthesizer is not None and self.synthesizer.paints_labels and target is not None
             for i, frame in enumerate(batch.frames):
                 panels, captions = [frame], ["input"]
                 if target is not None:
-                    panels.append(self.target_space.colorize(target[i]))
-                    captions.append(f"labels ({self.target_space.name})")
-                if synthesized is not None:
+                    panels.append(self.compare_renderer(target[i]))
+                    captions.append(f"labels ({self.target_space.name})" + (" = synthesized" if painted_labels else ""))
+                if synthesized is not None and not painted_labels:
                     panels.append(synthesized[i])
                     captions.append("synthesized")
                 views["compare"].append(side_by_side(panels, captions))

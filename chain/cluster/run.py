@@ -308,6 +308,7 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
     merged = dataclasses.replace(
         first_summary, frames=sum(summary.frames for summary, _ in results), seconds=time.perf_counter() - started,
         stage_seconds=stage_seconds, mean_class_share=labels.mean_shares() if labels else {},
+        target_class_share=labels.mean_target_shares() if labels else {},
         outputs={name: str(path) for name, path in outputs.given().items() if name != "summary"}, audio=audio,
         label_flicker=labels.mean_flicker if labels else None,
         output_flicker=changes.flicker if changes else None, output_change=changes.output_change if changes else None,

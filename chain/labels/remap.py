@@ -87,3 +87,16 @@ def describe_remap(space: LabelSpace, lut: np.ndarray, *, max_listed: int = 4) -
             shown = ", ".join(sources[:3])
             lines.append(f"{len(sources)} classes ({shown}, …) → {target}")
     return lines
+
+
+def remap_notes(space: LabelSpace, lut: np.ndarray, *, max_named: int = 2) -> dict[int, str]:
+    """For each class that a remap sends other classes to, a legend note: ``{bear: "was person"}``.
+
+    More than ``max_named`` sources (a ``*=`` rule) are counted instead of named.
+    """
+    sources: dict[int, list[str]] = {}
+    for src, dst in enumerate(np.asarray(lut).tolist()):
+        if src != dst:
+            sources.setdefault(dst, []).append(space.names[src])
+    return {dst: "was " + (", ".join(names) if len(names) <= max_named else f"{len(names)} classes")
+            for dst, names in sources.items()}

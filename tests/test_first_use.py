@@ -1,0 +1,71 @@
+"""First use (issue 16): the remap shown by name, missing weights reported at once, light start-up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from chain.labels import COCO_STUFF, VOC
+from chain.media import Trim
+from chain.pipeline import Chain, Outputs
+from chain.render import MaskRenderer
+from chain.stages.base import Synthesizer
+from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
+
+
+def person_frames(folder: Path, count: int = 2) -> None:
+    """Frames painted in VOC colours: a person on the left half, a car on the right."""
+    labels = np.zeros((48, 64), dtype=VOC.dtype)
+    labels[:, :32] = VOC.id_of("person")
+    labels[:, 32:] = VOC.id_of("car")
+    folder.mkdir()
+    for index in range(count):
+        Image.fromarray(VOC.colorize(labels)).save(folder / f"{index:03d}.png")
+
+
+class FramePainter(Synthesizer):
+    """A synthesizer whose paintings are not the label colours (inverted label colours)."""
+
+    description = "inverted colours"
+
+    def __init__(self) -> None:
+        self.label_space = COCO_STUFF
+
+    def synthesize(self, *, labels, frames):
+        return 255 - COCO_STUFF.colorize(labels)
+
+
+def compare_width(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return container.streams.video[0].codec_context.width
+
+
+def test_compare_legend_names_the_remapped_class_in_the_synthesizers_space(tmp_path: Path) -> None:
+    person_frames(tmp_path / "in")
+    pipeline = Chain(segmenter=PaletteSegmenter(VOC), synthesizer=FramePainter(), remap=["person=bear"])
+    summary = pipeline(tmp_path / "in", Outputs(compare=tmp_path / "compare", summary=tmp_path / "run.json"),
+                       trim=Trim(max_frames=2))
+    legend = pipeline.compare_renderer.legend
+    assert sorted(legend) == ["bear (was person) 50%", "car 50%"]  # no "person": not what was painted from
+    # input | labels with legend | synthesized
+    frame = np.asarray(Image.open(tmp_path / "compare" / "000000.png"))
+    assert frame.shape[1] == 64 + 64 + MaskRenderer(COCO_STUFF, notes={1: "x"}).legend_width(48) + 64
+    assert summary.target_class_share == {"bear": 0.5, "car": 0.5}
+    run = json.loads((tmp_path / "run.json").read_text())["run"]
+    assert run["mean_class_share"] == {"person": 0.5, "car": 0.5}  # the segmenter's space
+    assert run["target_class_share"] == {"bear": 0.5, "car": 0.5}  # what the synthesizer was given
+
+
+def test_colorize_compare_shows_the_label_panel_once(tmp_path: Path) -> None:
+    person_frames(tmp_path / "in")
+    pipeline = Chain(segmenter=PaletteSegmenter(VOC), synthesizer=ColorizeSynthesizer(COCO_STUFF),
+                     remap=["person=bear"])
+    pipeline(tmp_path / "in", Outputs(compare=tmp_path / "compare.mp4"), trim=Trim(max_frames=2))
+    # input | labels with legend (= synthesized), no third panel repeating the labels
+    expected = 64 + 64 + pipeline.compare_renderer.legend_width(48)
+    assert compare_width(tmp_path / "compare.mp4") == expected + expected % 2
+    assert "bear (was person) 50%" in pipeline.compare_renderer.legend
