@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chain.device import resolve_device
-from chain.errors import ChainError
+from chain.errors import ChainError, MissingWeightsError
 from chain.labels import parse_remap
 from chain.media import Trim, check_preset, open_source
 from chain.pipeline import Chain, Outputs, Progress, check_output_paths
-from chain.stages import StageContext, build_stage
+from chain.stages import StageContext, build_stage, get_stage, stages
 from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.registry import parse_stage_name
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
 
@@ -47,21 +48,76 @@ def build_chain(
     """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`."""
     resolved = resolve_device(device)
     smoothing = parse_smoothing(smooth)
-    segmenter: Segmenter | None = None
-    synthesizer: Synthesizer | None = None
-    if seg and seg != NONE:
-        segmenter = build_stage("segmenter", seg, StageContext(seg_weights, resolved, dict(seg_options or {})))
-        if smoothing:
-            segmenter = SmoothedSegmenter(segmenter, smoothing)
-    elif smoothing:
+    if smoothing and not (seg and seg != NONE):
         raise ChainError("--smooth needs a segmenter (--seg)")
-    if synth and synth != NONE:
-        synthesizer = build_stage("synthesizer", synth,
-                                  StageContext(synth_weights, resolved, dict(synth_options or {})))
+    wanted = {kind: (text, StageContext(weights, resolved, dict(options or {})))
+              for kind, text, weights, options in (("segmenter", seg, seg_weights, seg_options),
+                                                   ("synthesizer", synth, synth_weights, synth_options))
+              if text and text != NONE}
+    built = _build_all(wanted)
+    segmenter = built.get("segmenter")
+    synthesizer = built.get("synthesizer")
+    if segmenter is not None and smoothing:
+        segmenter = SmoothedSegmenter(segmenter, smoothing)
     if segmenter is None and synthesizer is None:
         raise ChainError("--seg none and --synth none leave nothing to run")
     return Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap, background=background,
                  class_overrides=dict(class_overrides) if class_overrides else None)
+
+
+def _build_all(wanted: Mapping[str, tuple[str, StageContext]]) -> dict[str, Segmenter | Synthesizer]:
+    """Build every stage, or raise one `MissingWeightsError` naming all whose weights are missing.
+
+    Stages whose weights are not on disk are built first (a download may still fetch them), so
+    that a missing SPADE checkpoint is reported before a segmenter spends time loading.
+    """
+    missing_first = sorted(wanted, key=lambda kind: _weights_present(kind, *wanted[kind]))
+    built: dict[str, Segmenter | Synthesizer] = {}
+    errors: list[str] = []
+    for kind in missing_first:
+        text, context = wanted[kind]
+        try:
+            built[kind] = build_stage(kind, text, context)
+        except MissingWeightsError as error:
+            errors.append(f"{kind} {text!r}: {str(error).rstrip('.')}")
+    if errors:
+        raise MissingWeightsError(f"missing weights ({len(errors)} of {len(wanted)} stages): " + "; ".join(errors)
+                                  + f". {usable_alternatives()}")
+    return built
+
+
+def _weights_present(kind: str, text: str, context: StageContext) -> bool:
+    name, variant = parse_stage_name(text)
+    spec = get_stage(kind, name)  # an unknown name fails here, before any weights are looked at
+    if spec.weights is None:
+        return True
+    try:
+        return spec.weights(spec.resolve_variant(variant), context.weights).present
+    except ChainError:
+        return True  # a bad variant: building it gives the message
+
+
+def usable_alternatives() -> str:
+    """The segmenters and synthesizers whose weights are here now (or that need none), for messages."""
+    parts = []
+    for kind in ("segmenter", "synthesizer"):
+        names = []
+        for spec in stages(kind).values():
+            # A stage whose space comes only from its argument (`labels:DIR`, `hf:REPO`) reads a
+            # folder the user names: not an alternative to offer.
+            if spec.weights is None:
+                if spec.label_space(spec.default_variant) is not None or kind == "synthesizer":
+                    names.append(spec.name)
+                continue
+            for variant in spec.variants or (spec.default_variant,):
+                try:
+                    present = spec.weights(variant, None).present
+                except Exception:  # noqa: BLE001 — a broken status check must not hide the real message
+                    present = False
+                if present:
+                    names.append(spec.name + (f":{variant}" if variant else ""))
+        parts.append(f"{kind}s usable here: {', '.join(names) if names else 'none'}")
+    return "; ".join(parts) + " (see `chain list`)"
 
 
 def run(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from PIL import Image
 
+from chain.api import build_chain
+from chain.errors import MissingWeightsError
 from chain.labels import COCO_STUFF, VOC
 from chain.media import Trim
 from chain.pipeline import Chain, Outputs
 from chain.render import MaskRenderer
 from chain.stages.base import Synthesizer
 from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
+from chain.weights.folder import CONFIG_FILE
 
 
 def person_frames(folder: Path, count: int = 2) -> None:
@@ -69,3 +74,29 @@ def test_colorize_compare_shows_the_label_panel_once(tmp_path: Path) -> None:
     expected = 64 + 64 + pipeline.compare_renderer.legend_width(48)
     assert compare_width(tmp_path / "compare.mp4") == expected + expected % 2
     assert "bear (was person) 50%" in pipeline.compare_renderer.legend
+
+
+def test_missing_weights_of_every_stage_in_one_message_with_usable_alternatives(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("CHAIN_WEIGHTS", str(tmp_path / "weights"))
+    import torchvision.models._api as torchvision_api
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torchvision_api, "load_state_dict_from_url", offline)
+    with pytest.raises(MissingWeightsError) as caught:
+        build_chain(seg="deeplab", synth="spade", device="cpu")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "segmenter 'deeplab'" in message and "deeplabv3_resnet50_coco" in message
+    assert "synthesizer 'spade'" in message and str(tmp_path / "weights" / "spade") in message
+    assert "segmenters usable here: palette" in message and "synthesizers usable here: colorize" in message
+    assert "deeplab-mnv2" not in message.split("usable here")[1]  # not imported: not offered
+
+    # An imported DeepLabV3-MobileNetV2 is offered as soon as it is there.
+    (tmp_path / "weights" / "deeplab-mnv2-voc").mkdir(parents=True)
+    (tmp_path / "weights" / "deeplab-mnv2-voc" / CONFIG_FILE).write_text("{}")
+    with pytest.raises(MissingWeightsError, match=r"segmenters usable here: [^;]*deeplab-mnv2:voc"):
+        build_chain(seg="deeplab", synth="spade", device="cpu")
