@@ -14,6 +14,7 @@ import numpy as np
 
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_notes, remap_table
+from chain.labels.remap import UnknownRemapClass
 from chain.labels.saved import LABELS_META_FILE, labels_meta
 from chain.media import (
     Frame,
@@ -128,7 +129,10 @@ class Chain:
                            if self.source_space is not None else None)
         if remap and self.target_space is None:
             raise ChainError("--remap needs label maps: choose a segmenter with --seg")
-        self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
+        try:
+            self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
+        except UnknownRemapClass as error:
+            raise ChainError(f"{error}{_synthesizers_with(error.spaces)}") from None
         # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
         self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
                                               if self.remap_lut is not None else None)
@@ -393,6 +397,19 @@ def _os_errors_name(target: Path) -> Iterator[None]:
         if error.filename is None or ".partial-" in str(error.filename):
             raise OSError(error.errno, error.strerror or str(error), str(target)) from error
         raise
+
+
+def _synthesizers_with(spaces: list[str]) -> str:
+    """``" (synthesizers in those spaces: spade:coco, colorize:coco-stuff)"``, or nothing."""
+    from chain.stages import stages  # the registry loads every stage module: only for this message
+
+    names = []
+    for spec in stages("synthesizer").values():
+        if spec.variants:
+            names += [f"{spec.name}:{v}" for v in spec.variants if spec.label_space(v) in spaces]
+        else:  # a stage that takes its space as the variant (colorize:SPACE)
+            names += [f"{spec.name}:{s}" for s in spaces[:2] if spec.label_space(s) == s]
+    return f" (synthesizers in those spaces: {', '.join(names)})" if names else ""
 
 
 def _background_refusal(background: str, space: LabelSpace | None) -> str:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from chain.api import build_chain
-from chain.errors import MissingWeightsError
+from chain.errors import ChainError, MissingWeightsError
 from chain.labels import COCO_STUFF, VOC
 from chain.media import Trim
 from chain.pipeline import Chain, Outputs
@@ -100,3 +100,15 @@ def test_missing_weights_of_every_stage_in_one_message_with_usable_alternatives(
     (tmp_path / "weights" / "deeplab-mnv2-voc" / CONFIG_FILE).write_text("{}")
     with pytest.raises(MissingWeightsError, match=r"segmenters usable here: [^;]*deeplab-mnv2:voc"):
         build_chain(seg="deeplab", synth="spade", device="cpu")
+
+
+def test_remap_to_a_class_the_synthesizers_space_lacks_names_the_spaces_and_synthesizers_that_have_it() -> None:
+    with pytest.raises(ChainError) as caught:
+        build_chain(seg="palette:voc", synth="colorize:voc", remap=["person=bear"], device="cpu")
+    message = str(caught.value)
+    assert "--remap works in the synthesizer's label space, here 'voc'" in message
+    assert "'bear' is in coco-stuff" in message
+    assert "spade:coco" in message and "colorize:coco-stuff" in message
+    assert "spade:cityscapes" not in message  # Cityscapes has no bears
+    # The same rule is fine where the synthesizer's space has bears.
+    assert build_chain(seg="palette:voc", synth="colorize:coco-stuff", remap=["person=bear"], device="cpu")
