@@ -6,29 +6,20 @@ import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from chain.checks import check_run, parse_options
 from chain.device import resolve_device
 from chain.errors import ChainError, MissingWeightsError
-from chain.labels import parse_remap
-from chain.media import Trim, check_preset, open_source
-from chain.pipeline import Chain, Outputs, Progress, check_output_paths
+from chain.media import Trim
+from chain.pipeline import Chain, Outputs, Progress
 from chain.stages import StageContext, build_stage, get_stage, stages
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.registry import parse_stage_name
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
 
+__all__ = ["build_chain", "parse_options", "run", "usable_alternatives"]  # parse_options: for the CLI and UI
+
 NONE = "none"
-
-
-def parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    """``["size=256", "steps=20"]`` → ``{"size": "256", "steps": "20"}`` (stage options)."""
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ChainError(f"stage option {pair!r} is not KEY=VALUE")
-        options[key.strip()] = value.strip()
-    return options
 
 
 def build_chain(
@@ -171,15 +162,10 @@ def run(
         raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
     # Cheap checks first: a typo should not wait for weights to load.
     trim = Trim(start, duration, max_frames)
-    with open_source(source, trim=trim, size=size, fps=fps):
-        pass
-    parse_remap(remap)
+    outputs = Outputs.of(video=output, masks=masks, overlay=overlay, compare=compare, labels=save_labels,
+                         summary=summary)
+    check_run(source, outputs, trim=trim, size=size, fps=fps, remap=remap, preset=preset)
     parse_smoothing(smooth)
-    check_preset(preset)
-    as_path = lambda value: Path(value) if value is not None else None  # noqa: E731
-    outputs = Outputs(video=as_path(output), masks=as_path(masks), overlay=as_path(overlay),
-                      compare=as_path(compare), labels=as_path(save_labels), summary=as_path(summary))
-    check_output_paths(Path(source), outputs)
     if cluster is not None:
         from chain.cluster import run_sharded, warmup_frames
 

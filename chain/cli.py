@@ -15,7 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from chain import api
+# chain.api (torch, the stages) is imported inside the commands that need it: `chain --help` and
+# a typo in `chain run` answer without loading torch (about 2 s of CPU).
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Re-imagine films through neural networks: segment, remap, synthesize. "
@@ -103,12 +104,23 @@ def run(
     shards: Shards = None, shard_seconds: ShardSeconds = None,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
-    synth_options = api.parse_options(synth_opt or [])
+    from chain.checks import check_run, parse_options
+    from chain.media import Trim
+    from chain.media.outputs import Outputs
+
+    synth_options = parse_options(synth_opt or [])
     if latent_noise is not None:
         synth_options["latent_noise"] = str(latent_noise)
+    seg_options = parse_options(seg_opt or [])
+    # The cheap checks before torch is imported (api.run repeats them: the Python API's callers need them too).
+    check_run(source, Outputs.of(video=output, masks=masks, overlay=overlay, compare=compare, labels=save_labels,
+                                 summary=summary), trim=Trim(start, duration, max_frames), size=size, fps=fps,
+              remap=remap or [], preset=preset)
+    from chain import api
+
     result = api.run(
         source, output, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
-        seg_options=api.parse_options(seg_opt or []), synth_options=synth_options,
+        seg_options=seg_options, synth_options=synth_options,
         smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
@@ -250,11 +262,12 @@ def eval_spade(
     start: Start = 0.0, duration: Duration = None, batch: Batch = 4, device: Device = "auto",
 ) -> None:
     """SPADE's test: segment synthesized images and score them against the labels they came from."""
+    from chain.checks import parse_options
     from chain.evaluation import evaluate_spade
     from chain.media import Trim
 
     result = evaluate_spade(weights, data, seg=seg, seg_weights=seg_weights,
-                            seg_options=api.parse_options(seg_opt or []), label_seg=label_seg, split=split, size=size,
+                            seg_options=parse_options(seg_opt or []), label_seg=label_seg, split=split, size=size,
                             max_items=max_items, batch=batch, trim=Trim(start=start, duration=duration),
                             device=device, samples=samples, report=report)
     table = Table("images", "mIoU", "pixel accuracy", title=f"{result['items']} items at {result['size']}, "

@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -29,8 +29,8 @@ from chain.media import (
     open_source,
     output_kind,
 )
+from chain.media.outputs import Outputs, check_output_paths
 from chain.media.source import InputDamage
-from chain.media.targets import check_target
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer
@@ -43,21 +43,6 @@ class Progress(Protocol):
     def start(self, total: int | None, description: str) -> None: ...
     def advance(self, frames: int) -> None: ...
     def stop(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """Where a run writes. Any subset may be given; at least one is needed."""
-
-    video: Path | None = None      # the synthesized video (or PNG folder, or image)
-    masks: Path | None = None      # colourised labels with class names and a legend
-    overlay: Path | None = None    # labels blended over the input
-    compare: Path | None = None    # input | labels | synthesized
-    labels: Path | None = None     # lossless label PNGs by frame index (--save-labels)
-    summary: Path | None = None    # JSON: per-frame class shares, timings, totals
-
-    def given(self) -> dict[str, Path]:
-        return {f.name: Path(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 @dataclass(frozen=True)
@@ -363,29 +348,6 @@ class Chain:
         if "labels" in sinks:
             views["labels"] = list(labels)
         return views
-
-
-def check_output_paths(source: Path, outputs: Outputs) -> None:
-    """Refuse, before any work, outputs that would overwrite the input, each other, or anything
-    chain did not write itself (`chain.media.targets`)."""
-    given = outputs.given()
-    resolved = {name: path.resolve() for name, path in given.items()}
-    source = source.resolve()
-    for name, path in resolved.items():
-        if path == source:
-            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} would overwrite the input")
-    for name, path in given.items():
-        kind = {"labels": "folder", "summary": "summary"}.get(name) or output_kind(path)
-        check_target(path, kind, option=_OPTION_NAMES[name])
-    for name, path in resolved.items():
-        if path in source.parents:
-            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} holds the input {source}; give a new folder")
-    if len(set(resolved.values())) < len(resolved):
-        raise ChainError("two outputs have the same path; give each its own")
-
-
-_OPTION_NAMES = {"video": "output", "masks": "--masks output", "overlay": "--overlay output",
-                 "compare": "--compare output", "labels": "--save-labels folder", "summary": "--summary file"}
 
 
 @contextlib.contextmanager

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -112,3 +115,33 @@ def test_remap_to_a_class_the_synthesizers_space_lacks_names_the_spaces_and_synt
     assert "spade:cityscapes" not in message  # Cityscapes has no bears
     # The same rule is fine where the synthesizer's space has bears.
     assert build_chain(seg="palette:voc", synth="colorize:coco-stuff", remap=["person=bear"], device="cpu")
+
+
+LIGHT = """
+import sys
+from chain.entry import main
+code = 0  # --help returns without SystemExit outside click's standalone mode
+try:
+    main({args!r})
+except SystemExit as done:
+    code = done.code
+heavy = sorted(name for name in ("torch", "torchvision", "chain.api", "chain.pipeline") if name in sys.modules)
+print("EXIT", code, "HEAVY", heavy)
+"""
+
+
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (["--help"], 0, "Segment, remap"),
+    (["run", "--help"], 0, "--remap"),
+    (["run", "missing.mp4", "out.mp4"], 2, "missing.mp4"),
+    (["run", "{clip}", "out.mp4", "--remap", "person"], 2, "bad remap rule"),
+    (["run", "{clip}", "out.xyz"], 2, "unknown extension"),
+    (["run", "{clip}", "out.mp4", "--size", "0x0"], 2, "size"),
+])
+def test_help_and_cheap_mistakes_answer_without_importing_torch(
+        args: list[str], code: int, says: str, carphone: Path, tmp_path: Path) -> None:
+    args = [arg.replace("{clip}", str(carphone)) for arg in args]
+    done = subprocess.run([sys.executable, "-c", LIGHT.format(args=args)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "COLUMNS": "120"})
+    assert f"EXIT {code} HEAVY []" in done.stdout, done.stdout + done.stderr
+    assert says in done.stdout + done.stderr
