@@ -35,8 +35,12 @@ def build_chain(
     background: str | None = None,
     class_overrides: Mapping[str, str] | None = None,
     device: str | None = "auto",
+    command: Sequence[str] | None = None,
 ) -> Chain:
-    """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`."""
+    """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`.
+
+    ``command`` is the command line that asked for it (the CLI passes ``sys.argv``), for the run summary.
+    """
     resolved = resolve_device(device)
     smoothing = parse_smoothing(smooth)
     if smoothing and not (seg and seg != NONE):
@@ -52,8 +56,13 @@ def build_chain(
         segmenter = SmoothedSegmenter(segmenter, smoothing)
     if segmenter is None and synthesizer is None:
         raise ChainError("--seg none and --synth none leave nothing to run")
-    return Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap, background=background,
-                 class_overrides=dict(class_overrides) if class_overrides else None)
+    pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap, background=background,
+                     class_overrides=dict(class_overrides) if class_overrides else None)
+    pipeline.request.update(
+        command=list(command) if command is not None else None, device=device, smooth=smooth,
+        seg=seg, seg_weights=seg_weights, seg_options=dict(seg_options or {}),
+        synth=synth, synth_weights=synth_weights, synth_options=dict(synth_options or {}))
+    return pipeline
 
 
 def _build_all(wanted: Mapping[str, tuple[str, StageContext]]) -> dict[str, Segmenter | Synthesizer]:
@@ -144,6 +153,7 @@ def run(
     cluster: str | None = None,
     shards: int | None = None,
     shard_seconds: float | None = None,
+    command: Sequence[str] | None = None,
 ) -> RunSummary:
     """Run a chain over a video, image folder or image — what ``chain run`` does.
 
@@ -156,7 +166,7 @@ def run(
     Damaged frames are skipped and reported in the summary's ``input_damage``; ``strict=True``
     makes damage an error instead. ``cluster="ray"`` (a local Ray instance), ``"auto"`` or
     ``"ray://HOST:PORT"`` shards the run over Ray (`chain.cluster`), in ``shards`` shards or
-    ``shard_seconds`` each.
+    ``shard_seconds`` each. ``command`` (the CLI's ``sys.argv``) is recorded in the summary's ``request``.
     """
     if cluster is None and (shards is not None or shard_seconds is not None):
         raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
@@ -172,13 +182,14 @@ def run(
         factory = functools.partial(
             build_chain, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
             seg_options=seg_options, synth_options=synth_options, smooth=smooth, remap=remap, background=background,
-            class_overrides=class_overrides, device=device)
+            class_overrides=class_overrides, device=device, command=command)
         return run_sharded(source, outputs, factory=factory, cluster=cluster, shards=shards,
                            shard_seconds=shard_seconds, warmup=warmup_frames(parse_smoothing(smooth)), trim=trim,
                            size=size, fps=fps, batch_size=batch_size, crf=crf, preset=preset, progress=progress,
                            strict=strict)
     pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
                            seg_options=seg_options, synth_options=synth_options, smooth=smooth,
-                           remap=remap, background=background, class_overrides=class_overrides, device=device)
+                           remap=remap, background=background, class_overrides=class_overrides, device=device,
+                           command=command)
     return pipeline(source, outputs, trim=trim, size=size, fps=fps,
                     batch_size=batch_size, crf=crf, preset=preset, progress=progress, strict=strict)

@@ -6,6 +6,7 @@ place where errors become messages and exit codes.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -58,7 +59,7 @@ LatentNoise = Annotated[float | None, typer.Option(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
 Cluster = Annotated[str | None, typer.Option(
     help="Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an existing cluster).")]
-Shards = Annotated[int | None, typer.Option(min=1, help="--cluster: this many shards [default: one per GPU/CPU].")]
+Shards = Annotated[int | None, typer.Option(min=1, help="--cluster: this many shards \\[default: one per GPU/CPU].")]
 ShardSeconds = Annotated[float | None, typer.Option(help="--cluster: shards of about this many seconds.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
                                                        "it says) is an error, not a warning.")]
@@ -89,8 +90,15 @@ class RichProgress:
         self._bar.stop()
 
 
+def _command_line(ctx: typer.Context) -> list[str]:
+    """The command as typed: `chain.entry` passes its arguments (without --debug) as ``obj``."""
+    args = (ctx.find_root().obj or {}).get("argv")
+    return ["chain", *(args if args is not None else sys.argv[1:])]
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="Video file, folder of images, or image.")],
     output: Annotated[Path | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
                                                         "or folder for PNG frames.")] = None,
@@ -125,7 +133,7 @@ def run(
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
         device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict,
-        cluster=cluster, shards=shards, shard_seconds=shard_seconds)
+        cluster=cluster, shards=shards, shard_seconds=shard_seconds, command=_command_line(ctx))
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
         err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "
                                 f"{result.frames} frames that decoded (--strict makes this an error)"), soft_wrap=True)
@@ -178,14 +186,14 @@ app.add_typer(train_app, name="train")
 def train_vaegan(
     film: Annotated[Path, typer.Argument(help="The film (or clip, image folder) to learn.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
-    size: Annotated[str | None, typer.Option(help="Training frame size WxH [default: 256x144].")] = None,
-    latent: Annotated[int | None, typer.Option(min=1, help="Latent numbers [default: 200].")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the film [default: 6].")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="Frames per step [default: 12].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate [default: 2e-4].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and noise [default: 0].")] = None,
+    size: Annotated[str | None, typer.Option(help="Training frame size WxH \\[default: 256x144].")] = None,
+    latent: Annotated[int | None, typer.Option(min=1, help="Latent numbers \\[default: 200].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the film \\[default: 6].")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Frames per step \\[default: 12].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate \\[default: 2e-4].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and noise \\[default: 0].")] = None,
     pixel_weight: Annotated[float | None, typer.Option(
-        help="Extra pixel-space reconstruction weight (not in the paper) [default: 0].")] = None,
+        help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
@@ -211,17 +219,17 @@ def train_spade(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
     seg: Annotated[str | None, typer.Option(help="Label a video's frames with this segmenter (pseudo-labels).")] = None,
     seg_weights: SegWeights = None,
-    split: Annotated[str | None, typer.Option(help="Dataset split to train on [default: train].")] = None,
-    size: Annotated[str | None, typer.Option(help="Training size WxH, multiples of 32 [default: 256x192].")] = None,
-    ngf: Annotated[int | None, typer.Option(min=1, help="Generator width [default: 64, as NVlabs].")] = None,
-    spade_hidden: Annotated[int | None, typer.Option(min=1, help="SPADE label-MLP width [default: 128].")] = None,
-    ndf: Annotated[int | None, typer.Option(min=1, help="Discriminator width [default: 64].")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the pairs [default: 50].")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="Pairs per step [default: 8].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate (G lr/2, D 2*lr) [default: 2e-4].")] = None,
+    split: Annotated[str | None, typer.Option(help="Dataset split to train on \\[default: train].")] = None,
+    size: Annotated[str | None, typer.Option(help="Training size WxH, multiples of 32 \\[default: 256x192].")] = None,
+    ngf: Annotated[int | None, typer.Option(min=1, help="Generator width \\[default: 64, as NVlabs].")] = None,
+    spade_hidden: Annotated[int | None, typer.Option(min=1, help="SPADE label-MLP width \\[default: 128].")] = None,
+    ndf: Annotated[int | None, typer.Option(min=1, help="Discriminator width \\[default: 64].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the pairs \\[default: 50].")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Pairs per step \\[default: 8].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate (G lr/2, D 2*lr) \\[default: 2e-4].")] = None,
     vgg_weights: Annotated[str | None, typer.Option(
         help="torchvision VGG-19 weights (.pth) to add the perceptual loss; none is used without them.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and flips [default: 0].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and flips \\[default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
@@ -253,9 +261,9 @@ def eval_spade(
         = "deeplab-mnv2:ade20k",
     seg_weights: SegWeights = None, seg_opt: SegOpt = None,
     label_seg: Annotated[str | None, typer.Option(
-        help="For a video: the segmenter whose labels are painted from [default: --seg].")] = None,
+        help="For a video: the segmenter whose labels are painted from \\[default: --seg].")] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "val",
-    size: Annotated[str | None, typer.Option(help="Scoring size WxH [default: the generator's size].")] = None,
+    size: Annotated[str | None, typer.Option(help="Scoring size WxH \\[default: the generator's size].")] = None,
     max_items: Annotated[int | None, typer.Option(min=1, help="Score at most this many images/frames.")] = None,
     samples: Annotated[Path | None, typer.Option(help="PNG: labels | real | synthesized | judged, per row.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the scores as JSON.")] = None,
@@ -311,17 +319,22 @@ def list_stages() -> None:
     """List segmenters and synthesizers, their label spaces and where their weights are."""
     from chain.stages import stages
 
+    # One line per fact, never cut: names and weight paths are what the user copies from here.
     for kind in ("segmenter", "synthesizer"):
-        table = Table("name[:variant]", "label space", "weights", "present", "about", title=f"{kind}s")
+        out.print(f"[bold]{kind}s[/]")
         for spec in stages(kind).values():
             for variant in spec.variants or (spec.default_variant,):
                 name = spec.name + (f":{variant}" if variant and len(spec.variants) > 1 else "")
-                if variant and variant == spec.default_variant and len(spec.variants) > 1:
-                    name += " (default)"
+                default = " (default)" if variant and variant == spec.default_variant and len(spec.variants) > 1 else ""
                 status = spec.weights(variant, None) if spec.weights else None
-                table.add_row(name, spec.label_space(variant) or "-", status.location if status else "-",
-                              ("yes" if status.present else "no") if status else "-", spec.summary)
-        out.print(table)
+                out.print(Text.assemble((name, "bold cyan"), default, f"  label space: {spec.label_space(variant) or '-'}"),
+                          soft_wrap=True)
+                out.print(Text(f"    {spec.summary}"), soft_wrap=True)
+                if status is not None:
+                    present = ("present", "green") if status.present else ("missing", "yellow")
+                    how = "" if status.present or not status.how_to_get else f" (get: {status.how_to_get})"
+                    out.print(Text.assemble("    weights ", present, f": {status.location}{how}"), soft_wrap=True)
+        out.print()
 
 
 @app.command()
@@ -342,7 +355,7 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
 def ui(
     source: Annotated[Path | None, typer.Argument(help="A video to open at start (or choose one).")] = None,
     out: Annotated[Path, typer.Option(help="Folder the page's runs write into.")] = Path("chain-ui-outputs"),
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1 [default: 7860+].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1 \\[default: 7860+].")] = None,
 ) -> None:
     """Open a local web page: try label swaps on one frame, then run the whole video (needs the ui extra)."""
     from chain.ui import launch

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -118,6 +118,10 @@ class Chain:
             self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
         except UnknownRemapClass as error:
             raise ChainError(f"{error}{_synthesizers_with(error.spaces)}") from None
+        #: How the chain was asked for (stage names, options, remap; the command line from the CLI):
+        #: written to the summary's ``request`` with the input path and chain's version.
+        self.request: dict[str, Any] = {"remap": list(remap), "background": background,
+                                        "class_overrides": dict(class_overrides or {})}
         # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
         self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
                                               if self.remap_lut is not None else None)
@@ -234,6 +238,8 @@ class Chain:
                  tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, written: dict[str, str],
                  video_sink: FrameSink | None, damage: InputDamage | None) -> RunSummary:
         """4. The run's report."""
+        from chain import __version__
+
         audio = ("none in input" if info.audio_codec is None else
                  "not written (no video output)" if video_sink is None or not hasattr(video_sink, "audio_copied")
                  else f"{info.audio_codec} copied" if video_sink.audio_copied else f"{info.audio_codec} re-encoded")
@@ -246,6 +252,7 @@ class Chain:
             target_space=self.target_space.name if self.target_space else None,
             unmapped_classes=list(self.conversion.unmapped) if self.conversion else [],
             remapped=describe_remap(self.target_space, self.remap_lut) if self.remap_lut is not None else [],
+            request={"input": str(info.path), "chain_version": __version__, **self.request},
             mean_class_share=tracker.mean_shares() if tracker else {},
             target_class_share=tracker.mean_target_shares() if tracker else {},
             outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,

@@ -67,6 +67,8 @@ class RunSummary:
     input_damage: InputDamage | None = None
     #: Mean class shares in the synthesizer's space, after conversion and --remap (what it painted from).
     target_class_share: dict[str, float] = field(default_factory=dict)
+    #: How the run was asked for: input path, chain version, command line, stages and their options.
+    request: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,7 +78,7 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         stage_ms = {name: 1000 * secs / max(1, self.frames) for name, secs in self.stage_seconds.items()}
         return {
-            "frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
+            "request": self.request, "frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
             "seconds": round(self.seconds, 3), "frames_per_second": round(self.frames_per_second, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "stage_ms_per_frame": {k: round(v, 2) for k, v in stage_ms.items()},

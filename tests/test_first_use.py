@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import chain
 from chain.api import build_chain
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import COCO_STUFF, VOC
@@ -133,6 +134,7 @@ print("EXIT", code, "HEAVY", heavy)
 @pytest.mark.parametrize(("args", "code", "says"), [
     (["--help"], 0, "Segment, remap"),
     (["run", "--help"], 0, "--remap"),
+    (["train", "vaegan", "--help"], 0, "[default: 256x144]"),  # rich markup must not eat the brackets
     (["run", "missing.mp4", "out.mp4"], 2, "missing.mp4"),
     (["run", "{clip}", "out.mp4", "--remap", "person"], 2, "bad remap rule"),
     (["run", "{clip}", "out.xyz"], 2, "unknown extension"),
@@ -145,3 +147,37 @@ def test_help_and_cheap_mistakes_answer_without_importing_torch(
                           text=True, timeout=60, env={**os.environ, "COLUMNS": "120"})
     assert f"EXIT {code} HEAVY []" in done.stdout, done.stdout + done.stderr
     assert says in done.stdout + done.stderr
+
+
+def test_chain_list_shows_weight_paths_in_full_at_80_columns(tmp_path: Path) -> None:
+    weights = tmp_path / ("a-long-folder-name-" * 4) / "weights"
+    done = subprocess.run([sys.executable, "-m", "chain", "list"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80", "CHAIN_WEIGHTS": str(weights)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert f"    weights missing: {weights / 'deeplab-mnv2-voc'} (get: chain import tflite " \
+           f"deeplabv3_mnv2_voc_257.tflite --labels voc --out {weights / 'deeplab-mnv2-voc'})" in lines
+    assert any(line.startswith("mask2former:coco-large ") for line in lines)
+
+
+def test_run_json_records_the_request(tmp_path: Path) -> None:
+    person_frames(tmp_path / "in")
+    args = ["run", str(tmp_path / "in"), "--seg", "palette:voc", "--synth", "colorize:coco-stuff", "--remap",
+            "person=bear", "--summary", str(tmp_path / "run.json"), "-q"]
+    from chain.entry import main
+
+    main(args)
+    request = json.loads((tmp_path / "run.json").read_text())["run"]["request"]
+    assert request["input"] == str(tmp_path / "in")
+    assert request["command"] == ["chain", *args]
+    assert request["chain_version"] == chain.__version__
+    assert request["seg"] == "palette:voc" and request["synth"] == "colorize:coco-stuff"
+    assert request["remap"] == ["person=bear"] and request["seg_options"] == {} and request["synth_options"] == {}
+
+
+def test_save_labels_always_names_a_folder(tmp_path: Path) -> None:
+    person_frames(tmp_path / "in")
+    from chain.api import run
+
+    run(tmp_path / "in", seg="palette:voc", synth="none", save_labels=tmp_path / "lab-ema0.5")
+    assert sorted(path.name for path in (tmp_path / "lab-ema0.5").glob("*.png")) == ["000000.png", "000001.png"]
