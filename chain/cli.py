@@ -47,9 +47,10 @@ Duration = Annotated[float | None, typer.Option(help="Process at most this many 
 MaxFrames = Annotated[int | None, typer.Option(help="Process at most this many frames.")]
 Size = Annotated[str | None, typer.Option(help="Working/output size: WxH (256x144) or a short side (256).")]
 Fps = Annotated[float | None, typer.Option(help="Output frame rate (frames are dropped or repeated).")]
-Masks = Annotated[Path | None, typer.Option(help="Write colourised labels with class names and a legend.")]
-Overlay = Annotated[Path | None, typer.Option(help="Write labels blended over the input.")]
-Compare = Annotated[Path | None, typer.Option(help="Write input | labels | synthesized side by side.")]
+# Outputs stay text: a trailing slash (out.v2/) names a folder, and `Path` would drop it.
+Masks = Annotated[str | None, typer.Option(help="Write colourised labels with class names and a legend.")]
+Overlay = Annotated[str | None, typer.Option(help="Write labels blended over the input.")]
+Compare = Annotated[str | None, typer.Option(help="Write input | labels | synthesized side by side.")]
 SaveLabels = Annotated[Path | None, typer.Option(help="Write lossless label PNGs (000000.png…) to a folder.")]
 Summary = Annotated[Path | None, typer.Option(help="Write a JSON summary: per-frame classes, timings.")]
 Crf = Annotated[int | None, typer.Option(min=0, max=63, help="x264/VP9 quality (lower is better).")]
@@ -100,8 +101,9 @@ def _command_line(ctx: typer.Context) -> list[str]:
 def run(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="Video file, folder of images, or image.")],
-    output: Annotated[Path | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
-                                                        "or folder for PNG frames.")] = None,
+    output: Annotated[str | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
+                                                       "or folder for PNG frames (a trailing / always means a "
+                                                       "folder).")] = None,
     seg: Seg = "deeplab", synth: Synth = "colorize", seg_weights: SegWeights = None,
     synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
     smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,

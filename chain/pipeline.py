@@ -27,7 +27,6 @@ from chain.media import (
     open_audio,
     open_sink,
     open_source,
-    output_kind,
 )
 from chain.media.outputs import Outputs, check_output_paths
 from chain.media.source import InputDamage
@@ -281,13 +280,14 @@ class Chain:
                 path = getattr(outputs, name)
                 if path is None:
                     continue
-                if output_kind(Path(path)) == "image" and (info.frame_count or 0) > 1:
+                kind = outputs.kind(name)
+                if kind == "image" and (info.frame_count or 0) > 1:
                     raise ChainError(f"{path} is an image file but {info.frame_count} frames will be made; "
                                      "write to a video file or a folder, or pass --max-frames 1")
                 sound = None
                 if audio and name == "video" and info.kind == "video" and info.audio_codec is not None:
                     sound = open_audio(info.path, start=trim.start, duration=info.duration)
-                sinks[name] = open_sink(path, fps=info.fps, audio=sound, crf=crf, preset=preset)
+                sinks[name] = open_sink(path, fps=info.fps, audio=sound, crf=crf, preset=preset, kind=kind)
             if outputs.labels is not None:
                 sinks["labels"] = ImageFolderSink(outputs.labels)  # always a folder, whatever its name
                 sinks["labels"].add_file(LABELS_META_FILE, labels_meta(self.source_space))

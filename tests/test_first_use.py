@@ -181,3 +181,14 @@ def test_save_labels_always_names_a_folder(tmp_path: Path) -> None:
 
     run(tmp_path / "in", seg="palette:voc", synth="none", save_labels=tmp_path / "lab-ema0.5")
     assert sorted(path.name for path in (tmp_path / "lab-ema0.5").glob("*.png")) == ["000000.png", "000001.png"]
+
+
+def test_a_trailing_slash_names_a_folder_whatever_its_suffix(tmp_path: Path) -> None:
+    person_frames(tmp_path / "in")
+    from chain.api import run
+
+    with pytest.raises(ChainError, match=r"unknown extension '\.v2'.*end the name with /"):
+        run(tmp_path / "in", str(tmp_path / "out.v2"), seg="palette:voc")
+    run(tmp_path / "in", f"{tmp_path / 'out.v2'}/", seg="palette:voc", masks=f"{tmp_path / 'masks.d'}/")
+    for folder in ("out.v2", "masks.d"):
+        assert sorted(path.name for path in (tmp_path / folder).glob("*.png")) == ["000000.png", "000001.png"]
