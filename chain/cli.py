@@ -176,8 +176,12 @@ def import_tflite(
     from chain.media.targets import check_target
 
     check_target(out, "checkpoint", option="--out folder")
+    from chain.weights.deeplab_mnv2 import default_checkpoint
+
     written = save_imported(file, out, label_space=labels)
-    err.print(f"wrote {written} (use --seg deeplab-mnv2:{labels} --seg-weights {written})")
+    # Where chain looks anyway needs no --seg-weights.
+    weights = "" if Path(written).resolve() == default_checkpoint(labels).resolve() else f" --seg-weights {written}"
+    err.print(f"wrote {written} (use --seg deeplab-mnv2:{labels}{weights})", soft_wrap=True)
 
 
 train_app = typer.Typer(help="Train networks on your own footage.", no_args_is_help=True)

@@ -24,6 +24,7 @@ from chain.render import MaskRenderer
 from chain.stages.base import Synthesizer
 from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
 from chain.weights.folder import CONFIG_FILE
+from tests.conftest import shared_file
 
 
 def person_frames(folder: Path, count: int = 2) -> None:
@@ -192,3 +193,15 @@ def test_a_trailing_slash_names_a_folder_whatever_its_suffix(tmp_path: Path) -> 
     run(tmp_path / "in", f"{tmp_path / 'out.v2'}/", seg="palette:voc", masks=f"{tmp_path / 'masks.d'}/")
     for folder in ("out.v2", "masks.d"):
         assert sorted(path.name for path in (tmp_path / folder).glob("*.png")) == ["000000.png", "000001.png"]
+
+
+def test_import_tflite_suggests_seg_weights_only_away_from_the_default_place(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
+    monkeypatch.setenv("CHAIN_WEIGHTS", str(tmp_path))
+    from chain.entry import main
+
+    main(["import", "tflite", str(tflite), "--labels", "voc", "--out", str(tmp_path / "deeplab-mnv2-voc")])
+    assert "(use --seg deeplab-mnv2:voc)" in capsys.readouterr().err
+    main(["import", "tflite", str(tflite), "--labels", "voc", "--out", str(tmp_path / "mine")])
+    assert f"(use --seg deeplab-mnv2:voc --seg-weights {tmp_path / 'mine'})" in capsys.readouterr().err
