@@ -6,28 +6,20 @@ import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from chain.checks import check_run, parse_options
 from chain.device import resolve_device
-from chain.errors import ChainError
-from chain.labels import parse_remap
-from chain.media import Trim, check_preset, open_source
-from chain.pipeline import Chain, Outputs, Progress, check_output_paths
-from chain.stages import StageContext, build_stage
+from chain.errors import ChainError, MissingWeightsError
+from chain.media import Trim
+from chain.pipeline import Chain, Outputs, Progress
+from chain.stages import StageContext, build_stage, get_stage, stages
 from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.registry import parse_stage_name
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
 
+__all__ = ["build_chain", "parse_options", "run", "usable_alternatives"]  # parse_options: for the CLI and UI
+
 NONE = "none"
-
-
-def parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    """``["size=256", "steps=20"]`` → ``{"size": "256", "steps": "20"}`` (stage options)."""
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ChainError(f"stage option {pair!r} is not KEY=VALUE")
-        options[key.strip()] = value.strip()
-    return options
 
 
 def build_chain(
@@ -43,25 +35,89 @@ def build_chain(
     background: str | None = None,
     class_overrides: Mapping[str, str] | None = None,
     device: str | None = "auto",
+    command: Sequence[str] | None = None,
 ) -> Chain:
-    """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`."""
+    """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`.
+
+    ``command`` is the command line that asked for it (the CLI passes ``sys.argv``), for the run summary.
+    """
     resolved = resolve_device(device)
     smoothing = parse_smoothing(smooth)
-    segmenter: Segmenter | None = None
-    synthesizer: Synthesizer | None = None
-    if seg and seg != NONE:
-        segmenter = build_stage("segmenter", seg, StageContext(seg_weights, resolved, dict(seg_options or {})))
-        if smoothing:
-            segmenter = SmoothedSegmenter(segmenter, smoothing)
-    elif smoothing:
+    if smoothing and not (seg and seg != NONE):
         raise ChainError("--smooth needs a segmenter (--seg)")
-    if synth and synth != NONE:
-        synthesizer = build_stage("synthesizer", synth,
-                                  StageContext(synth_weights, resolved, dict(synth_options or {})))
+    wanted = {kind: (text, StageContext(weights, resolved, dict(options or {})))
+              for kind, text, weights, options in (("segmenter", seg, seg_weights, seg_options),
+                                                   ("synthesizer", synth, synth_weights, synth_options))
+              if text and text != NONE}
+    built = _build_all(wanted)
+    segmenter = built.get("segmenter")
+    synthesizer = built.get("synthesizer")
+    if segmenter is not None and smoothing:
+        segmenter = SmoothedSegmenter(segmenter, smoothing)
     if segmenter is None and synthesizer is None:
         raise ChainError("--seg none and --synth none leave nothing to run")
-    return Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap, background=background,
-                 class_overrides=dict(class_overrides) if class_overrides else None)
+    pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap, background=background,
+                     class_overrides=dict(class_overrides) if class_overrides else None)
+    pipeline.request.update(
+        command=list(command) if command is not None else None, device=device, smooth=smooth,
+        seg=seg, seg_weights=seg_weights, seg_options=dict(seg_options or {}),
+        synth=synth, synth_weights=synth_weights, synth_options=dict(synth_options or {}))
+    return pipeline
+
+
+def _build_all(wanted: Mapping[str, tuple[str, StageContext]]) -> dict[str, Segmenter | Synthesizer]:
+    """Build every stage, or raise one `MissingWeightsError` naming all whose weights are missing.
+
+    Stages whose weights are not on disk are built first (a download may still fetch them), so
+    that a missing SPADE checkpoint is reported before a segmenter spends time loading.
+    """
+    missing_first = sorted(wanted, key=lambda kind: _weights_present(kind, *wanted[kind]))
+    built: dict[str, Segmenter | Synthesizer] = {}
+    errors: list[str] = []
+    for kind in missing_first:
+        text, context = wanted[kind]
+        try:
+            built[kind] = build_stage(kind, text, context)
+        except MissingWeightsError as error:
+            errors.append(f"{kind} {text!r}: {str(error).rstrip('.')}")
+    if errors:
+        raise MissingWeightsError(f"missing weights ({len(errors)} of {len(wanted)} stages): " + "; ".join(errors)
+                                  + f". {usable_alternatives()}")
+    return built
+
+
+def _weights_present(kind: str, text: str, context: StageContext) -> bool:
+    name, variant = parse_stage_name(text)
+    spec = get_stage(kind, name)  # an unknown name fails here, before any weights are looked at
+    if spec.weights is None:
+        return True
+    try:
+        return spec.weights(spec.resolve_variant(variant), context.weights).present
+    except ChainError:
+        return True  # a bad variant: building it gives the message
+
+
+def usable_alternatives() -> str:
+    """The segmenters and synthesizers whose weights are here now (or that need none), for messages."""
+    parts = []
+    for kind in ("segmenter", "synthesizer"):
+        names = []
+        for spec in stages(kind).values():
+            # A stage whose space comes only from its argument (`labels:DIR`, `hf:REPO`) reads a
+            # folder the user names: not an alternative to offer.
+            if spec.weights is None:
+                if spec.label_space(spec.default_variant) is not None or kind == "synthesizer":
+                    names.append(spec.name)
+                continue
+            for variant in spec.variants or (spec.default_variant,):
+                try:
+                    present = spec.weights(variant, None).present
+                except Exception:  # noqa: BLE001 — a broken status check must not hide the real message
+                    present = False
+                if present:
+                    names.append(spec.name + (f":{variant}" if variant else ""))
+        parts.append(f"{kind}s usable here: {', '.join(names) if names else 'none'}")
+    return "; ".join(parts) + " (see `chain list`)"
 
 
 def run(
@@ -97,6 +153,7 @@ def run(
     cluster: str | None = None,
     shards: int | None = None,
     shard_seconds: float | None = None,
+    command: Sequence[str] | None = None,
 ) -> RunSummary:
     """Run a chain over a video, image folder or image — what ``chain run`` does.
 
@@ -109,34 +166,30 @@ def run(
     Damaged frames are skipped and reported in the summary's ``input_damage``; ``strict=True``
     makes damage an error instead. ``cluster="ray"`` (a local Ray instance), ``"auto"`` or
     ``"ray://HOST:PORT"`` shards the run over Ray (`chain.cluster`), in ``shards`` shards or
-    ``shard_seconds`` each.
+    ``shard_seconds`` each. ``command`` (the CLI's ``sys.argv``) is recorded in the summary's ``request``.
     """
     if cluster is None and (shards is not None or shard_seconds is not None):
         raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
     # Cheap checks first: a typo should not wait for weights to load.
     trim = Trim(start, duration, max_frames)
-    with open_source(source, trim=trim, size=size, fps=fps):
-        pass
-    parse_remap(remap)
+    outputs = Outputs.of(video=output, masks=masks, overlay=overlay, compare=compare, labels=save_labels,
+                         summary=summary)
+    check_run(source, outputs, trim=trim, size=size, fps=fps, remap=remap, preset=preset)
     parse_smoothing(smooth)
-    check_preset(preset)
-    as_path = lambda value: Path(value) if value is not None else None  # noqa: E731
-    outputs = Outputs(video=as_path(output), masks=as_path(masks), overlay=as_path(overlay),
-                      compare=as_path(compare), labels=as_path(save_labels), summary=as_path(summary))
-    check_output_paths(Path(source), outputs)
     if cluster is not None:
         from chain.cluster import run_sharded, warmup_frames
 
         factory = functools.partial(
             build_chain, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
             seg_options=seg_options, synth_options=synth_options, smooth=smooth, remap=remap, background=background,
-            class_overrides=class_overrides, device=device)
+            class_overrides=class_overrides, device=device, command=command)
         return run_sharded(source, outputs, factory=factory, cluster=cluster, shards=shards,
                            shard_seconds=shard_seconds, warmup=warmup_frames(parse_smoothing(smooth)), trim=trim,
                            size=size, fps=fps, batch_size=batch_size, crf=crf, preset=preset, progress=progress,
                            strict=strict)
     pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
                            seg_options=seg_options, synth_options=synth_options, smooth=smooth,
-                           remap=remap, background=background, class_overrides=class_overrides, device=device)
+                           remap=remap, background=background, class_overrides=class_overrides, device=device,
+                           command=command)
     return pipeline(source, outputs, trim=trim, size=size, fps=fps,
                     batch_size=batch_size, crf=crf, preset=preset, progress=progress, strict=strict)

@@ -6,6 +6,7 @@ place where errors become messages and exit codes.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from chain import api
+# chain.api (torch, the stages) is imported inside the commands that need it: `chain --help` and
+# a typo in `chain run` answer without loading torch (about 2 s of CPU).
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Re-imagine films through neural networks: segment, remap, synthesize. "
@@ -45,9 +47,10 @@ Duration = Annotated[float | None, typer.Option(help="Process at most this many 
 MaxFrames = Annotated[int | None, typer.Option(help="Process at most this many frames.")]
 Size = Annotated[str | None, typer.Option(help="Working/output size: WxH (256x144) or a short side (256).")]
 Fps = Annotated[float | None, typer.Option(help="Output frame rate (frames are dropped or repeated).")]
-Masks = Annotated[Path | None, typer.Option(help="Write colourised labels with class names and a legend.")]
-Overlay = Annotated[Path | None, typer.Option(help="Write labels blended over the input.")]
-Compare = Annotated[Path | None, typer.Option(help="Write input | labels | synthesized side by side.")]
+# Outputs stay text: a trailing slash (out.v2/) names a folder, and `Path` would drop it.
+Masks = Annotated[str | None, typer.Option(help="Write colourised labels with class names and a legend.")]
+Overlay = Annotated[str | None, typer.Option(help="Write labels blended over the input.")]
+Compare = Annotated[str | None, typer.Option(help="Write input | labels | synthesized side by side.")]
 SaveLabels = Annotated[Path | None, typer.Option(help="Write lossless label PNGs (000000.png…) to a folder.")]
 Summary = Annotated[Path | None, typer.Option(help="Write a JSON summary: per-frame classes, timings.")]
 Crf = Annotated[int | None, typer.Option(min=0, max=63, help="x264/VP9 quality (lower is better).")]
@@ -57,7 +60,7 @@ LatentNoise = Annotated[float | None, typer.Option(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
 Cluster = Annotated[str | None, typer.Option(
     help="Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an existing cluster).")]
-Shards = Annotated[int | None, typer.Option(min=1, help="--cluster: this many shards [default: one per GPU/CPU].")]
+Shards = Annotated[int | None, typer.Option(min=1, help="--cluster: this many shards \\[default: one per GPU/CPU].")]
 ShardSeconds = Annotated[float | None, typer.Option(help="--cluster: shards of about this many seconds.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
                                                        "it says) is an error, not a warning.")]
@@ -88,11 +91,19 @@ class RichProgress:
         self._bar.stop()
 
 
+def _command_line(ctx: typer.Context) -> list[str]:
+    """The command as typed: `chain.entry` passes its arguments (without --debug) as ``obj``."""
+    args = (ctx.find_root().obj or {}).get("argv")
+    return ["chain", *(args if args is not None else sys.argv[1:])]
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="Video file, folder of images, or image.")],
-    output: Annotated[Path | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
-                                                        "or folder for PNG frames.")] = None,
+    output: Annotated[str | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
+                                                       "or folder for PNG frames (a trailing / always means a "
+                                                       "folder).")] = None,
     seg: Seg = "deeplab", synth: Synth = "colorize", seg_weights: SegWeights = None,
     synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
     smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,
@@ -103,17 +114,28 @@ def run(
     shards: Shards = None, shard_seconds: ShardSeconds = None,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
-    synth_options = api.parse_options(synth_opt or [])
+    from chain.checks import check_run, parse_options
+    from chain.media import Trim
+    from chain.media.outputs import Outputs
+
+    synth_options = parse_options(synth_opt or [])
     if latent_noise is not None:
         synth_options["latent_noise"] = str(latent_noise)
+    seg_options = parse_options(seg_opt or [])
+    # The cheap checks before torch is imported (api.run repeats them: the Python API's callers need them too).
+    check_run(source, Outputs.of(video=output, masks=masks, overlay=overlay, compare=compare, labels=save_labels,
+                                 summary=summary), trim=Trim(start, duration, max_frames), size=size, fps=fps,
+              remap=remap or [], preset=preset)
+    from chain import api
+
     result = api.run(
         source, output, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
-        seg_options=api.parse_options(seg_opt or []), synth_options=synth_options,
+        seg_options=seg_options, synth_options=synth_options,
         smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
         device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict,
-        cluster=cluster, shards=shards, shard_seconds=shard_seconds)
+        cluster=cluster, shards=shards, shard_seconds=shard_seconds, command=_command_line(ctx))
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
         err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "
                                 f"{result.frames} frames that decoded (--strict makes this an error)"), soft_wrap=True)
@@ -154,8 +176,12 @@ def import_tflite(
     from chain.media.targets import check_target
 
     check_target(out, "checkpoint", option="--out folder")
+    from chain.weights.deeplab_mnv2 import default_checkpoint
+
     written = save_imported(file, out, label_space=labels)
-    err.print(f"wrote {written} (use --seg deeplab-mnv2:{labels} --seg-weights {written})")
+    # Where chain looks anyway needs no --seg-weights.
+    weights = "" if Path(written).resolve() == default_checkpoint(labels).resolve() else f" --seg-weights {written}"
+    err.print(f"wrote {written} (use --seg deeplab-mnv2:{labels}{weights})", soft_wrap=True)
 
 
 train_app = typer.Typer(help="Train networks on your own footage.", no_args_is_help=True)
@@ -166,14 +192,14 @@ app.add_typer(train_app, name="train")
 def train_vaegan(
     film: Annotated[Path, typer.Argument(help="The film (or clip, image folder) to learn.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
-    size: Annotated[str | None, typer.Option(help="Training frame size WxH [default: 256x144].")] = None,
-    latent: Annotated[int | None, typer.Option(min=1, help="Latent numbers [default: 200].")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the film [default: 6].")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="Frames per step [default: 12].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate [default: 2e-4].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and noise [default: 0].")] = None,
+    size: Annotated[str | None, typer.Option(help="Training frame size WxH \\[default: 256x144].")] = None,
+    latent: Annotated[int | None, typer.Option(min=1, help="Latent numbers \\[default: 200].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the film \\[default: 6].")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Frames per step \\[default: 12].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate \\[default: 2e-4].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and noise \\[default: 0].")] = None,
     pixel_weight: Annotated[float | None, typer.Option(
-        help="Extra pixel-space reconstruction weight (not in the paper) [default: 0].")] = None,
+        help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
@@ -199,17 +225,17 @@ def train_spade(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
     seg: Annotated[str | None, typer.Option(help="Label a video's frames with this segmenter (pseudo-labels).")] = None,
     seg_weights: SegWeights = None,
-    split: Annotated[str | None, typer.Option(help="Dataset split to train on [default: train].")] = None,
-    size: Annotated[str | None, typer.Option(help="Training size WxH, multiples of 32 [default: 256x192].")] = None,
-    ngf: Annotated[int | None, typer.Option(min=1, help="Generator width [default: 64, as NVlabs].")] = None,
-    spade_hidden: Annotated[int | None, typer.Option(min=1, help="SPADE label-MLP width [default: 128].")] = None,
-    ndf: Annotated[int | None, typer.Option(min=1, help="Discriminator width [default: 64].")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the pairs [default: 50].")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="Pairs per step [default: 8].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate (G lr/2, D 2*lr) [default: 2e-4].")] = None,
+    split: Annotated[str | None, typer.Option(help="Dataset split to train on \\[default: train].")] = None,
+    size: Annotated[str | None, typer.Option(help="Training size WxH, multiples of 32 \\[default: 256x192].")] = None,
+    ngf: Annotated[int | None, typer.Option(min=1, help="Generator width \\[default: 64, as NVlabs].")] = None,
+    spade_hidden: Annotated[int | None, typer.Option(min=1, help="SPADE label-MLP width \\[default: 128].")] = None,
+    ndf: Annotated[int | None, typer.Option(min=1, help="Discriminator width \\[default: 64].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the pairs \\[default: 50].")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Pairs per step \\[default: 8].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate (G lr/2, D 2*lr) \\[default: 2e-4].")] = None,
     vgg_weights: Annotated[str | None, typer.Option(
         help="torchvision VGG-19 weights (.pth) to add the perceptual loss; none is used without them.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and flips [default: 0].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and flips \\[default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
@@ -241,20 +267,21 @@ def eval_spade(
         = "deeplab-mnv2:ade20k",
     seg_weights: SegWeights = None, seg_opt: SegOpt = None,
     label_seg: Annotated[str | None, typer.Option(
-        help="For a video: the segmenter whose labels are painted from [default: --seg].")] = None,
+        help="For a video: the segmenter whose labels are painted from \\[default: --seg].")] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "val",
-    size: Annotated[str | None, typer.Option(help="Scoring size WxH [default: the generator's size].")] = None,
+    size: Annotated[str | None, typer.Option(help="Scoring size WxH \\[default: the generator's size].")] = None,
     max_items: Annotated[int | None, typer.Option(min=1, help="Score at most this many images/frames.")] = None,
     samples: Annotated[Path | None, typer.Option(help="PNG: labels | real | synthesized | judged, per row.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the scores as JSON.")] = None,
     start: Start = 0.0, duration: Duration = None, batch: Batch = 4, device: Device = "auto",
 ) -> None:
     """SPADE's test: segment synthesized images and score them against the labels they came from."""
+    from chain.checks import parse_options
     from chain.evaluation import evaluate_spade
     from chain.media import Trim
 
     result = evaluate_spade(weights, data, seg=seg, seg_weights=seg_weights,
-                            seg_options=api.parse_options(seg_opt or []), label_seg=label_seg, split=split, size=size,
+                            seg_options=parse_options(seg_opt or []), label_seg=label_seg, split=split, size=size,
                             max_items=max_items, batch=batch, trim=Trim(start=start, duration=duration),
                             device=device, samples=samples, report=report)
     table = Table("images", "mIoU", "pixel accuracy", title=f"{result['items']} items at {result['size']}, "
@@ -298,17 +325,22 @@ def list_stages() -> None:
     """List segmenters and synthesizers, their label spaces and where their weights are."""
     from chain.stages import stages
 
+    # One line per fact, never cut: names and weight paths are what the user copies from here.
     for kind in ("segmenter", "synthesizer"):
-        table = Table("name[:variant]", "label space", "weights", "present", "about", title=f"{kind}s")
+        out.print(f"[bold]{kind}s[/]")
         for spec in stages(kind).values():
             for variant in spec.variants or (spec.default_variant,):
                 name = spec.name + (f":{variant}" if variant and len(spec.variants) > 1 else "")
-                if variant and variant == spec.default_variant and len(spec.variants) > 1:
-                    name += " (default)"
+                default = " (default)" if variant and variant == spec.default_variant and len(spec.variants) > 1 else ""
                 status = spec.weights(variant, None) if spec.weights else None
-                table.add_row(name, spec.label_space(variant) or "-", status.location if status else "-",
-                              ("yes" if status.present else "no") if status else "-", spec.summary)
-        out.print(table)
+                out.print(Text.assemble((name, "bold cyan"), default, f"  label space: {spec.label_space(variant) or '-'}"),
+                          soft_wrap=True)
+                out.print(Text(f"    {spec.summary}"), soft_wrap=True)
+                if status is not None:
+                    present = ("present", "green") if status.present else ("missing", "yellow")
+                    how = "" if status.present or not status.how_to_get else f" (get: {status.how_to_get})"
+                    out.print(Text.assemble("    weights ", present, f": {status.location}{how}"), soft_wrap=True)
+        out.print()
 
 
 @app.command()
@@ -329,7 +361,7 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
 def ui(
     source: Annotated[Path | None, typer.Argument(help="A video to open at start (or choose one).")] = None,
     out: Annotated[Path, typer.Option(help="Folder the page's runs write into.")] = Path("chain-ui-outputs"),
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1 [default: 7860+].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1 \\[default: 7860+].")] = None,
 ) -> None:
     """Open a local web page: try label swaps on one frame, then run the whole video (needs the ui extra)."""
     from chain.ui import launch

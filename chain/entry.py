@@ -44,7 +44,7 @@ def _run(args: list[str]) -> None:
     try:
         from chain.cli import app
 
-        result = app(args=args, prog_name="chain", standalone_mode=False)
+        result = app(args=args, prog_name="chain", standalone_mode=False, obj={"argv": args})
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except usage_error as usage:

@@ -6,14 +6,15 @@ import contextlib
 import itertools
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from chain.errors import ChainError
-from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_table
+from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_notes, remap_table
+from chain.labels.remap import UnknownRemapClass
 from chain.labels.saved import LABELS_META_FILE, labels_meta
 from chain.media import (
     Frame,
@@ -26,10 +27,9 @@ from chain.media import (
     open_audio,
     open_sink,
     open_source,
-    output_kind,
 )
+from chain.media.outputs import Outputs, check_output_paths
 from chain.media.source import InputDamage
-from chain.media.targets import check_target
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer
@@ -42,21 +42,6 @@ class Progress(Protocol):
     def start(self, total: int | None, description: str) -> None: ...
     def advance(self, frames: int) -> None: ...
     def stop(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """Where a run writes. Any subset may be given; at least one is needed."""
-
-    video: Path | None = None      # the synthesized video (or PNG folder, or image)
-    masks: Path | None = None      # colourised labels with class names and a legend
-    overlay: Path | None = None    # labels blended over the input
-    compare: Path | None = None    # input | labels | synthesized
-    labels: Path | None = None     # lossless label PNGs by frame index (--save-labels)
-    summary: Path | None = None    # JSON: per-frame class shares, timings, totals
-
-    def given(self) -> dict[str, Path]:
-        return {f.name: Path(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 @dataclass(frozen=True)
@@ -128,7 +113,25 @@ class Chain:
                            if self.source_space is not None else None)
         if remap and self.target_space is None:
             raise ChainError("--remap needs label maps: choose a segmenter with --seg")
-        self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
+        try:
+            self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
+        except UnknownRemapClass as error:
+            raise ChainError(f"{error}{_synthesizers_with(error.spaces)}") from None
+        #: How the chain was asked for (stage names, options, remap; the command line from the CLI):
+        #: written to the summary's ``request`` with the input path and chain's version.
+        self.request: dict[str, Any] = {"remap": list(remap), "background": background,
+                                        "class_overrides": dict(class_overrides or {})}
+        # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
+        self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
+                                              if self.remap_lut is not None else None)
+                                 if self.target_space is not None else None)
+
+    @property
+    def target_lut(self) -> np.ndarray | None:
+        """Source id → target id, conversion and remap together (None without a segmenter)."""
+        if self.conversion is None:
+            return None
+        return self.remap_lut[self.conversion.lut] if self.remap_lut is not None else self.conversion.lut
 
     def target_labels(self, labels: np.ndarray) -> np.ndarray:
         """Segmenter labels → the synthesizer's space, remapped."""
@@ -155,7 +158,8 @@ class Chain:
             info = frames_in.info
             sinks, summary_file = self._open_outputs(outputs, info, trim, crf=crf, preset=preset,
                                                      audio=part is None)
-            tracker = (ClassShareTracker(self.source_space, summary_file.stream if summary_file else None)
+            tracker = (ClassShareTracker(self.source_space, summary_file.stream if summary_file else None,
+                                         target=(self.target_space, self.target_lut))
                        if self.source_space is not None else None)
             changes = FrameChangeTracker() if self.synthesizer is not None else None
             try:
@@ -233,6 +237,8 @@ class Chain:
                  tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, written: dict[str, str],
                  video_sink: FrameSink | None, damage: InputDamage | None) -> RunSummary:
         """4. The run's report."""
+        from chain import __version__
+
         audio = ("none in input" if info.audio_codec is None else
                  "not written (no video output)" if video_sink is None or not hasattr(video_sink, "audio_copied")
                  else f"{info.audio_codec} copied" if video_sink.audio_copied else f"{info.audio_codec} re-encoded")
@@ -245,7 +251,9 @@ class Chain:
             target_space=self.target_space.name if self.target_space else None,
             unmapped_classes=list(self.conversion.unmapped) if self.conversion else [],
             remapped=describe_remap(self.target_space, self.remap_lut) if self.remap_lut is not None else [],
+            request={"input": str(info.path), "chain_version": __version__, **self.request},
             mean_class_share=tracker.mean_shares() if tracker else {},
+            target_class_share=tracker.mean_target_shares() if tracker else {},
             outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,
             output_flicker=changes.flicker if changes else None,
             output_change=changes.output_change if changes else None,
@@ -272,13 +280,14 @@ class Chain:
                 path = getattr(outputs, name)
                 if path is None:
                     continue
-                if output_kind(Path(path)) == "image" and (info.frame_count or 0) > 1:
+                kind = outputs.kind(name)
+                if kind == "image" and (info.frame_count or 0) > 1:
                     raise ChainError(f"{path} is an image file but {info.frame_count} frames will be made; "
                                      "write to a video file or a folder, or pass --max-frames 1")
                 sound = None
                 if audio and name == "video" and info.kind == "video" and info.audio_codec is not None:
                     sound = open_audio(info.path, start=trim.start, duration=info.duration)
-                sinks[name] = open_sink(path, fps=info.fps, audio=sound, crf=crf, preset=preset)
+                sinks[name] = open_sink(path, fps=info.fps, audio=sound, crf=crf, preset=preset, kind=kind)
             if outputs.labels is not None:
                 sinks["labels"] = ImageFolderSink(outputs.labels)  # always a folder, whatever its name
                 sinks["labels"].add_file(LABELS_META_FILE, labels_meta(self.source_space))
@@ -332,41 +341,20 @@ class Chain:
                                 for frame, frame_labels in zip(batch.frames, labels)]
         if "compare" in sinks:
             views["compare"] = []
+            # A synthesizer that paints the label colours would repeat the label panel: show it once.
+            painted_labels = self.synthesizer is not None and self.synthesizer.paints_labels and target is not None
             for i, frame in enumerate(batch.frames):
                 panels, captions = [frame], ["input"]
                 if target is not None:
-                    panels.append(self.target_space.colorize(target[i]))
-                    captions.append(f"labels ({self.target_space.name})")
-                if synthesized is not None:
+                    panels.append(self.compare_renderer(target[i]))
+                    captions.append(f"labels ({self.target_space.name})" + (" = synthesized" if painted_labels else ""))
+                if synthesized is not None and not painted_labels:
                     panels.append(synthesized[i])
                     captions.append("synthesized")
                 views["compare"].append(side_by_side(panels, captions))
         if "labels" in sinks:
             views["labels"] = list(labels)
         return views
-
-
-def check_output_paths(source: Path, outputs: Outputs) -> None:
-    """Refuse, before any work, outputs that would overwrite the input, each other, or anything
-    chain did not write itself (`chain.media.targets`)."""
-    given = outputs.given()
-    resolved = {name: path.resolve() for name, path in given.items()}
-    source = source.resolve()
-    for name, path in resolved.items():
-        if path == source:
-            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} would overwrite the input")
-    for name, path in given.items():
-        kind = {"labels": "folder", "summary": "summary"}.get(name) or output_kind(path)
-        check_target(path, kind, option=_OPTION_NAMES[name])
-    for name, path in resolved.items():
-        if path in source.parents:
-            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} holds the input {source}; give a new folder")
-    if len(set(resolved.values())) < len(resolved):
-        raise ChainError("two outputs have the same path; give each its own")
-
-
-_OPTION_NAMES = {"video": "output", "masks": "--masks output", "overlay": "--overlay output",
-                 "compare": "--compare output", "labels": "--save-labels folder", "summary": "--summary file"}
 
 
 @contextlib.contextmanager
@@ -378,6 +366,19 @@ def _os_errors_name(target: Path) -> Iterator[None]:
         if error.filename is None or ".partial-" in str(error.filename):
             raise OSError(error.errno, error.strerror or str(error), str(target)) from error
         raise
+
+
+def _synthesizers_with(spaces: list[str]) -> str:
+    """``" (synthesizers in those spaces: spade:coco, colorize:coco-stuff)"``, or nothing."""
+    from chain.stages import stages  # the registry loads every stage module: only for this message
+
+    names = []
+    for spec in stages("synthesizer").values():
+        if spec.variants:
+            names += [f"{spec.name}:{v}" for v in spec.variants if spec.label_space(v) in spaces]
+        else:  # a stage that takes its space as the variant (colorize:SPACE)
+            names += [f"{spec.name}:{s}" for s in spaces[:2] if spec.label_space(s) == s]
+    return f" (synthesizers in those spaces: {', '.join(names)})" if names else ""
 
 
 def _background_refusal(background: str, space: LabelSpace | None) -> str:

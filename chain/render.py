@@ -66,14 +66,28 @@ class MaskRenderer:
     Args:
         space: the label space of the maps it draws.
         min_share: regions covering less of the frame than this get no name on them.
+        notes: id → a note written after the class name in the legend, e.g. ``{bear_id: "was person"}``
+            for the classes a ``--remap`` made.
+
+    ``legend`` holds the legend lines of the last frame drawn (class name, note, share), so
+    callers and tests can read what the picture says without OCR.
     """
 
-    def __init__(self, space: LabelSpace, *, min_share: float = 0.015) -> None:
+    def __init__(self, space: LabelSpace, *, min_share: float = 0.015, notes: dict[int, str] | None = None) -> None:
         self.space = space
         self.min_share = min_share
+        self.notes = dict(notes or {})
+        self.legend: list[str] = []
+
+    def legend_text(self, label_id: int, share: float) -> str:
+        """One legend line: ``"bear (was person) 23%"``."""
+        note = self.notes.get(label_id)
+        name = self.space.names[label_id] + (f" ({note})" if note else "")
+        return f"{name} {100 * share:.0f}%"
 
     def legend_width(self, height: int) -> int:
-        return max(120, int(height * 0.45))
+        # Notes ("bear (was person)") make lines longer: widen the panel rather than cut them.
+        return max(120, int(height * (0.7 if self.notes else 0.45)))
 
     def __call__(self, labels: np.ndarray) -> np.ndarray:
         height, width = labels.shape
@@ -103,15 +117,16 @@ class MaskRenderer:
         row = font_size + 4
         rows = max(1, (height - 4) // row)
         shown = present if len(present) <= rows else present[: rows - 1]
-        for slot, label_id in enumerate(shown):
+        self.legend = [self.legend_text(label_id, shares[label_id]) for label_id in shown]
+        for slot, (label_id, text) in enumerate(zip(shown, self.legend)):
             y = 4 + slot * row
             draw.rectangle((x0, y, x0 + font_size, y + font_size), fill=tuple(int(c) for c in
                                                                                self.space.palette[label_id]))
-            text = f"{self.space.names[label_id]} {100 * shares[label_id]:.0f}%"
             draw.text((x0 + font_size + 4, y), text, font=_font(font_size), fill=(235, 235, 235))
         if len(shown) < len(present):
-            draw.text((x0, 4 + len(shown) * row), f"+{len(present) - len(shown)} more", font=_font(font_size),
-                      fill=(170, 170, 170))
+            more = f"+{len(present) - len(shown)} more"
+            self.legend.append(more)
+            draw.text((x0, 4 + len(shown) * row), more, font=_font(font_size), fill=(170, 170, 170))
 
 
 def overlay(frame: np.ndarray, labels: np.ndarray, space: LabelSpace, *, alpha: float = 0.5) -> np.ndarray:

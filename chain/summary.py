@@ -65,6 +65,10 @@ class RunSummary:
     input_change: float | None = None
     #: Damaged frames skipped and a short input (None when the input decoded whole).
     input_damage: InputDamage | None = None
+    #: Mean class shares in the synthesizer's space, after conversion and --remap (what it painted from).
+    target_class_share: dict[str, float] = field(default_factory=dict)
+    #: How the run was asked for: input path, chain version, command line, stages and their options.
+    request: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,14 +78,15 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         stage_ms = {name: 1000 * secs / max(1, self.frames) for name, secs in self.stage_seconds.items()}
         return {
-            "frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
+            "request": self.request, "frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
             "seconds": round(self.seconds, 3), "frames_per_second": round(self.frames_per_second, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "stage_ms_per_frame": {k: round(v, 2) for k, v in stage_ms.items()},
             "segmenter": self.segmenter, "synthesizer": self.synthesizer,
             "label_space": self.label_space, "target_space": self.target_space,
             "unmapped_classes": self.unmapped_classes, "remapped": self.remapped,
-            "mean_class_share": self.mean_class_share, "outputs": self.outputs, "audio": self.audio,
+            "mean_class_share": self.mean_class_share, "target_class_share": self.target_class_share,
+            "outputs": self.outputs, "audio": self.audio,
             "label_flicker": None if self.label_flicker is None else round(self.label_flicker, 5),
             "output_flicker": None if self.output_flicker is None else round(self.output_flicker, 4),
             "output_change": None if self.output_change is None else round(self.output_change, 4),
@@ -95,11 +100,14 @@ class ClassShareTracker:
     """Per-frame class shares and label flicker of one label space, streamed as they come.
 
     Flicker is the share of pixels whose label differs from the previous frame's: the
-    figure temporal smoothing should bring down.
+    figure temporal smoothing should bring down. ``target`` is the synthesizer's space and the
+    id table into it (conversion and remap), for the same shares in that space.
     """
 
-    def __init__(self, space: LabelSpace, stream: TextIO | None) -> None:
+    def __init__(self, space: LabelSpace, stream: TextIO | None,
+                 target: tuple[LabelSpace | None, np.ndarray | None] = (None, None)) -> None:
         self.space = space
+        self.target_space, self.target_lut = target
         self._stream = stream
         self._total = np.zeros(len(space), dtype=np.float64)
         self._previous: np.ndarray | None = None
@@ -155,6 +163,15 @@ class ClassShareTracker:
     def mean_shares(self, min_share: float = 1e-4) -> dict[str, float]:
         mean = self._total / max(1, self.frames)
         return {self.space.names[i]: round(float(mean[i]), 5) for i in np.argsort(-mean) if mean[i] >= min_share}
+
+    def mean_target_shares(self, min_share: float = 1e-4) -> dict[str, float]:
+        """`mean_shares` in the synthesizer's space: each source share added to the class it became."""
+        if self.target_space is None or self.target_lut is None:
+            return {}
+        mean = np.bincount(np.asarray(self.target_lut, dtype=np.intp), weights=self._total / max(1, self.frames),
+                           minlength=len(self.target_space))
+        return {self.target_space.names[i]: round(float(mean[i]), 5)
+                for i in np.argsort(-mean) if mean[i] >= min_share}
 
 
 class FrameChangeTracker:

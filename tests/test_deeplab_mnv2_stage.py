@@ -33,8 +33,9 @@ def test_import_command_writes_a_checkpoint_the_chain_finds(tmp_path: Path) -> N
     assert meta["label_space"] == "voc" and meta["input_size"] == 257
     listing = subprocess.run([sys.executable, "-m", "chain", "list"], capture_output=True, text=True,
                              env={"CHAIN_WEIGHTS": str(tmp_path), "COLUMNS": "250", "PATH": "/usr/bin:/bin"})
-    row = next(line for line in listing.stdout.splitlines() if "deeplab-mnv2:voc" in line)
-    assert "yes" in row
+    lines = listing.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("deeplab-mnv2:voc"))
+    assert f"    weights present: {tmp_path / 'deeplab-mnv2-voc'}" in lines[first + 1: first + 3]
 
 
 def test_people_in_real_footage_are_labelled_person(voc_checkpoint: Path, tmp_path: Path) -> None:

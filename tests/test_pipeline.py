@@ -86,7 +86,8 @@ def test_all_inspection_outputs_on_a_real_clip(carphone: Path, tmp_path: Path) -
     for name in ("out", "masks", "overlay", "compare"):
         assert frame_count(tmp_path / f"{name}.mp4") == 6, name
     with av.open(str(tmp_path / "compare.mp4")) as container:
-        assert container.streams.video[0].codec_context.width == 3 * 176  # input | labels | synthesized
+        # input | labels with legend (colorize's painting is that panel: not shown twice)
+        assert container.streams.video[0].codec_context.width == 176 + 176 + 120
     saved = sorted((tmp_path / "labels").glob("*.png"))
     assert [p.name for p in saved] == [f"{i:06d}.png" for i in range(6)]
     first = read_png(saved[0])

@@ -11,7 +11,7 @@ from pathlib import Path
 from chain.cluster.join import join_folders, join_videos, part_records, write_records
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.errors import ChainError
-from chain.media import Trim, open_audio, open_source, output_kind
+from chain.media import Trim, open_audio, open_source
 from chain.media.source import InputDamage
 from chain.media.targets import remove_stale_staging, replace_with, staging_path
 from chain.pipeline import Chain, Outputs, Part, Progress
@@ -81,7 +81,7 @@ def run_sharded(source: str | Path, outputs: Outputs, *, factory: Callable[[], C
             summary_file.finish(summary)
         with deferred_signals():
             for name, staging in stagings.items():
-                replace_with(staging, given[name], _kind(name, given[name]))
+                replace_with(staging, given[name], outputs.kind(name))
             stagings.clear()
         if outputs.summary is not None:
             summary.outputs["summary"] = str(outputs.summary)
@@ -118,15 +118,11 @@ def _slots(ray) -> int:  # noqa: ANN001
     return max(1, int(resources.get("GPU", 0) or resources.get("CPU", 1)))
 
 
-def _kind(name: str, path: Path) -> str:
-    return {"labels": "folder", "summary": "summary"}.get(name) or output_kind(path)
-
-
 def _part_outputs(outputs: Outputs, parts_dirs: dict[str, Path], shard: Shard) -> Outputs:
     """Where one shard writes: a part of each output inside that output's hidden parts folder."""
     names = {}
     for name, path in outputs.given().items():
-        suffix = path.suffix if _kind(name, path) in ("video", "image") else ""
+        suffix = path.suffix if outputs.kind(name) in ("video", "image") else ""
         names[name] = parts_dirs[name] / (f"{shard.number:05d}" + (".json" if name == "summary" else suffix))
     return Outputs(**names)
 
@@ -265,7 +261,7 @@ def _join(source: Path, outputs: Outputs, info, trim: Trim, plan: list[Shard],  
         if name == "summary":
             continue
         stagings[name] = staging = staging_path(target)
-        kind = _kind(name, target)
+        kind = outputs.kind(name)
         parts = [parts_dirs[name] / Path(summary.outputs[name]).name for summary, _ in results]
         if kind == "video":
             audio = None
@@ -303,11 +299,12 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
                              decoded=last.decoded if last else sum(s.frames for s, _ in results))
     video = outputs.video
     audio = ("none in input" if info.audio_codec is None else
-             "not written (no video output)" if video is None or output_kind(Path(video)) != "video"
+             "not written (no video output)" if video is None or outputs.kind("video") != "video"
              else f"{info.audio_codec} copied" if copied else f"{info.audio_codec} re-encoded")
     merged = dataclasses.replace(
         first_summary, frames=sum(summary.frames for summary, _ in results), seconds=time.perf_counter() - started,
         stage_seconds=stage_seconds, mean_class_share=labels.mean_shares() if labels else {},
+        target_class_share=labels.mean_target_shares() if labels else {},
         outputs={name: str(path) for name, path in outputs.given().items() if name != "summary"}, audio=audio,
         label_flicker=labels.mean_flicker if labels else None,
         output_flicker=changes.flicker if changes else None, output_change=changes.output_change if changes else None,

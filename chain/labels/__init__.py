@@ -2,7 +2,7 @@
 
 from chain.labels.coco_panoptic import COCO_PANOPTIC, COCO_PANOPTIC_CATEGORY_IDS
 from chain.labels.convert import EQUIVALENT, STAND_INS, Conversion, conversion
-from chain.labels.remap import describe_remap, parse_remap, remap_table
+from chain.labels.remap import describe_remap, parse_remap, remap_notes, remap_table
 from chain.labels.space import LabelSpace, normalize_name
 from chain.labels.spaces import (
     ADE20K,
@@ -42,5 +42,6 @@ __all__ = [
     "normalize_name",
     "parse_remap",
     "register_label_space",
+    "remap_notes",
     "remap_table",
 ]

@@ -12,9 +12,30 @@ import numpy as np
 
 from chain.errors import ChainError
 from chain.labels.space import LabelSpace
+from chain.labels.spaces import LABEL_SPACES
 
 #: The source that stands for every class not named as a source in any rule.
 WILDCARD = "*"
+
+
+class UnknownRemapClass(ChainError):
+    """A ``--remap`` names a class the synthesizer's space lacks; ``spaces`` are those that have it."""
+
+    def __init__(self, message: str, class_name: str, spaces: list[str]) -> None:
+        super().__init__(message)
+        self.class_name = class_name
+        self.spaces = spaces
+
+
+def _resolve(space: LabelSpace, name: str) -> int:
+    """``space.id_of(name)``, but an unknown name says where remapping happens and which spaces know it."""
+    try:
+        return space.id_of(name)
+    except ChainError as error:
+        spaces = [other.name for other in LABEL_SPACES.values() if other.find(name) is not None]
+        where = (f"; {name!r} is in {', '.join(spaces)}" if spaces else f"; no label space has {name!r}")
+        raise UnknownRemapClass(f"--remap works in the synthesizer's label space, here {space.name!r}: {error}{where}",
+                                name, spaces) from None
 
 
 def parse_remap(rules: Iterable[str]) -> list[tuple[str, str]]:
@@ -55,7 +76,7 @@ def remap_table(space: LabelSpace, rules: Iterable[str | tuple[str, str]]) -> np
             src, dst = rule
             pairs.append((src.strip(), dst.strip()))
     # Resolve every name before building, so a typo fails before any work is done.
-    resolved = [(None if src == WILDCARD else space.id_of(src), space.id_of(dst))
+    resolved = [(None if src == WILDCARD else _resolve(space, src), _resolve(space, dst))
                 for src, dst in pairs]
     lut = np.arange(len(space), dtype=space.dtype)
     wildcards = [dst for src, dst in resolved if src is None]
@@ -87,3 +108,16 @@ def describe_remap(space: LabelSpace, lut: np.ndarray, *, max_listed: int = 4) -
             shown = ", ".join(sources[:3])
             lines.append(f"{len(sources)} classes ({shown}, …) → {target}")
     return lines
+
+
+def remap_notes(space: LabelSpace, lut: np.ndarray, *, max_named: int = 2) -> dict[int, str]:
+    """For each class that a remap sends other classes to, a legend note: ``{bear: "was person"}``.
+
+    More than ``max_named`` sources (a ``*=`` rule) are counted instead of named.
+    """
+    sources: dict[int, list[str]] = {}
+    for src, dst in enumerate(np.asarray(lut).tolist()):
+        if src != dst:
+            sources.setdefault(dst, []).append(space.names[src])
+    return {dst: "was " + (", ".join(names) if len(names) <= max_named else f"{len(names)} classes")
+            for dst, names in sources.items()}

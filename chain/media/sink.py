@@ -250,10 +250,11 @@ def _version() -> str:
 
 
 def open_sink(path: str | Path, *, fps: Fraction, audio: AudioPassthrough | None = None,
-              crf: int | None = None, preset: str | None = None) -> FrameSink:
-    """A sink for ``path``: a video file by extension, an image file, or else a PNG folder."""
+              crf: int | None = None, preset: str | None = None, kind: str | None = None) -> FrameSink:
+    """A sink for ``path``: a video file by extension, an image file, or else a PNG folder
+    (``kind`` "folder" makes it a folder whatever its name)."""
     path = Path(path)
-    kind = output_kind(path)
+    kind = kind or output_kind(path)
     if kind == "video":
         return VideoFileSink(path, fps=fps, audio=audio, crf=crf, preset=preset)
     if kind == "image":
@@ -271,5 +272,5 @@ def output_kind(path: Path) -> str:
     if suffix and not path.is_dir():
         known = ", ".join(sorted(VIDEO_OUTPUT_EXTENSIONS | IMAGE_OUTPUT_EXTENSIONS))
         raise ChainError(f"cannot write {path}: unknown extension {suffix!r}; use one of {known}, "
-                         "or a folder name for PNG frames")
+                         "or end the name with / for a folder of PNG frames")
     return "folder"

@@ -89,6 +89,9 @@ class Synthesizer(ABC):
     #: unless the user says otherwise with ``--background``; None keeps the space's fallback.
     default_background: str | None = None
     description: str = ""
+    #: True when the painting is the label map in its space's palette (``colorize``): the compare
+    #: video then shows that panel once, not twice.
+    paints_labels: bool = False
 
     #: Frame-to-frame state anchored on the run's first frame (ControlNet's cross-frame attention):
     #: a shard of the run (`chain.cluster`) first paints that frame, unwritten.

@@ -112,6 +112,8 @@ class SavedLabelsSegmenter(Segmenter):
 class ColorizeSynthesizer(Synthesizer):
     """Paints label maps with their space's palette. Without a variant it takes the segmenter's space."""
 
+    paints_labels = True
+
     def __init__(self, label_space: LabelSpace | None) -> None:
         self.label_space = label_space
         self.description = f"palette colours ({label_space.name if label_space else 'segmenter space'})"

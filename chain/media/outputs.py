@@ -1,0 +1,68 @@
+"""What a run writes (`Outputs`) and the checks on those paths made before any work."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from chain.errors import ChainError
+from chain.media.sink import output_kind
+from chain.media.targets import check_target
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run writes. Any subset may be given; at least one is needed."""
+
+    video: Path | None = None      # the synthesized video (or PNG folder, or image)
+    masks: Path | None = None      # colourised labels with class names and a legend
+    overlay: Path | None = None    # labels blended over the input
+    compare: Path | None = None    # input | labels | synthesized
+    labels: Path | None = None     # lossless label PNGs by frame index (--save-labels)
+    summary: Path | None = None    # JSON: per-frame class shares, timings, totals
+    #: Outputs named with a trailing slash (``out.v2/``): folders of PNG frames, whatever their suffix.
+    folders: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, **paths: str | Path | None) -> Outputs:
+        """Outputs from paths given as text or `Path` (None for those not written); text that ends
+        in a slash names a folder (`Path` drops the slash, so it is read here)."""
+        folders = frozenset(name for name, value in paths.items()
+                            if isinstance(value, str) and value.endswith(("/", os.sep)))
+        return cls(**{name: Path(value) if value is not None else None for name, value in paths.items()},
+                   folders=folders)
+
+    def given(self) -> dict[str, Path]:
+        return {f.name: Path(getattr(self, f.name)) for f in fields(self)
+                if f.name != "folders" and getattr(self, f.name) is not None}
+
+    def kind(self, name: str) -> str:
+        """What output ``name`` is: ``"video"``, ``"image"``, ``"folder"`` or ``"summary"``."""
+        if name == "summary":
+            return "summary"
+        if name == "labels" or name in self.folders:  # --save-labels always names a folder
+            return "folder"
+        return output_kind(Path(getattr(self, name)))
+
+
+def check_output_paths(source: Path, outputs: Outputs) -> None:
+    """Refuse, before any work, outputs that would overwrite the input, each other, or anything
+    chain did not write itself (`chain.media.targets`)."""
+    given = outputs.given()
+    resolved = {name: path.resolve() for name, path in given.items()}
+    source = source.resolve()
+    for name, path in resolved.items():
+        if path == source:
+            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} would overwrite the input")
+    for name, path in given.items():
+        check_target(path, outputs.kind(name), option=_OPTION_NAMES[name])
+    for name, path in resolved.items():
+        if path in source.parents:
+            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} holds the input {source}; give a new folder")
+    if len(set(resolved.values())) < len(resolved):
+        raise ChainError("two outputs have the same path; give each its own")
+
+
+_OPTION_NAMES = {"video": "output", "masks": "--masks output", "overlay": "--overlay output",
+                 "compare": "--compare output", "labels": "--save-labels folder", "summary": "--summary file"}
