@@ -1,7 +1,7 @@
 """chain: re-imagine films through neural networks — segment, remap, synthesize, frame by frame.
 
     import chain
-    chain.run("lastjedi.mp4", "out.mp4", seg="deeplab", synth="colorize", remap=["person=cat"])
+    chain.run("lastjedi.mp4", "out.mp4", seg="deeplab-mnv2:voc", synth="colorize", remap=["person=cat"])
 
 The API is loaded lazily so that ``chain.labels`` and ``chain.media`` import without torch.
 """

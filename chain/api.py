@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chain.checks import check_run, parse_options
+from chain.checks import DEFAULT_SEGMENTER, check_run, parse_options
 from chain.device import resolve_device
 from chain.errors import ChainError, MissingWeightsError
 from chain.media import Trim
@@ -24,7 +24,7 @@ NONE = "none"
 
 def build_chain(
     *,
-    seg: str | None = "deeplab",
+    seg: str | None = DEFAULT_SEGMENTER,
     synth: str | None = "colorize",
     seg_weights: str | None = None,
     synth_weights: str | None = None,
@@ -124,7 +124,7 @@ def run(
     source: str | Path,
     output: str | Path | None = None,
     *,
-    seg: str | None = "deeplab",
+    seg: str | None = DEFAULT_SEGMENTER,
     synth: str | None = "colorize",
     seg_weights: str | None = None,
     synth_weights: str | None = None,
@@ -160,7 +160,7 @@ def run(
     Example::
 
         import chain
-        chain.run("lastjedi.mp4", "out.mp4", seg="deeplab", synth="colorize",
+        chain.run("lastjedi.mp4", "out.mp4", seg="mask2former:coco", synth="spade",
                   remap=["person=bear"], masks="masks.mp4", max_frames=100)
 
     Damaged frames are skipped and reported in the summary's ``input_damage``; ``strict=True``

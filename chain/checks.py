@@ -14,6 +14,11 @@ from chain.labels import parse_remap
 from chain.media import Trim, check_preset, open_source
 from chain.media.outputs import Outputs, check_output_paths
 
+# The segmenter a run uses unless told: the one a user has after following the README (imported
+# from the shared TF Lite file, offline), light enough for a laptop CPU. For the blog's COCO
+# classes use --seg mask2former:coco; --seg deeplab is torchvision's DeepLabV3 (a download).
+DEFAULT_SEGMENTER = "deeplab-mnv2:voc"
+
 
 def parse_options(pairs: Sequence[str]) -> dict[str, str]:
     """``["size=256", "steps=20"]`` → ``{"size": "256", "steps": "20"}`` (stage options)."""

@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from chain.checks import DEFAULT_SEGMENTER  # light: no torch
+
 # chain.api (torch, the stages) is imported inside the commands that need it: `chain --help` and
 # a typo in `chain run` answer without loading torch (about 2 s of CPU).
 
@@ -104,7 +106,7 @@ def run(
     output: Annotated[str | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
                                                        "or folder for PNG frames (a trailing / always means a "
                                                        "folder).")] = None,
-    seg: Seg = "deeplab", synth: Synth = "colorize", seg_weights: SegWeights = None,
+    seg: Seg = DEFAULT_SEGMENTER, synth: Synth = "colorize", seg_weights: SegWeights = None,
     synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
     smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
