@@ -215,3 +215,30 @@ def test_a_killed_worker_is_retried_and_a_failing_shard_leaves_nothing(ray_local
                                          r"RuntimeError: this shard always fails; nothing was written"):
         run_sharded(clip, failing, factory=functools.partial(_faulty_chain, 50, None), shards=3, retries=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no hidden part
+
+
+@pytest.fixture(scope="module")
+def tiny_controlnet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    from tests.tiny_diffusion import write_tiny_controlnet
+
+    base, controlnet = write_tiny_controlnet(tmp_path_factory.mktemp("tiny-controlnet"))
+    return {"base": str(base), "controlnet": str(controlnet), "steps": "2", "size": "32", "guidance": "1"}
+
+
+@pytest.mark.slow
+def test_controlnet_cross_frame_shards_equal_one_machine_and_img2img_is_refused(
+        ray_local, clip: Path, tiny_controlnet: dict[str, str], tmp_path: Path) -> None:  # noqa: ANN001
+    # Every shard attends to the run's first frame, as one machine does, so the paintings agree.
+    options = dict(seg="palette:voc", synth="controlnet", synth_options={**tiny_controlnet, "cross_frame": "on"},
+                   max_frames=20, device="cpu")
+    chain.run(clip, tmp_path / "one", **options)
+    chain.run(clip, tmp_path / "sharded", cluster="ray", shards=2, **options)
+    a, b = pngs(tmp_path / "one"), pngs(tmp_path / "sharded")
+    assert len(a) == 20 and list(a) == list(b)
+    assert max(int(np.abs(a[k].astype(int) - b[k].astype(int)).max()) for k in a) <= 1  # float kernels by batch
+    # img2img paints each frame from the previous painting: a shard cannot start without it.
+    with pytest.raises(ChainError, match="img2img"):
+        chain.run(clip, tmp_path / "chained", cluster="ray", shards=2,
+                  **{**options, "synth_options": {**tiny_controlnet, "img2img": "0.5"}})
+    assert not (tmp_path / "chained").exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
