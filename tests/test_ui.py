@@ -46,12 +46,12 @@ def test_command_line_is_what_chain_run_parses(tmp_path: Path) -> None:
     assert words[:2] == ["chain", "run"]
     context = typer.main.get_command(app).commands["run"].make_context("run", words[2:])
     params = context.params
-    assert params["source"] == Path("my clip.mp4") and params["output"] == tmp_path / "my clip-chain.mp4"
+    assert params["source"] == Path("my clip.mp4") and Path(params["output"]) == tmp_path / "my clip-chain.mp4"
     assert (params["seg"], params["synth"]) == ("deeplab-mnv2:voc", "colorize:coco-stuff")
     assert params["seg_opt"] == ["size=129", "fit=aspect"] and params["remap"] == ["person=bear", "car=boat"]
     assert (params["background"], params["smooth"], params["size"], params["max_frames"], params["batch"]) == (
         "grass", "ema:0.6", "256", 10, 2)
-    assert params["masks"] == tmp_path / "my clip-masks.mp4" and params["summary"] == tmp_path / "my clip-summary.json"
+    assert Path(params["masks"]) == tmp_path / "my clip-masks.mp4" and Path(params["summary"]) == tmp_path / "my clip-summary.json"
 
 
 def test_settings_refuse_what_the_cli_refuses() -> None:

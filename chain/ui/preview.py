@@ -22,6 +22,7 @@ from chain.pipeline import Chain
 from chain.render import MaskRenderer, class_shares, resize_frames
 from chain.stages import StageContext, build_stage
 from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.spec import StageKind
 from chain.ui.settings import Settings
 
 _KEPT_SEGMENTATIONS = 64  # label maps are small (H × W bytes): keep the frames one scrubs between
@@ -150,13 +151,8 @@ class Previewer:
     def _segmenter(self, settings: Settings) -> Segmenter | None:
         if not settings.seg or settings.seg == NONE:
             return None
-        key = self._seg_key(settings)
-        stage = self._segmenters.take(key)
-        if stage is None:
-            stage = build_stage("segmenter", settings.seg, StageContext(
-                settings.seg_weights, resolve_device(settings.device), parse_options(settings.seg_options)))
-            self._segmenters.put(key, stage)
-        return stage
+        return self._cached(self._segmenters, self._seg_key(settings), "segmenter", settings.seg,
+                            settings.seg_weights, settings.seg_options, settings.device)
 
     def _synthesizer(self, settings: Settings, segmenter: Segmenter | None) -> Synthesizer | None:
         if not settings.synth or settings.synth == NONE:
@@ -166,9 +162,15 @@ class Previewer:
         # A synthesizer without a space of its own adopts the segmenter's: one per segmenter space.
         space = segmenter.label_space.name if segmenter is not None else None
         key = (settings.synth, settings.synth_weights, settings.synth_options, settings.device, space)
-        stage = self._synthesizers.take(key)
+        return self._cached(self._synthesizers, key, "synthesizer", settings.synth, settings.synth_weights,
+                            settings.synth_options, settings.device)
+
+    @staticmethod
+    def _cached(cache: _LRU, key: tuple, kind: StageKind, name: str, weights: str | None, options: tuple[str, ...],
+                device: str) -> Segmenter | Synthesizer:
+        """The stage built for ``key`` before, or a new one (kept for the next preview)."""
+        stage = cache.take(key)
         if stage is None:
-            stage = build_stage("synthesizer", settings.synth, StageContext(
-                settings.synth_weights, resolve_device(settings.device), parse_options(settings.synth_options)))
-            self._synthesizers.put(key, stage)
+            stage = build_stage(kind, name, StageContext(weights, resolve_device(device), parse_options(options)))
+            cache.put(key, stage)
         return stage
