@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chain.checks import DEFAULT_SEGMENTER, check_run, parse_options
-from chain.device import resolve_device
+from chain.device import configure_cpu_threads, resolve_device
 from chain.errors import ChainError, MissingWeightsError
 from chain.media import Trim
 from chain.pipeline import Chain, Outputs, Progress
@@ -35,13 +35,17 @@ def build_chain(
     background: str | None = None,
     class_overrides: Mapping[str, str] | None = None,
     device: str | None = "auto",
+    threads: int | None = None,
     command: Sequence[str] | None = None,
 ) -> Chain:
     """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`.
 
     ``command`` is the command line that asked for it (the CLI passes ``sys.argv``), for the run summary.
+    ``threads``: torch's CPU threads (`chain.device.cpu_threads`: default $OMP_NUM_THREADS, else 1).
     """
     resolved = resolve_device(device)
+    if resolved.type == "cpu" or threads is not None:
+        threads = configure_cpu_threads(threads)
     smoothing = parse_smoothing(smooth)
     if smoothing and not (seg and seg != NONE):
         raise ChainError("--smooth needs a segmenter (--seg)")
@@ -59,7 +63,7 @@ def build_chain(
     pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap, background=background,
                      class_overrides=dict(class_overrides) if class_overrides else None)
     pipeline.request.update(
-        command=list(command) if command is not None else None, device=device, smooth=smooth,
+        command=list(command) if command is not None else None, device=device, threads=threads, smooth=smooth,
         seg=seg, seg_weights=seg_weights, seg_options=dict(seg_options or {}),
         synth=synth, synth_weights=synth_weights, synth_options=dict(synth_options or {}))
     return pipeline
@@ -146,6 +150,7 @@ def run(
     fps: float | None = None,
     batch_size: int = 1,
     device: str | None = "auto",
+    threads: int | None = None,
     crf: int | None = None,
     preset: str | None = None,
     progress: Progress | None = None,
@@ -166,7 +171,7 @@ def run(
     Damaged frames are skipped and reported in the summary's ``input_damage``; ``strict=True``
     makes damage an error instead. ``cluster="ray"`` (a local Ray instance), ``"auto"`` or
     ``"ray://HOST:PORT"`` shards the run over Ray (`chain.cluster`), in ``shards`` shards or
-    ``shard_seconds`` each. ``command`` (the CLI's ``sys.argv``) is recorded in the summary's ``request``.
+    ``shard_seconds`` each. ``threads``: torch's CPU threads (default $OMP_NUM_THREADS, else 1). ``command`` (the CLI's ``sys.argv``) is recorded in the summary's ``request``.
     """
     if cluster is None and (shards is not None or shard_seconds is not None):
         raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
@@ -182,7 +187,7 @@ def run(
         factory = functools.partial(
             build_chain, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
             seg_options=seg_options, synth_options=synth_options, smooth=smooth, remap=remap, background=background,
-            class_overrides=class_overrides, device=device, command=command)
+            class_overrides=class_overrides, device=device, threads=threads, command=command)
         return run_sharded(source, outputs, factory=factory, cluster=cluster, shards=shards,
                            shard_seconds=shard_seconds, warmup=warmup_frames(parse_smoothing(smooth)), trim=trim,
                            size=size, fps=fps, batch_size=batch_size, crf=crf, preset=preset, progress=progress,
@@ -190,6 +195,6 @@ def run(
     pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
                            seg_options=seg_options, synth_options=synth_options, smooth=smooth,
                            remap=remap, background=background, class_overrides=class_overrides, device=device,
-                           command=command)
+                           threads=threads, command=command)
     return pipeline(source, outputs, trim=trim, size=size, fps=fps,
                     batch_size=batch_size, crf=crf, preset=preset, progress=progress, strict=strict)

@@ -43,6 +43,9 @@ Smooth = Annotated[str | None, typer.Option(
 Background = Annotated[str | None, typer.Option(
     help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Threads = Annotated[int | None, typer.Option(
+    min=1, help="CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1: more threads stall when other "
+                "processes share the cores].")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames per network call.")]
 Start = Annotated[float, typer.Option(help="Start this many seconds into the input.")]
 Duration = Annotated[float | None, typer.Option(help="Process at most this many seconds.")]
@@ -111,8 +114,8 @@ def run(
     smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
-    size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", crf: Crf = None,
-    preset: Preset = None, quiet: Quiet = False, strict: Strict = False, cluster: Cluster = None,
+    size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", threads: Threads = None,
+    crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False, cluster: Cluster = None,
     shards: Shards = None, shard_seconds: ShardSeconds = None,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
@@ -136,7 +139,7 @@ def run(
         smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
-        device=device, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict,
+        device=device, threads=threads, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict,
         cluster=cluster, shards=shards, shard_seconds=shard_seconds, command=_command_line(ctx))
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
         err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "

@@ -3,6 +3,9 @@
 * `resolve_device`: ``--device auto|cpu|cuda|cuda:N`` → a `torch.device`, with one-line errors.
 * Inference (`inference_context`, `inference_dtype`): fp16 autocast on CUDA; fp32 elsewhere,
   never bf16 on a CPU (on CPUs without bf16 units it is far slower than fp32).
+* CPU threads (`configure_cpu_threads`): torch's intra-op threads, decided here only: ``--threads N``,
+  else ``$OMP_NUM_THREADS``, else 1 (benchmarks/cpu_segmenter_speed.py: on a busy 2-core machine
+  2 threads ran the deeplab-mnv2 port tens of times slower than 1; idle, 2 threads gained little).
 * Training (`Precision`): bf16 autocast on CUDA where supported, else fp16 with a loss scaler;
   fp32 elsewhere.
 """
@@ -10,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import torch
@@ -28,6 +32,36 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ChainError(f"--device {device} asked for CUDA, but no CUDA GPU is available; use --device cpu")
     return resolved
+
+
+# Without --threads or $OMP_NUM_THREADS: torch's OpenMP threads spin-wait for each other, so one
+# busy core stalls every op of a small network (0.1 s -> 4.1 s a frame measured); one thread never waits.
+DEFAULT_CPU_THREADS = 1
+
+
+def cpu_threads(requested: int | None = None) -> int:
+    """Intra-op threads for CPU inference: ``requested`` (``--threads``), else ``$OMP_NUM_THREADS``, else 1."""
+    if requested is not None:
+        if requested < 1:
+            raise ChainError(f"--threads {requested}: give a number of threads >= 1")
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ChainError(f"OMP_NUM_THREADS={env!r} is not a number of threads; unset it or use --threads N") from None
+        if value >= 1:
+            return value
+    return DEFAULT_CPU_THREADS
+
+
+def configure_cpu_threads(requested: int | None = None) -> int:
+    """Set torch's intra-op threads per `cpu_threads` (process-wide) and return the count."""
+    threads = cpu_threads(requested)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
