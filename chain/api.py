@@ -171,7 +171,8 @@ def run(
     Damaged frames are skipped and reported in the summary's ``input_damage``; ``strict=True``
     makes damage an error instead. ``cluster="ray"`` (a local Ray instance), ``"auto"`` or
     ``"ray://HOST:PORT"`` shards the run over Ray (`chain.cluster`), in ``shards`` shards or
-    ``shard_seconds`` each. ``threads``: torch's CPU threads (default $OMP_NUM_THREADS, else 1). ``command`` (the CLI's ``sys.argv``) is recorded in the summary's ``request``.
+    ``shard_seconds`` each. ``threads``: torch's CPU threads (default $OMP_NUM_THREADS, else 1).
+    ``command`` (the CLI's ``sys.argv``) is recorded in the summary's ``request``.
     """
     if cluster is None and (shards is not None or shard_seconds is not None):
         raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
