@@ -108,7 +108,8 @@ def scaled_channels(channels: int, width_multiplier: float) -> int:
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """TensorFlow 'SAME' padding (before, after) along one axis of length ``size``."""
     span = (kernel - 1) * dilation + 1
-    out = -(-size // stride)
+    # Ceil division without negative operands: traced to ONNX, // becomes Div, which truncates toward zero.
+    out = (size + stride - 1) // stride
     total = max((out - 1) * stride + span - size, 0)
     return total // 2, total - total // 2
 

@@ -56,14 +56,18 @@ class TorchSegmenter(Segmenter):
         pixels = (pixels - self._mean) / self._std
         return pixels.contiguous(memory_format=torch.channels_last)
 
+    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The network's logits for normalised ``pixels``; a subclass may run it elsewhere (ONNX Runtime)."""
+        with inference_context(self.device):
+            logits = self.network(pixels)
+        if isinstance(logits, Mapping):
+            logits = logits["out"]  # torchvision's segmentation models return {"out": ..., "aux": ...}
+        return logits
+
     @torch.inference_mode()
     def scores(self, frames: np.ndarray) -> torch.Tensor:
         """Float logits ``(B, C, h, w)`` at the network's output size, channels in label-id order."""
-        with inference_context(self.device):
-            logits = self.network(self._network_input(frames))
-        if isinstance(logits, Mapping):
-            logits = logits["out"]  # torchvision's segmentation models return {"out": ..., "aux": ...}
-        logits = logits.float()
+        logits = self._forward(self._network_input(frames)).float()
         if self._channel_to_label is not None:
             reordered = torch.full((logits.shape[0], len(self.label_space), *logits.shape[2:]), float("-inf"),
                                    device=logits.device)

@@ -1,0 +1,57 @@
+"""``deeplab-mnv2`` with ``backend=onnx``: ONNX Runtime gives the torch port's labels, from a cached export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chain.errors import ChainError
+from chain.importers.tflite import save_imported
+from chain.media import Trim, open_source
+from chain.stages import StageContext, build_stage
+from chain.stages.onnx_segmenter import OnnxSegmenter
+from chain.stages.torch_segmenter import TorchSegmenter
+from tests.conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def voc_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
+    return save_imported(tflite, tmp_path_factory.mktemp("weights") / "deeplab-mnv2-voc", label_space="voc")
+
+
+def _segmenter(checkpoint: Path, **options: str) -> TorchSegmenter:
+    return build_stage("segmenter", "deeplab-mnv2:voc", StageContext(weights=str(checkpoint), options=options))
+
+
+def test_onnx_labels_agree_with_the_torch_port_on_real_frames(voc_checkpoint: Path, carphone: Path) -> None:
+    with open_source(carphone, trim=Trim(max_frames=6)) as source:
+        frames = np.stack([frame.rgb for frame in source])
+    onnx, port = _segmenter(voc_checkpoint), _segmenter(voc_checkpoint, backend="torch")
+    assert isinstance(onnx, OnnxSegmenter) and type(port) is TorchSegmenter  # onnx is the CPU default
+    indices = np.arange(len(frames))
+    onnx_labels, port_labels = onnx.segment(frames, indices=indices), port.segment(frames, indices=indices)
+    assert (port_labels == 15).mean() > 0.2  # the driver is a person: the frames are not trivially agreed on
+    assert (onnx_labels == port_labels).mean() >= 0.999
+    np.testing.assert_allclose(onnx.scores(frames[:2]).numpy(), port.scores(frames[:2]).numpy(), atol=2e-3)
+
+
+def test_the_export_is_cached_beside_the_checkpoint_and_reused(voc_checkpoint: Path) -> None:
+    frames = np.random.default_rng(0).integers(0, 255, (1, 40, 50, 3), dtype=np.uint8)
+    _segmenter(voc_checkpoint, size="33").segment(frames, indices=np.arange(1))
+    cache = voc_checkpoint.parent / "onnx"
+    (exported,) = cache.glob("deeplab-mnv2-voc-*-33x33.onnx")
+    assert [p.name for p in cache.iterdir() if ".partial-" in p.name] == []  # staging left nothing behind
+    written = exported.stat().st_mtime_ns
+    _segmenter(voc_checkpoint, size="33").segment(frames, indices=np.arange(1))
+    assert exported.stat().st_mtime_ns == written
+
+
+def test_tflite_quantization_stays_in_torch(voc_checkpoint: Path) -> None:
+    with pytest.raises(ChainError, match="^--seg-opt quantization=tflite .*torch only; drop backend=onnx"):
+        _segmenter(voc_checkpoint, backend="onnx", quantization="tflite")
+    assert type(_segmenter(voc_checkpoint, quantization="tflite")) is TorchSegmenter
+    with pytest.raises(ChainError, match="backend='tensorrt': choose one of torch, onnx"):
+        _segmenter(voc_checkpoint, backend="tensorrt")
