@@ -44,12 +44,13 @@ def build_chain(
     ``threads``: torch's CPU threads (`chain.device.cpu_threads`: default $OMP_NUM_THREADS, else 1).
     """
     resolved = resolve_device(device)
+    requested_threads = threads
     if resolved.type == "cpu" or threads is not None:
         threads = configure_cpu_threads(threads)
     smoothing = parse_smoothing(smooth)
     if smoothing and not (seg and seg != NONE):
         raise ChainError("--smooth needs a segmenter (--seg)")
-    wanted = {kind: (text, StageContext(weights, resolved, dict(options or {})))
+    wanted = {kind: (text, StageContext(weights, resolved, dict(options or {}), requested_threads))
               for kind, text, weights, options in (("segmenter", seg, seg_weights, seg_options),
                                                    ("synthesizer", synth, synth_weights, synth_options))
               if text and text != NONE}

@@ -44,8 +44,8 @@ Background = Annotated[str | None, typer.Option(
     help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Threads = Annotated[int | None, typer.Option(
-    min=1, help="CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1: more threads stall when other "
-                "processes share the cores].")]
+    min=1, help="CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1 for torch (more stall when other "
+                "processes share the cores) and one per core for ONNX Runtime].")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames per network call.")]
 Start = Annotated[float, typer.Option(help="Start this many seconds into the input.")]
 Duration = Annotated[float | None, typer.Option(help="Process at most this many seconds.")]

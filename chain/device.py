@@ -5,7 +5,8 @@
   never bf16 on a CPU (on CPUs without bf16 units it is far slower than fp32).
 * CPU threads (`configure_cpu_threads`): torch's intra-op threads, decided here only: ``--threads N``,
   else ``$OMP_NUM_THREADS``, else 1 (benchmarks/cpu_segmenter_speed.py: on a busy 2-core machine
-  2 threads ran the deeplab-mnv2 port tens of times slower than 1; idle, 2 threads gained little).
+  torch at 2 threads ran the deeplab-mnv2 port up to 35x slower than at 1). ONNX Runtime's pool
+  (`onnx_threads`) does not collapse so: it takes every core unless the user set a number.
 * Training (`Precision`): bf16 autocast on CUDA where supported, else fp16 with a loss scaler;
   fp32 elsewhere.
 """
@@ -54,6 +55,15 @@ def cpu_threads(requested: int | None = None) -> int:
         if value >= 1:
             return value
     return DEFAULT_CPU_THREADS
+
+
+def onnx_threads(requested: int | None = None) -> int:
+    """ONNX Runtime's intra-op threads: as `cpu_threads` when the user set a number, else 0 (its own
+    default, one per physical core): its pool degrades gently when another process holds a core
+    (benchmarks/cpu_segmenter_speed.py: 2 threads 1.8x one thread idle, 0.6-0.95x busy), unlike torch's."""
+    if requested is not None or os.environ.get("OMP_NUM_THREADS", "").strip():
+        return cpu_threads(requested)
+    return 0
 
 
 def configure_cpu_threads(requested: int | None = None) -> int:

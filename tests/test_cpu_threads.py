@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import chain
-from chain.device import cpu_threads
+from chain.device import cpu_threads, onnx_threads
 from chain.errors import ChainError
 from tests.test_cli import chain_cli
 
@@ -26,6 +26,14 @@ def test_default_is_one_thread_unless_the_user_says(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert cpu_threads() == 2
     assert cpu_threads(1) == 1  # --threads wins over the environment
+
+
+def test_onnx_runtime_takes_every_core_unless_the_user_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert onnx_threads() == 0  # ONNX Runtime's own default: one thread per physical core
+    assert onnx_threads(1) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert onnx_threads() == 3
 
 
 def test_bad_thread_counts_are_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,6 +49,17 @@ def test_the_export_is_cached_beside_the_checkpoint_and_reused(voc_checkpoint: P
     assert exported.stat().st_mtime_ns == written
 
 
+def test_threads_reach_onnx_runtime(voc_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    frames = np.zeros((1, 20, 20, 3), np.uint8)
+    for asked, expected in ((None, 0), (1, 1), (2, 2)):
+        segmenter = build_stage("segmenter", "deeplab-mnv2:voc",
+                                StageContext(weights=str(voc_checkpoint), options={"size": "33"}, threads=asked))
+        segmenter.segment(frames, indices=np.arange(1))
+        (session,) = segmenter._sessions.values()
+        assert session.get_session_options().intra_op_num_threads == expected
+
+
 def test_tflite_quantization_stays_in_torch(voc_checkpoint: Path) -> None:
     with pytest.raises(ChainError, match="^--seg-opt quantization=tflite .*torch only; drop backend=onnx"):
         _segmenter(voc_checkpoint, backend="onnx", quantization="tflite")

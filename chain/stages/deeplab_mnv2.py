@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chain.device import onnx_threads
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import get_label_space
 from chain.stages.onnx_segmenter import OnnxSegmenter
@@ -54,7 +55,7 @@ def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegme
     fit = context.choice_option("fit", FITS)
     size = context.int_option("size", meta["input_size"], minimum=16)
     normalization = meta["normalization"]
-    extra = {"checkpoint": path} if backend == "onnx" else {}
+    extra = {"checkpoint": path, "threads": onnx_threads(context.threads)} if backend == "onnx" else {}
     return (OnnxSegmenter if backend == "onnx" else TorchSegmenter)(
         network, **extra, label_space=space, mean=[m / 255 for m in normalization["mean"]],
         std=[s / 255 for s in normalization["std"]], input_size=(size, size) if fit == "square" else size,

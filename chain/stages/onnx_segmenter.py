@@ -60,14 +60,15 @@ def export_onnx(network: torch.nn.Module, target: Path, size: tuple[int, int]) -
 
 
 class OnnxSegmenter(TorchSegmenter):
-    """`TorchSegmenter` with the network run by ONNX Runtime (CPU) at torch's thread count.
+    """`TorchSegmenter` with the network run by ONNX Runtime (CPU).
 
     Args:
         checkpoint: the checkpoint folder the network was loaded from (names the cache file).
+        threads: ONNX Runtime's intra-op threads (`chain.device.onnx_threads`; 0: its default).
         Others: as `TorchSegmenter`; ``device`` must be the CPU.
     """
 
-    def __init__(self, network: torch.nn.Module, *, checkpoint: Path, **kwargs: Any) -> None:
+    def __init__(self, network: torch.nn.Module, *, checkpoint: Path, threads: int = 0, **kwargs: Any) -> None:
         try:
             import onnxruntime
         except ImportError:
@@ -79,6 +80,7 @@ class OnnxSegmenter(TorchSegmenter):
                              "use backend=torch there")
         self._runtime = onnxruntime
         self._checkpoint = checkpoint
+        self._threads = threads
         self._sessions: dict[tuple[int, int], Any] = {}
         self.description += ", ONNX Runtime"
 
@@ -86,8 +88,7 @@ class OnnxSegmenter(TorchSegmenter):
         if size not in self._sessions:
             path = export_onnx(self.network, onnx_cache_file(self._checkpoint, size), size)
             options = self._runtime.SessionOptions()
-            # The thread count chain.device decided for torch (--threads, $OMP_NUM_THREADS, else 1).
-            options.intra_op_num_threads = torch.get_num_threads()
+            options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
             self._sessions[size] = self._runtime.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"])

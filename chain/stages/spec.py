@@ -34,12 +34,14 @@ class StageContext:
 
     ``options`` are the user's ``--seg-opt``/``--synth-opt`` KEY=VALUE pairs, as text;
     `build_stage` has already rejected keys the stage does not declare. The ``*_option``
-    helpers parse them with one-line errors.
+    helpers parse them with one-line errors. ``threads`` is the user's ``--threads`` (None: not
+    given); runtimes other than torch size their pools from it through `chain.device`.
     """
 
     weights: str | None = None
     device: torch.device = torch.device("cpu")
     options: Mapping[str, str] = field(default_factory=dict)
+    threads: int | None = None
 
     def int_option(self, name: str, default: int | None, *, minimum: int) -> int | None:
         """Option ``name`` as a whole number >= ``minimum`` (``default`` when absent)."""
