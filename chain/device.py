@@ -5,7 +5,7 @@
   never bf16 on a CPU (on CPUs without bf16 units it is far slower than fp32).
 * CPU threads (`configure_cpu_threads`): torch's intra-op threads, decided here only: ``--threads N``,
   else ``$OMP_NUM_THREADS``, else 1 (benchmarks/cpu_segmenter_speed.py: on a busy 2-core machine
-  torch at 2 threads ran the deeplab-mnv2 port up to 35x slower than at 1). ONNX Runtime's pool
+  torch at 2 threads ran the deeplab-mnv2 port 35-40x slower than at 1, measured earlier). ONNX Runtime's pool
   (`onnx_threads`) does not collapse so: it takes every core unless the user set a number.
 * Training (`Precision`): bf16 autocast on CUDA where supported, else fp16 with a loss scaler;
   fp32 elsewhere.
