@@ -31,7 +31,7 @@ def test_menu_lists_usable_stages_and_says_why_others_cannot_run(monkeypatch: py
     (tmp_path / "deeplab-mnv2-voc").mkdir()
     (tmp_path / "deeplab-mnv2-voc" / "config.json").write_text("{}")
     assert {c.text: c for c in stage_choices("segmenter")}["deeplab-mnv2:voc"].usable
-    assert options_hint("segmenter", "deeplab-mnv2:voc") == "deeplab-mnv2 takes: fit, size, quantization"
+    assert options_hint("segmenter", "deeplab-mnv2:voc") == "deeplab-mnv2 takes: fit, size, quantization, backend"
     assert options_hint("synthesizer", "colorize:voc") == "colorize takes none"
     synths = {choice.text for choice in stage_choices("synthesizer") if choice.usable}
     assert {"colorize", "colorize:coco-stuff"} <= synths
