@@ -182,7 +182,7 @@ def run(
     outputs = Outputs.of(video=output, masks=masks, overlay=overlay, compare=compare, labels=save_labels,
                          summary=summary)
     check_run(source, outputs, trim=trim, size=size, fps=fps, remap=remap, preset=preset)
-    parse_smoothing(smooth)
+    smoothing = parse_smoothing(smooth)
     if cluster is not None:
         from chain.cluster import run_sharded, warmup_frames
 
@@ -191,7 +191,7 @@ def run(
             seg_options=seg_options, synth_options=synth_options, smooth=smooth, remap=remap, background=background,
             class_overrides=class_overrides, device=device, threads=threads, command=command)
         return run_sharded(source, outputs, factory=factory, cluster=cluster, shards=shards,
-                           shard_seconds=shard_seconds, warmup=warmup_frames(parse_smoothing(smooth)), trim=trim,
+                           shard_seconds=shard_seconds, warmup=warmup_frames(smoothing), trim=trim,
                            size=size, fps=fps, batch_size=batch_size, crf=crf, preset=preset, progress=progress,
                            strict=strict)
     pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     try:
         with stop_on_signals():
-            _run(args)
+            _run(args, debug=debug)
     except KeyboardInterrupt as interrupt:
         if debug:
             raise
@@ -33,14 +33,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exit_code(interrupt))
 
 
-def _run(args: list[str]) -> None:
+def _run(args: list[str], *, debug: bool) -> None:
     import typer
 
     from chain.errors import ChainError, describe_os_error
 
     usage_error = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
     abort = next(cls for cls in typer.Abort.__mro__ if cls.__name__ == "Abort")
-    debug = "--debug" in sys.argv
     try:
         from chain.cli import app
 

@@ -36,6 +36,7 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 def stop_on_signals() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise `Terminated` (Ctrl-C already raises
     KeyboardInterrupt); the handlers before it come back after it."""
+    Terminated.last = None  # a signal of an earlier command in this process is not this one's
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -109,3 +109,10 @@ def test_run_from_the_command_line(carphone: Path, tmp_path: Path) -> None:
                        "--masks", str(tmp_path / "masks.mp4"), "--summary", str(tmp_path / "s.json"), "-q")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out.mp4").is_file() and (tmp_path / "masks.mp4").is_file() and (tmp_path / "s.json").is_file()
+
+
+def test_debug_in_process_raises_the_error_itself() -> None:
+    from chain.errors import ChainError
+
+    with pytest.raises(ChainError, match="input not found"):
+        main(["run", "nope.mp4", "out.mp4", "--debug"])

@@ -36,8 +36,6 @@ _FOLDER_ENTRY = re.compile(r"^(\d{6,}\.png|labels\.json|\.chain-output)$")
 _CHECKPOINT_ENTRY = re.compile(r"^(config\.json|[\w.-]+\.safetensors)$")
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 
-KINDS = ("video", "image", "folder", "summary", "checkpoint")
-
 
 def staging_path(target: Path) -> Path:
     """A fresh hidden name beside ``target`` for its partial output (the suffix is kept for FFmpeg)."""
