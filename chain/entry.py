@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
 def _run(args: list[str], *, debug: bool) -> None:
     import typer
 
-    from chain.errors import ChainError, describe_os_error
+    from chain.errors import ChainError, error_line
 
     usage_error = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
     abort = next(cls for cls in typer.Abort.__mro__ if cls.__name__ == "Abort")
@@ -55,22 +55,17 @@ def _run(args: list[str], *, debug: bool) -> None:
     except ChainError as error:
         if debug:
             raise
-        _say(str(error), error=True)
+        _say(error_line(error), error=True)
         sys.exit(error.exit_code)
-    except OSError as error:
+    except (OSError, MemoryError) as error:
         if debug:
             raise
-        _say(describe_os_error(error), error=True)
-        sys.exit(OS_ERROR_EXIT)
-    except MemoryError:
-        if debug:
-            raise
-        _say("out of memory: try a smaller --size or --batch", error=True)
+        _say(error_line(error), error=True)
         sys.exit(OS_ERROR_EXIT)
     except Exception as error:  # noqa: BLE001 — the one place that maps failures to exit codes
         if debug:
             raise
-        _say(f"internal error: {type(error).__name__}: {error} (run again with --debug for the traceback)")
+        _say(f"{error_line(error)} (run again with --debug for the traceback)")
         sys.exit(1)
     # Outside standalone mode click returns exit codes instead of raising, and turns every
     # KeyboardInterrupt (ours for SIGTERM/SIGHUP too) into 130.

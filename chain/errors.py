@@ -57,3 +57,14 @@ def describe_os_error(error: OSError) -> str:
     other = _user_path(getattr(error, "filename2", None))
     where = f" writing {path}" if path and not other else f" moving {path} to {other}" if path else ""
     return f"the system refused{where}: {reason}"
+
+
+def error_line(error: BaseException) -> str:
+    """The one line a failure is shown as, by the CLI (`chain.entry`) and the UI alike."""
+    if isinstance(error, ChainError):
+        return " ".join(str(error).split())
+    if isinstance(error, OSError):
+        return describe_os_error(error)
+    if isinstance(error, MemoryError):
+        return "out of memory: try a smaller --size or --batch"
+    return f"internal error: {type(error).__name__}: {error}"

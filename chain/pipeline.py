@@ -33,7 +33,7 @@ from chain.media.source import InputDamage
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer
-from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile
+from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
 
 
 class Progress(Protocol):
@@ -135,7 +135,10 @@ class Chain:
 
     def target_labels(self, labels: np.ndarray) -> np.ndarray:
         """Segmenter labels → the synthesizer's space, remapped."""
-        converted = self.conversion.apply(labels)
+        return self.remapped(self.conversion.apply(labels))
+
+    def remapped(self, converted: np.ndarray) -> np.ndarray:
+        """Labels already in the synthesizer's space, with the user's remap applied."""
         return self.remap_lut[converted] if self.remap_lut is not None else converted
 
     def __call__(self, source: str | Path, outputs: Outputs, *, trim: Trim = Trim(), size: str | Size | None = None,
@@ -239,9 +242,8 @@ class Chain:
         """4. The run's report."""
         from chain import __version__
 
-        audio = ("none in input" if info.audio_codec is None else
-                 "not written (no video output)" if video_sink is None or not hasattr(video_sink, "audio_copied")
-                 else f"{info.audio_codec} copied" if video_sink.audio_copied else f"{info.audio_codec} re-encoded")
+        with_sound = video_sink is not None and hasattr(video_sink, "audio_copied")
+        audio = audio_note(info.audio_codec, written=with_sound, copied=with_sound and video_sink.audio_copied)
         return RunSummary(
             frames=count, fps=float(info.fps), width=info.width, height=info.height,
             seconds=time.perf_counter() - started, stage_seconds=dict(timer.seconds),

@@ -231,6 +231,15 @@ def _mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
+def audio_note(codec: str | None, *, written: bool, copied: bool) -> str:
+    """What became of the input's sound, for the summary: none, not written, copied or re-encoded."""
+    if codec is None:
+        return "none in input"
+    if not written:
+        return "not written (no video output)"
+    return f"{codec} copied" if copied else f"{codec} re-encoded"
+
+
 class SummaryFile:
     """``{"per_frame": [...streamed...], "run": {...totals...}}`` written atomically."""
 
@@ -253,10 +262,6 @@ class SummaryFile:
     def publish(self) -> None:
         """Move the finished file into place (replacing only a summary chain wrote)."""
         replace_with(self.staging, self.target, "summary")
-
-    def commit(self, summary: RunSummary) -> None:
-        self.finish(summary)
-        self.publish()
 
     def abort(self) -> None:
         self.stream.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +12,10 @@ from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.errors import ChainError
 from chain.media import Trim, open_audio, open_source
 from chain.media.source import InputDamage
-from chain.media.targets import remove_stale_staging, replace_with, staging_path
+from chain.media.targets import discard, remove_stale_staging, replace_with, staging_path
 from chain.pipeline import Chain, Outputs, Part, Progress
 from chain.signals import deferred_signals
-from chain.summary import RunSummary, SummaryFile
+from chain.summary import RunSummary, SummaryFile, audio_note
 
 #: Ray's own retries of a shard whose task raised or whose worker died.
 DEFAULT_RETRIES = 3
@@ -89,10 +88,7 @@ def run_sharded(source: str | Path, outputs: Outputs, *, factory: Callable[[], C
     finally:
         with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
             for path in (*stagings.values(), *parts_dirs.values()):
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+                discard(path)
 
 
 def _ray(cluster: str):  # noqa: ANN202 (the ray module)
@@ -298,9 +294,8 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
                              expected=last.expected if last else None,
                              decoded=last.decoded if last else sum(s.frames for s, _ in results))
     video = outputs.video
-    audio = ("none in input" if info.audio_codec is None else
-             "not written (no video output)" if video is None or outputs.kind("video") != "video"
-             else f"{info.audio_codec} copied" if copied else f"{info.audio_codec} re-encoded")
+    audio = audio_note(info.audio_codec, written=video is not None and outputs.kind("video") == "video",
+                       copied=bool(copied))
     merged = dataclasses.replace(
         first_summary, frames=sum(summary.frames for summary, _ in results), seconds=time.perf_counter() - started,
         stage_seconds=stage_seconds, mean_class_share=labels.mean_shares() if labels else {},

@@ -9,7 +9,6 @@ replaced only if chain wrote it (`chain.media.targets`).
 from __future__ import annotations
 
 import json
-import shutil
 from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
@@ -21,7 +20,7 @@ from PIL import Image
 from chain.errors import ChainError
 from chain.media.audio import AudioPassthrough
 from chain.media.sizes import Size, even_size
-from chain.media.targets import FOLDER_MARKER, OWNER_TAG, remove_stale_staging, replace_with, staging_path
+from chain.media.targets import FOLDER_MARKER, OWNER_TAG, discard, remove_stale_staging, replace_with, staging_path
 
 if TYPE_CHECKING:
     import av
@@ -102,10 +101,7 @@ class FrameSink(ABC):
         self._remove_staging()
 
     def _remove_staging(self) -> None:
-        if self.staging.is_dir():
-            shutil.rmtree(self.staging, ignore_errors=True)
-        else:
-            self.staging.unlink(missing_ok=True)
+        discard(self.staging)
 
 
 class VideoFileSink(FrameSink):

@@ -59,6 +59,14 @@ def _staging_owner(name: str, target: Path) -> tuple[str, int] | None:
     return parts[0], int(parts[1])
 
 
+def discard(path: Path) -> None:
+    """Remove a staging file or folder (never following a link)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -81,10 +89,7 @@ def remove_stale_staging(target: Path) -> list[Path]:
         owner = _staging_owner(entry.name, target)
         if owner is None or owner[0] != _HOST or owner[1] == os.getpid() or _alive(owner[1]):
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        discard(entry)
         removed.append(entry)
     return removed
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from chain.errors import ChainError
+from chain.errors import ChainError, error_line
 from chain.labels import get_label_space
 from chain.ui.menu import missing_text, options_hint, stage_choices
 from chain.ui.preview import FramePreview, Previewer, read_info
-from chain.ui.runner import Runner, RunState, error_line
+from chain.ui.runner import Runner, RunState
 from chain.ui.settings import Settings, output_paths, split_list
 
 POLL_SECONDS = 0.4  # how often a running job's progress is sent to the page
-DEFAULT_SEG, DEFAULT_SYNTH = "deeplab-mnv2:voc", "colorize:coco-stuff"
+DEFAULT_SEG, DEFAULT_SYNTH = Settings.seg, Settings.synth
 CSS = """
 #message { min-height: 1.6em; font-family: monospace; }
 #message .error { color: #c0392b; }

@@ -131,7 +131,7 @@ class Previewer:
             converted = chain.conversion.apply(labels)
             shares = class_shares(converted, chain.target_space)
             classes = [(chain.target_space.names[i], float(shares[i])) for i in np.argsort(-shares) if shares[i] > 0]
-            target = chain.target_labels(labels)
+            target = chain.remapped(converted)
             target_view = MaskRenderer(chain.target_space)(target)
         if synthesizer is not None:
             synthesizer.reset()

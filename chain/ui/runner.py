@@ -12,24 +12,13 @@ import time
 from dataclasses import dataclass, field, replace
 
 from chain import api
-from chain.errors import ChainError, describe_os_error
+from chain.errors import ChainError, error_line
 from chain.pipeline import Outputs
 from chain.ui.settings import Settings
 
 
 class Cancelled(KeyboardInterrupt):
     """The page's Cancel button: unwinds the run the way Ctrl-C does."""
-
-
-def error_line(error: BaseException) -> str:
-    """The CLI's one line for ``error`` (`chain.entry` maps the same exceptions the same way)."""
-    if isinstance(error, ChainError):
-        return " ".join(str(error).split())
-    if isinstance(error, OSError):
-        return describe_os_error(error)
-    if isinstance(error, MemoryError):
-        return "out of memory: try a smaller --size or --batch"
-    return f"internal error: {type(error).__name__}: {error}"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chain.api import parse_options
+from chain.checks import DEFAULT_SEGMENTER
 from chain.errors import ChainError
 from chain.labels import parse_remap
 from chain.pipeline import Outputs
@@ -23,7 +24,7 @@ class Settings:
     """What the page's controls say; the names follow `chain run`'s options."""
 
     source: str
-    seg: str = "deeplab-mnv2:voc"
+    seg: str = DEFAULT_SEGMENTER
     synth: str = "colorize:coco-stuff"
     seg_weights: str | None = None
     synth_weights: str | None = None
