@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from chain.errors import ChainError
+from chain.media.targets import staging_path
 from chain.signals import STOP_SIGNALS, Terminated
 
 LOSS_LOG = "losses.jsonl"
@@ -276,7 +277,7 @@ def write_image_grid(images: torch.Tensor, path: Path, per_row: int) -> Path:
     from torchvision.utils import save_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.stem}.partial{path.suffix}")
+    staging = staging_path(path)
     try:
         save_image(images.detach().float().cpu().clamp(0, 1), str(staging), nrow=per_row, padding=2, format="png")
         staging.replace(path)

@@ -60,7 +60,7 @@ def build_options(options_class: type[Options], values: dict[str, Any]) -> Optio
     for name, factory in nested.items():
         if inner[name]:
             # Missing fields keep the trainer's default for the config, not the model file's.
-            top[name] = type(factory())(**{**dataclasses.asdict(factory()), **inner[name]})
+            top[name] = dataclasses.replace(factory(), **inner[name])
     return options_class(**top)
 
 
