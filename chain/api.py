@@ -185,6 +185,9 @@ def run(
     smoothing = parse_smoothing(smooth)
     if cluster is not None:
         from chain.cluster import run_sharded, warmup_frames
+        from chain.cluster.plan import check_shard_seconds
+
+        check_shard_seconds(shard_seconds)  # before a Ray instance is started or joined
 
         factory = functools.partial(
             build_chain, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,

@@ -86,6 +86,12 @@ def run_frames(path: Path, trim: Trim) -> RunFrames:
     return RunFrames(times, keyframes, fps)
 
 
+def check_shard_seconds(shard_seconds: float | None) -> None:
+    """A `ChainError` unless ``--shard-seconds`` is absent or positive (checked before Ray starts too)."""
+    if shard_seconds is not None and not shard_seconds > 0:
+        raise ChainError(f"--shard-seconds must be > 0, got {shard_seconds}")
+
+
 def plan_shards(frames: RunFrames, *, shards: int | None = None, shard_seconds: float | None = None,
                 warmup: int = 0) -> list[Shard]:
     """Shards of about equal length (``shards`` of them, or ``shard_seconds`` each) on keyframes.
@@ -94,8 +100,7 @@ def plan_shards(frames: RunFrames, *, shards: int | None = None, shard_seconds: 
     """
     total = len(frames.times)
     if shard_seconds is not None:
-        if not shard_seconds > 0:
-            raise ChainError(f"--shard-seconds must be > 0, got {shard_seconds}")
+        check_shard_seconds(shard_seconds)
         wanted = max(1, math.ceil((frames.times[-1] + 1 / float(frames.fps)) / shard_seconds))
     else:
         wanted = shards or 1
