@@ -11,15 +11,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Chain", "ChainError", "Outputs", "RunSummary", "build_chain", "run"]
+__all__ = ["Chain", "ChainConfig", "ChainError", "Outputs", "RunConfig", "RunSummary", "build_chain", "run"]
 
 _EXPORTS = {
     "run": "chain.api", "build_chain": "chain.api", "Chain": "chain.pipeline", "Outputs": "chain.pipeline",
-    "RunSummary": "chain.summary", "ChainError": "chain.errors",
+    "RunSummary": "chain.summary", "ChainError": "chain.errors", "RunConfig": "chain.config",
+    "ChainConfig": "chain.config",
 }
 
 if TYPE_CHECKING:
     from chain.api import build_chain, run
+    from chain.config import ChainConfig, RunConfig
     from chain.errors import ChainError
     from chain.pipeline import Chain, Outputs
     from chain.summary import RunSummary

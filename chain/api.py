@@ -2,57 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
-from chain.checks import DEFAULT_SEGMENTER, check_run, parse_options
+from chain.checks import check_run, parse_options
+from chain.config import ChainConfig, RunConfig
 from chain.device import configure_cpu_threads, resolve_device
 from chain.errors import ChainError, MissingWeightsError
-from chain.media import Trim
-from chain.pipeline import Chain, Outputs, Progress
+from chain.pipeline import Chain, Progress
 from chain.stages import StageContext, build_stage, get_stage, stages
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.registry import parse_stage_name
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.summary import RunSummary
 
-__all__ = ["build_chain", "parse_options", "run", "usable_alternatives"]  # parse_options: for the CLI and UI
+__all__ = ["ChainConfig", "RunConfig", "build_chain", "parse_options", "run", "usable_alternatives"]
+# parse_options: for the CLI and UI
 
 NONE = "none"
 
 
-def build_chain(
-    *,
-    seg: str | None = DEFAULT_SEGMENTER,
-    synth: str | None = "colorize",
-    seg_weights: str | None = None,
-    synth_weights: str | None = None,
-    seg_options: Mapping[str, str] | None = None,
-    synth_options: Mapping[str, str] | None = None,
-    smooth: str | None = None,
-    remap: Sequence[str] = (),
-    background: str | None = None,
-    class_overrides: Mapping[str, str] | None = None,
-    device: str | None = "auto",
-    threads: int | None = None,
-    command: Sequence[str] | None = None,
-) -> Chain:
+def build_chain(config: ChainConfig | None = None, /, **options: object) -> Chain:
     """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`.
 
-    ``command`` is the command line that asked for it (the CLI passes ``sys.argv``), for the run summary.
-    ``threads``: torch's CPU threads (`chain.device.cpu_threads`: default $OMP_NUM_THREADS, else 1).
+    ``config`` says what to build; keywords are `ChainConfig` fields, on their own
+    (``build_chain(seg="palette:voc", synth="colorize")``) or changing ``config``'s.
     """
-    resolved = resolve_device(device)
-    requested_threads = threads
+    config = dataclasses.replace(config or ChainConfig(), **options)
+    seg, synth, smooth = config.seg, config.synth, config.smooth
+    resolved = resolve_device(config.device)
+    threads = config.threads
     if resolved.type == "cpu" or threads is not None:
         threads = configure_cpu_threads(threads)
     smoothing = parse_smoothing(smooth)
     if smoothing and not (seg and seg != NONE):
         raise ChainError("--smooth needs a segmenter (--seg)")
-    wanted = {kind: (text, StageContext(weights, resolved, dict(options or {}), requested_threads))
-              for kind, text, weights, options in (("segmenter", seg, seg_weights, seg_options),
-                                                   ("synthesizer", synth, synth_weights, synth_options))
+    wanted = {kind: (text, StageContext(weights, resolved, dict(stage_options), config.threads))
+              for kind, text, weights, stage_options in (("segmenter", seg, config.seg_weights, config.seg_options),
+                                                   ("synthesizer", synth, config.synth_weights, config.synth_options))
               if text and text != NONE}
     built = _build_all(wanted)
     segmenter = built.get("segmenter")
@@ -61,12 +50,12 @@ def build_chain(
         segmenter = SmoothedSegmenter(segmenter, smoothing)
     if segmenter is None and synthesizer is None:
         raise ChainError("--seg none and --synth none leave nothing to run")
-    pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=remap, background=background,
-                     class_overrides=dict(class_overrides) if class_overrides else None)
+    pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=config.remap, background=config.background,
+                     class_overrides=dict(config.class_overrides) or None)
     pipeline.request.update(
-        command=list(command) if command is not None else None, device=device, threads=threads, smooth=smooth,
-        seg=seg, seg_weights=seg_weights, seg_options=dict(seg_options or {}),
-        synth=synth, synth_weights=synth_weights, synth_options=dict(synth_options or {}))
+        command=list(config.command) if config.command is not None else None, device=config.device, threads=threads,
+        smooth=smooth, seg=seg, seg_weights=config.seg_weights, seg_options=dict(config.seg_options),
+        synth=synth, synth_weights=config.synth_weights, synth_options=dict(config.synth_options))
     return pipeline
 
 
@@ -125,81 +114,37 @@ def usable_alternatives() -> str:
     return "; ".join(parts) + " (see `chain list`)"
 
 
-def run(
-    source: str | Path,
-    output: str | Path | None = None,
-    *,
-    seg: str | None = DEFAULT_SEGMENTER,
-    synth: str | None = "colorize",
-    seg_weights: str | None = None,
-    synth_weights: str | None = None,
-    seg_options: Mapping[str, str] | None = None,
-    synth_options: Mapping[str, str] | None = None,
-    smooth: str | None = None,
-    remap: Sequence[str] = (),
-    background: str | None = None,
-    class_overrides: Mapping[str, str] | None = None,
-    masks: str | Path | None = None,
-    overlay: str | Path | None = None,
-    compare: str | Path | None = None,
-    save_labels: str | Path | None = None,
-    summary: str | Path | None = None,
-    start: float = 0.0,
-    duration: float | None = None,
-    max_frames: int | None = None,
-    size: str | None = None,
-    fps: float | None = None,
-    batch_size: int = 1,
-    device: str | None = "auto",
-    threads: int | None = None,
-    crf: int | None = None,
-    preset: str | None = None,
-    progress: Progress | None = None,
-    strict: bool = False,
-    cluster: str | None = None,
-    shards: int | None = None,
-    shard_seconds: float | None = None,
-    command: Sequence[str] | None = None,
-) -> RunSummary:
+def run(config: RunConfig | str | Path, output: str | Path | None = None, *, progress: Progress | None = None,
+        **options: object) -> RunSummary:
     """Run a chain over a video, image folder or image — what ``chain run`` does.
 
-    Example::
+    ``config`` is a `RunConfig`, or the input followed by the output and `RunConfig.of`'s keywords
+    (the command line's options, by their Python names)::
 
         import chain
         chain.run("lastjedi.mp4", "out.mp4", seg="mask2former:coco", synth="spade",
                   remap=["person=bear"], masks="masks.mp4", max_frames=100)
+        chain.run(chain.RunConfig.of("lastjedi.mp4", "out.mp4", synth="spade", batch_size=8))
 
     Damaged frames are skipped and reported in the summary's ``input_damage``; ``strict=True``
     makes damage an error instead. ``cluster="ray"`` (a local Ray instance), ``"auto"`` or
     ``"ray://HOST:PORT"`` shards the run over Ray (`chain.cluster`), in ``shards`` shards or
-    ``shard_seconds`` each. ``threads``: torch's CPU threads (default $OMP_NUM_THREADS, else 1).
-    ``command`` (the CLI's ``sys.argv``) is recorded in the summary's ``request``.
+    ``shard_seconds`` each. ``progress`` is told how far the run is (the CLI shows a bar).
     """
-    if cluster is None and (shards is not None or shard_seconds is not None):
-        raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
+    if not isinstance(config, RunConfig):
+        config = RunConfig.of(config, output, **options)
+    elif output is not None or options:
+        raise TypeError("chain.run(config) takes the whole run from its RunConfig: change it with "
+                        "dataclasses.replace, or pass the input and keywords instead")
     # Cheap checks first: a typo should not wait for weights to load.
-    trim = Trim(start, duration, max_frames)
-    outputs = Outputs.of(video=output, masks=masks, overlay=overlay, compare=compare, labels=save_labels,
-                         summary=summary)
-    check_run(source, outputs, trim=trim, size=size, fps=fps, remap=remap, preset=preset)
-    smoothing = parse_smoothing(smooth)
-    if cluster is not None:
+    check_run(config)
+    smoothing = parse_smoothing(config.chain.smooth)
+    if config.cluster is not None:
         from chain.cluster import run_sharded, warmup_frames
         from chain.cluster.plan import check_shard_seconds
 
-        check_shard_seconds(shard_seconds)  # before a Ray instance is started or joined
-
-        factory = functools.partial(
-            build_chain, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
-            seg_options=seg_options, synth_options=synth_options, smooth=smooth, remap=remap, background=background,
-            class_overrides=class_overrides, device=device, threads=threads, command=command)
-        return run_sharded(source, outputs, factory=factory, cluster=cluster, shards=shards,
-                           shard_seconds=shard_seconds, warmup=warmup_frames(smoothing), trim=trim,
-                           size=size, fps=fps, batch_size=batch_size, crf=crf, preset=preset, progress=progress,
-                           strict=strict)
-    pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
-                           seg_options=seg_options, synth_options=synth_options, smooth=smooth,
-                           remap=remap, background=background, class_overrides=class_overrides, device=device,
-                           threads=threads, command=command)
-    return pipeline(source, outputs, trim=trim, size=size, fps=fps,
-                    batch_size=batch_size, crf=crf, preset=preset, progress=progress, strict=strict)
+        check_shard_seconds(config.shard_seconds)  # before a Ray instance is started or joined
+        # A partial of a module-level function and a frozen config: Ray pickles it to every worker.
+        factory = functools.partial(build_chain, config.chain)
+        return run_sharded(config, factory=factory, warmup=warmup_frames(smoothing), progress=progress)
+    return build_chain(config.chain)(config, progress=progress)

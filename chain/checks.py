@@ -1,42 +1,24 @@
 """The cheap checks of a run, made before torch and the stages are imported: a typo in a path,
 a size or a remap rule is reported in a fraction of a second, not after loading networks.
 
-Only `chain.media` and `chain.labels` are needed here (neither imports torch).
+Only `chain.config`, `chain.media` and `chain.labels` are needed here (none imports torch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
-from chain.errors import ChainError
+from chain.config import DEFAULT_SEGMENTER, RunConfig, parse_options
 from chain.labels import parse_remap
-from chain.media import Trim, check_preset, open_source
-from chain.media.outputs import Outputs, check_output_paths
+from chain.media import check_preset, open_source
+from chain.media.outputs import check_output_paths
 
-# The segmenter a run uses unless told: the one a user has after following the README (imported
-# from the shared TF Lite file, offline), light enough for a laptop CPU. For the blog's COCO
-# classes use --seg mask2former:coco; --seg deeplab is torchvision's DeepLabV3 (a download).
-DEFAULT_SEGMENTER = "deeplab-mnv2:voc"
+__all__ = ["DEFAULT_SEGMENTER", "check_run", "parse_options"]  # the first and last live in chain.config
 
 
-def parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    """``["size=256", "steps=20"]`` → ``{"size": "256", "steps": "20"}`` (stage options)."""
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ChainError(f"stage option {pair!r} is not KEY=VALUE")
-        options[key.strip()] = value.strip()
-    return options
-
-
-def check_run(source: str | Path, outputs: Outputs, *, trim: Trim, size: str | None, fps: float | None,
-              remap: Sequence[str], preset: str | None) -> None:
+def check_run(config: RunConfig) -> None:
     """The input opens (with its trim, size and frame rate), the remap rules parse, the preset
     exists, and no output would overwrite the input, another output or a file chain did not write."""
-    with open_source(source, trim=trim, size=size, fps=fps):
+    with open_source(config.source, trim=config.trim, size=config.size, fps=config.fps):
         pass
-    parse_remap(remap)
-    check_preset(preset)
-    check_output_paths(Path(source), outputs)
+    parse_remap(config.chain.remap)
+    check_preset(config.preset)
+    check_output_paths(config.source, config.outputs)

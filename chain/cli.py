@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from chain.checks import DEFAULT_SEGMENTER  # light: no torch
+from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER  # light: no torch
+
+if TYPE_CHECKING:
+    from chain.config import RunConfig
 
 # chain.api (torch, the stages) is imported inside the commands that need it: `chain --help` and
 # a typo in `chain run` answer without loading torch (about 2 s of CPU).
@@ -33,8 +36,8 @@ Seg = Annotated[str, typer.Option("--seg", help="Segmenter NAME[:VARIANT], or 'n
 Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`).")]
 SegWeights = Annotated[str | None, typer.Option(help="Segmenter weights: a file/folder, or 'random'.")]
 SynthWeights = Annotated[str | None, typer.Option(help="Synthesizer weights: a file or folder.")]
-SegOpt = Annotated[list[str] | None, typer.Option(help="Segmenter option KEY=VALUE (repeatable).")]
-SynthOpt = Annotated[list[str] | None, typer.Option(help="Synthesizer option KEY=VALUE (repeatable).")]
+SegOpt = Annotated[list[str] | None, typer.Option("--seg-opt", help="Segmenter option KEY=VALUE (repeatable).")]
+SynthOpt = Annotated[list[str] | None, typer.Option("--synth-opt", help="Synthesizer option KEY=VALUE (repeatable).")]
 Remap = Annotated[list[str] | None, typer.Option(
     help="Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').")]
 Smooth = Annotated[str | None, typer.Option(
@@ -102,6 +105,16 @@ def _command_line(ctx: typer.Context) -> list[str]:
     return ["chain", *(args if args is not None else sys.argv[1:])]
 
 
+def run_config(params: dict[str, object], command: list[str] | None = None) -> RunConfig:
+    """`chain run`'s parsed parameters as a `RunConfig`: they are named as `RunConfig.of`'s keywords."""
+    from chain.config import RunConfig
+
+    options = {name: value for name, value in params.items() if name not in ("quiet", "latent_noise")}
+    if params.get("latent_noise") is not None:  # a shorthand for the synthesizer option (a later key wins)
+        options["synth_options"] = [*(params.get("synth_options") or []), f"latent_noise={params['latent_noise']}"]
+    return RunConfig.of(**options, command=command)
+
+
 @app.command()
 def run(
     ctx: typer.Context,
@@ -109,38 +122,24 @@ def run(
     output: Annotated[str | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
                                                        "or folder for PNG frames (a trailing / always means a "
                                                        "folder).")] = None,
-    seg: Seg = DEFAULT_SEGMENTER, synth: Synth = "colorize", seg_weights: SegWeights = None,
-    synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
-    smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,
+    seg: Seg = DEFAULT_SEGMENTER, synth: Synth = DEFAULT_SYNTHESIZER, seg_weights: SegWeights = None,
+    synth_weights: SynthWeights = None, seg_options: SegOpt = None, synth_options: SynthOpt = None,
+    remap: Remap = None, smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
-    size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", threads: Threads = None,
+    size: Size = None, fps: Fps = None, batch_size: Batch = 1, device: Device = "auto", threads: Threads = None,
     crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False, cluster: Cluster = None,
     shards: Shards = None, shard_seconds: ShardSeconds = None,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
-    from chain.checks import check_run, parse_options
-    from chain.media import Trim
-    from chain.media.outputs import Outputs
+    from chain.checks import check_run
 
-    synth_options = parse_options(synth_opt or [])
-    if latent_noise is not None:
-        synth_options["latent_noise"] = str(latent_noise)
-    seg_options = parse_options(seg_opt or [])
+    config = run_config(ctx.params, command=_command_line(ctx))
     # The cheap checks before torch is imported (api.run repeats them: the Python API's callers need them too).
-    check_run(source, Outputs.of(video=output, masks=masks, overlay=overlay, compare=compare, labels=save_labels,
-                                 summary=summary), trim=Trim(start, duration, max_frames), size=size, fps=fps,
-              remap=remap or [], preset=preset)
+    check_run(config)
     from chain import api
 
-    result = api.run(
-        source, output, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
-        seg_options=seg_options, synth_options=synth_options,
-        smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
-        save_labels=save_labels, summary=summary,
-        start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
-        device=device, threads=threads, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict,
-        cluster=cluster, shards=shards, shard_seconds=shard_seconds, command=_command_line(ctx))
+    result = api.run(config, progress=None if quiet else RichProgress())
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
         err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "
                                 f"{result.frames} frames that decoded (--strict makes this an error)"), soft_wrap=True)

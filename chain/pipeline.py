@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterator, Sequence
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from chain.config import ChainConfig, RunConfig
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_notes, remap_table
 from chain.labels.remap import UnknownRemapClass
@@ -21,7 +23,6 @@ from chain.media import (
     FrameSink,
     FrameSource,
     ImageFolderSink,
-    Size,
     SourceInfo,
     Trim,
     open_audio,
@@ -141,15 +142,20 @@ class Chain:
         """Labels already in the synthesizer's space, with the user's remap applied."""
         return self.remap_lut[converted] if self.remap_lut is not None else converted
 
-    def __call__(self, source: str | Path, outputs: Outputs, *, trim: Trim = Trim(), size: str | Size | None = None,
-                 fps: float | None = None, batch_size: int = 1, crf: int | None = None, preset: str | None = None,
-                 progress: Progress | None = None, strict: bool = False, part: Part | None = None) -> RunSummary:
-        """Run the chain over ``source`` and write ``outputs``; returns the run's totals.
+    def __call__(self, run: RunConfig | str | Path, outputs: Outputs | None = None, *,
+                 progress: Progress | None = None, part: Part | None = None, **options: object) -> RunSummary:
+        """Run the chain as ``run`` says (its `ChainConfig` aside: this chain is built) and write its
+        outputs; returns the run's totals.
 
+        ``run`` is a `RunConfig`, or the input followed by its `Outputs` and `RunConfig.of`'s
+        run keywords (``pipeline("in.mp4", Outputs(video=...), trim=Trim(max_frames=5))``).
         Damaged input (frames that would not decode, a file shorter than it says) is reported in
         the summary's ``input_damage``; with ``strict`` it is an error and nothing is written.
         ``part`` makes this run one shard of a longer one (`chain.cluster`).
         """
+        config = _run_config(run, outputs, options)
+        source, outputs, trim, size, fps = config.source, config.outputs, config.trim, config.size, config.fps
+        batch_size, crf, preset, strict = config.batch_size, config.crf, config.preset, config.strict
         self._check_outputs(Path(source), outputs)
         if batch_size < 1:
             raise ChainError(f"--batch must be >= 1, got {batch_size}")
@@ -357,6 +363,18 @@ class Chain:
         if "labels" in sinks:
             views["labels"] = list(labels)
         return views
+
+
+def _run_config(run: RunConfig | str | Path, outputs: Outputs | None, options: dict[str, object]) -> RunConfig:
+    """`Chain.__call__`'s arguments as one `RunConfig`; stage keywords are refused (the chain is built)."""
+    if isinstance(run, RunConfig):
+        if outputs is not None or options:
+            raise TypeError("a Chain called with a RunConfig takes the whole run from it")
+        return run
+    built = sorted(name for name in options if name in {item.name for item in dataclasses.fields(ChainConfig)})
+    if built:
+        raise TypeError(f"{', '.join(built)}: the chain is built already; give them to chain.build_chain")
+    return RunConfig.of(run, outputs, **options)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from PIL import Image
 import chain
 from chain.api import build_chain
 from chain.cluster import plan_shards, run_frames, run_sharded, warmup_frames
+from chain.config import RunConfig
 from chain.errors import ChainError
 from chain.labels import VOC
 from chain.media import Trim
@@ -157,7 +158,7 @@ def test_sharded_mp4_keeps_frames_fps_audio_and_smoothing(ray_local, clip: Path,
     assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
     # Without the warm-up (28 frames, from keyframe 16 for the shard at 48) the shards' first labels differ.
     cold = tmp_path / "cold-labels"
-    run_sharded(clip, Outputs(labels=cold), shards=4, warmup=0,
+    run_sharded(RunConfig(clip, Outputs(labels=cold), cluster="ray", shards=4), warmup=0,
                 factory=functools.partial(build_chain, seg=CHAIN["seg"], synth=None, smooth="ema:0.55"))
     c = pngs(cold)
     assert [k for k in a if not np.array_equal(a[k], c[k])][:1] == ["000016.png"]
@@ -203,7 +204,7 @@ def test_a_killed_worker_is_retried_and_a_failing_shard_leaves_nothing(ray_local
     chain.run(clip, tmp_path / "one", summary=tmp_path / "one.json", **CHAIN)
     marker = tmp_path / "killed-once"
     outputs = Outputs(video=tmp_path / "retried", summary=tmp_path / "retried.json")
-    run_sharded(clip, outputs, factory=functools.partial(_faulty_chain, 30, marker), shards=3)
+    run_sharded(RunConfig(clip, outputs, cluster="ray", shards=3), factory=functools.partial(_faulty_chain, 30, marker))
     assert marker.exists()  # the worker did die
     a, b = pngs(tmp_path / "one"), pngs(tmp_path / "retried")
     assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
@@ -215,7 +216,8 @@ def test_a_killed_worker_is_retried_and_a_failing_shard_leaves_nothing(ray_local
                       summary=tmp_path / "failed.json")
     with pytest.raises(ChainError, match=r"shard 3 of 3 \(frames 40-63\) failed after 1 retries: "
                                          r"RuntimeError: this shard always fails; nothing was written"):
-        run_sharded(clip, failing, factory=functools.partial(_faulty_chain, 50, None), shards=3, retries=1)
+        run_sharded(RunConfig(clip, failing, cluster="ray", shards=3), factory=functools.partial(_faulty_chain, 50, None),
+                    retries=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no hidden part
 
 

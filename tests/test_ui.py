@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import typer
 
-from chain.cli import app
+from chain.cli import app, run_config
 from chain.errors import ChainError
 from chain.labels import COCO_STUFF
 from chain.ui.menu import missing_text, options_hint, stage_choices
@@ -45,13 +45,15 @@ def test_command_line_is_what_chain_run_parses(tmp_path: Path) -> None:
     words = shlex.split(settings.command_line(outputs))
     assert words[:2] == ["chain", "run"]
     context = typer.main.get_command(app).commands["run"].make_context("run", words[2:])
-    params = context.params
-    assert params["source"] == Path("my clip.mp4") and Path(params["output"]) == tmp_path / "my clip-chain.mp4"
-    assert (params["seg"], params["synth"]) == ("deeplab-mnv2:voc", "colorize:coco-stuff")
-    assert params["seg_opt"] == ["size=129", "fit=aspect"] and params["remap"] == ["person=bear", "car=boat"]
-    assert (params["background"], params["smooth"], params["size"], params["max_frames"], params["batch"]) == (
+    assert run_config(context.params) == settings.run_config(outputs)  # the same run, option for option
+    config = settings.run_config(outputs)
+    assert config.source == Path("my clip.mp4") and config.outputs.video == tmp_path / "my clip-chain.mp4"
+    assert (config.chain.seg, config.chain.synth) == ("deeplab-mnv2:voc", "colorize:coco-stuff")
+    assert config.chain.seg_options == {"size": "129", "fit": "aspect"} and config.chain.remap == ("person=bear",
+                                                                                                    "car=boat")
+    assert (config.chain.background, config.chain.smooth, config.size, config.trim.max_frames, config.batch_size) == (
         "grass", "ema:0.6", "256", 10, 2)
-    assert Path(params["masks"]) == tmp_path / "my clip-masks.mp4" and Path(params["summary"]) == tmp_path / "my clip-summary.json"
+    assert config.outputs.masks == tmp_path / "my clip-masks.mp4" and config.outputs.summary == tmp_path / "my clip-summary.json"
 
 
 def test_settings_refuse_what_the_cli_refuses() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from chain.cluster.join import join_folders, join_videos, part_records, write_records
 from chain.cluster.plan import Shard, plan_shards, run_frames
+from chain.config import RunConfig
 from chain.errors import ChainError
 from chain.media import Trim, open_audio, open_source
 from chain.media.source import InputDamage
@@ -22,34 +23,34 @@ DEFAULT_RETRIES = 3
 _INSTALL = "--cluster needs Ray: pip install 'chain[cluster]' (or pip install ray)"
 
 
-def run_sharded(source: str | Path, outputs: Outputs, *, factory: Callable[[], Chain], cluster: str = "ray",
-                shards: int | None = None, shard_seconds: float | None = None, warmup: int = 0,
-                trim: Trim = Trim(), size: str | None = None, fps: float | None = None, batch_size: int = 1,
-                crf: int | None = None, preset: str | None = None, progress: Progress | None = None,
-                strict: bool = False, retries: int = DEFAULT_RETRIES) -> RunSummary:
-    """Run ``factory()``'s chain over ``source`` in shards on a Ray cluster, and write ``outputs``.
+def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0,
+                progress: Progress | None = None, retries: int = DEFAULT_RETRIES) -> RunSummary:
+    """Run ``factory()``'s chain over ``config``'s input in shards on a Ray cluster, and write its outputs.
 
     Args:
-        factory: builds the chain on each worker (weights load there, from the same paths).
-        cluster: ``"ray"`` for a local Ray instance (or the one this process already started),
-            ``"auto"`` or ``"ray://HOST:PORT"`` for an existing cluster.
-        shards, shard_seconds: how many shards, or how long each (default: one per CPU or GPU).
+        config: the run; ``config.cluster`` is ``"ray"`` for a local Ray instance (or the one this
+            process already started; also when None), ``"auto"`` or ``"ray://HOST:PORT"`` for an
+            existing cluster; ``shards`` or ``shard_seconds`` say how many shards or how long each
+            (default: one per CPU or GPU). Each shard runs it with its own outputs and trim.
+        factory: builds the chain on each worker (weights load there, from the same paths); it and
+            ``config`` are pickled to the workers.
         warmup: frames before each shard that go through the segmenter unwritten (``--smooth``).
         retries: how often Ray retries a failed shard before the run stops.
 
     The source, the weights and the outputs' folders must be at the same paths on every worker.
     """
-    source = Path(source)
-    if fps is not None:
+    source, outputs, trim = config.source, config.outputs, config.trim
+    if config.fps is not None:
         raise ChainError("--fps cannot be combined with --cluster yet (shards keep the input's frame times); "
                          "convert the frame rate first, or run on one machine")
-    with open_source(source, trim=trim, size=size) as probe:
+    with open_source(source, trim=trim, size=config.size) as probe:
         info = probe.info
     if info.kind != "video":
         raise ChainError(f"--cluster splits video files; {source} is {'an image folder' if info.kind == 'images' else 'an image'}")
-    ray = _ray(cluster)
+    ray = _ray(config.cluster or "ray")
     started = time.perf_counter()
     frames = run_frames(source, trim)
+    shards, shard_seconds = config.shards, config.shard_seconds
     wanted = shards if shards is not None or shard_seconds is not None else _slots(ray)
     plan = plan_shards(frames, shards=wanted if shard_seconds is None else None, shard_seconds=shard_seconds,
                        warmup=warmup)
@@ -62,9 +63,8 @@ def run_sharded(source: str | Path, outputs: Outputs, *, factory: Callable[[], C
             folder.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_staging(given[name])  # what killed runs left here (not their outputs)
             folder.mkdir()
-        results = _run_tasks(ray, plan, source, outputs, parts_dirs, factory, trim=trim, size=size,
-                             batch_size=batch_size, crf=crf, preset=preset, warmup=warmup, progress=progress,
-                             total=len(frames.times), strict=strict, retries=retries)
+        results = _run_tasks(ray, plan, config, parts_dirs, factory, warmup=warmup, progress=progress,
+                             total=len(frames.times), retries=retries)
         joined = time.perf_counter()
         summary, boundaries = _join(source, outputs, info, trim, plan, results, parts_dirs, stagings, started)
         summary.extra["cluster"] = {"shards": len(plan), "split_seconds": round(split_seconds, 3),
@@ -123,19 +123,20 @@ def _part_outputs(outputs: Outputs, parts_dirs: dict[str, Path], shard: Shard) -
     return Outputs(**names)
 
 
-def _run_tasks(ray, plan: list[Shard], source: Path, outputs: Outputs, parts_dirs: dict[str, Path],  # noqa: ANN001
-               factory: Callable[[], Chain], *, trim: Trim, warmup: int, progress: Progress | None, total: int,
-               retries: int, **options: object) -> list[tuple[RunSummary, Part]]:
+def _run_tasks(ray, plan: list[Shard], config: RunConfig, parts_dirs: dict[str, Path],  # noqa: ANN001
+               factory: Callable[[], Chain], *, warmup: int, progress: Progress | None, total: int,
+               retries: int) -> list[tuple[RunSummary, Part]]:
     """One Ray task per shard; the shards' progress feeds one bar; the first shard to fail for good
     cancels the others and stops the run."""
     from ray.exceptions import RayError, TaskCancelledError
 
+    source = config.source
     counter = _Counter.remote() if progress else None
     gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
     task = ray.remote(num_gpus=gpus, max_retries=retries, retry_exceptions=True)(_shard_task)
-    refs = {task.remote(factory, source, _part_outputs(outputs, parts_dirs, shard), shard.trim(trim),
-                        Part(first=shard.first, warmup=min(warmup, shard.first)), shard.number, counter,
-                        options): shard for shard in plan}
+    refs = {task.remote(factory, _shard_config(config, parts_dirs, shard),
+                        Part(first=shard.first, warmup=min(warmup, shard.first)), shard.number, counter): shard
+            for shard in plan}
     results: dict[int, tuple[RunSummary, Part]] = {}
     if progress:
         progress.start(total, source.name)
@@ -185,8 +186,14 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
-def _shard_task(factory: Callable[[], Chain], source: Path, outputs: Outputs, trim: Trim, part: Part, number: int,
-                counter, options: dict) -> tuple[RunSummary, Part] | ChainError:  # noqa: ANN001
+def _shard_config(config: RunConfig, parts_dirs: dict[str, Path], shard: Shard) -> RunConfig:
+    """The run of one shard: its part of every output, its frames; the rest as the whole run's."""
+    return dataclasses.replace(config, outputs=_part_outputs(config.outputs, parts_dirs, shard),
+                               trim=shard.trim(config.trim))
+
+
+def _shard_task(factory: Callable[[], Chain], config: RunConfig, part: Part, number: int,
+                counter) -> tuple[RunSummary, Part] | ChainError:  # noqa: ANN001
     """On a worker: build the chain and run it over one shard. A `ChainError` is returned, not
     raised, so that Ray does not retry what would fail the same way again."""
     try:
@@ -196,10 +203,11 @@ def _shard_task(factory: Callable[[], Chain], source: Path, outputs: Outputs, tr
             if refusal:
                 return ChainError(f"{refusal}: it cannot run with --cluster; drop --cluster or that option")
             if chain.synthesizer.anchored_on_first_frame and part.first > 0:
-                with open_source(source, trim=Trim(trim.start, max_frames=1), size=options.get("size")) as first:
+                first_frame = Trim(config.trim.start, max_frames=1)
+                with open_source(config.source, trim=first_frame, size=config.size) as first:
                     part.anchor = next(iter(first)).rgb
         progress = _ShardProgress(counter, number) if counter is not None else None
-        summary = chain(source, outputs, trim=trim, progress=progress, part=part, **options)
+        summary = chain(config, progress=progress, part=part)
         return summary, part
     except ChainError as error:
         return error

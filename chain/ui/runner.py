@@ -117,9 +117,7 @@ class Runner:
     def _run(self, settings: Settings, outputs: Outputs) -> None:
         given = {name: str(path) for name, path in outputs.given().items()}
         try:
-            summary = api.run(settings.source, outputs.video, masks=outputs.masks, overlay=outputs.overlay,
-                              compare=outputs.compare, save_labels=outputs.labels, summary=outputs.summary,
-                              progress=_Progress(self), **settings.run_kwargs())
+            summary = api.run(settings.run_config(outputs), progress=_Progress(self))
         except Cancelled:
             self._update(status="cancelled", message="cancelled; no partial output was left (outputs are moved "
                                                      "into place only when complete)")

@@ -6,8 +6,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from chain.api import parse_options
-from chain.checks import DEFAULT_SEGMENTER
+from chain.config import DEFAULT_SEGMENTER, RunConfig, parse_options
 from chain.errors import ChainError
 from chain.labels import parse_remap
 from chain.pipeline import Outputs
@@ -47,12 +46,13 @@ class Settings:
         parse_remap(self.remap)
         parse_smoothing(self.smooth)
 
-    def run_kwargs(self) -> dict:
-        """Keyword arguments for `chain.api.run` (outputs and progress aside)."""
-        return dict(seg=self.seg, synth=self.synth, seg_weights=self.seg_weights, synth_weights=self.synth_weights,
-                    seg_options=parse_options(self.seg_options), synth_options=parse_options(self.synth_options),
-                    remap=list(self.remap), background=self.background, smooth=self.smooth, size=self.size,
-                    max_frames=self.max_frames, batch_size=self.batch, device=self.device)
+    def run_config(self, outputs: Outputs) -> RunConfig:
+        """The `chain.run` configuration of these choices, writing ``outputs``."""
+        return RunConfig.of(self.source, outputs, seg=self.seg, synth=self.synth, seg_weights=self.seg_weights,
+                            synth_weights=self.synth_weights, seg_options=self.seg_options,
+                            synth_options=self.synth_options, remap=self.remap, background=self.background,
+                            smooth=self.smooth, size=self.size, max_frames=self.max_frames, batch_size=self.batch,
+                            device=self.device)
 
     def command_line(self, outputs: Outputs) -> str:
         """``chain run …`` that runs this chain into ``outputs``, quoted for a POSIX shell."""

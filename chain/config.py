@@ -1,0 +1,200 @@
+"""One run's configuration, built once and passed whole.
+
+`ChainConfig` is what `chain.api.build_chain` needs: stages, weights, their options, label handling,
+device. `RunConfig` nests it with what one run over one input needs: the input, the outputs, which
+part, size, frame rate, batch, encoding, strictness and the cluster. The CLI, `chain.run`, the Chain,
+the cluster driver (which ships the configuration to Ray workers: both pickle) and the UI pass
+them on instead of writing every option out again.
+
+Adding an option: a field here (with its comment) and its use; on the command line also its typer
+declaration in `chain.cli.run`, whose parameter names are these fields' names. `RunConfig.of`
+and `build_chain(**options)` accept every field by name without further changes.
+
+Nothing here imports torch: the CLI builds a `RunConfig` and checks it before loading networks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chain.errors import ChainError
+from chain.media import Trim
+from chain.media.outputs import Outputs
+
+# The segmenter a run uses unless told: the one a user has after following the README (imported
+# from the shared TF Lite file, offline), light enough for a laptop CPU. For the blog's COCO
+# classes use --seg mask2former:coco; --seg deeplab is torchvision's DeepLabV3 (a download).
+DEFAULT_SEGMENTER = "deeplab-mnv2:voc"
+DEFAULT_SYNTHESIZER = "colorize"
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, str]:
+    """``["size=256", "steps=20"]`` → ``{"size": "256", "steps": "20"}`` (stage options)."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ChainError(f"stage option {pair!r} is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
+class Options(Mapping[str, str]):
+    """Stage options, immutable (so a config can be frozen, hashed and pickled) and compared like a dict.
+
+    Built from a mapping (values become text, as on the command line) or from ``KEY=VALUE`` text
+    (``["size=256", "fit=aspect"]``); a later key wins.
+    """
+
+    def __init__(self, options: Mapping[str, object] | Iterable[str] | None = None) -> None:
+        if options is None:
+            items: dict[str, str] = {}
+        elif isinstance(options, Mapping):
+            items = {str(key): str(value) for key, value in options.items()}
+        elif isinstance(options, str):  # one "k=v" string, not its characters
+            items = parse_options([options])
+        else:
+            items = parse_options(options)
+        self._items = items
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"Options({self._items!r})"
+
+
+def _rules(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``--remap`` rules as a tuple: one string is one argument (it may hold comma-separated rules)."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """What a `Chain` is built from (`chain.api.build_chain`); recorded in the run summary's ``request``."""
+
+    #: Segmenter ``NAME[:VARIANT]`` (`chain list`); None or ``"none"`` when the synthesizer reads frames.
+    seg: str | None = DEFAULT_SEGMENTER
+    #: Synthesizer ``NAME[:VARIANT]``; None or ``"none"`` to only inspect the segmentation.
+    synth: str | None = DEFAULT_SYNTHESIZER
+    #: The segmenter's weights: a file or folder, or ``"random"`` (the architecture, untrained).
+    seg_weights: str | None = None
+    #: The synthesizer's weights: a file or folder.
+    synth_weights: str | None = None
+    #: Segmenter options (``--seg-opt size=256``): a mapping or ``KEY=VALUE`` texts.
+    seg_options: Options = field(default_factory=Options)
+    #: Synthesizer options (``--synth-opt fit=squash``).
+    synth_options: Options = field(default_factory=Options)
+    #: Temporal smoothing: ``ema:ALPHA`` or ``flow[:ALPHA]`` (`chain.stages.smoothing`), or None.
+    smooth: str | None = None
+    #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
+    remap: tuple[str, ...] = ()
+    #: What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.
+    background: str | None = None
+    #: Source-class → target-class names that win over the synonym table (``{"cow": "sheep"}``).
+    class_overrides: Options = field(default_factory=Options)
+    #: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    device: str | None = "auto"
+    #: torch's CPU threads (default: $OMP_NUM_THREADS, else 1; `chain.device.cpu_threads`).
+    threads: int | None = None
+    #: The command line that asked for this (the CLI's), for the summary; None from Python.
+    command: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # Normalised once, so that every user of a config sees immutable values of one type.
+        for name in ("seg_options", "synth_options", "class_overrides"):
+            object.__setattr__(self, name, Options(getattr(self, name)))
+        object.__setattr__(self, "remap", _rules(self.remap))
+        if self.command is not None:
+            object.__setattr__(self, "command", tuple(self.command))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run of a chain over one input: what ``chain run`` and `chain.run` are asked.
+
+    Build it with `RunConfig.of` from the flat keywords of `chain.run`, or field by field.
+    """
+
+    #: The input: a video file, a folder of images, or an image.
+    source: Path
+    #: Where the run writes (at least one output; `Outputs.of` reads a trailing slash as a folder).
+    outputs: Outputs = field(default_factory=Outputs)
+    #: The stages and how labels pass between them.
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    #: Which part of the input: ``--start``, ``--duration``, ``--max-frames``.
+    trim: Trim = field(default_factory=Trim)
+    #: Working and output size: ``WxH`` or a short side (``"256"``); None keeps the input's.
+    size: str | None = None
+    #: Output frame rate (frames dropped or repeated); None keeps every frame at its own time.
+    fps: float | None = None
+    #: Frames per network call.
+    batch_size: int = 1
+    #: x264/VP9 quality (lower is better); None: the encoder's default.
+    crf: int | None = None
+    #: x264 preset (``ultrafast`` … ``veryslow``).
+    preset: str | None = None
+    #: Damaged input is an error (nothing written) instead of a warning.
+    strict: bool = False
+    #: Shard the run over Ray: ``"ray"`` (a local instance), ``"auto"`` or ``"ray://HOST:PORT"``.
+    cluster: str | None = None
+    #: With ``cluster``: this many shards (default: one per GPU, else per CPU).
+    shards: int | None = None
+    #: With ``cluster``: shards of about this many seconds.
+    shard_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", Path(self.source))
+        if self.cluster is None and (self.shards is not None or self.shard_seconds is not None):
+            raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
+
+    @classmethod
+    def of(cls, source: str | Path, output: str | Path | Outputs | None = None, **options: object) -> RunConfig:
+        """A configuration from `chain.run`'s flat keywords.
+
+        ``output`` is the output video (or image, or PNG folder), or a whole `Outputs`; the other
+        outputs are ``masks``, ``overlay``, ``compare``, ``save_labels`` and ``summary`` (text that
+        ends in a slash names a folder); ``start``, ``duration`` and ``max_frames`` make the
+        ``trim``; every field of `ChainConfig` and of `RunConfig` is taken by its name.
+        """
+        chain = {name: options.pop(name) for name in _field_names(ChainConfig) if name in options}
+        paths = {_OUTPUT_FIELDS[name]: options.pop(name) for name in list(options) if name in _OUTPUT_FIELDS}
+        parts = {name: options.pop(name) for name in _TRIM_KEYWORDS if name in options}
+        unknown = sorted(set(options) - (_field_names(cls) - {"source", "outputs", "chain"}))
+        if unknown:
+            raise TypeError(f"unknown run option(s): {', '.join(unknown)}")
+        if isinstance(output, Outputs):
+            if paths:
+                raise TypeError(f"give {', '.join(paths)} in the Outputs, not beside it")
+            outputs = output
+        else:
+            outputs = Outputs.of(video=output, **paths)
+        if parts:
+            if "trim" in options:
+                raise TypeError("give either trim or start/duration/max_frames")
+            options["trim"] = Trim(**parts)
+        return cls(source=Path(source), outputs=outputs, chain=ChainConfig(**chain), **options)
+
+
+#: `RunConfig.of`'s keywords for outputs (the command line's names) → `Outputs` fields.
+_OUTPUT_FIELDS = {"masks": "masks", "overlay": "overlay", "compare": "compare", "save_labels": "labels",
+                  "summary": "summary"}
+_TRIM_KEYWORDS = ("start", "duration", "max_frames")
+
+
+def _field_names(cls: type) -> set[str]:
+    return {item.name for item in dataclasses.fields(cls)}
