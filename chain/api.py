@@ -52,10 +52,10 @@ def build_chain(config: ChainConfig | None = None, /, **options: object) -> Chai
         raise ChainError("--seg none and --synth none leave nothing to run")
     pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=config.remap, background=config.background,
                      class_overrides=dict(config.class_overrides) or None)
-    pipeline.request.update(
-        command=list(config.command) if config.command is not None else None, device=config.device, threads=threads,
-        smooth=smooth, seg=seg, seg_weights=config.seg_weights, seg_options=dict(config.seg_options),
-        synth=synth, synth_weights=config.synth_weights, synth_options=dict(config.synth_options))
+    # The summary's request: every field as asked, except what the chain resolved (remap, background,
+    # class overrides: already recorded by Chain) and the threads torch was given.
+    pipeline.request.update({name: value for name, value in config.as_dict().items() if name not in pipeline.request},
+                            threads=threads)
     return pipeline
 
 

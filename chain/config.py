@@ -122,6 +122,16 @@ class ChainConfig:
         if self.command is not None:
             object.__setattr__(self, "command", tuple(self.command))
 
+    def as_dict(self) -> dict[str, object]:
+        """Every field as plain JSON values (options as dicts, rules as lists): the summary's ``request``."""
+        return {item.name: _plain(getattr(self, item.name)) for item in dataclasses.fields(self)}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Options):
+        return dict(value)
+    return list(value) if isinstance(value, tuple) else value
+
 
 @dataclass(frozen=True)
 class RunConfig:

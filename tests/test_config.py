@@ -108,6 +108,8 @@ def test_run_takes_a_config_or_keywords_alike(tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / name)), np.asarray(Image.open(tmp_path / "b" / name)))
     first, second = (json.loads((tmp_path / f"{n}.json").read_text())["run"]["request"] for n in "ab")
     assert first == second and first["remap"] == ["person=bear"] and first["seg_options"] == {}
+    # Every field of the chain's configuration is recorded (a new one too), with the input and version.
+    assert set(first) == {f.name for f in dataclasses.fields(ChainConfig)} | {"input", "chain_version"}
     with pytest.raises(TypeError, match="takes the whole run from its RunConfig"):
         chain.run(config, max_frames=1)
 
