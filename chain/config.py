@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chain.errors import ChainError
-from chain.media import Trim
+from chain.media import Size, Trim
 from chain.media.outputs import Outputs
 
 # The segmenter a run uses unless told: the one a user has after following the README (imported
@@ -148,8 +148,8 @@ class RunConfig:
     chain: ChainConfig = field(default_factory=ChainConfig)
     #: Which part of the input: ``--start``, ``--duration``, ``--max-frames``.
     trim: Trim = field(default_factory=Trim)
-    #: Working and output size: ``WxH`` or a short side (``"256"``); None keeps the input's.
-    size: str | None = None
+    #: Working and output size: ``WxH`` or a short side (``"256"``), or a `Size`; None keeps the input's.
+    size: str | Size | None = None
     #: Output frame rate (frames dropped or repeated); None keeps every frame at its own time.
     fps: float | None = None
     #: Frames per network call.
