@@ -103,7 +103,7 @@ class TransformersSegmenter(Segmenter):
         with torch.inference_mode():
             maps = self.processor.post_process_semantic_segmentation(outputs, target_sizes=[scored] * len(frames))
             classes = resize_labels(torch.stack([m.to(self.device, LABEL_DTYPE) for m in maps]), (height, width))
-            return self._lut.to(classes.device)[classes]
+            return torch.take(self._lut.to(classes.device), classes)
 
     @torch.inference_mode()
     def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
