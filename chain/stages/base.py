@@ -154,6 +154,6 @@ class Synthesizer(ABC):
 
         ``labels`` are ``(B, H, W)`` ids of `label_space` (None when ``consumes == "frames"``): a
         `LABEL_DTYPE` tensor from the chain, numpy from other callers (`as_label_tensor` takes
-        both), at any size; a stage samples them to its grid by `chain.labels.resize.resize_labels`. ``frames`` are
-        the input frames, which label synthesizers may ignore.
+        both), at any size; a stage samples them to its grid by `chain.labels.resize.resize_labels`.
+        ``frames`` are the input frames, which label synthesizers may ignore.
         """

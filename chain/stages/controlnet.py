@@ -304,8 +304,6 @@ class ControlNetSynthesizer(Synthesizer):
         return self._prompt_embeds
 
 
-
-
 # --- loading ---------------------------------------------------------------------------------
 def load_pipeline(base: str, controlnet: str, *, device: torch.device, cpu_offload: bool = False,
                   attention_slicing: bool = False):  # noqa: ANN201 (diffusers' pipeline)
