@@ -69,8 +69,7 @@ def measure(segmenter, clip: Path, frames: int, settings: list[str], size: str) 
                 times[setting].append(time.perf_counter() - start)
             gray = gray_at(frame.rgb, tuple(probabilities.shape[-2:]))
             motion = judge.compare(previous_gray, gray) if previous_gray is not None else None
-            labels = {s: labels_from_scores(p[None], batch.shape[1:3], segmenter.label_space)[0]
-                      for s, p in scores.items()}
+            labels = {s: labels_from_scores(p[None], batch.shape[1:3])[0].numpy() for s, p in scores.items()}
             for setting, current in labels.items():
                 working = scores[setting].argmax(0)
                 if previous[setting] is not None:

@@ -33,6 +33,7 @@ from chain.labels import LabelSpace, conversion
 from chain.media import Trim, open_source, save_png
 from chain.media.sizes import Size
 from chain.render import resize_frames
+from chain.stages.base import labels_to_numpy
 from chain.stages.registry import build_stage
 from chain.stages.spec import StageContext
 from chain.summary import ClassShareTracker, FrameChangeTracker
@@ -143,16 +144,14 @@ def evaluate_spade(
         painted = synthesizer.synthesize(labels=truth, frames=real)
         painted = resize_frames(painted, working.height, working.width)
         indices = np.arange(items, items + len(truth))
-        predictions = {"synthesized": judge_to_space.apply(judge.segment(painted, indices=indices)),
-                       "real": judge_to_space.apply(judge.segment(real, indices=indices))}
+        predictions = {kind: labels_to_numpy(judge_to_space.apply(judge.segment(images, indices=indices)), space)
+                       for kind, images in (("synthesized", painted), ("real", real))}
         for kind, predicted in predictions.items():
             confusions[kind] += confusion_matrix(truth, predicted, len(space))
         if not is_dataset:
-            for painted_frame, real_frame in zip(painted, real):
-                image_changes.add(painted_frame, real_frame)
+            image_changes.add_batch(painted, real)
             for kind, predicted in predictions.items():
-                for index, frame_labels in zip(indices, predicted):
-                    label_changes[kind].add(int(index), 0.0, frame_labels)
+                label_changes[kind].add_batch(indices, np.zeros(len(indices)), predicted)
         if samples is not None and len(sample_rows) < 6:
             for i in range(min(len(truth), 6 - len(sample_rows))):
                 sample_rows.append(np.concatenate([space.colorize(truth[i]), real[i], painted[i],
@@ -234,12 +233,14 @@ def _video_batches(path: Path, size: Size, labeller: Any, space: LabelSpace, tri
             chunk.append(frame.rgb)
             if len(chunk) == batch:
                 frames = np.stack(chunk)
-                yield to_space.apply(labeller.segment(frames, indices=np.arange(index, index + batch))), frames
+                labels = labeller.segment(frames, indices=np.arange(index, index + batch))
+                yield labels_to_numpy(to_space.apply(labels), space), frames
                 index += batch
                 chunk = []
         if chunk:
             frames = np.stack(chunk)
-            yield to_space.apply(labeller.segment(frames, indices=np.arange(index, index + len(chunk)))), frames
+            labels = labeller.segment(frames, indices=np.arange(index, index + len(chunk)))
+            yield labels_to_numpy(to_space.apply(labels), space), frames
 
 
 def _write_png(image: np.ndarray, path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from chain.config import ChainConfig, RunConfig
 from chain.errors import ChainError
@@ -33,8 +34,12 @@ from chain.media.outputs import Outputs, check_output_paths
 from chain.media.source import InputDamage
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
-from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.base import Segmenter, Synthesizer, labels_to_numpy
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
+
+#: Outputs that show or save labels at frame size (with the summary's class shares, they keep the
+#: segmenter's labels at frame size; otherwise it labels at the synthesizer's grid).
+_LABEL_OUTPUTS = ("masks", "overlay", "compare", "labels")
 
 
 class Progress(Protocol):
@@ -126,6 +131,12 @@ class Chain:
         self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
                                               if self.remap_lut is not None else None)
                                  if self.target_space is not None else None)
+        # Conversion and remap as one table, built once and applied where the labels are (None: nothing changes).
+        lut = self.target_lut
+        identity = lut is None or np.array_equal(lut, np.arange(len(lut)))
+        self._target_tables = {} if identity else {torch.device("cpu"): torch.from_numpy(lut.astype(np.int64))}
+        #: Whether this run's outputs show labels at frame size (set per run from its outputs).
+        self._labels_shown = True
 
     @property
     def target_lut(self) -> np.ndarray | None:
@@ -134,9 +145,17 @@ class Chain:
             return None
         return self.remap_lut[self.conversion.lut] if self.remap_lut is not None else self.conversion.lut
 
-    def target_labels(self, labels: np.ndarray) -> np.ndarray:
-        """Segmenter labels → the synthesizer's space, remapped."""
-        return self.remapped(self.conversion.apply(labels))
+    def target_labels(self, labels: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Segmenter labels → the synthesizer's space, remapped: a tensor on its device by one lookup,
+        numpy (in the target space's dtype) by the two tables."""
+        if not isinstance(labels, torch.Tensor):
+            return self.remapped(self.conversion.apply(labels))
+        if not self._target_tables:
+            return labels
+        table = self._target_tables.get(labels.device)
+        if table is None:
+            table = self._target_tables[labels.device] = self._target_tables[torch.device("cpu")].to(labels.device)
+        return torch.take(table, labels)  # a gather: 3.5x faster than table[labels] on the CPU here
 
     def remapped(self, converted: np.ndarray) -> np.ndarray:
         """Labels already in the synthesizer's space, with the user's remap applied."""
@@ -157,6 +176,8 @@ class Chain:
         source, outputs, trim, size, fps = config.source, config.outputs, config.trim, config.size, config.fps
         batch_size, crf, preset, strict = config.batch_size, config.crf, config.preset, config.strict
         self._check_outputs(Path(source), outputs)
+        self._labels_shown = outputs.summary is not None or any(
+            getattr(outputs, name) is not None for name in _LABEL_OUTPUTS)
         if batch_size < 1:
             raise ChainError(f"--batch must be >= 1, got {batch_size}")
         timer = StageTimer()
@@ -185,7 +206,8 @@ class Chain:
                     if part is not None and batch.indices[0] < part.first:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written
-                                self.segmenter.segment(batch.frames, indices=batch.indices)
+                                self.segmenter.segment(batch.frames, indices=batch.indices,
+                                                       size=self._label_size(*batch.frames.shape[1:3]))
                         continue
                     self._process(batch, sinks, tracker, changes, timer)
                     count += len(batch.indices)
@@ -236,7 +258,8 @@ class Chain:
             frames, labels = part.anchor[None], None
             with timer("synthesize"):  # painted for its cross-frame state only
                 if self.synthesizer.consumes == "labels":
-                    labels = self.target_labels(self.segmenter.segment(frames, indices=np.array([0])))
+                    labels = self.target_labels(self.segmenter.segment(
+                        frames, indices=np.array([0]), size=self._label_size(*frames.shape[1:3])))
                 self.synthesizer.synthesize(labels=labels, frames=frames)
             if self.segmenter is not None:
                 self.segmenter.reset()  # the anchor is not part of the smoothing's past
@@ -306,24 +329,33 @@ class Chain:
             raise
         return sinks, summary_file
 
+    def _label_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size to segment frames of ``height × width`` at: the frame size when an output shows
+        labels (or the summary counts them), else the synthesizer's grid, so that the logits are
+        upsampled no further than the painting needs."""
+        synthesizer = self.synthesizer
+        if self._labels_shown or synthesizer is None or synthesizer.consumes != "labels":
+            return height, width
+        return synthesizer.label_size(height, width) or (height, width)
+
     def _process(self, batch: Batch, sinks: dict[str, FrameSink], tracker: ClassShareTracker | None,
                  changes: FrameChangeTracker | None, timer: StageTimer) -> None:
         labels = target = synthesized = None
+        height, width = batch.frames.shape[1:3]
         if self.segmenter is not None:
             with timer("segment"):
-                labels = self.segmenter.segment(batch.frames, indices=batch.indices)
+                labels = self.segmenter.segment(batch.frames, indices=batch.indices, size=self._label_size(height, width))
             with timer("remap"):
                 target = self.target_labels(labels)
         if self.synthesizer is not None:
             with timer("synthesize"):
                 synthesized = self.synthesizer.synthesize(
                     labels=target if self.synthesizer.consumes == "labels" else None, frames=batch.frames)
-            height, width = batch.frames.shape[1:3]
-            synthesized = resize_frames(synthesized, height, width)
+                # Resized where it was painted; the batch's one copy to the host, as uint8.
+                synthesized = resize_frames(synthesized, height, width)
         with timer("inspect"):
             if changes is not None:  # both at the output size: synthesized frames were resized above
-                for output, input_frame in zip(synthesized, batch.frames):
-                    changes.add(output, input_frame)
+                changes.add_batch(synthesized, batch.frames)
             views = self._views(batch, labels, target, synthesized, sinks, tracker)
         with timer("encode"):
             for name, images in views.items():
@@ -331,37 +363,40 @@ class Chain:
                     for image, time_s in zip(images, batch.times):
                         sinks[name].write(image, float(time_s))
 
-    def _views(self, batch: Batch, labels: np.ndarray | None, target: np.ndarray | None,
+    def _views(self, batch: Batch, labels: torch.Tensor | None, target: torch.Tensor | None,
                synthesized: np.ndarray | None, sinks: dict[str, FrameSink],
                tracker: ClassShareTracker | None) -> dict[str, list[np.ndarray]]:
-        """What each output receives for this batch."""
+        """What each output receives for this batch; labels come to the host here, once, for outputs
+        that draw or save them."""
         views: dict[str, list[np.ndarray]] = {}
         if tracker is not None:
-            for index, time_s, frame_labels in zip(batch.indices, batch.times, labels):
-                tracker.add(int(index), float(time_s), frame_labels)
+            tracker.add_batch(batch.indices, batch.times, labels)
         if "video" in sinks:
             views["video"] = list(synthesized)
+        host_labels = (labels_to_numpy(labels, self.source_space)
+                       if {"masks", "overlay", "labels"} & sinks.keys() else None)
         if "masks" in sinks:
             renderer = MaskRenderer(self.source_space)
-            views["masks"] = [renderer(frame_labels) for frame_labels in labels]
+            views["masks"] = [renderer(frame_labels) for frame_labels in host_labels]
         if "overlay" in sinks:
             views["overlay"] = [overlay(frame, frame_labels, self.source_space)
-                                for frame, frame_labels in zip(batch.frames, labels)]
+                                for frame, frame_labels in zip(batch.frames, host_labels)]
         if "compare" in sinks:
             views["compare"] = []
+            host_target = labels_to_numpy(target, self.target_space) if target is not None else None
             # A synthesizer that paints the label colours would repeat the label panel: show it once.
             painted_labels = self.synthesizer is not None and self.synthesizer.paints_labels and target is not None
             for i, frame in enumerate(batch.frames):
                 panels, captions = [frame], ["input"]
-                if target is not None:
-                    panels.append(self.compare_renderer(target[i]))
+                if host_target is not None:
+                    panels.append(self.compare_renderer(host_target[i]))
                     captions.append(f"labels ({self.target_space.name})" + (" = synthesized" if painted_labels else ""))
                 if synthesized is not None and not painted_labels:
                     panels.append(synthesized[i])
                     captions.append("synthesized")
                 views["compare"].append(side_by_side(panels, captions))
         if "labels" in sinks:
-            views["labels"] = list(labels)
+            views["labels"] = list(host_labels)
         return views
 
 

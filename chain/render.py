@@ -148,10 +148,27 @@ def side_by_side(panels: list[np.ndarray], captions: list[str]) -> np.ndarray:
     return np.asarray(image)
 
 
-def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a batch ``(B, h, w, 3)`` uint8 to ``(B, height, width, 3)`` (antialiased bilinear)."""
-    if frames.shape[1:3] == (height, width):
+def resize_frames(frames: np.ndarray | torch.Tensor, height: int, width: int) -> np.ndarray:
+    """A batch ``(B, h, w, 3)`` uint8 resized to ``(B, height, width, 3)`` (antialiased bilinear), on the host.
+
+    A tensor is resized where it lives and reaches the host once, as uint8 (through pinned
+    memory on CUDA, so the copy is one DMA rather than a staged one); numpy is resized on the CPU.
+    """
+    tensor = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
+    if tuple(tensor.shape[1:3]) != (height, width):
+        pixels = tensor.permute(0, 3, 1, 2).float()
+        resized = F.interpolate(pixels, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        tensor = resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    elif isinstance(frames, np.ndarray):
         return frames
-    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    resized = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-    return resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return _to_host(tensor)
+
+
+def _to_host(tensor: torch.Tensor) -> np.ndarray:
+    """A device tensor → numpy, through a pinned buffer on CUDA (the one synchronisation of the batch)."""
+    if tensor.device.type != "cuda":
+        return tensor.cpu().numpy()
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    host.copy_(tensor, non_blocking=True)
+    torch.cuda.current_stream(tensor.device).synchronize()
+    return host.numpy()

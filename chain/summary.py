@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import torch
 
 from chain.labels import LabelSpace
 from chain.media.source import InputDamage
@@ -101,7 +102,9 @@ class ClassShareTracker:
 
     Flicker is the share of pixels whose label differs from the previous frame's: the
     figure temporal smoothing should bring down. ``target`` is the synthesizer's space and the
-    id table into it (conversion and remap), for the same shares in that space.
+    id table into it (conversion and remap), for the same shares in that space. A batch is
+    counted at once on its device (one ``bincount`` over the batch); the counts reach the host
+    once per batch.
     """
 
     def __init__(self, space: LabelSpace, stream: TextIO | None,
@@ -110,28 +113,45 @@ class ClassShareTracker:
         self.target_space, self.target_lut = target
         self._stream = stream
         self._total = np.zeros(len(space), dtype=np.float64)
-        self._previous: np.ndarray | None = None
+        self._previous: torch.Tensor | None = None
         self._flicker_total = 0.0
         self.frames = 0
-        self.first: np.ndarray | None = None  # the first frame's labels: a shard's edge (`join`)
+        self.first: torch.Tensor | None = None  # the first frame's labels: a shard's edge (`join`)
 
-    def add(self, index: int, time_s: float, labels: np.ndarray) -> None:
-        shares = np.bincount(labels.ravel(), minlength=len(self.space))[: len(self.space)] / max(1, labels.size)
-        self._total += shares
-        self.frames += 1
-        flicker = None
-        if self._previous is not None and self._previous.shape == labels.shape:
-            flicker = float(np.count_nonzero(self._previous != labels)) / labels.size
-            self._flicker_total += flicker
-        self._previous = labels.copy()
+    def add(self, index: int, time_s: float, labels: np.ndarray | torch.Tensor) -> None:
+        """One frame's label map ``(H, W)``."""
+        self.add_batch(np.array([index]), np.array([time_s]), _label_tensor(labels)[None])
+
+    def add_batch(self, indices: np.ndarray, times: np.ndarray, labels: np.ndarray | torch.Tensor) -> None:
+        """Consecutive frames' label maps ``(B, H, W)`` (a tensor on any device, or numpy)."""
+        labels = _label_tensor(labels)
+        classes, frames, pixels = len(self.space), labels.shape[0], labels[0].numel()
+        flat = labels.reshape(frames, -1)
+        # One bincount for the batch: frame b's ids land in bins b*(C+1)..; ids past the space go to
+        # each frame's last bin, which is dropped (they count in the frame's size, not in a class).
+        offsets = torch.arange(frames, device=labels.device)[:, None] * (classes + 1)
+        counts = torch.bincount((flat.clamp(max=classes) + offsets).ravel(), minlength=frames * (classes + 1))
+        counts = counts.view(frames, classes + 1)[:, :classes]
+        previous = self._previous if self._previous is not None and self._previous.shape == labels.shape[1:] else None
+        before = labels[:-1] if previous is None else torch.cat([previous.to(labels.device)[None], labels[:-1]])
+        changed = (before != labels[frames - len(before):]).flatten(1).sum(dim=1)
+        shares_batch = counts.cpu().numpy() / max(1, pixels)
+        changed = changed.cpu().tolist()
+        flickers: list[float | None] = [None] * (frames - len(changed)) + [count / pixels for count in changed]
+        self._previous = labels[-1].clone()
         if self.first is None:
-            self.first = self._previous
-        if self._stream is not None:
-            classes = {self.space.names[i]: round(float(shares[i]), 5)
-                       for i in np.argsort(-shares) if shares[i] >= 1e-5}
-            record = {"index": index, "time": round(time_s, 4), "classes": classes,
-                      "flicker": None if flicker is None else round(flicker, 5)}
-            self._stream.write(("" if self.frames == 1 else ",\n") + json.dumps(record))
+            self.first = labels[0].clone()
+        for index, time_s, shares, flicker in zip(indices, times, shares_batch, flickers):
+            self._total += shares
+            self.frames += 1
+            if flicker is not None:
+                self._flicker_total += flicker
+            if self._stream is not None:
+                classes_named = {self.space.names[i]: round(float(shares[i]), 5)
+                                 for i in np.argsort(-shares) if shares[i] >= 1e-5}
+                record = {"index": int(index), "time": round(float(time_s), 4), "classes": classes_named,
+                          "flicker": None if flicker is None else round(flicker, 5)}
+                self._stream.write(("" if self.frames == 1 else ",\n") + json.dumps(record))
 
     def join(self, later: ClassShareTracker) -> float | None:
         """Add the totals of the frames right after these (a later shard of the run, `chain.cluster`).
@@ -141,7 +161,7 @@ class ClassShareTracker:
         """
         flicker = None
         if self._previous is not None and later.first is not None and self._previous.shape == later.first.shape:
-            flicker = float(np.count_nonzero(self._previous != later.first)) / later.first.size
+            flicker = int((self._previous.cpu() != later.first.cpu()).sum()) / later.first.numel()
             self._flicker_total += flicker
         self._total = self._total + later._total  # arrays from another process may be read-only
         self._flicker_total += later._flicker_total
@@ -151,8 +171,11 @@ class ClassShareTracker:
         return flicker
 
     def detach(self) -> ClassShareTracker:
-        """This tracker without its output stream, to send to another process."""
+        """This tracker without its output stream and with its edge frames on the host, to send to
+        another process."""
         self._stream = None
+        self.first = self.first.cpu() if self.first is not None else None
+        self._previous = self._previous.cpu() if self._previous is not None else None
         return self
 
     @property
@@ -181,7 +204,7 @@ class FrameChangeTracker:
     and channels) for the output and for the input; the flicker is the ratio of the two
     means, so a still input that the synthesizer paints differently every frame scores high
     and a synthesizer that follows the input's motion scores about 1. Streaming: only the
-    previous pair of frames is kept.
+    previous pair of frames is kept. A batch's differences are summed at once, in integers.
     """
 
     def __init__(self) -> None:
@@ -192,14 +215,23 @@ class FrameChangeTracker:
 
     def add(self, output: np.ndarray, input_frame: np.ndarray) -> None:
         """The next synthesized frame and its input frame, ``(H, W, 3)`` uint8 of the same size."""
+        self.add_batch(output[None], input_frame[None])
+
+    def add_batch(self, outputs: np.ndarray, inputs: np.ndarray) -> None:
+        """The next synthesized frames and their input frames, ``(B, H, W, 3)`` uint8 of one size."""
         if self._previous is not None:
-            previous_output, previous_input = self._previous
-            self._output_total += _mean_abs_difference(output, previous_output)
-            self._input_total += _mean_abs_difference(input_frame, previous_input)
-            self.pairs += 1
-        self._previous = (output, input_frame)
+            outputs_with = np.concatenate([self._previous[0][None], outputs])
+            inputs_with = np.concatenate([self._previous[1][None], inputs])
+        else:
+            outputs_with, inputs_with = outputs, inputs
+        for output_change, input_change in zip(_mean_abs_differences(outputs_with),
+                                               _mean_abs_differences(inputs_with)):
+            self._output_total += output_change  # pair by pair, in the order one frame at a time adds
+            self._input_total += input_change
+        self.pairs += len(outputs_with) - 1
+        self._previous = (outputs[-1], inputs[-1])
         if self.first is None:
-            self.first = self._previous
+            self.first = (outputs[0], inputs[0])
 
     def join(self, later: FrameChangeTracker) -> None:
         """Add the frames right after these (a later shard of the run), the pair across the boundary too."""
@@ -227,8 +259,25 @@ class FrameChangeTracker:
         return self._output_total / self._input_total if self.pairs and self._input_total > 0 else None
 
 
+def _label_tensor(labels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    return labels.long() if isinstance(labels, torch.Tensor) else torch.from_numpy(labels.astype(np.int64))
+
+
+def _mean_abs_differences(frames: np.ndarray) -> list[float]:
+    """Mean |difference| of each consecutive pair of ``frames`` ``(N, H, W, C)``: ``N - 1`` values.
+
+    Summed exactly in int64 and divided once, which is the float64 mean numpy takes of the int16
+    differences (every partial sum is an integer below 2**53), so the figures do not depend on batching.
+    """
+    if len(frames) < 2:
+        return []
+    pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(torch.int16)
+    sums = (pixels[1:] - pixels[:-1]).abs_().reshape(len(frames) - 1, -1).sum(dim=1)
+    return [total / pixels[0].numel() for total in sums.tolist()]
+
+
 def _mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+    return _mean_abs_differences(np.stack([b, a]))[0]
 
 
 def audio_note(codec: str | None, *, written: bool, copied: bool) -> str:

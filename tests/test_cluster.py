@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import chain
@@ -182,14 +183,15 @@ class _Faulty(Segmenter):
         self.inner, self.at, self.marker = inner, at, marker
         self.label_space, self.description = inner.label_space, inner.description
 
-    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
         if self.at in indices:
             if self.marker is None:
                 raise RuntimeError("this shard always fails")
             if not self.marker.exists():
                 self.marker.touch()
                 os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-shard
-        return self.inner.segment(frames, indices=indices)
+        return self.inner.segment(frames, indices=indices, size=size)
 
 
 def _faulty_chain(at: int, marker: Path | None) -> chain.Chain:

@@ -32,7 +32,7 @@ def test_onnx_labels_agree_with_the_torch_port_on_real_frames(voc_checkpoint: Pa
     onnx, port = _segmenter(voc_checkpoint), _segmenter(voc_checkpoint, backend="torch")
     assert isinstance(onnx, OnnxSegmenter) and type(port) is TorchSegmenter  # onnx is the CPU default
     indices = np.arange(len(frames))
-    onnx_labels, port_labels = onnx.segment(frames, indices=indices), port.segment(frames, indices=indices)
+    onnx_labels, port_labels = onnx.segment(frames, indices=indices).numpy(), port.segment(frames, indices=indices).numpy()
     assert (port_labels == 15).mean() > 0.2  # the driver is a person: the frames are not trivially agreed on
     assert (onnx_labels == port_labels).mean() >= 0.999
     np.testing.assert_allclose(onnx.scores(frames[:2]).numpy(), port.scores(frames[:2]).numpy(), atol=2e-3)

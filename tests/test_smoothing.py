@@ -96,8 +96,8 @@ class ColourSegmenter(Segmenter):
                 probabilities[i, VOC.id_of("cow")] += 0.6 * person
         return probabilities
 
-    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        return labels_from_scores(self.probabilities(frames, indices=indices), frames.shape[1:3], VOC)
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+        return labels_from_scores(self.probabilities(frames, indices=indices), size or frames.shape[1:3])
 
 
 def texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -141,7 +141,7 @@ def test_flow_keeps_a_moving_edge_where_ema_smears_it() -> None:
     clip, lefts = moving_square()
     truth = [(x, x + SIDE - 1) for x in lefts]
     glitch = 10  # the segmenter calls the square a cow in this frame
-    per_frame = ColourSegmenter((glitch,)).segment(clip, indices=np.arange(len(clip)))
+    per_frame = ColourSegmenter((glitch,)).segment(clip, indices=np.arange(len(clip))).numpy()
     assert [square_edges(labels) for i, labels in enumerate(per_frame) if i != glitch] == truth[:glitch] + truth[11:]
     assert not (per_frame[glitch] == PERSON).any()
     flow, segmenter = smoothed_labels("flow", clip, batch=1, glitches=(glitch,))

@@ -143,7 +143,7 @@ def _painting_error(run: Path, data: Path) -> float:
     for label_file in sorted((data / "trainannot").glob("*.png")):
         labels = np.array(Image.open(label_file).resize((64, 64), Image.NEAREST))[None]
         real = np.array(Image.open(data / "train" / label_file.name).resize((64, 64), Image.NEAREST))
-        painted = stage.synthesize(labels=labels, frames=real[None])[0]
+        painted = stage.synthesize(labels=labels, frames=real[None])[0].numpy()  # a tensor on the stage's device
         errors.append(np.abs(painted.astype(float) - real).mean())
     return float(np.mean(errors))
 
@@ -172,7 +172,7 @@ def test_tiny_training_learns_and_round_trips(tmp_path: Path) -> None:
     stage = build_stage("synthesizer", "spade", StageContext(weights=str(checkpoint)))
     assert stage.label_space is CAMVID
     labels = np.array(Image.open(data / "trainannot" / "f000.png").resize((64, 64), Image.NEAREST))[None]
-    painted = stage.synthesize(labels=labels, frames=np.zeros((1, 64, 64, 3), np.uint8))
+    painted = stage.synthesize(labels=labels, frames=np.zeros((1, 64, 64, 3), np.uint8)).numpy()
     assert painted.shape == (1, 64, 64, 3)
     with torch.inference_mode():
         segmap = torch.zeros(1, 13, 64, 64)

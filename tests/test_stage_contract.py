@@ -20,7 +20,7 @@ import torch
 
 from chain.labels import LabelSpace
 from chain.stages import StageContext, build_stage, stages
-from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.base import LABEL_DTYPE, Segmenter, Synthesizer
 from tests.conftest import shared_file
 
 Build = Callable[[Path], tuple[str, StageContext]]
@@ -101,6 +101,11 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+def _host(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A synthesizer's frames (a tensor on its device, or numpy) as numpy."""
+    return images.cpu().numpy() if isinstance(images, torch.Tensor) else images
+
+
 def _frames(count: int = 2, height: int = 24, width: int = 32) -> np.ndarray:
     return np.random.default_rng(1).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
 
@@ -119,11 +124,16 @@ def test_segmenter_contract(name: str, tmp_path: Path) -> None:
     frames = _frames(3)
     stage.reset()
     labels = stage.segment(frames, indices=np.arange(3))
-    assert labels.shape == frames.shape[:3] and labels.dtype == stage.label_space.dtype
-    assert labels.max() < len(stage.label_space)
+    # label tensors of one dtype, on the stage's device (base.LABEL_DTYPE)
+    assert isinstance(labels, torch.Tensor) and labels.shape == frames.shape[:3] and labels.dtype == LABEL_DTYPE
+    assert labels.device == getattr(stage, "device", torch.device("cpu"))
+    assert 0 <= labels.min() and labels.max() < len(stage.label_space)
     stage.reset()
-    alone = np.concatenate([stage.segment(frames[i:i + 1], indices=np.array([i])) for i in range(3)])
-    np.testing.assert_array_equal(alone, labels)  # a frame's labels do not depend on its batch
+    alone = torch.cat([stage.segment(frames[i:i + 1], indices=np.array([i])) for i in range(3)])
+    assert torch.equal(alone, labels)  # a frame's labels do not depend on its batch
+    stage.reset()
+    small = stage.segment(frames, indices=np.arange(3), size=(12, 20))  # the synthesizer's grid, say
+    assert small.shape == (3, 12, 20) and small.dtype == LABEL_DTYPE and small.max() < len(stage.label_space)
     probabilities = stage.probabilities(frames[:2], indices=np.arange(2))
     assert probabilities.shape[:2] == (2, len(stage.label_space)) and probabilities.dim() == 4
     assert torch.isfinite(probabilities).all()
@@ -143,9 +153,13 @@ def test_synthesizer_contract(name: str, tmp_path: Path) -> None:
         space = stage.label_space
         labels = np.random.default_rng(2).integers(0, len(space), frames.shape[:3]).astype(space.dtype)
     stage.reset()
-    painted = stage.synthesize(labels=labels, frames=frames)
+    painted = _host(stage.synthesize(labels=labels, frames=frames))
     assert painted.dtype == np.uint8 and painted.ndim == 4 and painted.shape[0] == 2 and painted.shape[-1] == 3
+    if labels is not None:  # label tensors, as the chain gives them, paint the same as numpy labels
+        stage.reset()
+        np.testing.assert_array_equal(_host(stage.synthesize(labels=torch.from_numpy(labels.astype(np.int64)),
+                                                             frames=frames)), painted)
     stage.reset()
-    alone = np.concatenate([stage.synthesize(labels=None if labels is None else labels[i:i + 1],
-                                             frames=frames[i:i + 1]) for i in range(2)])
+    alone = np.concatenate([_host(stage.synthesize(labels=None if labels is None else labels[i:i + 1],
+                                                   frames=frames[i:i + 1])) for i in range(2)])
     np.testing.assert_allclose(alone.astype(int), painted.astype(int), atol=1)  # float kernels vary with batch

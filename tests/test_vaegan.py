@@ -351,7 +351,7 @@ def test_stage_latent_noise_is_seeded(uninterrupted):
     plain = build_vaegan(None, StageContext(weights=str(uninterrupted / "checkpoint")))
     noisy = build_vaegan(None, StageContext(weights=str(uninterrupted), options={"latent_noise": "2", "seed": "4"}))
     out_plain = plain.synthesize(labels=None, frames=frames)
-    assert out_plain.shape == (3, 32, 48, 3) and out_plain.dtype == np.uint8
+    assert out_plain.shape == (3, 32, 48, 3) and out_plain.dtype == torch.uint8  # on the stage's device
     first = noisy.synthesize(labels=None, frames=frames)
     assert not np.array_equal(first, out_plain)
     noisy.reset()  # the chain resets stages at the start of every run

@@ -34,6 +34,7 @@ from PIL import Image
 
 from chain.errors import ChainError
 from chain.labels import COCO_STUFF, LabelSpace, get_label_space
+from chain.labels.resize import resize_labels
 from chain.media.sizes import Size
 
 CACHE_VERSION = 1
@@ -126,7 +127,7 @@ def load_pair(image_path: Path, label_path: Path, layout: DatasetLayout, size: S
     if rgb.size != (size.width, size.height):
         rgb = rgb.resize((size.width, size.height), Image.BILINEAR)
     if ids.shape != (size.height, size.width):
-        ids = np.asarray(Image.fromarray(ids).resize((size.width, size.height), Image.NEAREST))
+        ids = resize_labels(ids[None], (size.height, size.width))[0]
     return np.asarray(rgb, np.uint8), ids
 
 
@@ -219,7 +220,8 @@ def build_pseudo_label_cache(frames: np.ndarray, frames_key: dict[str, Any], seg
         for start in range(0, count, batch):
             chunk = np.array(frames[start:start + batch])  # a writable copy of the memory-mapped frames
             images[start:start + len(chunk)] = chunk
-            labels[start:start + len(chunk)] = segmenter.segment(chunk, indices=np.arange(start, start + len(chunk)))
+            chunk_labels = segmenter.segment(chunk, indices=np.arange(start, start + len(chunk)))
+            labels[start:start + len(chunk)] = chunk_labels.cpu().numpy()  # a tensor on the segmenter's device
             if progress is not None:
                 progress(start + len(chunk), count)
 

@@ -3,8 +3,10 @@
 A `Segmenter` turns RGB frames into label maps of its `label_space`. A `Synthesizer`
 turns label maps of its `label_space` into RGB frames, or (``consumes == "frames"``, an
 autoencoder for instance) turns frames into frames. The chain converts label maps between
-spaces, applies the user's remapping, and moves data between stages as numpy arrays:
-frames ``(B, H, W, 3)`` uint8, label maps ``(B, H, W)`` in the space's dtype.
+spaces and applies the user's remapping on the device. Frames come in as numpy ``(B, H, W, 3)``
+uint8; label maps travel as torch tensors ``(B, H, W)`` of `LABEL_DTYPE` (int64) on the
+segmenter's device, and become numpy (in the space's dtype, `labels_to_numpy`) only where an
+output needs them on the host.
 """
 
 from __future__ import annotations
@@ -19,18 +21,39 @@ import torch.nn.functional as F
 
 from chain.labels import LabelSpace
 
+#: The dtype of label tensors between stages: what indexing, ``one_hot`` and ``bincount`` take
+#: without a cast (a 1080p frame is 16 MB of int64, small beside the logits it comes from).
+LABEL_DTYPE = torch.int64
+
 _CHANNELS_PER_CHUNK = 16     # upsampling 151 class maps to 720p at once would take ~0.5 GB
 _ONE_HOT_VALUES = 32 << 20   # one-hot "probabilities" stay at full size up to 32M values (128 MB)
 
 
-def labels_from_scores(scores: torch.Tensor, size: tuple[int, int], space: LabelSpace) -> np.ndarray:
+def as_label_tensor(labels: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Label maps given as a numpy array or a tensor → a `LABEL_DTYPE` tensor on ``device``."""
+    if isinstance(labels, np.ndarray):
+        labels = torch.from_numpy(labels.astype(np.int64, copy=False))
+    return labels.to(device=device, dtype=LABEL_DTYPE)
+
+
+def labels_to_numpy(labels: torch.Tensor | np.ndarray, space: LabelSpace) -> np.ndarray:
+    """Label maps → numpy in ``space.dtype``, narrowed on the device before the copy to the host."""
+    if isinstance(labels, torch.Tensor):
+        narrow = torch.uint8 if space.dtype == np.uint8 else torch.int32
+        labels = labels.to(narrow).cpu().numpy()
+    return labels.astype(space.dtype, copy=False)
+
+
+def labels_from_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Argmax over classes of ``scores`` ``(B, C, h, w)`` resized (bilinear) to ``size``.
 
-    Works through the classes a chunk at a time with a running maximum, so memory stays
-    ``chunk × H × W`` whatever the number of classes.
+    Returns `LABEL_DTYPE` labels ``(B, *size)`` on the scores' device. ``size`` is what the
+    next consumer needs (the synthesizer's grid, or the frame size for outputs that show labels),
+    so the logits are never upsampled further than that. Works through the classes a chunk at a
+    time with a running maximum, so memory stays ``chunk × h × w`` whatever the number of classes.
     """
     if tuple(scores.shape[-2:]) == tuple(size):
-        return scores.argmax(dim=1).to(torch.int32).cpu().numpy().astype(space.dtype)
+        return scores.argmax(dim=1)
     best_value = best_label = None
     for start in range(0, scores.shape[1], _CHANNELS_PER_CHUNK):
         chunk = F.interpolate(scores[:, start:start + _CHANNELS_PER_CHUNK], size=size, mode="bilinear",
@@ -43,7 +66,7 @@ def labels_from_scores(scores: torch.Tensor, size: tuple[int, int], space: Label
             better = value > best_value  # ties keep the lower id, as argmax does
             best_value = torch.where(better, value, best_value)
             best_label = torch.where(better, label, best_label)
-    return best_label.to(torch.int32).cpu().numpy().astype(space.dtype)
+    return best_label
 
 
 class Segmenter(ABC):
@@ -57,10 +80,15 @@ class Segmenter(ABC):
         """Forget any state carried between frames; called at the start of every run."""
 
     @abstractmethod
-    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        """Label maps ``(B, H, W)`` at the frames' size for frames ``(B, H, W, 3)`` uint8.
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Label maps for frames ``(B, H, W, 3)`` uint8: a `LABEL_DTYPE` tensor ``(B, h, w)``
+        on the stage's device.
 
-        ``indices`` are the frames' output indices (a stage reading saved labels needs them).
+        ``size`` ``(h, w)`` is the size the labels are wanted at (default: the frames' own);
+        network segmenters upsample their scores only that far, others sample their
+        frame-size labels by `chain.labels.resize.resize_labels`. ``indices`` are the frames'
+        output indices (a stage reading saved labels needs them).
         """
 
     def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
@@ -70,7 +98,7 @@ class Segmenter(ABC):
         at full size where it fits in 32M values per frame, else area-pooled just enough
         (the share of each class in each cell).
         """
-        labels = torch.from_numpy(self.segment(frames, indices=indices).astype(np.int64))
+        labels = self.segment(frames, indices=indices)
         pooling = math.ceil(math.sqrt(len(self.label_space) * labels[0].numel() / _ONE_HOT_VALUES))
         frames_one_hot = []
         for frame_labels in labels:  # one frame at a time: a batch of 720p COCO one-hots is GBs
@@ -107,14 +135,25 @@ class Synthesizer(ABC):
         """Why this synthesizer cannot run in shards (`chain.cluster`), or None when it can."""
         return None
 
+    def label_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """The label-map size it paints from for frames of ``height × width`` (its grid), or None for
+        the frame size. The chain asks the segmenter for labels at this size when no output shows
+        labels at frame size."""
+        return None
+
     def bind(self, label_space: LabelSpace) -> None:
         """Adopt the segmenter's space; the chain calls this only when `label_space` is None."""
         self.label_space = label_space
 
     @abstractmethod
-    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> np.ndarray:
-        """RGB frames ``(B, h, w, 3)`` uint8; the chain resizes them to the output size.
+    def synthesize(self, *, labels: torch.Tensor | np.ndarray | None,
+                   frames: np.ndarray) -> torch.Tensor | np.ndarray:
+        """RGB frames ``(B, h, w, 3)`` uint8: a tensor on the stage's device (a stage that paints
+        on the host may return numpy); the chain resizes them to the output size on that device
+        and copies them to the host once.
 
-        ``labels`` are ``(B, H, W)`` in `label_space` (None when ``consumes == "frames"``);
+        ``labels`` are ``(B, H, W)`` ids of `label_space` (None when ``consumes == "frames"``): a
+        `LABEL_DTYPE` tensor from the chain, numpy from other callers (`as_label_tensor` takes
+        both), at any size; a stage samples them to its grid by `chain.labels.resize.resize_labels`.
         ``frames`` are the input frames, which label synthesizers may ignore.
         """

@@ -32,6 +32,7 @@ from PIL import Image
 from chain.device import inference_dtype
 from chain.errors import ChainError
 from chain.labels import ADE20K, ADE20K_CONTROLNET_PALETTE
+from chain.labels.resize import resize_labels
 from chain.media.sizes import Size
 from chain.media.sizes import parse_size as parse_size_option
 from chain.stages.base import Synthesizer
@@ -249,9 +250,15 @@ class ControlNetSynthesizer(Synthesizer):
         seeds = [self.settings.seed if self.settings.same_noise else self.settings.seed + int(i) for i in indices]
         return [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
 
-    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> np.ndarray:
+    def label_size(self, height: int, width: int) -> tuple[int, int]:
+        """The painted size: the control image is drawn from labels at that resolution."""
+        return self.settings.generation_size(height, width)
+
+    def synthesize(self, *, labels: torch.Tensor | np.ndarray | None, frames: np.ndarray) -> np.ndarray:
         height, width = self.settings.generation_size(*labels.shape[1:])
-        controls = [Image.fromarray(image) for image in control_image(_resize_nearest(labels, height, width))]
+        ids = resize_labels(labels, (height, width))  # sampled on the labels' device, then to the host
+        ids = ids.cpu().numpy() if isinstance(ids, torch.Tensor) else ids
+        controls = [Image.fromarray(image) for image in control_image(ids)]
         # Frames arrive in order, so the count since `reset` is each frame's index in the run.
         indices = np.arange(len(labels)) + self._frames_done
         self._frames_done += len(labels)
@@ -295,13 +302,6 @@ class ControlNetSynthesizer(Synthesizer):
                 self.settings.prompt, self.device, 1, guided, self.settings.negative_prompt)
             self._prompt_embeds = (positive, negative if guided else None)
         return self._prompt_embeds
-
-
-def _resize_nearest(labels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Label maps ``(B, H, W)`` resized to ``height × width`` by nearest neighbour (pixel centres)."""
-    rows = ((np.arange(height) + 0.5) * labels.shape[1] / height).astype(np.int64)
-    cols = ((np.arange(width) + 0.5) * labels.shape[2] / width).astype(np.int64)
-    return labels[:, rows][:, :, cols]
 
 
 # --- loading ---------------------------------------------------------------------------------

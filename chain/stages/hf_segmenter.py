@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from chain.device import inference_context
 from chain.errors import ChainError
 from chain.labels import LabelSpace
 from chain.labels.model_space import class_names, model_label_space
-from chain.stages.base import Segmenter
+from chain.labels.resize import resize_labels
+from chain.stages.base import LABEL_DTYPE, Segmenter
 from chain.stages.hub import hub_offline, in_cache_or_folder, missing_model, quiet_loading, short_name
 from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 
@@ -75,7 +75,7 @@ class TransformersSegmenter(Segmenter):
         self.device = device
         self.description = description
         self._class_to_label = np.asarray(class_to_label, dtype=np.int64)
-        self._lut = self._class_to_label.astype(label_space.dtype)
+        self._lut = torch.from_numpy(self._class_to_label)  # model class → label id, applied on the device
         self._forward_args = set(inspect.signature(model.forward).parameters)
         self._size = _processor_size(processor, size) if size else None
 
@@ -94,17 +94,16 @@ class TransformersSegmenter(Segmenter):
                 outputs[key] = value.float()
         return outputs
 
-    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        height, width = frames.shape[1:3]
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        height, width = size or frames.shape[1:3]
         outputs = self._outputs(frames)
         scale = min(1.0, math.sqrt(MAX_SCORE_VALUES / (len(self._class_to_label) * height * width)))
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        scored = (max(1, round(height * scale)), max(1, round(width * scale)))
         with torch.inference_mode():
-            maps = self.processor.post_process_semantic_segmentation(outputs, target_sizes=[size] * len(frames))
-            classes = torch.stack([m.to(torch.int64) for m in maps])
-            if size != (height, width):
-                classes = F.interpolate(classes[:, None].float(), size=(height, width), mode="nearest-exact")[:, 0].long()
-        return self._lut[classes.cpu().numpy()]
+            maps = self.processor.post_process_semantic_segmentation(outputs, target_sizes=[scored] * len(frames))
+            classes = resize_labels(torch.stack([m.to(self.device, LABEL_DTYPE) for m in maps]), (height, width))
+            return torch.take(self._lut.to(classes.device), classes)
 
     @torch.inference_mode()
     def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:

@@ -12,8 +12,9 @@ from PIL import Image
 
 from chain.errors import ChainError, first_line
 from chain.labels import LabelSpace, get_label_space
+from chain.labels.resize import resize_labels
 from chain.labels.saved import LABELS_META_FILE, space_from_meta
-from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.base import LABEL_DTYPE, Segmenter, Synthesizer, as_label_tensor
 from chain.stages.spec import StageContext, StageSpec
 from chain.weights.folder import read_json
 
@@ -38,15 +39,21 @@ class PaletteSegmenter(Segmenter):
         self._palette_norms = (self._palette ** 2).sum(dim=1)
 
     @torch.inference_mode()
-    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        pixels = torch.from_numpy(frames.reshape(-1, 3)).to(self.device)
-        labels = torch.empty(pixels.shape[0], dtype=torch.int64, device=self.device)
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        # A pixel's label depends on that pixel alone: sampling the frame first is the same as
+        # sampling its labels, and cheaper.
+        frames = torch.from_numpy(frames).to(self.device)
+        if size is not None:
+            frames = resize_labels(frames, size)
+        pixels = frames.reshape(-1, 3)
+        labels = torch.empty(pixels.shape[0], dtype=LABEL_DTYPE, device=self.device)
         for start in range(0, pixels.shape[0], _PIXELS_PER_CHUNK):
             chunk = pixels[start:start + _PIXELS_PER_CHUNK].double()
             # |p - c|² without |p|², which is the same for every class of a pixel.
             distances = self._palette_norms - 2 * chunk @ self._palette.T
             labels[start:start + _PIXELS_PER_CHUNK] = distances.argmin(dim=1)
-        return labels.cpu().numpy().astype(self.label_space.dtype).reshape(frames.shape[:3])
+        return labels.reshape(frames.shape[:3])
 
 
 class SavedLabelsSegmenter(Segmenter):
@@ -75,24 +82,23 @@ class SavedLabelsSegmenter(Segmenter):
         self.folder = folder
         self.description = f"label maps from {folder}"
 
-    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        height, width = frames.shape[1:3]
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
         maps = []
         for index in indices:
             path = self.folder / f"{int(index):06d}.png"
             if not path.is_file():
                 raise ChainError(f"no saved label map for frame {int(index)} ({path}); the folder holds fewer "
                                  "frames than the input — use --max-frames or the same --start")
-            maps.append(self._read(path, (width, height)))
-        return np.stack(maps)
+            # Maps saved at another size are sampled straight to the size wanted (one nearest step).
+            maps.append(resize_labels(self._read(path)[None], size or frames.shape[1:3])[0])
+        return torch.from_numpy(np.stack(maps).astype(np.int64))
 
-    def _read(self, path: Path, size: tuple[int, int]) -> np.ndarray:
+    def _read(self, path: Path) -> np.ndarray:
         try:
             with Image.open(path) as image:
                 labels = np.asarray(image)
                 self._check(path, labels, image.mode)
-                if image.size != size:
-                    labels = np.asarray(image.resize(size, Image.Resampling.NEAREST))
         except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for damaged or foreign files
             raise ChainError(f"{path} is not a readable label map ({first_line(error)})") from None
         return labels.astype(self.label_space.dtype)
@@ -117,9 +123,15 @@ class ColorizeSynthesizer(Synthesizer):
     def __init__(self, label_space: LabelSpace | None) -> None:
         self.label_space = label_space
         self.description = f"palette colours ({label_space.name if label_space else 'segmenter space'})"
+        self._palette: torch.Tensor | None = None  # (len(space), 3) uint8, on the labels' device
 
-    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> np.ndarray:
-        return self.label_space.colorize(labels)
+    def synthesize(self, *, labels: torch.Tensor | np.ndarray | None, frames: np.ndarray) -> torch.Tensor:
+        """The palette colour of each label, ``(B, H, W, 3)`` uint8 on the labels' device."""
+        device = labels.device if isinstance(labels, torch.Tensor) else torch.device("cpu")
+        if self._palette is None or self._palette.device != device:
+            self._palette = torch.from_numpy(self.label_space.palette.copy()).to(device)
+        ids = as_label_tensor(labels, device).clamp(0, len(self.label_space) - 1)  # as LabelSpace.colorize
+        return self._palette[ids]
 
 
 def _space_or_error(variant: str | None) -> LabelSpace:

@@ -125,5 +125,6 @@ class SmoothedSegmenter(Segmenter):
         return torch.stack([self.smoother.step(frame, probabilities).clone()
                             for frame, probabilities in zip(frames, current)])
 
-    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        return labels_from_scores(self.probabilities(frames, indices=indices), frames.shape[1:3], self.label_space)
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        return labels_from_scores(self.probabilities(frames, indices=indices), size or frames.shape[1:3])

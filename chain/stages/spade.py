@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from chain.device import inference_context
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
-from chain.stages.base import Synthesizer
+from chain.labels.resize import resize_labels
+from chain.stages.base import Synthesizer, as_label_tensor
 from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.weights.folder import CONFIG_FILE, checkpoint_dir
 from chain.weights.spade import NVLABS_URL, default_weights_path, load_spade, load_spade_checkpoint
@@ -77,18 +77,20 @@ class SpadeSynthesizer(Synthesizer):
             sh, sw = (short, long) if height <= width else (long, short)
         return (sh, sw), (sh * scale, sw * scale)
 
+    def label_size(self, height: int, width: int) -> tuple[int, int]:
+        """The generated size: the generator reads its labels at that resolution."""
+        return self.generation_size(height, width)[1]
+
     @torch.inference_mode()
-    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> np.ndarray:
+    def synthesize(self, *, labels: torch.Tensor | np.ndarray | None, frames: np.ndarray) -> torch.Tensor:
         latent, size = self.generation_size(*labels.shape[1:])
-        ids = torch.from_numpy(labels.astype(np.int64)).to(self.device)
-        if ids.shape[1:] != size:
-            ids = F.interpolate(ids[:, None].float(), size=size, mode="nearest")[:, 0].long()
+        ids = resize_labels(as_label_tensor(labels, self.device), size)
         # Our segmenters give no instance ids; class boundaries stand in for instance edges.
         segmap = make_spade_input(ids, ids, self.generator.config, channels_last=True)
         with inference_context(self.device):
             images = self.generator(segmap, latent_size=latent)
         pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+        return pixels.permute(0, 2, 3, 1)
 
 
 def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:

@@ -15,7 +15,7 @@ from chain.stages.base import Segmenter, labels_from_scores
 
 
 class TorchSegmenter(Segmenter):
-    """Runs ``network`` on frames resized to ``input_size`` and returns labels at the frames' size.
+    """Runs ``network`` on frames resized to ``input_size`` and returns labels at the size asked for.
 
     Args:
         network: maps ``(B, 3, h, w)`` normalised floats to ``(B, C, h', w')`` logits.
@@ -82,5 +82,6 @@ class TorchSegmenter(Segmenter):
     def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
         return self.scores(frames).softmax(dim=1)
 
-    def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        return labels_from_scores(self.scores(frames), frames.shape[1:3], self.label_space)
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        return labels_from_scores(self.scores(frames), size or frames.shape[1:3])

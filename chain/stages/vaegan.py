@@ -53,7 +53,7 @@ class VAEGANSynthesizer(Synthesizer):
         self._generator = torch.Generator(self.device).manual_seed(self.seed)
 
     @torch.inference_mode()
-    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> np.ndarray:
+    def synthesize(self, *, labels: np.ndarray | None, frames: np.ndarray) -> torch.Tensor:
         config = self.model.config
         outputs = []
         for start in range(0, len(frames), self.batch_size):
@@ -66,8 +66,8 @@ class VAEGANSynthesizer(Synthesizer):
             with inference_context(self.device):
                 y = self.model.reconstruct(x, noise=self.latent_noise, generator=self._generator)
             y = ((y.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
-            outputs.append(y.permute(0, 2, 3, 1).cpu().numpy())
-        return np.concatenate(outputs)
+            outputs.append(y.permute(0, 2, 3, 1))  # stays on the device: the chain resizes it there
+        return torch.cat(outputs)
 
 
 def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesizer:

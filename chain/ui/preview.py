@@ -21,7 +21,7 @@ from chain.media import SourceInfo, Trim, open_source
 from chain.pipeline import Chain
 from chain.render import MaskRenderer, class_shares, resize_frames
 from chain.stages import StageContext, build_stage
-from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.base import Segmenter, Synthesizer, labels_to_numpy
 from chain.stages.spec import StageKind
 from chain.ui.settings import Settings
 
@@ -118,7 +118,8 @@ class Previewer:
             if labels is None:
                 started = time.perf_counter()
                 segmenter.reset()
-                labels = segmenter.segment(frame[None], indices=np.array([index]))[0]
+                labels = labels_to_numpy(segmenter.segment(frame[None], indices=np.array([index]))[0],
+                                         segmenter.label_space)
                 seconds["segment"] = time.perf_counter() - started
                 self._labels.put(key, labels)
                 segmented = True
