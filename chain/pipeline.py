@@ -206,8 +206,7 @@ class Chain:
                     if part is not None and batch.indices[0] < part.first:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written
-                                self.segmenter.segment(batch.frames, indices=batch.indices,
-                                                       size=self._label_size(*batch.frames.shape[1:3]))
+                                self._segment(batch.frames, batch.indices)
                         continue
                     self._process(batch, sinks, tracker, changes, timer)
                     count += len(batch.indices)
@@ -258,8 +257,7 @@ class Chain:
             frames, labels = part.anchor[None], None
             with timer("synthesize"):  # painted for its cross-frame state only
                 if self.synthesizer.consumes == "labels":
-                    labels = self.target_labels(self.segmenter.segment(
-                        frames, indices=np.array([0]), size=self._label_size(*frames.shape[1:3])))
+                    labels = self.target_labels(self._segment(frames, np.array([0]))[0])
                 self.synthesizer.synthesize(labels=labels, frames=frames)
             if self.segmenter is not None:
                 self.segmenter.reset()  # the anchor is not part of the smoothing's past
@@ -329,28 +327,37 @@ class Chain:
             raise
         return sinks, summary_file
 
-    def _label_size(self, height: int, width: int) -> tuple[int, int]:
-        """The size to segment frames of ``height × width`` at: the frame size when an output shows
-        labels (or the summary counts them), else the synthesizer's grid, so that the logits are
-        upsampled no further than the painting needs."""
+    def _label_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The sizes to segment frames of ``height × width`` at: first what the synthesizer paints
+        from (its grid, so that logits are upsampled no further than the painting needs), then the
+        frame size when an output shows labels (or the summary counts them) and the grid differs.
+        The synthesizer's labels are made the same way whichever outputs a run asks for."""
+        frame = (height, width)
         synthesizer = self.synthesizer
-        if self._labels_shown or synthesizer is None or synthesizer.consumes != "labels":
-            return height, width
-        return synthesizer.label_size(height, width) or (height, width)
+        grid = (synthesizer.label_size(height, width) if synthesizer is not None and synthesizer.consumes == "labels"
+                else None) or frame
+        return [grid, frame] if self._labels_shown and grid != frame else [grid]
+
+    def _segment(self, frames: np.ndarray, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(painted, shown)``: labels at the synthesizer's size and at the size outputs show them
+        (the same tensor when those sizes agree); one step of the segmenter's state."""
+        maps = self.segmenter.segment_sizes(frames, indices=indices, sizes=self._label_sizes(*frames.shape[1:3]))
+        return maps[0], maps[-1]
 
     def _process(self, batch: Batch, sinks: dict[str, FrameSink], tracker: ClassShareTracker | None,
                  changes: FrameChangeTracker | None, timer: StageTimer) -> None:
-        labels = target = synthesized = None
+        labels = target = painted = synthesized = None
         height, width = batch.frames.shape[1:3]
         if self.segmenter is not None:
             with timer("segment"):
-                labels = self.segmenter.segment(batch.frames, indices=batch.indices, size=self._label_size(height, width))
+                painted, labels = self._segment(batch.frames, batch.indices)
             with timer("remap"):
                 target = self.target_labels(labels)
+                painted = target if painted is labels else self.target_labels(painted)
         if self.synthesizer is not None:
             with timer("synthesize"):
                 synthesized = self.synthesizer.synthesize(
-                    labels=target if self.synthesizer.consumes == "labels" else None, frames=batch.frames)
+                    labels=painted if self.synthesizer.consumes == "labels" else None, frames=batch.frames)
                 # Resized where it was painted; the batch's one copy to the host, as uint8.
                 synthesized = resize_frames(synthesized, height, width)
         with timer("inspect"):

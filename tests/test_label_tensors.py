@@ -123,7 +123,7 @@ def _frames(folder: Path, count: int = 2) -> Path:
     return folder
 
 
-def test_labels_are_made_at_the_synthesizers_grid_unless_an_output_shows_them(tmp_path: Path) -> None:
+def test_the_synthesizer_gets_grid_labels_and_label_outputs_get_frame_size_labels_too(tmp_path: Path) -> None:
     source = _frames(tmp_path / "in")
     segmenter, synthesizer = _Recorder(), _GridPainter()
     pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer)
@@ -134,7 +134,8 @@ def test_labels_are_made_at_the_synthesizers_grid_unless_an_output_shows_them(tm
         segmenter.sizes, synthesizer.shapes = [], []
         target = tmp_path / f"{output}.json" if output == "summary" else tmp_path / output
         pipeline(source, Outputs(video=tmp_path / f"video-{output}", **{output: target}), batch_size=2)
-        assert segmenter.sizes == [(48, 64)] and synthesizer.shapes == [(2, 48, 64)], output
+        # One look at the frames, labelled at both sizes: the painting never depends on the outputs.
+        assert segmenter.sizes == [(8, 12), (48, 64)] and synthesizer.shapes == [(2, 8, 12)], output
     # Painted from grid labels or from frame labels sampled to the grid: the same video (a palette
     # pixel's label is its own, so sampling frames first equals sampling their labels).
     videos = [sorted((tmp_path / name).glob("*.png")) for name in ("video", "video-masks")]

@@ -91,6 +91,16 @@ class Segmenter(ABC):
         output indices (a stage reading saved labels needs them).
         """
 
+    def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """Label maps at each of ``sizes`` from one look at the frames (one step of any state).
+
+        Labels at a size are exactly what `segment` gives at that size, so what a synthesizer is
+        given does not depend on which other outputs a run asks for. Network segmenters upsample
+        their scores once per size; the default segments once per size (stateless stages only).
+        """
+        return [self.segment(frames, indices=indices, size=size) for size in sizes]
+
     def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
         """Class probabilities ``(B, C, h, w)`` at any resolution, for temporal smoothing.
 

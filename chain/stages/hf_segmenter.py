@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,12 +97,19 @@ class TransformersSegmenter(Segmenter):
 
     def segment(self, frames: np.ndarray, *, indices: np.ndarray,
                 size: tuple[int, int] | None = None) -> torch.Tensor:
-        height, width = size or frames.shape[1:3]
-        outputs = self._outputs(frames)
+        return self._labels(self._outputs(frames), size or frames.shape[1:3], len(frames))
+
+    def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        outputs = self._outputs(frames)  # the network once, post-processed per size
+        return [self._labels(outputs, size, len(frames)) for size in sizes]
+
+    def _labels(self, outputs: Any, size: tuple[int, int], count: int) -> torch.Tensor:
+        height, width = size
         scale = min(1.0, math.sqrt(MAX_SCORE_VALUES / (len(self._class_to_label) * height * width)))
         scored = (max(1, round(height * scale)), max(1, round(width * scale)))
         with torch.inference_mode():
-            maps = self.processor.post_process_semantic_segmentation(outputs, target_sizes=[scored] * len(frames))
+            maps = self.processor.post_process_semantic_segmentation(outputs, target_sizes=[scored] * count)
             classes = resize_labels(torch.stack([m.to(self.device, LABEL_DTYPE) for m in maps]), (height, width))
             return torch.take(self._lut.to(classes.device), classes)
 

@@ -128,3 +128,8 @@ class SmoothedSegmenter(Segmenter):
     def segment(self, frames: np.ndarray, *, indices: np.ndarray,
                 size: tuple[int, int] | None = None) -> torch.Tensor:
         return labels_from_scores(self.probabilities(frames, indices=indices), size or frames.shape[1:3])
+
+    def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        smoothed = self.probabilities(frames, indices=indices)  # one step of the state, whatever the sizes
+        return [labels_from_scores(smoothed, size) for size in sizes]

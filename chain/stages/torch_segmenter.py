@@ -85,3 +85,8 @@ class TorchSegmenter(Segmenter):
     def segment(self, frames: np.ndarray, *, indices: np.ndarray,
                 size: tuple[int, int] | None = None) -> torch.Tensor:
         return labels_from_scores(self.scores(frames), size or frames.shape[1:3])
+
+    def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        scores = self.scores(frames)
+        return [labels_from_scores(scores, size) for size in sizes]
