@@ -17,7 +17,9 @@ from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.spec import StageContext, StageSpec
 from chain.weights.folder import read_json
 
-_PIXELS_PER_CHUNK = 1 << 17  # bounds the (pixels × palette) float64 distances to ~190 MB for 183 classes
+_COLOURS = 1 << 24  # every 8-bit RGB colour, packed as 0xRRGGBB
+_UNKNOWN = np.iinfo(np.uint16).max  # a colour whose nearest class is not looked up yet
+_COLOURS_PER_CHUNK = 1 << 17  # bounds the (colours × palette) float64 distances to ~190 MB for 183 classes
 
 
 class PaletteSegmenter(Segmenter):
@@ -25,28 +27,49 @@ class PaletteSegmenter(Segmenter):
 
     Frames painted from the space's own palette map back to exactly their labels, since the
     built-in palettes have one colour per class.
+
+    A lookup, not a per-pixel search: pixels are packed to 24-bit colours, and the nearest class
+    is computed once per distinct colour not seen before, into a table kept across frames (32 MB,
+    made on first use), which every pixel then indexes. A cartoon frame at 1280x720 has a few
+    thousand colours where it has 921,600 pixels. The lookup runs on the host, where the frames are.
     """
 
     def __init__(self, label_space: LabelSpace, device: torch.device = torch.device("cpu")) -> None:
+        if len(label_space) >= _UNKNOWN:
+            raise ChainError(f"the palette segmenter takes spaces of up to {_UNKNOWN - 1} classes, "
+                             f"not {label_space.name} ({len(label_space)})")
         self.label_space = label_space
         self.device = device
         self.description = f"nearest {label_space.name} palette colour"
-        # float64 holds every squared distance between 8-bit colours exactly, so ties (a pixel
-        # halfway between two class colours) always go to the lower id, run after run;
-        # torch.cdist's float32 matmul path would round them differently with memory layout.
-        self._palette = torch.from_numpy(label_space.palette.astype(np.float64)).to(device)
-        self._palette_norms = (self._palette ** 2).sum(dim=1)
+        # float64 holds every squared distance between 8-bit colours exactly, so ties (a colour
+        # halfway between two class colours) always go to the lower id (argmin's first minimum).
+        self._palette = label_space.palette.astype(np.float64)
+        self._palette_norms = (self._palette ** 2).sum(axis=1)
+        self._table: np.ndarray | None = None  # packed colour -> class id, _UNKNOWN until looked up
 
-    @torch.inference_mode()
     def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
-        pixels = torch.from_numpy(frames.reshape(-1, 3)).to(self.device)
-        labels = torch.empty(pixels.shape[0], dtype=torch.int64, device=self.device)
-        for start in range(0, pixels.shape[0], _PIXELS_PER_CHUNK):
-            chunk = pixels[start:start + _PIXELS_PER_CHUNK].double()
-            # |p - c|² without |p|², which is the same for every class of a pixel.
+        rgb = frames.reshape(-1, 3).astype(np.uint32)
+        colours = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+        if self._table is None:
+            self._table = np.full(_COLOURS, _UNKNOWN, dtype=np.uint16)
+        labels = self._table[colours]
+        unknown = labels == _UNKNOWN
+        if unknown.any():
+            new, inverse = np.unique(colours[unknown], return_inverse=True)
+            self._table[new] = nearest = self._nearest(new)
+            labels[unknown] = nearest[inverse]
+        return labels.astype(self.label_space.dtype).reshape(frames.shape[:3])
+
+    def _nearest(self, colours: np.ndarray) -> np.ndarray:
+        """The nearest palette class of each packed colour (ties to the lower id)."""
+        rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float64)
+        nearest = np.empty(len(colours), dtype=np.uint16)
+        for start in range(0, len(colours), _COLOURS_PER_CHUNK):
+            chunk = rgb[start:start + _COLOURS_PER_CHUNK]
+            # |p - c|² without |p|², which is the same for every class of a colour.
             distances = self._palette_norms - 2 * chunk @ self._palette.T
-            labels[start:start + _PIXELS_PER_CHUNK] = distances.argmin(dim=1)
-        return labels.cpu().numpy().astype(self.label_space.dtype).reshape(frames.shape[:3])
+            nearest[start:start + _COLOURS_PER_CHUNK] = distances.argmin(axis=1)
+        return nearest
 
 
 class SavedLabelsSegmenter(Segmenter):
