@@ -36,12 +36,14 @@ def build_chain(
     class_overrides: Mapping[str, str] | None = None,
     device: str | None = "auto",
     threads: int | None = None,
+    compile: bool = False,
     command: Sequence[str] | None = None,
 ) -> Chain:
     """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`.
 
     ``command`` is the command line that asked for it (the CLI passes ``sys.argv``), for the run summary.
     ``threads``: torch's CPU threads (`chain.device.cpu_threads`: default $OMP_NUM_THREADS, else 1).
+    ``compile``: ``torch.compile`` the stages' networks (`Chain.compile`; the warm-up is timed as "compile").
     """
     resolved = resolve_device(device)
     requested_threads = threads
@@ -66,7 +68,9 @@ def build_chain(
     pipeline.request.update(
         command=list(command) if command is not None else None, device=device, threads=threads, smooth=smooth,
         seg=seg, seg_weights=seg_weights, seg_options=dict(seg_options or {}),
-        synth=synth, synth_weights=synth_weights, synth_options=dict(synth_options or {}))
+        synth=synth, synth_weights=synth_weights, synth_options=dict(synth_options or {}), compile=compile)
+    if compile:
+        pipeline.compile()
     return pipeline
 
 
@@ -152,6 +156,7 @@ def run(
     batch_size: int = 1,
     device: str | None = "auto",
     threads: int | None = None,
+    compile: bool = False,
     crf: int | None = None,
     preset: str | None = None,
     progress: Progress | None = None,
@@ -173,6 +178,7 @@ def run(
     makes damage an error instead. ``cluster="ray"`` (a local Ray instance), ``"auto"`` or
     ``"ray://HOST:PORT"`` shards the run over Ray (`chain.cluster`), in ``shards`` shards or
     ``shard_seconds`` each. ``threads``: torch's CPU threads (default $OMP_NUM_THREADS, else 1).
+    ``compile``: ``torch.compile`` the networks; the first batch's warm-up is the summary's "compile" stage.
     ``command`` (the CLI's ``sys.argv``) is recorded in the summary's ``request``.
     """
     if cluster is None and (shards is not None or shard_seconds is not None):
@@ -192,7 +198,7 @@ def run(
         factory = functools.partial(
             build_chain, seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
             seg_options=seg_options, synth_options=synth_options, smooth=smooth, remap=remap, background=background,
-            class_overrides=class_overrides, device=device, threads=threads, command=command)
+            class_overrides=class_overrides, device=device, threads=threads, compile=compile, command=command)
         return run_sharded(source, outputs, factory=factory, cluster=cluster, shards=shards,
                            shard_seconds=shard_seconds, warmup=warmup_frames(smoothing), trim=trim,
                            size=size, fps=fps, batch_size=batch_size, crf=crf, preset=preset, progress=progress,
@@ -200,6 +206,6 @@ def run(
     pipeline = build_chain(seg=seg, synth=synth, seg_weights=seg_weights, synth_weights=synth_weights,
                            seg_options=seg_options, synth_options=synth_options, smooth=smooth,
                            remap=remap, background=background, class_overrides=class_overrides, device=device,
-                           threads=threads, command=command)
+                           threads=threads, compile=compile, command=command)
     return pipeline(source, outputs, trim=trim, size=size, fps=fps,
                     batch_size=batch_size, crf=crf, preset=preset, progress=progress, strict=strict)

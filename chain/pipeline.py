@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from chain.errors import ChainError
+from chain.errors import ChainError, first_line
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_notes, remap_table
 from chain.labels.remap import UnknownRemapClass
 from chain.labels.saved import LABELS_META_FILE, labels_meta
@@ -122,9 +122,24 @@ class Chain:
         self.request: dict[str, Any] = {"remap": list(remap), "background": background,
                                         "class_overrides": dict(class_overrides or {})}
         # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
+        self._compiled = False
+        self._warm_up_pending = False  # `compile`: the next run's first batch compiles the networks
         self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
                                               if self.remap_lut is not None else None)
                                  if self.target_space is not None else None)
+
+    def compile(self) -> None:
+        """``--compile``: ``torch.compile`` each stage's network. The next run first puts its first
+        batch through the stages once, unwritten, timed as the summary's "compile" stage (the
+        compilation happens then), and resets the stages before the run proper."""
+        if self._compiled:
+            return
+        stages = [stage for stage in (self.segmenter, self.synthesizer) if stage is not None]
+        if not [stage.compile() for stage in stages].count(True):  # every stage asked, not only the first
+            raise ChainError("--compile: no stage here runs a torch network to compile ("
+                             + "; ".join(stage.description for stage in stages)
+                             + "); ONNX Runtime segmenters take --seg-opt backend=torch")
+        self._compiled = self._warm_up_pending = True
 
     @property
     def target_lut(self) -> np.ndarray | None:
@@ -166,6 +181,9 @@ class Chain:
                        if self.source_space is not None else None)
             changes = FrameChangeTracker() if self.synthesizer is not None else None
             try:
+                batches = _batches(frames_in, batch_size, timer, part)
+                if self._warm_up_pending:
+                    batches = self._warm_up(batches, timer)
                 for stage in (self.segmenter, self.synthesizer):
                     if stage is not None:
                         stage.reset()
@@ -175,7 +193,7 @@ class Chain:
                 if part is not None:
                     self._start_part(part, timer)
                 # 2. Stream batches through the stages into the outputs.
-                for batch in _batches(frames_in, batch_size, timer, part):
+                for batch in batches:
                     if part is not None and batch.indices[0] < part.first:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written
@@ -221,6 +239,27 @@ class Chain:
                 if progress:
                     progress.stop()
         return summary
+
+    def _warm_up(self, batches: Iterator[Batch], timer: StageTimer) -> Iterator[Batch]:
+        """Run the first batch through the compiled stages once (timed as "compile"); the batches again."""
+        first = next(batches, None)
+        if first is None:
+            return batches
+        from torch._dynamo.exc import TorchDynamoException  # torch is loaded: the stages compiled with it
+
+        with timer("compile"):
+            labels = None
+            try:
+                if self.segmenter is not None:
+                    labels = self.target_labels(self.segmenter.segment(first.frames, indices=first.indices))
+                if self.synthesizer is not None:
+                    self.synthesizer.synthesize(labels=labels if self.synthesizer.consumes == "labels" else None,
+                                                frames=first.frames)
+            except TorchDynamoException as error:  # its messages run to pages: the first line says what
+                raise ChainError(f"--compile: torch.compile failed ({first_line(error)}); run without --compile") \
+                    from None
+        self._warm_up_pending = False
+        return itertools.chain([first], batches)
 
     def _start_part(self, part: Part, timer: StageTimer) -> None:
         """Bring frame-to-frame state where a one-machine run has it at ``part.first``."""

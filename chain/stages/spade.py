@@ -68,6 +68,10 @@ class SpadeSynthesizer(Synthesizer):
         self.default_background = default_background
         self.description = description
 
+    def compile(self) -> bool:
+        self.network = torch.compile(self.generator)
+        return True
+
     def generation_size(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """``((sh, sw), (H, W))``: the latent grid and generated size for frames of ``height × width``."""
         config = self.generator.config
