@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from chain.device import inference_autocast_dtype, inference_dtype
 from chain.labels import LabelSpace, get_label_space
 from chain.stages.spade import SpadeSynthesizer
 from models.spade import SPADEConfig, SpectralNormConv2d, fold_spectral_norm, make_spade_input
@@ -102,3 +103,19 @@ def test_stage_output_is_unchanged_by_the_fast_path() -> None:
     synthesizer = SpadeSynthesizer(generator, label_space=space, fit="native")
     assert np.array_equal(synthesizer.synthesize(labels=labels, frames=None), expected)
     assert np.array_equal(synthesizer.synthesize(labels=labels.astype(np.uint16), frames=None), expected)
+
+
+def test_the_input_is_built_in_the_device_policys_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The policy is a function of the device alone: fp16 under CUDA autocast, fp32 (never bf16) on the CPU.
+    assert inference_dtype(torch.device("cuda")) is torch.float16
+    assert inference_dtype(torch.device("cpu")) is torch.float32 and inference_autocast_dtype(torch.device("cpu")) is None
+    import chain.stages.spade as stage
+
+    seen = []
+    monkeypatch.setattr(stage, "make_spade_input", lambda *args, **kwargs: seen.append((args[3], kwargs))
+                        or make_spade_input(*args, **kwargs))
+    voc = get_label_space("voc")
+    space = LabelSpace(name="four", names=voc.names[:4], palette=voc.palette[:4], fallback=voc.names[0])
+    synthesizer = SpadeSynthesizer(tiny_generator(label_nc=3), label_space=space, fit="squash")
+    synthesizer.synthesize(labels=np.zeros((1, 8, 8), dtype=np.uint8), frames=None)
+    assert seen == [(torch.float32, {"channels_last": True})]
