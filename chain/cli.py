@@ -117,8 +117,8 @@ def run(
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     size: Size = None, fps: Fps = None, batch: Batch = 1, device: Device = "auto", threads: Threads = None,
-    compile: Compile = False, crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False, cluster: Cluster = None,
-    shards: Shards = None, shard_seconds: ShardSeconds = None,
+    compile: Compile = False, crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False,
+    cluster: Cluster = None, shards: Shards = None, shard_seconds: ShardSeconds = None,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
     from chain.checks import check_run, parse_options
@@ -141,7 +141,8 @@ def run(
         smooth=smooth, remap=remap or [], background=background, masks=masks, overlay=overlay, compare=compare,
         save_labels=save_labels, summary=summary,
         start=start, duration=duration, max_frames=max_frames, size=size, fps=fps, batch_size=batch,
-        device=device, threads=threads, compile=compile, crf=crf, preset=preset, progress=None if quiet else RichProgress(), strict=strict,
+        device=device, threads=threads, compile=compile, crf=crf, preset=preset,
+        progress=None if quiet else RichProgress(), strict=strict,
         cluster=cluster, shards=shards, shard_seconds=shard_seconds, command=_command_line(ctx))
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
         err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "

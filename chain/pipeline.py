@@ -121,9 +121,9 @@ class Chain:
         #: written to the summary's ``request`` with the input path and chain's version.
         self.request: dict[str, Any] = {"remap": list(remap), "background": background,
                                         "class_overrides": dict(class_overrides or {})}
-        # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
         self._compiled = False
         self._warm_up_pending = False  # `compile`: the next run's first batch compiles the networks
+        # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
         self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
                                               if self.remap_lut is not None else None)
                                  if self.target_space is not None else None)
