@@ -183,7 +183,7 @@ class Chain:
             try:
                 batches = _batches(frames_in, batch_size, timer, part)
                 if self._warm_up_pending:
-                    batches = self._warm_up(batches, timer)
+                    batches = self._warm_up(batches, timer, (info.frame_count or 0) % batch_size)
                 for stage in (self.segmenter, self.synthesizer):
                     if stage is not None:
                         stage.reset()
@@ -240,21 +240,26 @@ class Chain:
                     progress.stop()
         return summary
 
-    def _warm_up(self, batches: Iterator[Batch], timer: StageTimer) -> Iterator[Batch]:
-        """Run the first batch through the compiled stages once (timed as "compile"); the batches again."""
+    def _warm_up(self, batches: Iterator[Batch], timer: StageTimer, last_size: int) -> Iterator[Batch]:
+        """Run the first batch through the compiled stages once (timed as "compile"); the batches again.
+
+        A smaller last batch (``last_size`` frames, 0 for none) is a new shape, which torch.compile
+        compiles again: its frames are warmed up too, so that compiling stays out of the stage times.
+        """
         first = next(batches, None)
         if first is None:
             return batches
         from torch._dynamo.exc import TorchDynamoException  # torch is loaded: the stages compiled with it
 
         with timer("compile"):
-            labels = None
             try:
-                if self.segmenter is not None:
-                    labels = self.target_labels(self.segmenter.segment(first.frames, indices=first.indices))
-                if self.synthesizer is not None:
-                    self.synthesizer.synthesize(labels=labels if self.synthesizer.consumes == "labels" else None,
-                                                frames=first.frames)
+                for size in [len(first.indices)] + ([last_size] if 0 < last_size < len(first.indices) else []):
+                    frames, labels = first.frames[:size], None
+                    if self.segmenter is not None:
+                        labels = self.target_labels(self.segmenter.segment(frames, indices=first.indices[:size]))
+                    if self.synthesizer is not None:
+                        self.synthesizer.synthesize(labels=labels if self.synthesizer.consumes == "labels" else None,
+                                                    frames=frames)
             except TorchDynamoException as error:  # its messages run to pages: the first line says what
                 raise ChainError(f"--compile: torch.compile failed ({first_line(error)}); run without --compile") \
                     from None

@@ -123,3 +123,19 @@ def test_cli_compile_reaches_the_networks_and_reports_the_warm_up(tmp_path: Path
                         "--compile")
     assert refused.returncode == 2 and "--compile: no stage here runs a torch network" in refused.stderr
     assert not (tmp_path / "o2.png").exists()
+
+
+def test_warm_up_also_compiles_a_smaller_last_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "compile", lambda module: module)
+    source = random_frames(tmp_path / "in", count=5)
+    pipeline = tiny_chain()
+    sizes = []
+    segment = pipeline.segmenter.segment
+    monkeypatch.setattr(pipeline.segmenter, "segment", lambda frames, *, indices: sizes.append(len(frames))
+                        or segment(frames, indices=indices))
+    pipeline.compile()
+    pipeline(source, Outputs(video=tmp_path / "out"), batch_size=2)
+    assert sizes == [2, 1, 2, 2, 1]  # warm-up: the first batch and the last one's shape; then the run
+    sizes.clear()
+    pipeline(source, Outputs(video=tmp_path / "again"), batch_size=2)
+    assert sizes == [2, 2, 1]
