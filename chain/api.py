@@ -56,6 +56,8 @@ def build_chain(config: ChainConfig | None = None, /, **options: object) -> Chai
     # class overrides: already recorded by Chain) and the threads torch was given.
     pipeline.request.update({name: value for name, value in config.as_dict().items() if name not in pipeline.request},
                             threads=threads)
+    if config.compile:
+        pipeline.compile()
     return pipeline
 
 

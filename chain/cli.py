@@ -50,6 +50,8 @@ Threads = Annotated[int | None, typer.Option(
     min=1, help="CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1 for torch (more stall when other "
                 "processes share the cores) and one per core for ONNX Runtime].")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames per network call.")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the networks: a warm-up on the first batch "
+                                                         "(reported as 'compile'), then faster frames, mostly on GPUs.")]
 Start = Annotated[float, typer.Option(help="Start this many seconds into the input.")]
 Duration = Annotated[float | None, typer.Option(help="Process at most this many seconds.")]
 MaxFrames = Annotated[int | None, typer.Option(help="Process at most this many frames.")]
@@ -128,7 +130,7 @@ def run(
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     size: Size = None, fps: Fps = None, batch_size: Batch = 1, device: Device = "auto", threads: Threads = None,
-    crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False, cluster: Cluster = None,
+    compile: Compile = False, crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False, cluster: Cluster = None,
     shards: Shards = None, shard_seconds: ShardSeconds = None,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
@@ -148,7 +150,9 @@ def run(
     report = result.to_dict()
     err.print(f"[bold]{report['frames']}[/] frames at {report['width']}x{report['height']}, "
               f"{report['frames_per_second']:.2f} frames/s; audio: {report['audio']}")
-    err.print("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in report["stage_ms_per_frame"].items()))
+    err.print("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in report["stage_ms_per_frame"].items())
+              + (f"; compile (warm-up on the first batch) {report['stage_seconds']['compile']:.1f} s"
+                 if "compile" in report["stage_seconds"] else ""))
     if report["label_flicker"] is not None:
         err.print(f"label flicker: {100 * report['label_flicker']:.2f} % of pixels change label per frame")
     if report.get("output_flicker") is not None:

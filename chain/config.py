@@ -111,6 +111,8 @@ class ChainConfig:
     device: str | None = "auto"
     #: torch's CPU threads (default: $OMP_NUM_THREADS, else 1; `chain.device.cpu_threads`).
     threads: int | None = None
+    #: ``torch.compile`` the stages' networks (`Chain.compile`; the warm-up is timed as "compile").
+    compile: bool = False
     #: The command line that asked for this (the CLI's), for the summary; None from Python.
     command: tuple[str, ...] | None = None
 

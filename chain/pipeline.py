@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from chain.config import ChainConfig, RunConfig
-from chain.errors import ChainError
+from chain.errors import ChainError, first_line
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_notes, remap_table
 from chain.labels.remap import UnknownRemapClass
 from chain.labels.saved import LABELS_META_FILE, labels_meta
@@ -127,6 +127,8 @@ class Chain:
         #: written to the summary's ``request`` with the input path and chain's version.
         self.request: dict[str, Any] = {"remap": list(remap), "background": background,
                                         "class_overrides": dict(class_overrides or {})}
+        self._compiled = False
+        self._warm_up_pending = False  # `compile`: the next run's first batch compiles the networks
         # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
         self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
                                               if self.remap_lut is not None else None)
@@ -137,6 +139,19 @@ class Chain:
         self._target_tables = {} if identity else {torch.device("cpu"): torch.from_numpy(lut.astype(np.int64))}
         #: Whether this run's outputs show labels at frame size (set per run from its outputs).
         self._labels_shown = True
+
+    def compile(self) -> None:
+        """``--compile``: ``torch.compile`` each stage's network. The next run first puts its first
+        batch through the stages once, unwritten, timed as the summary's "compile" stage (the
+        compilation happens then), and resets the stages before the run proper."""
+        if self._compiled:
+            return
+        stages = [stage for stage in (self.segmenter, self.synthesizer) if stage is not None]
+        if not [stage.compile() for stage in stages].count(True):  # every stage asked, not only the first
+            raise ChainError("--compile: no stage here runs a torch network to compile ("
+                             + "; ".join(stage.description for stage in stages)
+                             + "); ONNX Runtime segmenters take --seg-opt backend=torch")
+        self._compiled = self._warm_up_pending = True
 
     @property
     def target_lut(self) -> np.ndarray | None:
@@ -193,6 +208,9 @@ class Chain:
                        if self.source_space is not None else None)
             changes = FrameChangeTracker() if self.synthesizer is not None else None
             try:
+                batches = _batches(frames_in, batch_size, timer, part)
+                if self._warm_up_pending:
+                    batches = self._warm_up(batches, timer, (info.frame_count or 0) % batch_size)
                 for stage in (self.segmenter, self.synthesizer):
                     if stage is not None:
                         stage.reset()
@@ -202,7 +220,7 @@ class Chain:
                 if part is not None:
                     self._start_part(part, timer)
                 # 2. Stream batches through the stages into the outputs.
-                for batch in _batches(frames_in, batch_size, timer, part):
+                for batch in batches:
                     if part is not None and batch.indices[0] < part.first:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written
@@ -248,6 +266,32 @@ class Chain:
                 if progress:
                     progress.stop()
         return summary
+
+    def _warm_up(self, batches: Iterator[Batch], timer: StageTimer, last_size: int) -> Iterator[Batch]:
+        """Run the first batch through the compiled stages once (timed as "compile"); the batches again.
+
+        A smaller last batch (``last_size`` frames, 0 for none) is a new shape, which torch.compile
+        compiles again: its frames are warmed up too, so that compiling stays out of the stage times.
+        """
+        first = next(batches, None)
+        if first is None:
+            return batches
+        from torch._dynamo.exc import TorchDynamoException  # torch is loaded: the stages compiled with it
+
+        with timer("compile"):
+            try:
+                for size in [len(first.indices)] + ([last_size] if 0 < last_size < len(first.indices) else []):
+                    frames, labels = first.frames[:size], None
+                    if self.segmenter is not None:
+                        labels = self.target_labels(self._segment(frames, first.indices[:size])[0])
+                    if self.synthesizer is not None:
+                        self.synthesizer.synthesize(labels=labels if self.synthesizer.consumes == "labels" else None,
+                                                    frames=frames)
+            except TorchDynamoException as error:  # its messages run to pages: the first line says what
+                raise ChainError(f"--compile: torch.compile failed ({first_line(error)}); run without --compile") \
+                    from None
+        self._warm_up_pending = False
+        return itertools.chain([first], batches)
 
     def _start_part(self, part: Part, timer: StageTimer) -> None:
         """Bring frame-to-frame state where a one-machine run has it at ``part.first``."""

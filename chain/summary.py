@@ -77,7 +77,9 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        stage_ms = {name: 1000 * secs / max(1, self.frames) for name, secs in self.stage_seconds.items()}
+        # The --compile warm-up happens once per run, not per frame: it is in stage_seconds only.
+        stage_ms = {name: 1000 * secs / max(1, self.frames) for name, secs in self.stage_seconds.items()
+                    if name != "compile"}
         return {
             "request": self.request, "frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
             "seconds": round(self.seconds, 3), "frames_per_second": round(self.frames_per_second, 3),

@@ -175,6 +175,42 @@ class SpectralNormConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.normalized_weight(), self.bias)
 
+    def folded(self) -> nn.Conv2d:
+        """A plain ``nn.Conv2d`` holding this layer's eval-mode weight (``weight_orig / sigma``).
+
+        Its forward equals this layer's eval forward, without recomputing sigma every call.
+        """
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
+                         padding=self.padding, dilation=self.dilation, groups=self.groups,
+                         bias=self.bias is not None, padding_mode=self.padding_mode,
+                         device=self.weight_orig.device, dtype=self.weight_orig.dtype)
+        with torch.no_grad():
+            training, self.training = self.training, False  # sigma from the stored u, v: no power step
+            try:
+                conv.weight.copy_(self.normalized_weight())
+            finally:
+                self.training = training
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
+
+def fold_spectral_norm(module: nn.Module) -> nn.Module:
+    """Replace every `SpectralNormConv2d` under ``module`` by its `SpectralNormConv2d.folded` conv, in place.
+
+    For inference: the output equals the eval-mode output of the unfolded module, and no
+    sigma is computed per forward. The folded module's state_dict has plain ``weight`` keys,
+    so fold after loading weights (NVlabs' keys are ``weight_orig``, ``weight_u``, ``weight_v``).
+    Returns ``module`` (or its folded replacement, when ``module`` itself is one).
+    """
+    if isinstance(module, SpectralNormConv2d):
+        return module.folded()
+    for name, child in module.named_children():
+        folded = fold_spectral_norm(child)
+        if folded is not child:
+            setattr(module, name, folded)
+    return module
+
 
 def conv2d(config: SPADEConfig, fin: int, fout: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
     """A residual-block conv: spectral-normalized unless the config turns it off."""
@@ -261,6 +297,16 @@ class SPADEGenerator(nn.Module):
             self.up_4 = SPADEResnetBlock(config, nf, nf // 2)
             final_nc = nf // 2
         self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1)
+
+    def prepare_for_inference(self) -> SPADEGenerator:
+        """Eval mode with spectral norm folded into the weights (`fold_spectral_norm`); returns self.
+
+        The outputs are those of the eval-mode generator before; a prepared generator no
+        longer loads NVlabs state_dicts (its convs have plain ``weight`` keys) nor trains
+        with spectral norm.
+        """
+        fold_spectral_norm(self.eval())
+        return self
 
     @staticmethod
     def up(x: torch.Tensor) -> torch.Tensor:
@@ -371,8 +417,12 @@ def make_spade_input(
         instances: ``[B, H, W]`` instance ids (only equality matters); required unless
             ``config.no_instance``. Pass ``labels`` to use class boundaries instead.
         config: supplies ``label_nc``, ``contain_dontcare_label`` and ``no_instance``.
+        dtype: the compute dtype (fp16 under CUDA autocast): the map is built in it directly.
         channels_last: lay the result out channels-last (same values), built that way
             directly: converting a 184-channel map afterwards costs more than building it.
+
+    Runs where ``labels`` are, without reading data back to the host off the CPU (no host
+    sync): one preallocated zero map, one scatter of ones, the edge channel written in place.
 
     Returns:
         ``[B, semantic_nc, H, W]``: one-hot channels, then the instance-edge channel.
@@ -381,9 +431,15 @@ def make_spade_input(
         raise ValueError(f"expected [B, H, W] labels, got {list(labels.shape)}")
     labels = labels.long()
     num_classes = config.label_nc + int(config.contain_dontcare_label)
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= num_classes:
-        raise ValueError(f"label ids must lie in 0..{num_classes - 1}, found {low}..{high}")
+    if labels.device.type == "cpu":
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"label ids must lie in 0..{num_classes - 1}, found {low}..{high}")
+    else:
+        # Reading min/max back would make the host wait for the device every batch: check there,
+        # asynchronously (an out-of-range id fails the run at its next sync instead of painting wrong).
+        torch._assert_async(((labels >= 0) & (labels < num_classes)).all(),
+                            f"label ids must lie in 0..{num_classes - 1}")
     if not config.no_instance:
         if instances is None:
             raise ValueError("this config has an instance-edge channel: pass instances (or labels, for class "
@@ -395,6 +451,6 @@ def make_spade_input(
     segmap = torch.zeros(batch, height, width, config.semantic_nc, dtype=dtype, device=labels.device)
     segmap.scatter_(3, labels[..., None], 1.0)
     if not config.no_instance:
-        segmap[..., num_classes] = instance_edges(instances).to(dtype)[:, 0]
+        segmap[..., num_classes] = instance_edges(instances)[:, 0]  # cast on assignment
     segmap = segmap.permute(0, 3, 1, 2)
     return segmap if channels_last else segmap.contiguous()

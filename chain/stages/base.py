@@ -79,6 +79,13 @@ class Segmenter(ABC):
     def reset(self) -> None:  # noqa: B027 (an optional hook: stateless stages need nothing)
         """Forget any state carried between frames; called at the start of every run."""
 
+    def compile(self) -> bool:
+        """``--compile``: put this stage's torch network through ``torch.compile``; False when it has none.
+
+        Compilation itself happens on the first call (the chain's warm-up, timed as "compile").
+        """
+        return False
+
     @abstractmethod
     def segment(self, frames: np.ndarray, *, indices: np.ndarray,
                 size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -137,6 +144,13 @@ class Synthesizer(ABC):
 
     def reset(self) -> None:  # noqa: B027 (an optional hook: stateless stages need nothing)
         """Forget any state carried between frames; called at the start of every run."""
+
+    def compile(self) -> bool:
+        """``--compile``: put this stage's torch network through ``torch.compile``; False when it has none.
+
+        Compilation itself happens on the first call (the chain's warm-up, timed as "compile").
+        """
+        return False
 
     def seek(self, index: int) -> None:  # noqa: B027 (an optional hook)
         """The next frame given is the run's frame ``index`` (a shard of a run starts past 0)."""

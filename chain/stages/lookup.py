@@ -14,11 +14,15 @@ from chain.errors import ChainError, first_line
 from chain.labels import LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
 from chain.labels.saved import LABELS_META_FILE, space_from_meta
-from chain.stages.base import LABEL_DTYPE, Segmenter, Synthesizer, as_label_tensor
+from chain.stages.base import Segmenter, Synthesizer, as_label_tensor
 from chain.stages.spec import StageContext, StageSpec
 from chain.weights.folder import read_json
 
-_PIXELS_PER_CHUNK = 1 << 17  # bounds the (pixels × palette) float64 distances to ~190 MB for 183 classes
+_COLOURS = 1 << 24  # every 8-bit RGB colour, packed as 0xRRGGBB
+_UNKNOWN = np.iinfo(np.uint16).max  # a colour whose nearest class is not looked up yet
+# (colours × palette) float64 distances a chunk at a time: 4096 x 183 classes is 6 MB, which stays in
+# the cache (4x faster than 1 << 17 colours a chunk, measured on 162,754 colours).
+_COLOURS_PER_CHUNK = 1 << 12
 
 
 class PaletteSegmenter(Segmenter):
@@ -26,34 +30,57 @@ class PaletteSegmenter(Segmenter):
 
     Frames painted from the space's own palette map back to exactly their labels, since the
     built-in palettes have one colour per class.
+
+    A lookup, not a per-pixel search: pixels are packed to 24-bit colours, and the nearest class
+    is computed once per distinct colour not seen before, into a table kept across frames (32 MB,
+    made on first use), which every pixel then indexes. A 1280x720 frame of Big Buck Bunny has
+    about 160,000 distinct colours among its 921,600 pixels, and the next frames mostly the same
+    ones (benchmarks/palette_speed.py). The lookup runs on the host, where the frames are.
     """
 
     def __init__(self, label_space: LabelSpace, device: torch.device = torch.device("cpu")) -> None:
+        if len(label_space) >= _UNKNOWN:
+            raise ChainError(f"the palette segmenter takes spaces of up to {_UNKNOWN - 1} classes, "
+                             f"not {label_space.name} ({len(label_space)})")
         self.label_space = label_space
         self.device = device
         self.description = f"nearest {label_space.name} palette colour"
-        # float64 holds every squared distance between 8-bit colours exactly, so ties (a pixel
-        # halfway between two class colours) always go to the lower id, run after run;
-        # torch.cdist's float32 matmul path would round them differently with memory layout.
-        self._palette = torch.from_numpy(label_space.palette.astype(np.float64)).to(device)
-        self._palette_norms = (self._palette ** 2).sum(dim=1)
+        # float64 holds every squared distance between 8-bit colours exactly, so ties (a colour
+        # halfway between two class colours) always go to the lower id (argmin's first minimum).
+        palette = label_space.palette.astype(np.float64)
+        self._palette_norms = (palette ** 2).sum(axis=1)
+        self._minus_twice_palette = -2 * palette.T
+        self._table: np.ndarray | None = None  # packed colour -> class id, _UNKNOWN until looked up
 
-    @torch.inference_mode()
     def segment(self, frames: np.ndarray, *, indices: np.ndarray,
                 size: tuple[int, int] | None = None) -> torch.Tensor:
         # A pixel's label depends on that pixel alone: sampling the frame first is the same as
         # sampling its labels, and cheaper.
-        frames = torch.from_numpy(frames).to(self.device)
         if size is not None:
             frames = resize_labels(frames, size)
-        pixels = frames.reshape(-1, 3)
-        labels = torch.empty(pixels.shape[0], dtype=LABEL_DTYPE, device=self.device)
-        for start in range(0, pixels.shape[0], _PIXELS_PER_CHUNK):
-            chunk = pixels[start:start + _PIXELS_PER_CHUNK].double()
-            # |p - c|² without |p|², which is the same for every class of a pixel.
-            distances = self._palette_norms - 2 * chunk @ self._palette.T
-            labels[start:start + _PIXELS_PER_CHUNK] = distances.argmin(dim=1)
-        return labels.reshape(frames.shape[:3])
+        rgb = frames.reshape(-1, 3).astype(np.uint32)
+        colours = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+        if self._table is None:
+            self._table = np.full(_COLOURS, _UNKNOWN, dtype=np.uint16)
+        labels = self._table[colours]
+        unknown = labels == _UNKNOWN
+        if unknown.any():
+            new, inverse = np.unique(colours[unknown], return_inverse=True)
+            self._table[new] = nearest = self._nearest(new)
+            labels[unknown] = nearest[inverse]
+        return torch.from_numpy(labels.astype(np.int64).reshape(frames.shape[:3])).to(self.device)
+
+    def _nearest(self, colours: np.ndarray) -> np.ndarray:
+        """The nearest palette class of each packed colour (ties to the lower id)."""
+        rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float64)
+        nearest = np.empty(len(colours), dtype=np.uint16)
+        for start in range(0, len(colours), _COLOURS_PER_CHUNK):
+            chunk = rgb[start:start + _COLOURS_PER_CHUNK]
+            # |p - c|² without |p|², which is the same for every class of a colour.
+            distances = chunk @ self._minus_twice_palette
+            distances += self._palette_norms
+            nearest[start:start + _COLOURS_PER_CHUNK] = distances.argmin(axis=1)
+        return nearest
 
 
 class SavedLabelsSegmenter(Segmenter):

@@ -84,6 +84,9 @@ class OnnxSegmenter(TorchSegmenter):
         self._sessions: dict[tuple[int, int], Any] = {}
         self.description += ", ONNX Runtime"
 
+    def compile(self) -> bool:
+        return False  # ONNX Runtime runs the network: torch.compile has nothing to do
+
     def _session(self, size: tuple[int, int]) -> Any:
         if size not in self._sessions:
             path = export_onnx(self.network, onnx_cache_file(self._checkpoint, size), size)

@@ -119,6 +119,9 @@ class SmoothedSegmenter(Segmenter):
         self.inner.reset()
         self.smoother.reset()
 
+    def compile(self) -> bool:
+        return self.inner.compile()
+
     @torch.inference_mode()
     def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
         current = self.inner.probabilities(frames, indices=indices)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chain.device import inference_context
+from chain.device import inference_context, inference_dtype
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
@@ -57,14 +57,20 @@ class SpadeSynthesizer(Synthesizer):
             raise ChainError(f"spade option fit={fit!r}: choose one of {', '.join(FITS)}")
         if config.use_vae and (fit != "squash" or short_side):
             raise ChainError("this SPADE generator has a VAE (fixed latent grid): use --synth-opt fit=squash")
+        # Spectral norm folded once (prepare_for_inference) rather than recomputed every forward;
         # channels_last on every device (SPADE-COCO on 2 CPU cores: 3.73 -> 2.82 s/frame).
-        self.generator = generator.eval().to(device).to(memory_format=torch.channels_last)
+        self.generator = generator.prepare_for_inference().to(device).to(memory_format=torch.channels_last)
+        self.network = self.generator  # what --compile replaces by its compiled version
         self.device = device
         self.label_space = label_space
         self.fit = fit
         self.short_side = short_side
         self.default_background = default_background
         self.description = description
+
+    def compile(self) -> bool:
+        self.network = torch.compile(self.generator)
+        return True
 
     def generation_size(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """``((sh, sw), (H, W))``: the latent grid and generated size for frames of ``height × width``."""
@@ -85,10 +91,11 @@ class SpadeSynthesizer(Synthesizer):
     def synthesize(self, *, labels: torch.Tensor | np.ndarray | None, frames: np.ndarray) -> torch.Tensor:
         latent, size = self.generation_size(*labels.shape[1:])
         ids = resize_labels(as_label_tensor(labels, self.device), size)
-        # Our segmenters give no instance ids; class boundaries stand in for instance edges.
-        segmap = make_spade_input(ids, ids, self.generator.config, channels_last=True)
+        # Our segmenters give no instance ids; class boundaries stand in for instance edges. The map
+        # is built in the dtype the generator computes in (fp16 under CUDA autocast, else fp32).
+        segmap = make_spade_input(ids, ids, self.generator.config, inference_dtype(self.device), channels_last=True)
         with inference_context(self.device):
-            images = self.generator(segmap, latent_size=latent)
+            images = self.network(segmap, latent_size=latent)
         pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return pixels.permute(0, 2, 3, 1)
 

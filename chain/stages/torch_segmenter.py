@@ -43,6 +43,10 @@ class TorchSegmenter(Segmenter):
         self._channel_to_label = (torch.as_tensor(channel_to_label, device=device)
                                   if channel_to_label is not None else None)
 
+    def compile(self) -> bool:
+        self.network = torch.compile(self.network)
+        return True
+
     def _network_input(self, frames: np.ndarray) -> torch.Tensor:
         pixels = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255)
         height, width = pixels.shape[-2:]
