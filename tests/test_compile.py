@@ -130,9 +130,9 @@ def test_warm_up_also_compiles_a_smaller_last_batch(tmp_path: Path, monkeypatch:
     source = random_frames(tmp_path / "in", count=5)
     pipeline = tiny_chain()
     sizes = []
-    segment = pipeline.segmenter.segment
-    monkeypatch.setattr(pipeline.segmenter, "segment", lambda frames, *, indices: sizes.append(len(frames))
-                        or segment(frames, indices=indices))
+    segment_sizes = pipeline.segmenter.segment_sizes
+    monkeypatch.setattr(pipeline.segmenter, "segment_sizes", lambda frames, *, indices, sizes_wanted=None, **kw:
+                        sizes.append(len(frames)) or segment_sizes(frames, indices=indices, **kw))
     pipeline.compile()
     pipeline(source, Outputs(video=tmp_path / "out"), batch_size=2)
     assert sizes == [2, 1, 2, 2, 1]  # warm-up: the first batch and the last one's shape; then the run
