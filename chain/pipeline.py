@@ -30,6 +30,7 @@ from chain.media import (
 )
 from chain.media.outputs import Outputs, check_output_paths
 from chain.media.source import InputDamage
+from chain.overlap import Lanes
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer
@@ -70,6 +71,15 @@ class Part:
     anchor: np.ndarray | None = None  # (H, W, 3) uint8
     labels: ClassShareTracker | None = None
     changes: FrameChangeTracker | None = None
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What the networks made of a batch (None where a stage is absent)."""
+
+    labels: np.ndarray | None  # (B, H, W) in the segmenter's space
+    target: np.ndarray | None  # (B, H, W) in the synthesizer's space, remapped
+    synthesized: np.ndarray | None  # (B, H, W, 3) uint8 at the frames' size
 
 
 class Chain:
@@ -143,12 +153,15 @@ class Chain:
 
     def __call__(self, source: str | Path, outputs: Outputs, *, trim: Trim = Trim(), size: str | Size | None = None,
                  fps: float | None = None, batch_size: int = 1, crf: int | None = None, preset: str | None = None,
-                 progress: Progress | None = None, strict: bool = False, part: Part | None = None) -> RunSummary:
+                 progress: Progress | None = None, strict: bool = False, part: Part | None = None,
+                 overlap: bool = True) -> RunSummary:
         """Run the chain over ``source`` and write ``outputs``; returns the run's totals.
 
         Damaged input (frames that would not decode, a file shorter than it says) is reported in
         the summary's ``input_damage``; with ``strict`` it is an error and nothing is written.
-        ``part`` makes this run one shard of a longer one (`chain.cluster`).
+        ``part`` makes this run one shard of a longer one (`chain.cluster`). With ``overlap``
+        (`chain.overlap`), decoding runs ahead of the networks and writing behind them, in their
+        own threads; ``overlap=False`` runs every step in this thread. Both write the same frames.
         """
         self._check_outputs(Path(source), outputs)
         if batch_size < 1:
@@ -165,6 +178,7 @@ class Chain:
                                          target=(self.target_space, self.target_lut))
                        if self.source_space is not None else None)
             changes = FrameChangeTracker() if self.synthesizer is not None else None
+            lanes = Lanes(overlap=overlap)
             try:
                 for stage in (self.segmenter, self.synthesizer):
                     if stage is not None:
@@ -175,16 +189,17 @@ class Chain:
                 if part is not None:
                     self._start_part(part, timer)
                 # 2. Stream batches through the stages into the outputs.
-                for batch in _batches(frames_in, batch_size, timer, part):
+                for batch in lanes.ahead(_batches(frames_in, batch_size, timer, part)):
                     if part is not None and batch.indices[0] < part.first:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written
                                 self.segmenter.segment(batch.frames, indices=batch.indices)
                         continue
-                    self._process(batch, sinks, tracker, changes, timer)
+                    lanes.behind(self._emit, batch, self._infer(batch, timer), sinks, tracker, changes, timer)
                     count += len(batch.indices)
                     if progress:
-                        progress.advance(len(batch.indices))
+                        lanes.behind(progress.advance, len(batch.indices))
+                lanes.finish()  # every batch written; the decoder and writer threads have ended
                 if count == 0:
                     raise ChainError(f"{source} yielded no frames (check --start/--duration)")
                 damage = frames_in.damage if frames_in.damage.damaged else None
@@ -212,6 +227,7 @@ class Chain:
                         summary.outputs["summary"] = str(outputs.summary)
             except BaseException:
                 with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
+                    lanes.stop()  # no thread may still write to a sink being removed
                     for sink in sinks.values():
                         sink.abort()
                     if summary_file:
@@ -300,8 +316,8 @@ class Chain:
             raise
         return sinks, summary_file
 
-    def _process(self, batch: Batch, sinks: dict[str, FrameSink], tracker: ClassShareTracker | None,
-                 changes: FrameChangeTracker | None, timer: StageTimer) -> None:
+    def _infer(self, batch: Batch, timer: StageTimer) -> Inferred:
+        """The networks' part of a batch: labels, the synthesizer's labels, synthesized frames."""
         labels = target = synthesized = None
         if self.segmenter is not None:
             with timer("segment"):
@@ -314,6 +330,13 @@ class Chain:
                     labels=target if self.synthesizer.consumes == "labels" else None, frames=batch.frames)
             height, width = batch.frames.shape[1:3]
             synthesized = resize_frames(synthesized, height, width)
+        return Inferred(labels, target, synthesized)
+
+    def _emit(self, batch: Batch, inferred: Inferred, sinks: dict[str, FrameSink],
+              tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, timer: StageTimer) -> None:
+        """Everything after the networks: trackers, views and every sink's writes (the writer
+        thread's part of a batch; it only reads ``batch`` and ``inferred``)."""
+        labels, target, synthesized = inferred.labels, inferred.target, inferred.synthesized
         with timer("inspect"):
             if changes is not None:  # both at the output size: synthesized frames were resized above
                 for output, input_frame in zip(synthesized, batch.frames):
