@@ -13,6 +13,9 @@ thread's own error (Ctrl-C and stop signals arrive there only) unwinds through t
 calls `Lanes.stop` before it aborts the outputs, so no thread still writes to a sink that is
 being removed. ``overlap=False`` runs everything in the calling thread, in the same order: the
 serial loop, for comparison and for tests.
+
+The writer reads a batch's frames and the networks' results while the networks already work on
+the next batch: stages return new arrays for every batch (none reuses a buffer it returned).
 """
 
 from __future__ import annotations

@@ -94,6 +94,10 @@ def test_a_writer_failure_reaches_the_caller_and_threads_end() -> None:
     assert threading.active_count() == before
 
 
+#: The thread each injected failure was raised in.
+raised_in: list[str] = []
+
+
 def _fail_on_call(original, call: int, error: BaseException):
     """``original`` wrapped to raise ``error`` on its ``call``-th call (1-based)."""
     calls = []
@@ -101,6 +105,7 @@ def _fail_on_call(original, call: int, error: BaseException):
     def wrapper(*args, **kwargs):
         calls.append(None)
         if len(calls) == call:
+            raised_in.append(threading.current_thread().name)
             raise error
         return original(*args, **kwargs)
     return wrapper
@@ -110,6 +115,7 @@ def _failing_iteration(original):
     def iterate(self):
         for number, frame in enumerate(original(self)):
             if number == 5:
+                raised_in.append(threading.current_thread().name)
                 raise RuntimeError("injected decoder failure")
             yield frame
     return iterate
@@ -135,6 +141,7 @@ def test_a_failure_in_any_thread_is_one_line_and_leaves_nothing(where: str, tmp_
     else:  # raised inside the writer thread, after frames were encoded
         monkeypatch.setattr(VideoFileSink, "write", _fail_on_call(VideoFileSink.write, 5, error))
     before = threading.active_count()
+    raised_in.clear()
     with pytest.raises(SystemExit) as done:
         main(["run", "in.mp4", "out.mp4", "--seg", "palette:voc", "--synth", "colorize", "--masks", "masks.mp4",
               "--save-labels", "labels", "--summary", "run.json", "--batch", "2", "-q"])
@@ -143,6 +150,7 @@ def test_a_failure_in_any_thread_is_one_line_and_leaves_nothing(where: str, tmp_
     assert len(lines) == 1 and f"injected {where} failure" in lines[0] and "Traceback" not in lines[0], lines
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"], "a failed run left files behind"
     assert threading.active_count() == before, "a lane's thread outlived the run"
+    assert raised_in == [{"decoder": "chain-decode", "encoder": "chain-write"}.get(where, "MainThread")]
 
 
 def test_ctrl_c_in_the_networks_stops_the_lanes_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
