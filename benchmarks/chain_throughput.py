@@ -22,8 +22,10 @@ last line is ``end-to-end / networks-alone: R`` (frames/s ratio, pipelined run).
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -41,8 +43,10 @@ def build(args: argparse.Namespace):
     if weights is None and args.seg.startswith("deeplab-mnv2"):
         from chain.importers.tflite import save_imported
 
+        folder = tempfile.mkdtemp()
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         weights = str(save_imported(SHARED / "weights/deeplabv3_mnv2_voc_257.tflite",
-                                    Path(tempfile.mkdtemp()) / "deeplab-mnv2-voc", label_space="voc"))
+                                    Path(folder) / "deeplab-mnv2-voc", label_space="voc"))
     pipeline = chain.build_chain(seg=args.seg, seg_weights=weights, synth="none" if args.spade_random else args.synth,
                                  device=args.device, threads=args.threads)
     if not args.spade_random:
