@@ -32,6 +32,7 @@ from chain.media import (
 )
 from chain.media.outputs import Outputs, check_output_paths
 from chain.media.source import InputDamage
+from chain.overlap import Lanes
 from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer, labels_to_numpy
@@ -76,6 +77,15 @@ class Part:
     anchor: np.ndarray | None = None  # (H, W, 3) uint8
     labels: ClassShareTracker | None = None
     changes: FrameChangeTracker | None = None
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What the networks made of a batch (None where a stage is absent)."""
+
+    labels: torch.Tensor | None  # (B, H, W) in the segmenter's space, on its device
+    target: torch.Tensor | None  # (B, H, W) in the synthesizer's space, remapped
+    synthesized: np.ndarray | None  # (B, H, W, 3) uint8 at the frames' size, on the host
 
 
 class Chain:
@@ -177,7 +187,8 @@ class Chain:
         return self.remap_lut[converted] if self.remap_lut is not None else converted
 
     def __call__(self, run: RunConfig | str | Path, outputs: Outputs | None = None, *,
-                 progress: Progress | None = None, part: Part | None = None, **options: object) -> RunSummary:
+                 progress: Progress | None = None, part: Part | None = None, overlap: bool = True,
+                 **options: object) -> RunSummary:
         """Run the chain as ``run`` says (its `ChainConfig` aside: this chain is built) and write its
         outputs; returns the run's totals.
 
@@ -185,7 +196,9 @@ class Chain:
         run keywords (``pipeline("in.mp4", Outputs(video=...), trim=Trim(max_frames=5))``).
         Damaged input (frames that would not decode, a file shorter than it says) is reported in
         the summary's ``input_damage``; with ``strict`` it is an error and nothing is written.
-        ``part`` makes this run one shard of a longer one (`chain.cluster`).
+        ``part`` makes this run one shard of a longer one (`chain.cluster`). With ``overlap``
+        (`chain.overlap`), decoding runs ahead of the networks and writing behind them, in their
+        own threads; ``overlap=False`` runs every step in this thread. Both write the same frames.
         """
         config = _run_config(run, outputs, options)
         source, outputs, trim, size, fps = config.source, config.outputs, config.trim, config.size, config.fps
@@ -207,6 +220,7 @@ class Chain:
                                          target=(self.target_space, self.target_lut))
                        if self.source_space is not None else None)
             changes = FrameChangeTracker() if self.synthesizer is not None else None
+            lanes = Lanes(overlap=overlap)
             try:
                 batches = _batches(frames_in, batch_size, timer, part)
                 if self._warm_up_pending:
@@ -220,16 +234,17 @@ class Chain:
                 if part is not None:
                     self._start_part(part, timer)
                 # 2. Stream batches through the stages into the outputs.
-                for batch in batches:
+                for batch in lanes.ahead(batches):
                     if part is not None and batch.indices[0] < part.first:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written
                                 self._segment(batch.frames, batch.indices)
                         continue
-                    self._process(batch, sinks, tracker, changes, timer)
+                    lanes.behind(self._emit, batch, self._infer(batch, timer), sinks, tracker, changes, timer)
                     count += len(batch.indices)
                     if progress:
-                        progress.advance(len(batch.indices))
+                        lanes.behind(progress.advance, len(batch.indices))
+                lanes.finish()  # every batch written; the decoder and writer threads have ended
                 if count == 0:
                     raise ChainError(f"{source} yielded no frames (check --start/--duration)")
                 damage = frames_in.damage if frames_in.damage.damaged else None
@@ -257,6 +272,7 @@ class Chain:
                         summary.outputs["summary"] = str(outputs.summary)
             except BaseException:
                 with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
+                    lanes.stop()  # no thread may still write to a sink being removed
                     for sink in sinks.values():
                         sink.abort()
                     if summary_file:
@@ -388,8 +404,9 @@ class Chain:
         maps = self.segmenter.segment_sizes(frames, indices=indices, sizes=self._label_sizes(*frames.shape[1:3]))
         return maps[0], maps[-1]
 
-    def _process(self, batch: Batch, sinks: dict[str, FrameSink], tracker: ClassShareTracker | None,
-                 changes: FrameChangeTracker | None, timer: StageTimer) -> None:
+    def _infer(self, batch: Batch, timer: StageTimer) -> Inferred:
+        """The networks' part of a batch: labels at frame size for outputs, the synthesizer's labels
+        (converted and remapped), synthesized frames at the frame size."""
         labels = target = painted = synthesized = None
         height, width = batch.frames.shape[1:3]
         if self.segmenter is not None:
@@ -404,6 +421,13 @@ class Chain:
                     labels=painted if self.synthesizer.consumes == "labels" else None, frames=batch.frames)
                 # Resized where it was painted; the batch's one copy to the host, as uint8.
                 synthesized = resize_frames(synthesized, height, width)
+        return Inferred(labels, target, synthesized)
+
+    def _emit(self, batch: Batch, inferred: Inferred, sinks: dict[str, FrameSink],
+              tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, timer: StageTimer) -> None:
+        """Everything after the networks: trackers, views and every sink's writes (the writer
+        thread's part of a batch; it only reads ``batch`` and ``inferred``)."""
+        labels, target, synthesized = inferred.labels, inferred.target, inferred.synthesized
         with timer("inspect"):
             if changes is not None:  # both at the output size: synthesized frames were resized above
                 changes.add_batch(synthesized, batch.frames)

@@ -29,3 +29,12 @@ def carphone() -> Path:
 def bunny() -> Path:
     """1280x720, 25 fps, 132 frames, AAC 5.1 audio."""
     return shared_file("data/videos/bigbuckbunny.mp4")
+
+
+@pytest.fixture(scope="session")
+def voc_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real DeepLabV3-MobileNetV2 (PASCAL VOC) from ../shared's TF Lite file, imported once."""
+    from chain.importers.tflite import save_imported
+
+    tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
+    return save_imported(tflite, tmp_path_factory.mktemp("weights") / "deeplab-mnv2-voc", label_space="voc")

@@ -12,15 +12,8 @@ import pytest
 
 import chain
 from chain.errors import MissingWeightsError
-from chain.importers.tflite import save_imported
 from chain.stages import StageContext, build_stage
 from tests.conftest import shared_file
-
-
-@pytest.fixture(scope="module")
-def voc_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
-    return save_imported(tflite, tmp_path_factory.mktemp("weights") / "deeplab-mnv2-voc", label_space="voc")
 
 
 @pytest.mark.slow

@@ -134,6 +134,10 @@ class VideoFileSink(FrameSink):
         stream = self._output.add_stream(self._codec, rate=self._fps, options=self._options)
         stream.width, stream.height = even_size(Size(width, height))
         stream.pix_fmt = self._pix_fmt
+        # FFmpeg's own threads (frame and slice; libx264 and libvpx take the count as theirs): the
+        # encoder runs behind the networks (`chain.overlap`) on whatever cores they leave.
+        stream.codec_context.thread_type = "AUTO"
+        stream.codec_context.thread_count = 0
         ticks = 1 if self._output.format.name == "avi" else _TICKS_PER_FRAME
         stream.codec_context.time_base = 1 / (self._fps * ticks)
         self._stream = stream
