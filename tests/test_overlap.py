@@ -206,3 +206,22 @@ def test_peak_memory_does_not_grow_with_the_films_length(tmp_path: Path, monkeyp
     finally:
         tracemalloc.stop()
     assert long <= 1.3 * short, f"peak {long / 2**20:.2f} MiB for 2,000 frames, {short / 2**20:.2f} MiB for 200"
+
+
+@pytest.mark.slow
+def test_the_painting_does_not_depend_on_which_label_outputs_are_asked(carphone: Path, voc_checkpoint: Path,
+                                                                       tmp_path: Path) -> None:
+    # SPADE paints from labels at its own grid; masks need them at frame size too. Both come from
+    # one look at the frames, so asking for masks must not move a single painted pixel.
+    spade = shared_file("fixtures/spade_reference/coco_ngf8_G.pth")
+    pipeline = chain.build_chain(seg="deeplab-mnv2:voc", seg_weights=str(voc_checkpoint), synth="spade",
+                                 synth_weights=str(spade), synth_options={"size": "64"}, device="cpu")
+    pipeline(carphone, Outputs.of(video=tmp_path / "alone"), trim=Trim(max_frames=3))
+    pipeline(carphone, Outputs.of(video=tmp_path / "with", masks=tmp_path / "masks"), trim=Trim(max_frames=3))
+    names = sorted(n for n in os.listdir(tmp_path / "alone") if n.endswith(".png"))
+    assert len(names) == 3 and (tmp_path / "masks" / names[0]).is_file()
+    assert (np.asarray(Image.open(tmp_path / "masks" / names[0])).shape[:2]
+            != (64, 64))  # the masks are at frame size, not the grid
+    for name in names:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "alone" / name)),
+                              np.asarray(Image.open(tmp_path / "with" / name))), name
