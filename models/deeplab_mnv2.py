@@ -307,7 +307,12 @@ class DeepLabMNv2(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[B, num_classes, H, W]`` for a normalised image batch ``[B, 3, H, W]``."""
-        input_size = x.shape[-2:]
+        return self._resize(self.feature_logits(x), x.shape[-2:])
+
+    def feature_logits(self, x: Tensor) -> Tensor:
+        """The logits before their final resize: ``[B, num_classes, h, w]`` at feature resolution
+        (``forward`` resizes them bilinearly to the input size; a caller after labels only can
+        resize less, see ``chain.stages.label_resize``)."""
         x = F.relu6(self.stem(x))
         tap = None
         for i, block in enumerate(self.blocks):
@@ -330,4 +335,4 @@ class DeepLabMNv2(nn.Module):
             for conv in self.decoder_convs:
                 x = conv(x)
 
-        return self._resize(self.classifier(x), input_size)
+        return self.classifier(x)

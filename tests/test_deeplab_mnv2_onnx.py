@@ -42,7 +42,7 @@ def test_the_export_is_cached_beside_the_checkpoint_and_reused(voc_checkpoint: P
     frames = np.random.default_rng(0).integers(0, 255, (1, 40, 50, 3), dtype=np.uint8)
     _segmenter(voc_checkpoint, size="33").segment(frames, indices=np.arange(1))
     cache = voc_checkpoint.parent / "onnx"
-    (exported,) = cache.glob("deeplab-mnv2-voc-*-33x33.onnx")
+    (exported,) = cache.glob("deeplab-mnv2-voc-*-33x33-features.onnx")
     assert [p.name for p in cache.iterdir() if ".partial-" in p.name] == []  # staging left nothing behind
     written = exported.stat().st_mtime_ns
     _segmenter(voc_checkpoint, size="33").segment(frames, indices=np.arange(1))
