@@ -4,7 +4,8 @@ Every path turns the same decoded video frames (one at a time, batch 1 as ``chai
 labels at the frame's size:
 
 - ``chain N thr``: the ``deeplab-mnv2:voc`` segmenter as ``chain run`` builds it (its CPU
-  default, the ONNX Runtime backend) with ``--threads N``: resize and normalise in torch, the
+  default, the ONNX Runtime backend) with ``--threads N``, or without (``default``: see
+  `chain.device.onnx_threads`; run this script without $OMP_NUM_THREADS): resize and normalise in torch, the
   network in ONNX Runtime, labels through both bilinear resizes (`chain.stages.label_resize`);
 - ``tflite N thr``: the TF Lite runtime (ai-edge-litert, XNNPACK) at N threads on the same file,
   with the lean pre- and post-processing a TF Lite user would write in OpenCV (area resize to
@@ -57,8 +58,8 @@ def seconds(step: Callable[[np.ndarray], object], frames: list[np.ndarray]) -> f
     return (time.perf_counter() - start) / len(frames)
 
 
-def chain_path(checkpoint: Path, threads: int) -> Callable[[np.ndarray], object]:
-    """The ``deeplab-mnv2:voc`` stage as ``chain run --threads N`` builds it."""
+def chain_path(checkpoint: Path, threads: int | None) -> Callable[[np.ndarray], object]:
+    """The ``deeplab-mnv2:voc`` stage as ``chain run --threads N`` builds it (None: no --threads)."""
     segmenter = build_stage("segmenter", "deeplab-mnv2:voc", StageContext(weights=str(checkpoint), threads=threads))
     index = np.zeros(1, np.int64)
 
@@ -101,7 +102,7 @@ def main() -> None:
     clips = {name: read_frames(shared / "data" / "videos" / name, args.frames) for name in args.clips}
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = save_imported(weights, Path(folder) / "deeplab-mnv2-voc", label_space="voc")
-        paths: dict[str, Callable[[np.ndarray], object]] = {}
+        paths: dict[str, Callable[[np.ndarray], object]] = {"chain default thr": chain_path(checkpoint, None)}
         for threads in (1, 2):
             paths[f"chain {threads} thr"] = chain_path(checkpoint, threads)
             reference = TFLiteReference(weights, num_threads=threads)

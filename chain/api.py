@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chain.checks import DEFAULT_SEGMENTER, check_run, parse_options
+from chain.checks import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, check_run, parse_options
 from chain.device import configure_cpu_threads, resolve_device
 from chain.errors import ChainError, MissingWeightsError
 from chain.media import Trim
@@ -25,7 +25,7 @@ NONE = "none"
 def build_chain(
     *,
     seg: str | None = DEFAULT_SEGMENTER,
-    synth: str | None = "colorize",
+    synth: str | None = DEFAULT_SYNTHESIZER,
     seg_weights: str | None = None,
     synth_weights: str | None = None,
     seg_options: Mapping[str, str] | None = None,
@@ -130,7 +130,7 @@ def run(
     output: str | Path | None = None,
     *,
     seg: str | None = DEFAULT_SEGMENTER,
-    synth: str | None = "colorize",
+    synth: str | None = DEFAULT_SYNTHESIZER,
     seg_weights: str | None = None,
     synth_weights: str | None = None,
     seg_options: Mapping[str, str] | None = None,

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from chain.checks import DEFAULT_SEGMENTER  # light: no torch
+from chain.checks import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER  # light: no torch
 
 # chain.api (torch, the stages) is imported inside the commands that need it: `chain --help` and
 # a typo in `chain run` answer without loading torch (about 2 s of CPU).
@@ -30,7 +30,8 @@ out = Console()
 
 # --- options, declared once -------------------------------------------------------------
 Seg = Annotated[str, typer.Option("--seg", help="Segmenter NAME[:VARIANT], or 'none' (see `chain list`).")]
-Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`).")]
+Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`). The default paints COCO-Stuff "
+                                                      "labels: any COCO class can be a --remap target.")]
 SegWeights = Annotated[str | None, typer.Option(help="Segmenter weights: a file/folder, or 'random'.")]
 SynthWeights = Annotated[str | None, typer.Option(help="Synthesizer weights: a file or folder.")]
 SegOpt = Annotated[list[str] | None, typer.Option(help="Segmenter option KEY=VALUE (repeatable).")]
@@ -109,7 +110,7 @@ def run(
     output: Annotated[str | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
                                                        "or folder for PNG frames (a trailing / always means a "
                                                        "folder).")] = None,
-    seg: Seg = DEFAULT_SEGMENTER, synth: Synth = "colorize", seg_weights: SegWeights = None,
+    seg: Seg = DEFAULT_SEGMENTER, synth: Synth = DEFAULT_SYNTHESIZER, seg_weights: SegWeights = None,
     synth_weights: SynthWeights = None, seg_opt: SegOpt = None, synth_opt: SynthOpt = None, remap: Remap = None,
     smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chain.api import parse_options
-from chain.checks import DEFAULT_SEGMENTER
+from chain.checks import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER
 from chain.errors import ChainError
 from chain.labels import parse_remap
 from chain.pipeline import Outputs
@@ -25,7 +25,7 @@ class Settings:
 
     source: str
     seg: str = DEFAULT_SEGMENTER
-    synth: str = "colorize:coco-stuff"
+    synth: str = DEFAULT_SYNTHESIZER
     seg_weights: str | None = None
     synth_weights: str | None = None
     seg_options: tuple[str, ...] = ()
