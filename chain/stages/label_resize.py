@@ -45,14 +45,24 @@ def _disputed_cells(labels: np.ndarray) -> np.ndarray:
     return (corner != edged[:, 1:, :-1]) | (corner != edged[:, :-1, 1:]) | (corner != edged[:, 1:, 1:])
 
 
-def _unique_values(values: _Values, batch: np.ndarray, row: np.ndarray, column: np.ndarray,
-                   shape: tuple[int, int]) -> np.ndarray:
-    """``values`` at the given pixels, each distinct pixel computed once."""
-    flat = (batch * shape[0] + row) * shape[1] + column
-    unique, inverse = np.unique(flat, return_inverse=True)
-    rest, unique_column = np.divmod(unique, shape[1])
-    unique_batch, unique_row = np.divmod(rest, shape[0])
-    return values(unique_batch, unique_row, unique_column)[inverse]
+def _ranges(first: np.ndarray, size_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per source index: where the output indices whose first source it is start, and how many there are
+    (``first`` never decreases)."""
+    starts = np.searchsorted(first, np.arange(size_in))
+    return starts, np.diff(starts, append=len(first))
+
+
+def _block_pixels(rows: np.ndarray, columns: np.ndarray, row_ranges: tuple[np.ndarray, np.ndarray],
+                  column_ranges: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The output pixels of the source cells ``(rows, columns)``: for each, the cell's position in the
+    list, the pixel's row and column (the cells' blocks of output pixels, concatenated)."""
+    height = row_ranges[1][rows]
+    width = column_ranges[1][columns]
+    counts = height * width
+    cell = np.repeat(np.arange(len(rows)), counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    across = width[cell]
+    return cell, row_ranges[0][rows][cell] + offset // across, column_ranges[0][columns][cell] + offset % across
 
 
 def resized_argmax(scores: torch.Tensor | np.ndarray, resizes: Sequence[Resize]) -> np.ndarray:
@@ -71,16 +81,25 @@ def resized_argmax(scores: torch.Tensor | np.ndarray, resizes: Sequence[Resize])
     for size, align_corners in resizes:
         if tuple(size) == tuple(shape):
             continue
-        y0, y1, wy0, wy1 = _axis(shape[0], size[0], align_corners)
-        x0, x1, wx0, wx1 = _axis(shape[1], size[1], align_corners)
-        disputed = _disputed_cells(labels)[:, y0][:, :, x0]
-        labels = labels[:, y0][:, :, x0]
+        rows = _axis(shape[0], size[0], align_corners)
+        columns = _axis(shape[1], size[1], align_corners)
+        y0, y1, wy0, wy1 = rows
+        x0, x1, wx0, wx1 = columns
+        row_ranges, column_ranges = _ranges(y0, shape[0]), _ranges(x0, shape[1])
+        disputed = _disputed_cells(labels)
+        disputed &= (row_ranges[1] > 0)[None, :, None] & (column_ranges[1] > 0)[None, None, :]  # cells some pixel uses
         batch, row, column = np.nonzero(disputed)
+        labels = labels[:, y0][:, :, x0]
         if len(batch):
-            corners = [_unique_values(values, batch, ys[row], xs[column], shape)
-                       for ys, xs in ((y0, x0), (y0, x1), (y1, x0), (y1, x1))]
-            labels[batch, row, column] = _mix(corners, wy0[row], wy1[row], wx0[column], wx1[column]).argmax(axis=1)
-        values = _resized_values(values, shape, (y0, y1, wy0, wy1), (x0, x1, wx0, wx1))
+            # A cell's corners are the same for all its pixels: gather them once per cell.
+            second_row, second_column = np.minimum(row + 1, shape[0] - 1), np.minimum(column + 1, shape[1] - 1)
+            corners = [values(batch, r, c) for r, c in
+                       ((row, column), (row, second_column), (second_row, column), (second_row, second_column))]
+            cell, out_row, out_column = _block_pixels(row, column, row_ranges, column_ranges)
+            mixed = _mix([corner[cell] for corner in corners], wy0[out_row], wy1[out_row], wx0[out_column],
+                         wx1[out_column])
+            labels[batch[cell], out_row, out_column] = mixed.argmax(axis=1)
+        values = _resized_values(values, rows, columns)
         shape = tuple(size)
     return labels
 
@@ -92,15 +111,13 @@ def _mix(corners: list[np.ndarray], wy0: np.ndarray, wy1: np.ndarray, wx0: np.nd
     return wy0[:, None] * (a0 * top0 + a1 * top1) + wy1[:, None] * (a0 * bottom0 + a1 * bottom1)
 
 
-def _resized_values(values: _Values, shape: tuple[int, int], rows: tuple[np.ndarray, ...],
-                    columns: tuple[np.ndarray, ...]) -> _Values:
-    """Scores at pixels of the resized level, from ``values`` of the level before (``shape``)."""
+def _resized_values(values: _Values, rows: tuple[np.ndarray, ...], columns: tuple[np.ndarray, ...]) -> _Values:
+    """Scores at pixels of the resized level, from ``values`` of the level before."""
     y0, y1, wy0, wy1 = rows
     x0, x1, wx0, wx1 = columns
 
     def resized(batch: np.ndarray, row: np.ndarray, column: np.ndarray) -> np.ndarray:
-        corners = [_unique_values(values, batch, ys[row], xs[column], shape)
-                   for ys, xs in ((y0, x0), (y0, x1), (y1, x0), (y1, x1))]
+        corners = [values(batch, ys[row], xs[column]) for ys, xs in ((y0, x0), (y0, x1), (y1, x0), (y1, x1))]
         return _mix(corners, wy0[row], wy1[row], wx0[column], wx1[column])
 
     return resized
