@@ -50,12 +50,12 @@ NETWORK = "deeplabv3_mnv2_voc_257.tflite"
 CLIPS = ("carphone_pristine.mp4", "bigbuckbunny.mp4")
 
 
-def seconds(step: Callable[[np.ndarray], object], frames: list[np.ndarray]) -> float:
-    """Wall seconds per frame of ``step`` over ``frames``."""
-    start = time.perf_counter()
+def seconds(step: Callable[[np.ndarray], object], frames: list[np.ndarray]) -> tuple[float, float]:
+    """Wall and CPU (this process, all threads) seconds per frame of ``step`` over ``frames``."""
+    start, cpu = time.perf_counter(), time.process_time()
     for frame in frames:
         step(frame)
-    return (time.perf_counter() - start) / len(frames)
+    return (time.perf_counter() - start) / len(frames), (time.process_time() - cpu) / len(frames)
 
 
 def chain_path(checkpoint: Path, threads: int | None) -> Callable[[np.ndarray], object]:
@@ -116,6 +116,7 @@ def main() -> None:
               f"medians of {args.repeats} repeats x {args.frames} frames")
         print("load average at start (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         runs: dict[tuple[str, str, str], list[float]] = {}
+        cpu: dict[tuple[str, str, str], list[float]] = {}
         for _ in range(args.repeats):
             for condition in ("idle", "busy"):
                 busy = (subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -124,17 +125,20 @@ def main() -> None:
                 try:
                     for clip, frames in clips.items():
                         for name, step in paths.items():
-                            runs.setdefault((clip, condition, name), []).append(1 / seconds(step, frames))
+                            wall, used = seconds(step, frames)
+                            runs.setdefault((clip, condition, name), []).append(1 / wall)
+                            cpu.setdefault((clip, condition, name), []).append(1000 * used)
                 finally:
                     if busy is not None:
                         busy.kill()
                         busy.wait()
         print("load average at end (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    report(runs, clips)
+    report(runs, cpu, clips)
 
 
-def report(runs: dict[tuple[str, str, str], list[float]], clips: dict[str, list[np.ndarray]]) -> None:
-    """Medians per clip and condition, and the ratio line."""
+def report(runs: dict[tuple[str, str, str], list[float]], cpu: dict[tuple[str, str, str], list[float]],
+           clips: dict[str, list[np.ndarray]]) -> None:
+    """Medians per clip and condition (frames/s; CPU ms per frame, which load disturbs less), and the ratio line."""
     medians = {key: statistics.median(values) for key, values in runs.items()}
     ratios, strict = [], []
     for clip, frames in clips.items():
@@ -147,7 +151,8 @@ def report(runs: dict[tuple[str, str, str], list[float]], clips: dict[str, list[
             for name, fps in here.items():
                 values = runs[clip, condition, name]
                 print(f"  {name:20s} {fps:7.2f}   {fps / here[best['tflite', 'thr']]:5.2f}x   "
-                      f"(min {min(values):.2f}, max {max(values):.2f})")
+                      f"(min {min(values):.2f}, max {max(values):.2f})   "
+                      f"CPU {statistics.median(cpu[clip, condition, name]):6.2f} ms/frame")
             chain_fps = here[best["chain", "thr"]]
             ratios.append(f"{clip.split('_')[0].split('.')[0]} {condition} {chain_fps / here[best['tflite', 'thr']]:.2f}")
             strict.append(f"{chain_fps / here[best['tflite', 'net']]:.2f}")
