@@ -58,6 +58,8 @@ def test_threads_reach_onnx_runtime(voc_checkpoint: Path, monkeypatch: pytest.Mo
         segmenter.segment(frames, indices=np.arange(1))
         (session,) = segmenter._sessions.values()
         assert session.get_session_options().intra_op_num_threads == expected
+        # Idle workers sleep: a spinning pool halves the speed when another process holds a core.
+        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_tflite_quantization_stays_in_torch(voc_checkpoint: Path) -> None:
