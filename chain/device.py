@@ -62,8 +62,8 @@ def onnx_threads(requested: int | None = None) -> int:
     """ONNX Runtime's intra-op threads: as `cpu_threads` when the user set a number, else 0 (its own
     default, one per physical core). With spinning off (`chain.stages.onnx_segmenter`) its pool
     degrades gently when another process holds a core, unlike torch's. With ``--threads 2`` torch
-    runs at 2 threads too, and the deeplab-mnv2 stage ran 4-7x slower (torch's resize and ONNX
-    Runtime both slowed; benchmarks/cpu_segmenter_speed.py): no ``--threads`` is its fastest setting."""
+    runs at 2 threads too, and its small per-frame ops (resize, copy) stalled: the deeplab-mnv2 stage
+    ran 4-7x slower (benchmarks/cpu_segmenter_speed.py); no ``--threads`` is its fastest setting."""
     if requested is not None or os.environ.get("OMP_NUM_THREADS", "").strip():
         return cpu_threads(requested)
     return 0
