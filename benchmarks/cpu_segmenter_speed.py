@@ -1,17 +1,25 @@
-"""CPU frames/s of the deeplab-mnv2 paths against the TF Lite runtime, idle and with a busy core.
+"""CPU frames/s of chain's deeplab-mnv2 stage against the TF Lite runtime, idle and with a busy core.
 
-Paths: the torch port at 1 and 2 intra-op threads, ONNX Runtime (the port exported with
-``torch.onnx.export``) at 1 and 2 threads (and 2 without spin-waiting) when ``onnxruntime`` is installed, and the TF Lite
-runtime (ai-edge-litert) at 1 and 2 threads, all on the same real frame at the network's square
-input size, batch 1, network only (chain's resize and argmax are the same for every path).
+Every path turns the same decoded video frames (one at a time, batch 1 as ``chain run``) into
+labels at the frame's size:
+
+- ``chain N thr``: the ``deeplab-mnv2:voc`` segmenter as ``chain run`` builds it (its CPU
+  default, the ONNX Runtime backend) with ``--threads N``, or without (``default``: see
+  `chain.device.onnx_threads`; run this script without $OMP_NUM_THREADS): resize and normalise in torch, the
+  network in ONNX Runtime, labels through both bilinear resizes (`chain.stages.label_resize`);
+- ``tflite N thr``: the TF Lite runtime (ai-edge-litert, XNNPACK) at N threads on the same file,
+  with the lean pre- and post-processing a TF Lite user would write in OpenCV (area resize to
+  257x257, scale to [-1, 1]; bilinear resize of the 21 logit maps to the frame, argmax);
+- ``tflite N thr net``: the TF Lite runtime's network call alone, no pre- or post-processing: the
+  strictest reference, which chain's whole per-frame path is also compared with.
+
 Conditions: "idle" (whatever else the machine runs; the load average is printed) and "busy"
-(this script also runs a pure-Python busy loop, one more process competing for a core).
-Every repeat times every path in turn, so both conditions and all paths see the same machine;
-each figure is the median of ``--repeats``. The last line: the best chain path's median frames/s
-over the best TF Lite setting's, under the busy condition (the one users hit on a shared laptop)
-and idle.
+(this script also runs a pure-Python busy loop, one more process competing for a core). Every
+repeat times every path in turn under both conditions, so all see the same machine; each figure
+is the median of ``--repeats``. The last line: the best chain setting's median frames/s over the
+best TF Lite setting's, per clip and condition, then over TF Lite's network alone.
 
-    python benchmarks/cpu_segmenter_speed.py [--repeats 7] [--frames 6] [--network voc]
+    python benchmarks/cpu_segmenter_speed.py [--repeats 7] [--frames 8] [--clips carphone_pristine.mp4 ...]
 """
 
 from __future__ import annotations
@@ -26,118 +34,130 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chain.importers.tflite import import_tflite  # noqa: E402
-from models.deeplab_mnv2 import DeepLabMNv2  # noqa: E402
-from tests.tflite_reference import TFLiteReference, reference_input  # noqa: E402
+from chain.device import configure_cpu_threads  # noqa: E402
+from chain.importers.tflite import save_imported  # noqa: E402
+from chain.media import Trim, open_source  # noqa: E402
+from chain.stages import StageContext, build_stage  # noqa: E402
+from tests.tflite_reference import TFLiteReference  # noqa: E402
 
-NETWORKS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
-
-
-def frames_per_second(step: Callable[[], None], frames: int) -> float:
-    """Frames/s over ``frames`` calls of ``step``, after one warm-up call."""
-    step()
-    start = time.perf_counter()
-    for _ in range(frames):
-        step()
-    return frames / (time.perf_counter() - start)
+NETWORK = "deeplabv3_mnv2_voc_257.tflite"
+CLIPS = ("carphone_pristine.mp4", "bigbuckbunny.mp4")
 
 
-def torch_path(model: DeepLabMNv2, image: np.ndarray, threads: int) -> Callable[[], None]:
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
+def seconds(step: Callable[[np.ndarray], object], frames: list[np.ndarray]) -> tuple[float, float]:
+    """Wall and CPU (this process, all threads) seconds per frame of ``step`` over ``frames``."""
+    start, cpu = time.perf_counter(), time.process_time()
+    for frame in frames:
+        step(frame)
+    return (time.perf_counter() - start) / len(frames), (time.process_time() - cpu) / len(frames)
 
-    def step() -> None:
-        torch.set_num_threads(threads)  # process-wide: set before every call, the paths interleave
-        with torch.inference_mode():
-            model(x)
+
+def chain_path(checkpoint: Path, threads: int | None) -> Callable[[np.ndarray], object]:
+    """The ``deeplab-mnv2:voc`` stage as ``chain run --threads N`` builds it (None: no --threads)."""
+    segmenter = build_stage("segmenter", "deeplab-mnv2:voc", StageContext(weights=str(checkpoint), threads=threads))
+    index = np.zeros(1, np.int64)
+
+    def step(frame: np.ndarray) -> object:
+        configure_cpu_threads(threads)  # torch's share (resize, normalise) as chain run sets it
+        return segmenter.segment(frame[None], indices=index)
 
     return step
 
 
-def onnx_paths(model: DeepLabMNv2, image: np.ndarray, folder: Path) -> dict[str, Callable[[], None]]:
-    """ONNX Runtime sessions at 1 and 2 threads; none when onnxruntime is not installed."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        print("onnxruntime not installed: no ONNX paths")
-        return {}
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
-    path = folder / "deeplab.onnx"
-    torch.onnx.export(model, (x,), str(path), input_names=["pixels"], output_names=["logits"], dynamo=False)
-    paths = {}
-    for threads, spin in ((1, True), (2, True), (2, False)):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        if not spin:  # idle workers sleep instead of spinning: kinder to a busy core
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        feed = {"pixels": x.numpy()}
-        paths[f"onnx {threads} thread{'s' if threads > 1 else ''}{'' if spin else ' no spin'}"] = (
-            lambda session=session, feed=feed: session.run(None, feed))
-    return paths
+def tflite_path(reference: TFLiteReference, *, network_only: bool) -> Callable[[np.ndarray], object]:
+    """The TF Lite runtime with OpenCV pre- and post-processing, or its network call alone."""
+    size = reference.size
+    still = np.zeros((size, size, 3), np.float32)
+
+    def step(frame: np.ndarray) -> object:
+        if network_only:
+            return reference(still)
+        pixels = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1
+        logits = reference(pixels)
+        return cv2.resize(logits, frame.shape[1::-1], interpolation=cv2.INTER_LINEAR).argmax(axis=-1)
+
+    return step
+
+
+def read_frames(path: Path, count: int) -> list[np.ndarray]:
+    with open_source(path, trim=Trim(max_frames=count)) as source:
+        return [frame.rgb for frame in source]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--frames", type=int, default=6, help="frames timed per repeat, path and condition")
-    parser.add_argument("--network", default="voc", choices=tuple(NETWORKS))
+    parser.add_argument("--frames", type=int, default=8, help="frames timed per repeat, path, clip and condition")
+    parser.add_argument("--clips", nargs="+", default=list(CLIPS), help="clips in the shared data/videos folder")
     parser.add_argument("--shared", default=None, help="the shared folder (default ../shared or $CHAIN_SHARED)")
     args = parser.parse_args()
     shared = Path(args.shared or os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-    weights = shared / "weights" / NETWORKS[args.network]
-    config, state_dict, _ = import_tflite(weights, label_space=args.network)
-    model = DeepLabMNv2(config).eval()
-    model.load_state_dict(state_dict)
-    model = model.to(memory_format=torch.channels_last)
-    references = {threads: TFLiteReference(weights, num_threads=threads) for threads in (1, 2)}
-    image = reference_input(Image.open(shared / "data" / "photos" / "astronaut.png"), references[1].size)
-
-    paths: dict[str, Callable[[], None]] = {
-        "torch 1 thread": torch_path(model, image, 1), "torch 2 threads": torch_path(model, image, 2)}
+    weights = shared / "weights" / NETWORK
+    clips = {name: read_frames(shared / "data" / "videos" / name, args.frames) for name in args.clips}
     with tempfile.TemporaryDirectory() as folder:
-        paths.update(onnx_paths(model, image, Path(folder)))
-    for threads, reference in references.items():
-        paths[f"tflite {threads} thread{'s' if threads > 1 else ''}"] = (
-            lambda reference=reference: reference(image))
+        checkpoint = save_imported(weights, Path(folder) / "deeplab-mnv2-voc", label_space="voc")
+        paths: dict[str, Callable[[np.ndarray], object]] = {"chain default thr": chain_path(checkpoint, None)}
+        for threads in (1, 2):
+            paths[f"chain {threads} thr"] = chain_path(checkpoint, threads)
+            reference = TFLiteReference(weights, num_threads=threads)
+            paths[f"tflite {threads} thr"] = tflite_path(reference, network_only=False)
+            paths[f"tflite {threads} thr net"] = tflite_path(reference, network_only=True)
+        for frames in clips.values():  # warm-up: exports, sessions, caches
+            for step in paths.values():
+                step(frames[0])
 
-    print(f"{NETWORKS[args.network]}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"medians of {args.repeats} repeats x {args.frames} frames")
-    print("load average at start (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    runs: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.repeats):
-        for condition in ("idle", "busy"):
-            busy = (subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                    if condition == "busy" else None)
-            time.sleep(0.5 if busy else 0)  # let the busy loop start before the first path is timed
-            try:
-                for name, step in paths.items():
-                    runs.setdefault((condition, name), []).append(frames_per_second(step, args.frames))
-            finally:
-                if busy is not None:
-                    busy.kill()
-                    busy.wait()
-    print("load average at end (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        print(f"{NETWORK}, torch {torch.__version__}, {os.cpu_count()} CPUs, batch 1, "
+              f"medians of {args.repeats} repeats x {args.frames} frames")
+        print("load average at start (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        runs: dict[tuple[str, str, str], list[float]] = {}
+        cpu: dict[tuple[str, str, str], list[float]] = {}
+        for _ in range(args.repeats):
+            for condition in ("idle", "busy"):
+                busy = (subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                        if condition == "busy" else None)
+                time.sleep(0.5 if busy else 0)  # let the busy loop start before the first path is timed
+                try:
+                    for clip, frames in clips.items():
+                        for name, step in paths.items():
+                            wall, used = seconds(step, frames)
+                            runs.setdefault((clip, condition, name), []).append(1 / wall)
+                            cpu.setdefault((clip, condition, name), []).append(1000 * used)
+                finally:
+                    if busy is not None:
+                        busy.kill()
+                        busy.wait()
+        print("load average at end (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    report(runs, cpu, clips)
+
+
+def report(runs: dict[tuple[str, str, str], list[float]], cpu: dict[tuple[str, str, str], list[float]],
+           clips: dict[str, list[np.ndarray]]) -> None:
+    """Medians per clip and condition (frames/s; CPU ms per frame, which load disturbs less), and the ratio line."""
     medians = {key: statistics.median(values) for key, values in runs.items()}
-    ratios = {}
-    for condition in ("idle", "busy"):
-        tflite = max(fps for (c, name), fps in medians.items() if c == condition and name.startswith("tflite"))
-        print(f"\n{condition}: median frames/s (ratio to the best TF Lite setting, {tflite:.2f} frames/s)")
-        for (c, name), fps in medians.items():
-            if c == condition:
-                print(f"  {name:24s} {fps:7.2f}   {fps / tflite:5.2f}x   (min {min(runs[c, name]):.2f},"
-                      f" max {max(runs[c, name]):.2f})")
-        best = max((name for c, name in medians if c == condition and not name.startswith("tflite")),
-                   key=lambda name: medians[condition, name])
-        ratios[condition] = (best, medians[condition, best] / tflite)
-    print("\nbest chain path / best TF Lite frames/s: " + ", ".join(
-        f"{condition} {ratio:.2f} ({name})" for condition, (name, ratio) in ratios.items()))
+    ratios, strict = [], []
+    for clip, frames in clips.items():
+        for condition in ("idle", "busy"):
+            here = {name: fps for (c, cond, name), fps in medians.items() if c == clip and cond == condition}
+            best = {kind: max((n for n in here if n.startswith(kind[0]) and n.endswith(kind[1])), key=here.get)
+                    for kind in (("chain", "thr"), ("tflite", "thr"), ("tflite", "net"))}
+            print(f"\n{clip} {frames[0].shape[1]}x{frames[0].shape[0]}, {condition}: median frames/s "
+                  f"(ratio to the best TF Lite path, {best['tflite', 'thr']})")
+            for name, fps in here.items():
+                values = runs[clip, condition, name]
+                print(f"  {name:20s} {fps:7.2f}   {fps / here[best['tflite', 'thr']]:5.2f}x   "
+                      f"(min {min(values):.2f}, max {max(values):.2f})   "
+                      f"CPU {statistics.median(cpu[clip, condition, name]):6.2f} ms/frame")
+            chain_fps = here[best["chain", "thr"]]
+            ratios.append(f"{clip.split('_')[0].split('.')[0]} {condition} {chain_fps / here[best['tflite', 'thr']]:.2f}")
+            strict.append(f"{chain_fps / here[best['tflite', 'net']]:.2f}")
+    print("\nchain stage / TF Lite path frames/s: " + ", ".join(ratios)
+          + f"; over TF Lite's network alone: {', '.join(strict)}")
 
 
 if __name__ == "__main__":

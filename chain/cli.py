@@ -33,7 +33,8 @@ out = Console()
 
 # --- options, declared once -------------------------------------------------------------
 Seg = Annotated[str, typer.Option("--seg", help="Segmenter NAME[:VARIANT], or 'none' (see `chain list`).")]
-Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`).")]
+Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`). The default paints COCO-Stuff "
+                                                      "labels: any COCO class can be a --remap target.")]
 SegWeights = Annotated[str | None, typer.Option(help="Segmenter weights: a file/folder, or 'random'.")]
 SynthWeights = Annotated[str | None, typer.Option(help="Synthesizer weights: a file or folder.")]
 SegOpt = Annotated[list[str] | None, typer.Option("--seg-opt", help="Segmenter option KEY=VALUE (repeatable).")]

@@ -28,7 +28,10 @@ from chain.media.outputs import Outputs
 # from the shared TF Lite file, offline), light enough for a laptop CPU. For the blog's COCO
 # classes use --seg mask2former:coco; --seg deeplab is torchvision's DeepLabV3 (a download).
 DEFAULT_SEGMENTER = "deeplab-mnv2:voc"
-DEFAULT_SYNTHESIZER = "colorize"
+# The synthesizer a run uses unless told: it needs no weights, and it paints in COCO-Stuff (the
+# segmenter's labels converted), so any of COCO's 182 classes can be remapped to (`--remap
+# person=bear`), which plain `colorize` (the segmenter's own space: VOC's 21) refused.
+DEFAULT_SYNTHESIZER = "colorize:coco-stuff"
 
 
 def parse_options(pairs: Iterable[str]) -> dict[str, str]:

@@ -6,7 +6,8 @@
 * CPU threads (`configure_cpu_threads`): torch's intra-op threads, decided here only: ``--threads N``,
   else ``$OMP_NUM_THREADS``, else 1 (benchmarks/cpu_segmenter_speed.py: on a busy 2-core machine
   torch at 2 threads ran the deeplab-mnv2 port 35-40x slower than at 1, measured earlier). ONNX Runtime's pool
-  (`onnx_threads`) does not collapse so: it takes every core unless the user set a number.
+  (`onnx_threads`, its idle workers sleeping rather than spinning) does not collapse so: it takes
+  every core unless the user set a number.
 * Training (`Precision`): bf16 autocast on CUDA where supported, else fp16 with a loss scaler;
   fp32 elsewhere.
 """
@@ -59,8 +60,10 @@ def cpu_threads(requested: int | None = None) -> int:
 
 def onnx_threads(requested: int | None = None) -> int:
     """ONNX Runtime's intra-op threads: as `cpu_threads` when the user set a number, else 0 (its own
-    default, one per physical core): its pool degrades gently when another process holds a core
-    (benchmarks/cpu_segmenter_speed.py: 2 threads 1.8x one thread idle, 0.6-0.95x busy), unlike torch's."""
+    default, one per physical core). With spinning off (`chain.stages.onnx_segmenter`) its pool
+    degrades gently when another process holds a core, unlike torch's. With ``--threads 2`` torch
+    runs at 2 threads too, and its small per-frame ops (resize, copy) stalled: the deeplab-mnv2 stage
+    ran 4-7x slower (benchmarks/cpu_segmenter_speed.py); no ``--threads`` is its fastest setting."""
     if requested is not None or os.environ.get("OMP_NUM_THREADS", "").strip():
         return cpu_threads(requested)
     return 0

@@ -11,6 +11,9 @@ Exit codes: 0 done; 2 a mistake the user can fix (`ChainError`, usage); 3 missin
 from __future__ import annotations
 
 import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 OS_ERROR_EXIT = 4
 
@@ -36,14 +39,17 @@ def main(argv: list[str] | None = None) -> None:
 def _run(args: list[str], *, debug: bool) -> None:
     import typer
 
-    from chain.errors import ChainError, error_line
+    from chain.errors import ChainError, ChainWarning, error_line
 
     usage_error = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
     abort = next(cls for cls in typer.Abort.__mro__ if cls.__name__ == "Abort")
     try:
         from chain.cli import app
 
-        result = app(args=args, prog_name="chain", standalone_mode=False, obj={"argv": args})
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ChainWarning)  # each concerns this command: none is deduplicated away
+            warnings.showwarning = _warning_lines(warnings.showwarning, ChainWarning)
+            result = app(args=args, prog_name="chain", standalone_mode=False, obj={"argv": args})
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except usage_error as usage:
@@ -77,14 +83,26 @@ def _run(args: list[str], *, debug: bool) -> None:
         sys.exit(result)
 
 
-def _say(message: str, *, error: bool = False) -> None:
-    """One line on stderr (``error:`` in red on a terminal)."""
+def _warning_lines(show: Callable[..., None], category: type[Warning]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints ``category`` as one ``warning:`` line and the rest with ``show``."""
+
+    def show_warning(message: Warning | str, kind: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(kind, category):
+            _say(str(message), label=("warning: ", "yellow"))
+        else:
+            show(message, kind, *args, **kwargs)
+
+    return show_warning
+
+
+def _say(message: str, *, error: bool = False, label: tuple[str, str] | None = None) -> None:
+    """One line on stderr (``error:`` in red on a terminal, or another ``label``: text and colour)."""
     line = " ".join(message.split())  # one line, whatever the message held
+    label = ("error: ", "red") if error else label
     try:
         from rich.console import Console
         from rich.text import Text
 
-        Console(stderr=True, soft_wrap=True).print(
-            Text.assemble(("error: ", "red"), line) if error else Text(line))
+        Console(stderr=True, soft_wrap=True).print(Text.assemble(label, line) if label else Text(line))
     except Exception:  # noqa: BLE001 — the message matters more than its colour
-        print(("error: " if error else "") + line, file=sys.stderr)
+        print((label[0] if label else "") + line, file=sys.stderr)

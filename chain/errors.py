@@ -24,6 +24,11 @@ class MissingWeightsError(ChainError):
     exit_code = 3
 
 
+class ChainWarning(UserWarning):
+    """Something the user should know about a run that still goes ahead (a barely trained
+    checkpoint, for instance); the CLI shows each as one ``warning:`` line."""
+
+
 def first_line(error: BaseException) -> str:
     """An exception's first line (its type when it has no text), for one-line messages."""
     lines = str(error).strip().splitlines()

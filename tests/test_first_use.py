@@ -16,6 +16,7 @@ from PIL import Image
 
 import chain
 from chain.api import build_chain
+from chain.entry import main
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import COCO_STUFF, VOC
 from chain.media import Trim
@@ -119,6 +120,18 @@ def test_remap_to_a_class_the_synthesizers_space_lacks_names_the_spaces_and_synt
     assert build_chain(seg="palette:voc", synth="colorize:coco-stuff", remap=["person=bear"], device="cpu")
 
 
+
+def test_the_default_synthesizer_takes_any_coco_class_as_a_remap_target(tmp_path: Path) -> None:
+    """`chain run IN OUT --remap person=bear` with the default synthesizer: VOC labels painted in COCO-Stuff."""
+    person_frames(tmp_path / "in", count=1)
+    main(["run", str(tmp_path / "in"), str(tmp_path / "out") + "/", "--seg", "palette:voc", "--remap",
+          "person=bear", "--summary", str(tmp_path / "run.json"), "-q"])  # returns: no error exit
+    painted = np.asarray(Image.open(tmp_path / "out" / "000000.png").convert("RGB"))
+    assert (painted[:, :32] == COCO_STUFF.colorize(np.array([[COCO_STUFF.id_of("bear")]]))[0, 0]).all()
+    assert (painted[:, 32:] == COCO_STUFF.colorize(np.array([[COCO_STUFF.id_of("car")]]))[0, 0]).all()
+    assert json.loads((tmp_path / "run.json").read_text())["run"]["request"]["synth"] == "colorize:coco-stuff"
+
+
 LIGHT = """
 import sys
 from chain.entry import main
@@ -165,8 +178,6 @@ def test_run_json_records_the_request(tmp_path: Path) -> None:
     person_frames(tmp_path / "in")
     args = ["run", str(tmp_path / "in"), "--seg", "palette:voc", "--synth", "colorize:coco-stuff", "--remap",
             "person=bear", "--summary", str(tmp_path / "run.json"), "-q"]
-    from chain.entry import main
-
     main(args)
     request = json.loads((tmp_path / "run.json").read_text())["run"]["request"]
     assert request["input"] == str(tmp_path / "in")

@@ -82,3 +82,32 @@ def test_wrong_variant_for_weights_and_missing_weights(coco_ngf8: Path, monkeypa
     with pytest.raises(MissingWeightsError, match="coco_pretrained") as caught:
         build_stage("synthesizer", "spade", StageContext())
     assert "github.com/NVlabs/SPADE" in str(caught.value) and str(tmp_path) in str(caught.value)
+
+
+def test_a_tiny_fixture_checkpoint_gives_one_warning_line(coco_ngf8: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from chain.entry import main
+
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(tmp_path / "in.png")
+    main(["run", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--seg", "palette:voc", "--synth", "spade",
+          "--synth-weights", str(coco_ngf8), "--synth-opt", "size=16", "-q"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("warning: SPADE weights ") and str(coco_ngf8) in lines[0]
+    assert "(ngf 8, 1/8 of the reference width)" in lines[0]
+    assert (tmp_path / "out.png").is_file()  # a warning, not a refusal
+
+
+def test_a_briefly_trained_checkpoint_says_how_many_steps(tmp_path: Path) -> None:
+    from chain.errors import ChainWarning
+    from chain.stages.spade import spade_caveat
+    from chain.weights.spade import save_spade
+    from models.spade import SPADEConfig, SPADEGenerator
+
+    generator = SPADEGenerator(SPADEConfig(label_nc=11, ngf=16, crop_size=64, contain_dontcare_label=True))
+    save_spade(generator, tmp_path / "run", meta={"label_space": "camvid", "step": 12, "total_steps": 40})
+    with pytest.warns(ChainWarning, match=r"weights .*run: .*\(trained 12 steps, ngf 16, 1/4 of the reference width\)"):
+        build_stage("synthesizer", "spade", StageContext(weights=str(tmp_path / "run")))
+    # What a real run records says nothing of the kind: NVIDIA's files (no steps), long training.
+    assert spade_caveat(64, {}) is None and spade_caveat(64, {"step": 4600}) is None
+    assert spade_caveat(64, {"step": 1}) == "trained 1 step" and spade_caveat(48, {}) == "ngf 48, 0.75 of the reference width"

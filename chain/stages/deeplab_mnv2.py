@@ -15,7 +15,8 @@ one) stores as int8 (XNNPACK: input quantized per pixel, asymmetric), and
 ``quantization=tflite-builtin`` emulates TF Lite's builtin kernels instead (per image,
 symmetric). Files without int8 convs (voc) compute in float in every mode.
 ``backend=onnx`` (the default on the CPU) runs the float network in ONNX Runtime, exported once
-per input size (`chain.stages.onnx_segmenter`), about 2x torch's frames/s at one thread here;
+per input size (`chain.stages.onnx_segmenter`), and takes labels through both resizes (to the
+input size, then the frame's) only near class boundaries: as fast as the TF Lite runtime here;
 ``backend=torch`` (the default elsewhere, and the only one for ``quantization=tflite*``) runs it in torch.
 """
 

@@ -14,18 +14,19 @@ resizes the result to the output size.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from chain.device import inference_context, inference_dtype
-from chain.errors import ChainError, MissingWeightsError
+from chain.errors import ChainError, ChainWarning, MissingWeightsError
 from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
 from chain.stages.base import Synthesizer, as_label_tensor
 from chain.stages.spec import StageContext, StageSpec, WeightsStatus
-from chain.weights.folder import CONFIG_FILE, checkpoint_dir
+from chain.weights.folder import CONFIG_FILE, checkpoint_dir, training_caveat
 from chain.weights.spade import NVLABS_URL, default_weights_path, load_spade, load_spade_checkpoint
 from models.spade import UPSAMPLINGS, SPADEGenerator, make_spade_input
 
@@ -33,6 +34,7 @@ VARIANT_SPACES: dict[str, LabelSpace] = {"coco": COCO_STUFF, "ade20k": ADE20K, "
 # What VOC's "background" becomes: something SPADE paints convincingly behind people and things.
 DEFAULT_BACKGROUND = {"coco": "grass", "ade20k": "grass", "cityscapes": "vegetation"}
 FITS = ("native", "squash")
+REFERENCE_NGF = 64  # the width of NVIDIA's released generators (and of `chain train spade`'s default)
 
 
 class SpadeSynthesizer(Synthesizer):
@@ -114,16 +116,32 @@ def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:
     space = VARIANT_SPACES[variant]
     if path.is_dir() and (checkpoint_dir(path) / CONFIG_FILE).is_file():
         path = checkpoint_dir(path)  # the checkpoint itself, or a `chain train spade` run folder
+    meta: dict = {}
     if path.is_dir():
         generator, meta = load_spade_checkpoint(path)
         space = get_label_space(meta.get("label_space", space.name))
     else:
         generator = load_spade(path, preset=variant)
+    caveat = spade_caveat(generator.config.ngf, meta)
+    if caveat:
+        warnings.warn(f"SPADE weights {path}: expect paintings that mean little ({caveat}); NVIDIA's pretrained "
+                      "generators or a longer `chain train spade` run paint recognisable scenes", ChainWarning,
+                      stacklevel=2)
     return SpadeSynthesizer(
         generator, label_space=space, fit=context.choice_option("fit", FITS),
         short_side=context.int_option("size", None, minimum=1), device=context.device,
         default_background=DEFAULT_BACKGROUND.get(variant) if space is VARIANT_SPACES.get(variant) else None,
         description=f"SPADE {variant} (ngf {generator.config.ngf}, {path.name})")
+
+
+def spade_caveat(ngf: int, meta: dict) -> str | None:
+    """Why a generator's paintings mean little: ``"trained 12 steps, ngf 8, 1/8 of the reference width"``; None if
+    nothing says so (NVIDIA's files record no training, only their width)."""
+    reasons = [training_caveat(meta)]
+    if ngf < REFERENCE_NGF:
+        share = f"1/{REFERENCE_NGF // ngf}" if REFERENCE_NGF % ngf == 0 else f"{ngf / REFERENCE_NGF:.2f}"
+        reasons.append(f"ngf {ngf}, {share} of the reference width")
+    return ", ".join(reason for reason in reasons if reason) or None
 
 
 def spade_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:

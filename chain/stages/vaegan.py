@@ -8,6 +8,7 @@ the run's ``--out`` folder or its ``checkpoint`` subfolder.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from chain.device import inference_context
-from chain.errors import ChainError, MissingWeightsError
+from chain.errors import ChainError, ChainWarning, MissingWeightsError
 from chain.stages.base import Synthesizer
 from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.weights.folder import training_caveat
 from chain.weights.vaegan import HOW_TO_TRAIN, find_vaegan, load_vaegan
 from models.vaegan import VAEGAN
 
@@ -82,6 +84,10 @@ def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesize
     config = model.config
     film = Path(checkpoint.meta.get("train", {}).get("film", "?")).name
     step = checkpoint.meta.get("step", "?")
+    caveat = training_caveat(checkpoint.meta)
+    if caveat:
+        warnings.warn(f"VAE-GAN weights {context.weights}: expect reconstructions that mean little ({caveat}); "
+                      "train longer with `chain train vaegan --resume`", ChainWarning, stacklevel=2)
     description = (f"VAE-GAN {config.width}x{config.height}, latent {config.latent_dim}, trained on {film} "
                    f"({step} steps)" + (f", latent noise {noise:g}" if noise else ""))
     return VAEGANSynthesizer(model, device=context.device, latent_noise=noise, seed=seed, batch_size=batch,

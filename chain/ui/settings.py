@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from chain.config import DEFAULT_SEGMENTER, RunConfig, parse_options
+from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, RunConfig, parse_options
 from chain.errors import ChainError
 from chain.labels import parse_remap
 from chain.pipeline import Outputs
@@ -24,7 +24,7 @@ class Settings:
 
     source: str
     seg: str = DEFAULT_SEGMENTER
-    synth: str = "colorize:coco-stuff"
+    synth: str = DEFAULT_SYNTHESIZER
     seg_weights: str | None = None
     synth_weights: str | None = None
     seg_options: tuple[str, ...] = ()
