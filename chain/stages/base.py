@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from chain.labels import LabelSpace
-from chain.stages.label_resize import resized_argmax
+from chain.stages.resized_argmax import resized_argmax
 
 #: The dtype of label tensors between stages: what indexing, ``one_hot`` and ``bincount`` take
 #: without a cast (a 1080p frame is 16 MB of int64, small beside the logits it comes from).

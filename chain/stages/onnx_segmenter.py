@@ -7,7 +7,7 @@ named after the checkpoint and keyed by its weights' path, size and time (a re-i
 checkpoint is exported again), written atomically through
 `chain.media.targets` staging. Preprocessing and channel order are `TorchSegmenter`'s.
 `segment` takes labels straight from the feature logits through both resizes (to the input
-size, then to the frame's) with `chain.stages.label_resize`, which interpolates class scores
+size, then to the frame's) with `chain.stages.resized_argmax`, which interpolates class scores
 only near class boundaries; `scores` (for probabilities and smoothing) resizes them as the
 network does. ONNX Runtime's idle threads do not spin: spinning workers collapse when another
 process holds a core (benchmarks/cpu_segmenter_speed.py).
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from chain.errors import ChainError
 from chain.media.targets import staging_path
-from chain.stages.label_resize import resized_argmax
+from chain.stages.resized_argmax import resized_argmax
 from chain.stages.torch_segmenter import TorchSegmenter
 from chain.weights.folder import weights_dir
 

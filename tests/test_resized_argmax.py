@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from chain.labels import get_label_space
 from chain.stages.base import labels_from_scores
-from chain.stages.label_resize import resized_argmax
+from chain.stages.resized_argmax import resized_argmax
 
 
 def _smooth_scores(batch: int, classes: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
