@@ -17,7 +17,7 @@ import chain
 from chain.api import build_chain
 from chain.cli import run as cli_run
 from chain.cli import run_config
-from chain.config import ChainConfig, Options, RunConfig
+from chain.config import DEFAULT_SYNTHESIZER, ChainConfig, Options, RunConfig
 from chain.errors import ChainError
 from chain.labels import VOC
 from chain.media import Trim
@@ -47,7 +47,7 @@ def test_of_sorts_flat_keywords_into_the_nested_configuration(tmp_path: Path) ->
         chain=ChainConfig(seg="palette:voc", seg_options=Options(["size=96"]), remap=("person=bear,car=boat",)),
         trim=Trim(start=1.5, max_frames=4), batch_size=2, preset="fast", cluster="ray", shards=2)
     assert config.outputs.kind("video") == "folder"  # the trailing slash survived
-    assert config.chain.seg_options == {"size": "96"} and config.chain.synth == "colorize"
+    assert config.chain.seg_options == {"size": "96"} and config.chain.synth == DEFAULT_SYNTHESIZER == "colorize:coco-stuff"
 
 
 def test_a_config_is_immutable_hashable_and_pickles_for_ray() -> None:

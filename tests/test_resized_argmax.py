@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from chain.labels import get_label_space
-from chain.stages.base import labels_from_scores
+from chain.stages.base import LABEL_DTYPE, labels_from_scores
 from chain.stages.resized_argmax import resized_argmax
 
 
@@ -46,9 +46,9 @@ def test_more_classes_than_a_byte_holds() -> None:
     assert (labels == _full(scores, [((31, 29), False)])).mean() >= 0.9999
 
 
-def test_labels_from_scores_on_the_cpu_uses_it_and_keeps_the_space_dtype() -> None:
+def test_labels_from_scores_on_the_cpu_uses_it_and_returns_label_tensors() -> None:
     space = get_label_space("voc")
     scores = _smooth_scores(1, len(space), (33, 33), seed=2)
-    labels = labels_from_scores(scores, (100, 75), space)
-    assert labels.dtype == space.dtype
-    assert (labels == _full(scores, [((100, 75), False)])).mean() >= 0.9999
+    labels = labels_from_scores(scores, (100, 75))
+    assert labels.dtype == LABEL_DTYPE and labels.shape == (1, 100, 75)
+    assert (labels.numpy() == _full(scores, [((100, 75), False)])).mean() >= 0.9999
