@@ -8,7 +8,15 @@ The API is loaded lazily so that ``chain.labels`` and ``chain.media`` import wit
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# OpenMP threads (torch's) spin after each parallel region by default. Beside a busy core, or beside
+# ONNX Runtime's own pool, the spinning starves the thread doing the work: the deeplab-mnv2 stage
+# at --threads 2 fell from 81 to 13 frames/s (benchmarks/cpu_segmenter_speed.py). Sleeping
+# instead costs nothing measurable. Read once, when torch loads: so set here, before chain imports
+# it; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 __all__ = ["Chain", "ChainConfig", "ChainError", "Outputs", "RunConfig", "RunSummary", "build_chain", "run"]

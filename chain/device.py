@@ -7,7 +7,9 @@
   else ``$OMP_NUM_THREADS``, else 1 (benchmarks/cpu_segmenter_speed.py: on a busy 2-core machine
   torch at 2 threads ran the deeplab-mnv2 port 35-40x slower than at 1, measured earlier). ONNX Runtime's pool
   (`onnx_threads`, its idle workers sleeping rather than spinning) does not collapse so: it takes
-  every core unless the user set a number.
+  every core unless the user set a number. Torch's OpenMP threads also sleep rather than spin
+  (``OMP_WAIT_POLICY=PASSIVE``, set in ``chain/__init__.py`` before torch loads), which keeps
+  ``--threads 2`` from stalling beside ONNX Runtime's pool or a busy core.
 * Training (`Precision`): bf16 autocast on CUDA where supported, else fp16 with a loss scaler;
   fp32 elsewhere.
 """
@@ -61,9 +63,9 @@ def cpu_threads(requested: int | None = None) -> int:
 def onnx_threads(requested: int | None = None) -> int:
     """ONNX Runtime's intra-op threads: as `cpu_threads` when the user set a number, else 0 (its own
     default, one per physical core). With spinning off (`chain.stages.onnx_segmenter`) its pool
-    degrades gently when another process holds a core, unlike torch's. With ``--threads 2`` torch
-    runs at 2 threads too, and its small per-frame ops (resize, copy) stalled: the deeplab-mnv2 stage
-    ran 4-7x slower (benchmarks/cpu_segmenter_speed.py); no ``--threads`` is its fastest setting."""
+    degrades gently when another process holds a core. With ``--threads 2`` torch runs at 2 threads
+    too; its spinning OpenMP threads stalled the stage 4-7x until they were made to sleep
+    (``OMP_WAIT_POLICY=PASSIVE``, chain/__init__.py)."""
     if requested is not None or os.environ.get("OMP_NUM_THREADS", "").strip():
         return cpu_threads(requested)
     return 0

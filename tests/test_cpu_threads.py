@@ -63,3 +63,18 @@ def test_cli_threads_reaches_the_run(tmp_path, keep_threads) -> None:
     assert torch.get_num_threads() == 2
     refused = chain_cli("run", str(tmp_path / "in.png"), str(tmp_path / "o2.png"), "--threads", "0")
     assert refused.returncode == 2 and "--threads" in refused.stderr
+
+
+def test_openmp_threads_sleep_instead_of_spinning_unless_the_user_says() -> None:
+    # Read by OpenMP when torch loads: chain must set it before torch is imported, in a fresh process.
+    import os
+    import subprocess
+    import sys
+
+    probe = "import chain, torch, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "ACTIVE"
