@@ -158,9 +158,11 @@ class Chain:
             return
         stages = [stage for stage in (self.segmenter, self.synthesizer) if stage is not None]
         if not [stage.compile() for stage in stages].count(True):  # every stage asked, not only the first
-            raise ChainError("--compile: no stage here runs a torch network to compile ("
+            # Name what it does compile: mask2former, segformer, vaegan and controlnet run torch too.
+            raise ChainError("--compile: none of these stages can be compiled ("
                              + "; ".join(stage.description for stage in stages)
-                             + "); ONNX Runtime segmenters take --seg-opt backend=torch")
+                             + "); it compiles the deeplab and deeplab-mnv2 segmenters (with --seg-opt backend=torch "
+                               "where ONNX Runtime runs them, on the CPU) and spade; run without --compile")
         self._compiled = self._warm_up_pending = True
 
     @property
