@@ -407,8 +407,9 @@ class Chain:
         return maps[0], maps[-1]
 
     def _infer(self, batch: Batch, timer: StageTimer) -> Inferred:
-        """The networks' part of a batch: labels at frame size for outputs, the synthesizer's labels
-        (converted and remapped), synthesized frames at the frame size."""
+        """The networks' part of a batch: the labels outputs show (at frame size when an output shows
+        labels or the summary counts them, else the synthesizer's grid) in both spaces, and the
+        synthesized frames at the frame size, painted from labels made at the synthesizer's grid."""
         labels = target = painted = synthesized = None
         height, width = batch.frames.shape[1:3]
         if self.segmenter is not None:
