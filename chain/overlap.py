@@ -142,8 +142,9 @@ class Lanes:
         self._raise_failure()
 
     def stop(self) -> None:
-        """End both threads now, dropping what waits in the queues, and wait for them (a thread
-        is at most one frame or one job from noticing). Never raises: the run's own error counts."""
+        """End both threads now, dropping what waits in the queues, and wait for them (the decoder
+        notices once it has read the batch it is reading, the writer once its job is done). Never
+        raises: the run's own error counts."""
         self._stopped.set()
         for thread in self._threads:
             thread.join()

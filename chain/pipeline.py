@@ -158,9 +158,11 @@ class Chain:
             return
         stages = [stage for stage in (self.segmenter, self.synthesizer) if stage is not None]
         if not [stage.compile() for stage in stages].count(True):  # every stage asked, not only the first
-            raise ChainError("--compile: no stage here runs a torch network to compile ("
+            # Name what it does compile: mask2former, segformer, vaegan and controlnet run torch too.
+            raise ChainError("--compile: none of these stages can be compiled ("
                              + "; ".join(stage.description for stage in stages)
-                             + "); ONNX Runtime segmenters take --seg-opt backend=torch")
+                             + "); it compiles the deeplab and deeplab-mnv2 segmenters (with --seg-opt backend=torch "
+                               "where ONNX Runtime runs them, on the CPU) and spade; run without --compile")
         self._compiled = self._warm_up_pending = True
 
     @property
@@ -405,8 +407,9 @@ class Chain:
         return maps[0], maps[-1]
 
     def _infer(self, batch: Batch, timer: StageTimer) -> Inferred:
-        """The networks' part of a batch: labels at frame size for outputs, the synthesizer's labels
-        (converted and remapped), synthesized frames at the frame size."""
+        """The networks' part of a batch: the labels outputs show (at frame size when an output shows
+        labels or the summary counts them, else the synthesizer's grid) in both spaces, and the
+        synthesized frames at the frame size, painted from labels made at the synthesizer's grid."""
         labels = target = painted = synthesized = None
         height, width = batch.frames.shape[1:3]
         if self.segmenter is not None:

@@ -19,6 +19,8 @@ from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.stages.spade import SpadeSynthesizer
 from chain.stages.torch_segmenter import TorchSegmenter
+from chain.stages.vaegan import VAEGANSynthesizer
+from models.vaegan import VAEGAN, VAEGANConfig
 from tests.test_spade import tiny_generator
 
 VOC = get_label_space("voc")
@@ -53,8 +55,19 @@ def read_folder(folder: Path) -> list[np.ndarray]:
 
 def test_compile_refuses_a_chain_without_torch_networks() -> None:
     pipeline = Chain(segmenter=PaletteSegmenter(VOC), synthesizer=ColorizeSynthesizer(VOC))
-    with pytest.raises(ChainError, match="--compile: no stage here runs a torch network"):
+    with pytest.raises(ChainError, match="--compile: none of these stages can be compiled"):
         pipeline.compile()
+
+
+def test_compile_refusal_names_what_it_compiles_and_calls_no_torch_stage_networkless() -> None:
+    # The VAE-GAN runs a torch network that --compile does not take: the refusal must not deny it one.
+    model = VAEGAN(VAEGANConfig(height=16, width=16, latent_dim=4, filters=(4, 8), similarity_layers=(0,)))
+    pipeline = Chain(segmenter=None, synthesizer=VAEGANSynthesizer(model, description="VAE-GAN"))
+    with pytest.raises(ChainError) as refused:
+        pipeline.compile()
+    message = str(refused.value)
+    assert message.startswith("--compile: none of these stages can be compiled (VAE-GAN)")
+    assert "torch network" not in message and "deeplab-mnv2" in message and "spade" in message
 
 
 def test_warm_up_is_timed_apart_and_leaves_the_frames_as_they_were(tmp_path: Path,
@@ -121,7 +134,7 @@ def test_cli_compile_reaches_the_networks_and_reports_the_warm_up(tmp_path: Path
     # Nothing to compile: one line, exit 2.
     refused = chain_cli("run", str(tmp_path / "in.png"), str(tmp_path / "o2.png"), "--seg", "palette:voc",
                         "--compile")
-    assert refused.returncode == 2 and "--compile: no stage here runs a torch network" in refused.stderr
+    assert refused.returncode == 2 and "--compile: none of these stages can be compiled" in refused.stderr
     assert not (tmp_path / "o2.png").exists()
 
 

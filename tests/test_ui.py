@@ -9,14 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from PIL import Image
 
+import chain
 from chain.cli import app, run_config
 from chain.errors import ChainError
 from chain.labels import COCO_STUFF
+from chain.media import Trim
+from chain.pipeline import Outputs
 from chain.ui.menu import missing_text, options_hint, stage_choices
 from chain.ui.preview import Previewer
 from chain.ui.runner import Runner
 from chain.ui.settings import Settings, output_paths, split_list
+from tests.conftest import shared_file
 
 
 def test_menu_lists_usable_stages_and_says_why_others_cannot_run(monkeypatch: pytest.MonkeyPatch,
@@ -90,6 +95,25 @@ def test_remap_repaints_from_the_cached_segmentation(carphone: Path) -> None:
     with pytest.raises(ChainError, match="unknown class 'beer' in label space 'coco-stuff'; did you mean 'bear'"):
         previewer.preview(Settings(source=str(carphone), seg="palette:voc", synth="colorize:coco-stuff",
                                    remap=("person=beer",)), 30)
+
+
+def test_a_spade_preview_paints_what_the_run_paints(carphone: Path, voc_checkpoint: Path, tmp_path: Path) -> None:
+    # A run gives SPADE labels made at its grid from the network's scores; the preview must too (labels
+    # at frame size sampled down to the grid paint about 15 % of the pixels differently).
+    spade = str(shared_file("fixtures/spade_reference/coco_ngf8_G.pth"))
+    settings = Settings(source=str(carphone), seg="deeplab-mnv2:voc", seg_weights=str(voc_checkpoint), synth="spade",
+                        synth_weights=spade, synth_options=("size=64",), remap=("person=bear",), device="cpu")
+    previewer = Previewer()
+    preview = previewer.preview(settings, 0)
+    pipeline = chain.build_chain(seg="deeplab-mnv2:voc", seg_weights=str(voc_checkpoint), synth="spade",
+                                 synth_weights=spade, synth_options={"size": "64"}, remap=["person=bear"],
+                                 device="cpu")
+    pipeline(carphone, Outputs.of(video=tmp_path / "run"), trim=Trim(max_frames=1))
+    painted = np.asarray(Image.open(next((tmp_path / "run").glob("*.png"))))
+    assert preview.painting.shape == painted.shape and np.array_equal(preview.painting, painted)
+    assert preview.masks.shape[0] == preview.frame.shape[0]  # the masks stay at the frame's size
+    again = previewer.preview(settings, 0)
+    assert not again.segmented and np.array_equal(again.painting, preview.painting)
 
 
 def test_run_writes_outputs_and_cancel_leaves_nothing(carphone: Path, tmp_path: Path) -> None:

@@ -111,18 +111,28 @@ class Previewer:
         synthesizer = self._synthesizer(settings, segmenter)
         chain = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=settings.remap,
                       background=settings.background)  # converts and remaps as a run does
-        labels, segmented = None, False
+        labels = painted_labels = None
+        segmented = False
         if segmenter is not None:
+            # Labels at the frame size (the masks, the label panel, the class shares) and, as a run
+            # makes them, at the synthesizer's grid for its painting (`Chain._label_sizes`): labels
+            # sampled down from the frame size would paint another picture than the run's.
+            frame_size = frame.shape[:2]
+            grid = (synthesizer.label_size(*frame_size) if synthesizer is not None
+                    and synthesizer.consumes == "labels" else None) or frame_size
             key = (*frame_key, self._seg_key(settings))
-            labels = self._labels.take(key)
-            if labels is None:
+            maps: dict[tuple[int, int], np.ndarray] = dict(self._labels.take(key) or {})
+            missing = [size for size in dict.fromkeys([frame_size, tuple(grid)]) if size not in maps]
+            if missing:
                 started = time.perf_counter()
                 segmenter.reset()
-                labels = labels_to_numpy(segmenter.segment(frame[None], indices=np.array([index]))[0],
-                                         segmenter.label_space)
+                found = segmenter.segment_sizes(frame[None], indices=np.array([index]), sizes=missing)
+                maps.update({size: labels_to_numpy(size_labels[0], segmenter.label_space)
+                             for size, size_labels in zip(missing, found)})
                 seconds["segment"] = time.perf_counter() - started
-                self._labels.put(key, labels)
+                self._labels.put(key, maps)
                 segmented = True
+            labels, painted_labels = maps[frame_size], maps[tuple(grid)]
         started = time.perf_counter()
         masks = target_view = painting = None
         classes: list[tuple[str, float]] = []
@@ -136,8 +146,10 @@ class Previewer:
             target_view = MaskRenderer(chain.target_space)(target)
         if synthesizer is not None:
             synthesizer.reset()
-            painted = synthesizer.synthesize(labels=target[None] if synthesizer.consumes == "labels" else None,
-                                             frames=frame[None])
+            given = None
+            if synthesizer.consumes == "labels":
+                given = (target if painted_labels is labels else chain.target_labels(painted_labels))[None]
+            painted = synthesizer.synthesize(labels=given, frames=frame[None])
             painting = resize_frames(painted, *frame.shape[:2])[0]
         seconds["paint"] = time.perf_counter() - started
         return FramePreview(index, frame, masks, target_view, painting, classes,
