@@ -224,14 +224,14 @@ class Chain:
             changes = FrameChangeTracker() if self.synthesizer is not None else None
             lanes = Lanes(overlap=overlap)
             try:
+                if progress:  # before --compile's warm-up, which takes a while: the bar shows the time
+                    progress.start(info.frame_count, Path(source).name)
                 batches = _batches(frames_in, batch_size, timer, part)
                 if self._warm_up_pending:
                     batches = self._warm_up(batches, timer, (info.frame_count or 0) % batch_size)
                 for stage in (self.segmenter, self.synthesizer):
                     if stage is not None:
                         stage.reset()
-                if progress:
-                    progress.start(info.frame_count, Path(source).name)
                 count = 0
                 if part is not None:
                     self._start_part(part, timer)

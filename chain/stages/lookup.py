@@ -70,6 +70,14 @@ class PaletteSegmenter(Segmenter):
             labels[unknown] = nearest[inverse]
         return torch.from_numpy(labels.astype(np.int64).reshape(frames.shape[:3])).to(self.device)
 
+    def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        # Looked up once at the largest size; a pixel's label is its own, so sampling those labels
+        # gives exactly what labelling the sampled frame would.
+        largest = max(sizes, key=lambda size: size[0] * size[1])
+        labels = self.segment(frames, indices=indices, size=tuple(largest))
+        return [resize_labels(labels, tuple(size)) for size in sizes]
+
     def _nearest(self, colours: np.ndarray) -> np.ndarray:
         """The nearest palette class of each packed colour (ties to the lower id)."""
         rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float64)
@@ -111,15 +119,20 @@ class SavedLabelsSegmenter(Segmenter):
 
     def segment(self, frames: np.ndarray, *, indices: np.ndarray,
                 size: tuple[int, int] | None = None) -> torch.Tensor:
-        maps = []
-        for index in indices:
+        return self.segment_sizes(frames, indices=indices, sizes=[size or frames.shape[1:3]])[0]
+
+    def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        saved = []
+        for index in indices:  # each map read once, whatever the sizes
             path = self.folder / f"{int(index):06d}.png"
             if not path.is_file():
                 raise ChainError(f"no saved label map for frame {int(index)} ({path}); the folder holds fewer "
                                  "frames than the input — use --max-frames or the same --start")
-            # Maps saved at another size are sampled straight to the size wanted (one nearest step).
-            maps.append(resize_labels(self._read(path)[None], size or frames.shape[1:3])[0])
-        return torch.from_numpy(np.stack(maps).astype(np.int64))
+            saved.append(self._read(path))
+        # Maps saved at another size are sampled straight to each size wanted (one nearest step).
+        return [torch.from_numpy(np.stack([resize_labels(labels[None], tuple(size))[0] for labels in saved])
+                                 .astype(np.int64)) for size in sizes]
 
     def _read(self, path: Path) -> np.ndarray:
         try:
