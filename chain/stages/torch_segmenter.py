@@ -56,7 +56,11 @@ class TorchSegmenter(Segmenter):
         else:
             size = self.input_size
         if size is not None and tuple(size) != (height, width):
-            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
+            # Antialiasing only changes anything when shrinking; enlarging (a small video to a
+            # network's 257x257), torch's antialiased kernel gives the plain bilinear values to
+            # float rounding (1e-5) at 2.6x the time (0.70 against 0.27 ms for 176x144 on one core).
+            shrinks = size[0] < height or size[1] < width
+            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=shrinks)
         pixels = (pixels - self._mean) / self._std
         return pixels.contiguous(memory_format=torch.channels_last)
 
