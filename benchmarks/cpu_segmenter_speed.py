@@ -34,11 +34,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import chain  # noqa: E402, F401, I001  (before torch, as in `chain run`: it makes OpenMP's threads sleep)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from chain.device import configure_cpu_threads  # noqa: E402
 from chain.importers.tflite import save_imported  # noqa: E402
