@@ -38,10 +38,14 @@ def test_onnx_labels_agree_with_the_torch_port_on_real_frames(voc_checkpoint: Pa
     np.testing.assert_allclose(onnx.scores(frames[:2]).numpy(), port.scores(frames[:2]).numpy(), atol=2e-3)
 
 
-def test_the_export_is_cached_beside_the_checkpoint_and_reused(voc_checkpoint: Path) -> None:
+def test_the_export_is_cached_in_chains_weights_folder_and_reused(voc_checkpoint: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAIN_WEIGHTS", str(tmp_path / "weights"))
+    before = sorted(voc_checkpoint.parent.iterdir())
     frames = np.random.default_rng(0).integers(0, 255, (1, 40, 50, 3), dtype=np.uint8)
     _segmenter(voc_checkpoint, size="33").segment(frames, indices=np.arange(1))
-    cache = voc_checkpoint.parent / "onnx"
+    assert sorted(voc_checkpoint.parent.iterdir()) == before  # nothing written beside the user's checkpoint
+    cache = tmp_path / "weights" / "onnx"
     (exported,) = cache.glob("deeplab-mnv2-voc-*-33x33-features.onnx")
     assert [p.name for p in cache.iterdir() if ".partial-" in p.name] == []  # staging left nothing behind
     written = exported.stat().st_mtime_ns

@@ -38,9 +38,9 @@ def onnx_cache_file(checkpoint: Path, size: tuple[int, int]) -> Path:
     for weights in sorted(checkpoint.glob("*.safetensors")):
         info = weights.stat()
         stamp.update(f"{weights.resolve()}:{info.st_size}:{info.st_mtime_ns};".encode())
-    beside = checkpoint.resolve().parent
-    folder = beside / "onnx" if os.access(beside, os.W_OK) else weights_dir() / "onnx"
-    return folder / f"{checkpoint.name}-{stamp.hexdigest()[:12]}-{size[0]}x{size[1]}-features.onnx"
+    # In chain's own folder, never beside a checkpoint the user keeps elsewhere (their folder is
+    # theirs); the stamp tells apart checkpoints of the same name.
+    return weights_dir() / "onnx" / f"{checkpoint.name}-{stamp.hexdigest()[:12]}-{size[0]}x{size[1]}-features.onnx"
 
 
 class _FeatureLogits(torch.nn.Module):
