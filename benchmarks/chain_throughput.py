@@ -73,8 +73,9 @@ def timed(run) -> float:
 
 
 def main() -> None:
+    from chain.batches import batches as read_batches
     from chain.media import Trim, open_sink, open_source
-    from chain.pipeline import Outputs, _batches
+    from chain.pipeline import Outputs
     from chain.summary import StageTimer
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,7 +97,7 @@ def main() -> None:
     trim = Trim(max_frames=args.frames)
     with open_source(args.clip, trim=trim, size=args.size) as source:
         info = source.info
-        batches = list(_batches(source, args.batch, StageTimer()))
+        batches = list(read_batches(source, args.batch, StageTimer()))
     frames = sum(len(batch.indices) for batch in batches)
     print(f"{args.clip.name}: {frames} frames at {info.width}x{info.height}, batch {args.batch}, "
           f"{pipeline.segmenter.description if pipeline.segmenter else '-'} + "

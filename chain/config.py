@@ -213,3 +213,15 @@ _TRIM_KEYWORDS = ("start", "duration", "max_frames")
 
 def _field_names(cls: type) -> set[str]:
     return {item.name for item in dataclasses.fields(cls)}
+
+
+def run_config_for_chain(run: RunConfig | str | Path, outputs: Outputs | None, options: dict[str, object]) -> RunConfig:
+    """`Chain.__call__`'s arguments as one `RunConfig`; stage keywords are refused (the chain is built)."""
+    if isinstance(run, RunConfig):
+        if outputs is not None or options:
+            raise TypeError("a Chain called with a RunConfig takes the whole run from it")
+        return run
+    built = sorted(name for name in options if name in {item.name for item in dataclasses.fields(ChainConfig)})
+    if built:
+        raise TypeError(f"{', '.join(built)}: the chain is built already; give them to chain.build_chain")
+    return RunConfig.of(run, outputs, **options)

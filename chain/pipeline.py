@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import time
 from collections.abc import Iterator, Sequence
@@ -14,15 +13,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from chain.config import ChainConfig, RunConfig
+from chain.batches import Batch, Part
+from chain.batches import batches as read_batches
+from chain.config import RunConfig, run_config_for_chain
 from chain.errors import ChainError, first_line
 from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_notes, remap_table
 from chain.labels.remap import UnknownRemapClass
 from chain.labels.saved import LABELS_META_FILE, labels_meta
 from chain.media import (
-    Frame,
     FrameSink,
-    FrameSource,
     ImageFolderSink,
     SourceInfo,
     Trim,
@@ -33,10 +32,12 @@ from chain.media import (
 from chain.media.outputs import Outputs, check_output_paths
 from chain.media.source import InputDamage
 from chain.overlap import Lanes
-from chain.render import MaskRenderer, overlay, resize_frames, side_by_side
+from chain.render import resize_frames
 from chain.signals import deferred_signals
-from chain.stages.base import Segmenter, Synthesizer, labels_to_numpy
+from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.registry import synthesizers_in
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
+from chain.views import Views
 
 #: Outputs that show or save labels at frame size (with the summary's class shares, they keep the
 #: segmenter's labels at frame size; otherwise it labels at the synthesizer's grid).
@@ -49,34 +50,6 @@ class Progress(Protocol):
     def start(self, total: int | None, description: str) -> None: ...
     def advance(self, frames: int) -> None: ...
     def stop(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Frames moving through the chain together."""
-
-    indices: np.ndarray
-    times: np.ndarray
-    frames: np.ndarray  # (B, H, W, 3) uint8
-
-
-@dataclass
-class Part:
-    """One shard of a longer run (`chain.cluster`): the frames from the run's frame ``first`` on.
-
-    The source is opened at a keyframe (`Trim.seek_frame`) at or before ``first - warmup``; frames
-    before ``first - warmup`` are decoded and dropped, the ``warmup`` frames before ``first`` go
-    through the segmenter only (``--smooth`` state), and ``anchor``, the run's first frame, is
-    painted unwritten first where the synthesizer anchors on it. Outputs carry no audio: the
-    driver muxes it once over the joined parts. The run leaves its trackers in ``labels`` and
-    ``changes`` so that summaries join across boundaries.
-    """
-
-    first: int
-    warmup: int = 0
-    anchor: np.ndarray | None = None  # (H, W, 3) uint8
-    labels: ClassShareTracker | None = None
-    changes: FrameChangeTracker | None = None
 
 
 @dataclass(frozen=True)
@@ -132,17 +105,18 @@ class Chain:
         try:
             self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
         except UnknownRemapClass as error:
-            raise ChainError(f"{error}{_synthesizers_with(error.spaces)}") from None
+            raise ChainError(f"{error}{synthesizers_in(error.spaces)}") from None
         #: How the chain was asked for (stage names, options, remap; the command line from the CLI):
         #: written to the summary's ``request`` with the input path and chain's version.
         self.request: dict[str, Any] = {"remap": list(remap), "background": background,
                                         "class_overrides": dict(class_overrides or {})}
         self._compiled = False
         self._warm_up_pending = False  # `compile`: the next run's first batch compiles the networks
-        # The compare's label panel: what the synthesizer is given, named, the remapped classes marked.
-        self.compare_renderer = (MaskRenderer(self.target_space, notes=remap_notes(self.target_space, self.remap_lut)
-                                              if self.remap_lut is not None else None)
-                                 if self.target_space is not None else None)
+        #: What each inspection output receives for a batch (the compare's label panel names what the
+        #: synthesizer is given, the remapped classes marked).
+        self.views = Views(self.source_space, self.target_space,
+                           notes=remap_notes(self.target_space, self.remap_lut) if self.remap_lut is not None else None,
+                           painted_labels=synthesizer is not None and synthesizer.paints_labels)
         # Conversion and remap as one table, built once and applied where the labels are (None: nothing changes).
         lut = self.target_lut
         identity = lut is None or np.array_equal(lut, np.arange(len(lut)))
@@ -202,7 +176,7 @@ class Chain:
         (`chain.overlap`), decoding runs ahead of the networks and writing behind them, in their
         own threads; ``overlap=False`` runs every step in this thread. Both write the same frames.
         """
-        config = _run_config(run, outputs, options)
+        config = run_config_for_chain(run, outputs, options)
         source, outputs, trim, size, fps = config.source, config.outputs, config.trim, config.size, config.fps
         batch_size, crf, preset, strict = config.batch_size, config.crf, config.preset, config.strict
         self._check_outputs(Path(source), outputs)
@@ -226,7 +200,7 @@ class Chain:
             try:
                 if progress:  # before --compile's warm-up, which takes a while: the bar shows the time
                     progress.start(info.frame_count, Path(source).name)
-                batches = _batches(frames_in, batch_size, timer, part)
+                batches = read_batches(frames_in, batch_size, timer, part)
                 if self._warm_up_pending:
                     batches = self._warm_up(batches, timer, (info.frame_count or 0) % batch_size)
                 for stage in (self.segmenter, self.synthesizer):
@@ -434,60 +408,14 @@ class Chain:
         with timer("inspect"):
             if changes is not None:  # both at the output size: synthesized frames were resized above
                 changes.add_batch(synthesized, batch.frames)
-            views = self._views(batch, labels, target, synthesized, sinks, tracker)
+            if tracker is not None:
+                tracker.add_batch(batch.indices, batch.times, labels)
+            views = self.views(batch.frames, labels, target, synthesized, wanted=sinks.keys())
         with timer("encode"):
             for name, images in views.items():
                 with _os_errors_name(sinks[name].target):
                     for image, time_s in zip(images, batch.times):
                         sinks[name].write(image, float(time_s))
-
-    def _views(self, batch: Batch, labels: torch.Tensor | None, target: torch.Tensor | None,
-               synthesized: np.ndarray | None, sinks: dict[str, FrameSink],
-               tracker: ClassShareTracker | None) -> dict[str, list[np.ndarray]]:
-        """What each output receives for this batch; labels come to the host here, once, for outputs
-        that draw or save them."""
-        views: dict[str, list[np.ndarray]] = {}
-        if tracker is not None:
-            tracker.add_batch(batch.indices, batch.times, labels)
-        if "video" in sinks:
-            views["video"] = list(synthesized)
-        host_labels = (labels_to_numpy(labels, self.source_space)
-                       if {"masks", "overlay", "labels"} & sinks.keys() else None)
-        if "masks" in sinks:
-            renderer = MaskRenderer(self.source_space)
-            views["masks"] = [renderer(frame_labels) for frame_labels in host_labels]
-        if "overlay" in sinks:
-            views["overlay"] = [overlay(frame, frame_labels, self.source_space)
-                                for frame, frame_labels in zip(batch.frames, host_labels)]
-        if "compare" in sinks:
-            views["compare"] = []
-            host_target = labels_to_numpy(target, self.target_space) if target is not None else None
-            # A synthesizer that paints the label colours would repeat the label panel: show it once.
-            painted_labels = self.synthesizer is not None and self.synthesizer.paints_labels and target is not None
-            for i, frame in enumerate(batch.frames):
-                panels, captions = [frame], ["input"]
-                if host_target is not None:
-                    panels.append(self.compare_renderer(host_target[i]))
-                    captions.append(f"labels ({self.target_space.name})" + (" = synthesized" if painted_labels else ""))
-                if synthesized is not None and not painted_labels:
-                    panels.append(synthesized[i])
-                    captions.append("synthesized")
-                views["compare"].append(side_by_side(panels, captions))
-        if "labels" in sinks:
-            views["labels"] = list(host_labels)
-        return views
-
-
-def _run_config(run: RunConfig | str | Path, outputs: Outputs | None, options: dict[str, object]) -> RunConfig:
-    """`Chain.__call__`'s arguments as one `RunConfig`; stage keywords are refused (the chain is built)."""
-    if isinstance(run, RunConfig):
-        if outputs is not None or options:
-            raise TypeError("a Chain called with a RunConfig takes the whole run from it")
-        return run
-    built = sorted(name for name in options if name in {item.name for item in dataclasses.fields(ChainConfig)})
-    if built:
-        raise TypeError(f"{', '.join(built)}: the chain is built already; give them to chain.build_chain")
-    return RunConfig.of(run, outputs, **options)
 
 
 @contextlib.contextmanager
@@ -501,19 +429,6 @@ def _os_errors_name(target: Path) -> Iterator[None]:
         raise
 
 
-def _synthesizers_with(spaces: list[str]) -> str:
-    """``" (synthesizers in those spaces: spade:coco, colorize:coco-stuff)"``, or nothing."""
-    from chain.stages import stages  # the registry loads every stage module: only for this message
-
-    names = []
-    for spec in stages("synthesizer").values():
-        if spec.variants:
-            names += [f"{spec.name}:{v}" for v in spec.variants if spec.label_space(v) in spaces]
-        else:  # a stage that takes its space as the variant (colorize:SPACE)
-            names += [f"{spec.name}:{s}" for s in spaces[:2] if spec.label_space(s) == s]
-    return f" (synthesizers in those spaces: {', '.join(names)})" if names else ""
-
-
 def _background_refusal(background: str, space: LabelSpace | None) -> str:
     """Why ``--background`` is refused when no labels change space, and what to do instead."""
     if space is None:
@@ -522,21 +437,3 @@ def _background_refusal(background: str, space: LabelSpace | None) -> str:
             f"is converted; to repaint {space.fallback!r}, use --remap {space.fallback}={background}")
 
 
-def _batches(frames: FrameSource, batch_size: int, timer: StageTimer, part: Part | None = None) -> Iterator[Batch]:
-    """Batches of frames; for a `Part`, without the frames before its warm-up, and none straddling
-    its first frame (warm-up batches are segmented only)."""
-    iterator = iter(frames)
-    if part is not None:
-        iterator = itertools.dropwhile(lambda frame: frame.index < part.first - part.warmup, iterator)
-    pending: list[Frame] = []
-    while True:
-        with timer("decode"):
-            chunk = pending + list(itertools.islice(iterator, batch_size - len(pending)))
-        pending = []
-        if part is not None and chunk and chunk[0].index < part.first <= chunk[-1].index:
-            split = next(i for i, frame in enumerate(chunk) if frame.index >= part.first)
-            chunk, pending = chunk[:split], chunk[split:]
-        if not chunk:
-            return
-        yield Batch(indices=np.array([f.index for f in chunk]), times=np.array([f.time for f in chunk]),
-                    frames=np.stack([f.rgb for f in chunk]))

@@ -60,7 +60,7 @@ def test_compare_legend_names_the_remapped_class_in_the_synthesizers_space(tmp_p
     pipeline = Chain(segmenter=PaletteSegmenter(VOC), synthesizer=FramePainter(), remap=["person=bear"])
     summary = pipeline(tmp_path / "in", Outputs(compare=tmp_path / "compare", summary=tmp_path / "run.json"),
                        trim=Trim(max_frames=2))
-    legend = pipeline.compare_renderer.legend
+    legend = pipeline.views.compare_renderer.legend
     assert sorted(legend) == ["bear (was person) 50%", "car 50%"]  # no "person": not what was painted from
     # input | labels with legend | synthesized
     frame = np.asarray(Image.open(tmp_path / "compare" / "000000.png"))
@@ -77,9 +77,9 @@ def test_colorize_compare_shows_the_label_panel_once(tmp_path: Path) -> None:
                      remap=["person=bear"])
     pipeline(tmp_path / "in", Outputs(compare=tmp_path / "compare.mp4"), trim=Trim(max_frames=2))
     # input | labels with legend (= synthesized), no third panel repeating the labels
-    expected = 64 + 64 + pipeline.compare_renderer.legend_width(48)
+    expected = 64 + 64 + pipeline.views.compare_renderer.legend_width(48)
     assert compare_width(tmp_path / "compare.mp4") == expected + expected % 2
-    assert "bear (was person) 50%" in pipeline.compare_renderer.legend
+    assert "bear (was person) 50%" in pipeline.views.compare_renderer.legend
 
 
 def test_missing_weights_of_every_stage_in_one_message_with_usable_alternatives(

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from chain.batches import Part
 from chain.cluster.join import join_folders, join_videos, part_records, write_records
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
@@ -14,7 +15,7 @@ from chain.errors import ChainError
 from chain.media import Trim, open_audio, open_source
 from chain.media.source import InputDamage
 from chain.media.targets import discard, remove_stale_staging, replace_with, staging_path
-from chain.pipeline import Chain, Outputs, Part, Progress
+from chain.pipeline import Chain, Outputs, Progress
 from chain.signals import deferred_signals
 from chain.summary import RunSummary, SummaryFile, audio_note
 

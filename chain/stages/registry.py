@@ -88,3 +88,13 @@ def build_stage(kind: StageKind, text: str, context: StageContext) -> Segmenter 
         raise ChainError(f"{kind} {spec.name!r} has no option {', '.join(unknown)}; {known}")
     return spec.build(spec.resolve_variant(variant), context)
 
+
+def synthesizers_in(spaces: list[str]) -> str:
+    """``" (synthesizers in those spaces: spade:coco, colorize:coco-stuff)"``, or nothing."""
+    names = []
+    for spec in stages("synthesizer").values():
+        if spec.variants:
+            names += [f"{spec.name}:{v}" for v in spec.variants if spec.label_space(v) in spaces]
+        else:  # a stage that takes its space as the variant (colorize:SPACE)
+            names += [f"{spec.name}:{s}" for s in spaces[:2] if spec.label_space(s) == s]
+    return f" (synthesizers in those spaces: {', '.join(names)})" if names else ""

@@ -1,0 +1,60 @@
+"""Decoded frames in batches, and the shard of a run a batch may belong to (`chain.cluster`)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from chain.media import Frame, FrameSource
+from chain.summary import ClassShareTracker, FrameChangeTracker, StageTimer
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Frames moving through the chain together."""
+
+    indices: np.ndarray
+    times: np.ndarray
+    frames: np.ndarray  # (B, H, W, 3) uint8
+
+
+@dataclass
+class Part:
+    """One shard of a longer run (`chain.cluster`): the frames from the run's frame ``first`` on.
+
+    The source is opened at a keyframe (`Trim.seek_frame`) at or before ``first - warmup``; frames
+    before ``first - warmup`` are decoded and dropped, the ``warmup`` frames before ``first`` go
+    through the segmenter only (``--smooth`` state), and ``anchor``, the run's first frame, is
+    painted unwritten first where the synthesizer anchors on it. Outputs carry no audio: the
+    driver muxes it once over the joined parts. The run leaves its trackers in ``labels`` and
+    ``changes`` so that summaries join across boundaries.
+    """
+
+    first: int
+    warmup: int = 0
+    anchor: np.ndarray | None = None  # (H, W, 3) uint8
+    labels: ClassShareTracker | None = None
+    changes: FrameChangeTracker | None = None
+
+
+def batches(frames: FrameSource, batch_size: int, timer: StageTimer, part: Part | None = None) -> Iterator[Batch]:
+    """Batches of frames; for a `Part`, without the frames before its warm-up, and none straddling
+    its first frame (warm-up batches are segmented only)."""
+    iterator = iter(frames)
+    if part is not None:
+        iterator = itertools.dropwhile(lambda frame: frame.index < part.first - part.warmup, iterator)
+    pending: list[Frame] = []
+    while True:
+        with timer("decode"):
+            chunk = pending + list(itertools.islice(iterator, batch_size - len(pending)))
+        pending = []
+        if part is not None and chunk and chunk[0].index < part.first <= chunk[-1].index:
+            split = next(i for i, frame in enumerate(chunk) if frame.index >= part.first)
+            chunk, pending = chunk[:split], chunk[split:]
+        if not chunk:
+            return
+        yield Batch(indices=np.array([f.index for f in chunk]), times=np.array([f.time for f in chunk]),
+                    frames=np.stack([f.rgb for f in chunk]))
