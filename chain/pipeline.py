@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,9 @@ class Chain:
                              + "; ".join(stage.description for stage in stages)
                              + "); it compiles the deeplab and deeplab-mnv2 segmenters (with --seg-opt backend=torch "
                                "where ONNX Runtime runs them, on the CPU) and spade; run without --compile")
+        if not torch.cuda.is_available():
+            # Inductor's C++ toolchain logs "No CUDA runtime is found" once per process: noise in a CPU run.
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         self._compiled = self._warm_up_pending = True
 
     @property

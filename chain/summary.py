@@ -7,6 +7,7 @@ summary costs no memory; totals are appended at the end.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -24,10 +25,15 @@ from chain.media.targets import SUMMARY_PREFIX, remove_stale_staging, replace_wi
 
 
 class StageTimer:
-    """Wall-clock seconds spent in each named stage."""
+    """Wall-clock seconds spent in each named stage.
+
+    Safe across threads (a run's decoder, networks and writer time their own stages at once), so
+    the stages' seconds may add up to more than the run's: they overlap.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -35,7 +41,9 @@ class StageTimer:
         try:
             yield
         finally:
-            self.seconds[stage] += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            with self._lock:  # `+=` on a dict entry is a read and a write: two threads could lose one
+                self.seconds[stage] += elapsed
 
 
 @dataclass
