@@ -35,7 +35,7 @@ from chain.media.source import InputDamage
 from chain.overlap import Lanes
 from chain.render import resize_frames
 from chain.signals import deferred_signals
-from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.base import Segmenter, Synthesizer, check_segmenter
 from chain.stages.registry import synthesizers_in
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
 from chain.views import Views
@@ -78,6 +78,8 @@ class Chain:
     def __init__(self, *, segmenter: Segmenter | None, synthesizer: Synthesizer | None,
                  remap: Sequence[str] = (), background: str | None = None,
                  class_overrides: dict[str, str] | None = None) -> None:
+        if segmenter is not None:
+            check_segmenter(segmenter)
         if synthesizer is not None and synthesizer.consumes == "labels":
             if segmenter is None:
                 raise ChainError(f"the synthesizer ({synthesizer.description}) paints label maps; "

@@ -163,3 +163,22 @@ def test_synthesizer_contract(name: str, tmp_path: Path) -> None:
     alone = np.concatenate([_host(stage.synthesize(labels=None if labels is None else labels[i:i + 1],
                                                    frames=frames[i:i + 1])) for i in range(2)])
     np.testing.assert_allclose(alone.astype(int), painted.astype(int), atol=1)  # float kernels vary with batch
+
+
+def test_a_segmenter_written_for_the_old_contract_is_refused_in_one_line() -> None:
+    from chain.errors import ChainError
+    from chain.labels import get_label_space
+    from chain.pipeline import Chain
+    from chain.stages.base import Segmenter
+    from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
+
+    class OldStyle(Segmenter):  # numpy labels at the frame size, no size= (before label tensors)
+        label_space = get_label_space("voc")
+        description = "old plugin"
+
+        def segment(self, frames: np.ndarray, *, indices: np.ndarray) -> np.ndarray:
+            return np.zeros(frames.shape[:3], np.uint8)
+
+    for segmenter in (OldStyle(), SmoothedSegmenter(OldStyle(), parse_smoothing("ema:0.5"))):
+        with pytest.raises(ChainError, match="'old plugin' implements segment\\(frames, indices\\) without size="):
+            Chain(segmenter=segmenter, synthesizer=None)

@@ -11,6 +11,7 @@ output needs them on the host.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from typing import Literal
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chain.errors import ChainError
 from chain.labels import LabelSpace
 from chain.stages.resized_argmax import resized_argmax
 
@@ -126,6 +128,19 @@ class Segmenter(ABC):
             one_hot = F.one_hot(frame_labels, len(self.label_space)).permute(2, 0, 1).float()[None]
             frames_one_hot.append(F.avg_pool2d(one_hot, pooling, ceil_mode=True) if pooling > 1 else one_hot)
         return torch.cat(frames_one_hot)
+
+
+def check_segmenter(segmenter: Segmenter) -> None:
+    """Refuse, in one line, a segmenter written for the old contract (``segment(frames, indices)``
+    returning numpy labels at the frame size): it would fail mid-run with a TypeError."""
+    inner = getattr(segmenter, "inner", None)  # a wrapper (`--smooth`) calls its segmenter's methods
+    if isinstance(inner, Segmenter):
+        check_segmenter(inner)
+    parameters = inspect.signature(segmenter.segment).parameters
+    if "size" not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        raise ChainError(f"the segmenter {segmenter.description or type(segmenter).__name__!r} implements "
+                         "segment(frames, indices) without size=: a segmenter now returns int64 label tensors at "
+                         "the size asked for (see 'Adding things' in docs/architecture.md)")
 
 
 class Synthesizer(ABC):
