@@ -56,3 +56,14 @@ def test_ties_go_to_the_lower_id() -> None:
     decided_by_tie = [i for i, (low, high, _) in enumerate(ties) if distances[i].min() == distances[i][high]]
     assert decided_by_tie and all(labels[i] == ties[i][0] or distances[i].argmin() < ties[i][0]
                                   for i in decided_by_tie)
+
+
+def test_several_sizes_at_once_equal_each_size_alone() -> None:
+    space = get_label_space("voc")
+    frames = space.palette[np.arange(9).reshape(1, 3, 3)]  # a 3x3 frame of 9 classes
+    segmenter = PaletteSegmenter(space)
+    # Without the frame size among them, sampling the 4x4 labels to 2x2 is not sampling the frame to 2x2.
+    for sizes in ([(4, 4), (3, 3)], [(3, 3), (5, 5), (1, 1)], [(4, 4), (2, 2)]):
+        together = segmenter.segment_sizes(frames, indices=np.arange(1), sizes=sizes)
+        for size, labels in zip(sizes, together):
+            assert np.array_equal(labels.numpy(), segmenter.segment(frames, indices=np.arange(1), size=size).numpy())

@@ -72,10 +72,13 @@ class PaletteSegmenter(Segmenter):
 
     def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
                       sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        # Looked up once at the largest size; a pixel's label is its own, so sampling those labels
-        # gives exactly what labelling the sampled frame would.
-        largest = max(sizes, key=lambda size: size[0] * size[1])
-        labels = self.segment(frames, indices=indices, size=tuple(largest))
+        # A pixel's label is its own, so sampling the frame-size labels to a size gives exactly what
+        # labelling the frame sampled to that size would: look up once at the frame size when it
+        # is asked for. (Sampling labels of one resized size to another would not always agree.)
+        frame_size = tuple(frames.shape[1:3])
+        if frame_size not in {tuple(size) for size in sizes}:
+            return super().segment_sizes(frames, indices=indices, sizes=sizes)
+        labels = self.segment(frames, indices=indices)
         return [resize_labels(labels, tuple(size)) for size in sizes]
 
     def _nearest(self, colours: np.ndarray) -> np.ndarray:
