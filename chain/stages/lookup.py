@@ -78,7 +78,7 @@ class PaletteSegmenter(Segmenter):
         frame_size = tuple(frames.shape[1:3])
         if frame_size not in {tuple(size) for size in sizes}:
             return super().segment_sizes(frames, indices=indices, sizes=sizes)
-        labels = self.segment(frames, indices=indices)
+        labels = self.segment(frames, indices=indices, size=frame_size)
         return [resize_labels(labels, tuple(size)) for size in sizes]
 
     def _nearest(self, colours: np.ndarray) -> np.ndarray:
