@@ -369,15 +369,19 @@ class Chain:
             raise
         return sinks, summary_file
 
-    def _label_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
-        """The sizes to segment frames of ``height × width`` at: first what the synthesizer paints
-        from (its grid, so that logits are upsampled no further than the painting needs), then the
-        frame size when an output shows labels (or the summary counts them) and the grid differs.
-        The synthesizer's labels are made the same way whichever outputs a run asks for."""
-        frame = (height, width)
+    def painted_label_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size the synthesizer's labels are made at for frames of ``height × width``: its grid
+        (so that logits are upsampled no further than the painting needs), else the frame size."""
         synthesizer = self.synthesizer
         grid = (synthesizer.label_size(height, width) if synthesizer is not None and synthesizer.consumes == "labels"
-                else None) or frame
+                else None)
+        return tuple(grid) if grid else (height, width)
+
+    def _label_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The sizes to segment frames of ``height × width`` at: first what the synthesizer paints
+        from, then the frame size when an output shows labels (or the summary counts them) and the
+        grid differs. The synthesizer's labels are made the same way whichever outputs a run asks for."""
+        grid, frame = self.painted_label_size(height, width), (height, width)
         return [grid, frame] if self._labels_shown and grid != frame else [grid]
 
     def _segment(self, frames: np.ndarray, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

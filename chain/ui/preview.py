@@ -115,14 +115,13 @@ class Previewer:
         segmented = False
         if segmenter is not None:
             # Labels at the frame size (the masks, the label panel, the class shares) and, as a run
-            # makes them, at the synthesizer's grid for its painting (`Chain._label_sizes`): labels
-            # sampled down from the frame size would paint another picture than the run's.
+            # makes them, at the synthesizer's grid for its painting (`Chain.painted_label_size`):
+            # labels sampled down from the frame size would paint another picture than the run's.
             frame_size = frame.shape[:2]
-            grid = (synthesizer.label_size(*frame_size) if synthesizer is not None
-                    and synthesizer.consumes == "labels" else None) or frame_size
+            grid = chain.painted_label_size(*frame_size)
             key = (*frame_key, self._seg_key(settings))
             maps: dict[tuple[int, int], np.ndarray] = dict(self._labels.take(key) or {})
-            missing = [size for size in dict.fromkeys([frame_size, tuple(grid)]) if size not in maps]
+            missing = [size for size in dict.fromkeys([frame_size, grid]) if size not in maps]
             if missing:
                 started = time.perf_counter()
                 segmenter.reset()
@@ -132,7 +131,7 @@ class Previewer:
                 seconds["segment"] = time.perf_counter() - started
                 self._labels.put(key, maps)
                 segmented = True
-            labels, painted_labels = maps[frame_size], maps[tuple(grid)]
+            labels, painted_labels = maps[frame_size], maps[grid]
         started = time.perf_counter()
         masks = target_view = painting = None
         classes: list[tuple[str, float]] = []
