@@ -19,7 +19,7 @@ repeat times every path in turn under both conditions, so all see the same machi
 is the median of ``--repeats``. The last line: the best chain setting's median frames/s over the
 best TF Lite setting's, per clip and condition, then over TF Lite's network alone.
 
-    python benchmarks/cpu_segmenter_speed.py [--repeats 7] [--frames 8] [--clips carphone_pristine.mp4 ...]
+    python benchmarks/cpu_segmenter_speed.py [--repeats 7] [--frames 24] [--clips carphone_pristine.mp4 ...]
 """
 
 from __future__ import annotations
@@ -72,15 +72,17 @@ def chain_path(checkpoint: Path, threads: int | None) -> Callable[[np.ndarray], 
 
 
 def tflite_path(reference: TFLiteReference, *, network_only: bool) -> Callable[[np.ndarray], object]:
-    """The TF Lite runtime with OpenCV pre- and post-processing, or its network call alone."""
+    """The TF Lite runtime with OpenCV pre- and post-processing, or its network call alone; both
+    without copies of the runtime's input or output (`TFLiteReference.invoke_in_place`)."""
     size = reference.size
     still = np.zeros((size, size, 3), np.float32)
 
     def step(frame: np.ndarray) -> object:
         if network_only:
-            return reference(still)
+            reference.invoke_in_place(still)
+            return None
         pixels = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1
-        logits = reference(pixels)
+        logits = reference.invoke_in_place(pixels)
         return cv2.resize(logits, frame.shape[1::-1], interpolation=cv2.INTER_LINEAR).argmax(axis=-1)
 
     return step
@@ -94,7 +96,7 @@ def read_frames(path: Path, count: int) -> list[np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--frames", type=int, default=8, help="frames timed per repeat, path, clip and condition")
+    parser.add_argument("--frames", type=int, default=24, help="frames timed per repeat, path, clip and condition")
     parser.add_argument("--clips", nargs="+", default=list(CLIPS), help="clips in the shared data/videos folder")
     parser.add_argument("--shared", default=None, help="the shared folder (default ../shared or $CHAIN_SHARED)")
     args = parser.parse_args()
@@ -126,6 +128,7 @@ def main() -> None:
                 try:
                     for clip, frames in clips.items():
                         for name, step in paths.items():
+                            time.sleep(0.1)  # the path before's idle workers stop spinning (TF Lite's and ours)
                             wall, used = seconds(step, frames)
                             runs.setdefault((clip, condition, name), []).append(1 / wall)
                             cpu.setdefault((clip, condition, name), []).append(1000 * used)

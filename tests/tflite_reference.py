@@ -93,3 +93,13 @@ class TFLiteReference:
         self._interpreter.set_tensor(self._input["index"], np.ascontiguousarray(image[None], np.float32))
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output["index"])[0].copy()
+
+    def invoke_in_place(self, image: np.ndarray) -> np.ndarray:
+        """As calling it, without copies: ``image`` is written into the runtime's input tensor and the
+        logits returned are a view of its output, valid until the next call (drop it before then).
+
+        For speed comparisons: the call's two copies of 21x257x257 floats cost 0.5-4 ms a frame
+        depending on the allocator's state, as much as the network's 4 ms on 2 cores."""
+        self._interpreter.tensor(self._input["index"])()[0] = image
+        self._interpreter.invoke()
+        return self._interpreter.tensor(self._output["index"])()[0]
