@@ -27,8 +27,7 @@ def _segmenter(checkpoint: Path, **options: str) -> TorchSegmenter:
 
 
 def test_onnx_labels_agree_with_the_torch_port_on_real_frames(voc_checkpoint: Path, carphone: Path) -> None:
-    with open_source(carphone, trim=Trim(max_frames=6)) as source:
-        frames = np.stack([frame.rgb for frame in source])
+    frames = _frames(carphone, 6)
     onnx, port = _segmenter(voc_checkpoint), _segmenter(voc_checkpoint, backend="torch")
     assert isinstance(onnx, OnnxSegmenter) and type(port) is TorchSegmenter  # onnx is the CPU default
     indices = np.arange(len(frames))
@@ -36,6 +35,31 @@ def test_onnx_labels_agree_with_the_torch_port_on_real_frames(voc_checkpoint: Pa
     assert (port_labels == 15).mean() > 0.2  # the driver is a person: the frames are not trivially agreed on
     assert (onnx_labels == port_labels).mean() >= 0.999
     np.testing.assert_allclose(onnx.scores(frames[:2]).numpy(), port.scores(frames[:2]).numpy(), atol=2e-3)
+
+
+def _frames(video: Path, count: int) -> np.ndarray:
+    with open_source(video, trim=Trim(max_frames=count)) as source:
+        return np.stack([frame.rgb for frame in source])
+
+
+@pytest.mark.parametrize(("clip", "sizes", "takes_frames", "gives_labels"), [
+    ("carphone", [(144, 176), (256, 256)], True, True),   # enlarged frames, few labels: all in one graph
+    ("carphone", [(576, 704)], True, False),               # many labels: resized_argmax on the host
+    ("bunny", [(90, 160), (128, 128)], False, True),        # shrunk 720p frames: antialiased in torch
+    ("bunny", [(720, 1280)], False, False),                 # the network alone
+])
+def test_each_graph_gives_the_ports_labels(voc_checkpoint: Path, request: pytest.FixtureRequest, clip: str,
+                                           sizes: list[tuple[int, int]], takes_frames: bool, gives_labels: bool) -> None:
+    frames = _frames(request.getfixturevalue(clip), 2)
+    onnx, port = _segmenter(voc_checkpoint), _segmenter(voc_checkpoint, backend="torch")
+    indices = np.arange(len(frames))
+    labels = onnx.segment_sizes(frames, indices=indices, sizes=sizes)
+    (graph,) = onnx._frame_graphs.values()
+    assert (graph.takes_frames, graph.gives_labels) == (takes_frames, gives_labels)
+    for got, expected in zip(labels, port.segment_sizes(frames, indices=indices, sizes=sizes)):
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert len(np.unique(expected)) >= 2  # a boundary to get wrong
+        assert (got.numpy() == expected.numpy()).mean() >= 0.999
 
 
 def test_the_export_is_cached_in_chains_weights_folder_and_reused(voc_checkpoint: Path, tmp_path: Path,
@@ -60,10 +84,14 @@ def test_threads_reach_onnx_runtime(voc_checkpoint: Path, monkeypatch: pytest.Mo
         segmenter = build_stage("segmenter", "deeplab-mnv2:voc",
                                 StageContext(weights=str(voc_checkpoint), options={"size": "33"}, threads=asked))
         segmenter.segment(frames, indices=np.arange(1))
-        (session,) = segmenter._sessions.values()
-        assert session.get_session_options().intra_op_num_threads == expected
-        # Idle workers sleep: a spinning pool halves the speed when another process holds a core.
-        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        segmenter.scores(frames)
+        sessions = [*segmenter._sessions.values(), *(graph.session for graph in segmenter._frame_graphs.values())]
+        assert len(sessions) == 2  # the network alone (for scores), and the whole graph for 20x20 frames
+        for session in sessions:
+            options = session.get_session_options()
+            assert options.intra_op_num_threads == expected
+            # Idle workers spin briefly: unbounded, the pool halves its speed when another process holds a core.
+            assert options.get_session_config_entry("session.intra_op.spin_duration_us") == "20"
 
 
 def test_tflite_quantization_stays_in_torch(voc_checkpoint: Path) -> None:

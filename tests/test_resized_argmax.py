@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from chain.labels import get_label_space
 from chain.stages.base import LABEL_DTYPE, labels_from_scores
-from chain.stages.resized_argmax import resized_argmax
+from chain.stages.resized_argmax import resize_matrix, resized_argmax
 
 
 def _smooth_scores(batch: int, classes: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
@@ -52,3 +52,18 @@ def test_labels_from_scores_on_the_cpu_uses_it_and_returns_label_tensors() -> No
     labels = labels_from_scores(scores, (100, 75))
     assert labels.dtype == LABEL_DTYPE and labels.shape == (1, 100, 75)
     assert (labels.numpy() == _full(scores, [((100, 75), False)])).mean() >= 0.9999
+
+
+@pytest.mark.parametrize("resizes", [
+    [((57, 57), True), ((40, 70), False)],     # both of deeplab-mnv2's resizes: enlarging, then shrinking
+    [((57, 57), True), ((120, 96), False)],
+    [((13, 7), False)],
+])
+def test_a_chain_of_resizes_is_one_matrix_per_axis(resizes: list[tuple[tuple[int, int], bool]]) -> None:
+    scores = _smooth_scores(2, 5, (17, 23), seed=3)
+    rows, columns = (torch.from_numpy(resize_matrix(resizes, axis, size).astype(np.float32))
+                     for axis, size in ((0, 17), (1, 23)))
+    expected = scores
+    for size, align_corners in resizes:
+        expected = F.interpolate(expected, size=size, mode="bilinear", align_corners=align_corners)
+    torch.testing.assert_close(rows @ scores @ columns.T, expected, atol=1e-4, rtol=1e-5)

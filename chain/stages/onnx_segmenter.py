@@ -1,23 +1,18 @@
 """A `TorchSegmenter` whose network runs in ONNX Runtime on the CPU.
 
-The network's ``feature_logits`` (its logits before the final resize to the input size) are
-exported once per input size with ``torch.onnx.export`` to a cache file
-in ``onnx/`` next to the checkpoint folder (``$CHAIN_WEIGHTS/onnx/`` when that is not writable),
-named after the checkpoint and keyed by its weights' path, size and time (a re-imported
-checkpoint is exported again), written atomically through
-`chain.media.targets` staging. Preprocessing and channel order are `TorchSegmenter`'s.
-`segment` takes labels straight from the feature logits through both resizes (to the input
-size, then to the frame's) with `chain.stages.resized_argmax`, which interpolates class scores
-only near class boundaries; `scores` (for probabilities and smoothing) resizes them as the
-network does. ONNX Runtime's idle threads do not spin: spinning workers collapse when another
-process holds a core (benchmarks/cpu_segmenter_speed.py).
+The network is exported once per input size and cached (`chain.stages.onnx_graphs`). `segment`
+runs, per frame size and sizes asked for, one graph: the preprocessing is in it when frames are
+enlarged, and the labels when there are few output values (`DENSE_LABEL_VALUES`); otherwise
+preprocessing is `TorchSegmenter`'s and labels come from the feature logits through both resizes
+(to the input size, then the frame's) by `chain.stages.resized_argmax`, which interpolates class
+scores only near class boundaries. `scores` (for probabilities and smoothing) resizes them as the
+network does. ONNX Runtime's idle threads spin only briefly (`SPINNING`): unbounded spinning
+collapses when another process holds a core (benchmarks/cpu_segmenter_speed.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,56 +21,21 @@ import torch
 import torch.nn.functional as F
 
 from chain.errors import ChainError
-from chain.media.targets import staging_path
+from chain.stages.onnx_graphs import DENSE_LABEL_VALUES, export_onnx, frame_graph, onnx_cache_file
 from chain.stages.resized_argmax import resized_argmax
 from chain.stages.torch_segmenter import TorchSegmenter
-from chain.weights.folder import weights_dir
+
+#: ONNX Runtime's settings for its idle workers (``spin_duration_us``: ONNX Runtime 1.26 and later).
+SPINNING = {"session.intra_op.allow_spinning": "1", "session.intra_op.spin_duration_us": "20"}
 
 
-def onnx_cache_file(checkpoint: Path, size: tuple[int, int]) -> Path:
-    """Where the export of ``checkpoint``'s network at input ``size`` is cached."""
-    stamp = hashlib.sha1()
-    for weights in sorted(checkpoint.glob("*.safetensors")):
-        info = weights.stat()
-        stamp.update(f"{weights.resolve()}:{info.st_size}:{info.st_mtime_ns};".encode())
-    # In chain's own folder, never beside a checkpoint the user keeps elsewhere (their folder is
-    # theirs); the stamp tells apart checkpoints of the same name.
-    return weights_dir() / "onnx" / f"{checkpoint.name}-{stamp.hexdigest()[:12]}-{size[0]}x{size[1]}-features.onnx"
+@dataclass(frozen=True)
+class _FrameGraph:
+    """A session for one frame size and list of label sizes, and which ends of the work it holds."""
 
-
-class _FeatureLogits(torch.nn.Module):
-    """``network.feature_logits`` as a module's forward, for the exporter."""
-
-    def __init__(self, network: torch.nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.network.feature_logits(pixels)
-
-
-def export_onnx(network: torch.nn.Module, target: Path, size: tuple[int, int]) -> Path:
-    """Export ``network.feature_logits`` (float, batch axis free) at input ``size`` to ``target``,
-    unless it is there."""
-    if target.is_file():
-        return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ChainError(f"cannot make the ONNX cache folder {target.parent}: {error.strerror}; set $CHAIN_WEIGHTS "
-                         "to a writable folder or use --seg-opt backend=torch") from None
-    staging = staging_path(target)
-    example = torch.zeros(1, 3, *size)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python (TF "SAME" padding)
-            torch.onnx.export(_FeatureLogits(network), (example,), str(staging),
-                              input_names=["pixels"], output_names=["logits"], dynamo=False,
-                              dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}})
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
-    return target
+    session: Any
+    takes_frames: bool  # else the pixels `TorchSegmenter._network_input` makes
+    gives_labels: bool  # else the feature logits
 
 
 class OnnxSegmenter(TorchSegmenter):
@@ -103,6 +63,7 @@ class OnnxSegmenter(TorchSegmenter):
         self._checkpoint = checkpoint
         self._threads = threads
         self._sessions: dict[tuple[int, int], Any] = {}
+        self._frame_graphs: dict[tuple[tuple[int, int], tuple[tuple[int, int], ...]], _FrameGraph] = {}
         channels = self._channel_to_label.cpu().numpy() if self._channel_to_label is not None else None
         self._labels_of_channels = np.asarray(
             channels if channels is not None else np.arange(len(self.label_space)), dtype=np.int64)
@@ -111,18 +72,44 @@ class OnnxSegmenter(TorchSegmenter):
     def compile(self) -> bool:
         return False  # ONNX Runtime runs the network: torch.compile has nothing to do
 
+    def _new_session(self, model: str | bytes) -> Any:
+        options = self._runtime.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        # Idle workers spin 20 us, then sleep. Spinning without a bound fell to half speed with one
+        # core busy elsewhere; never spinning lost 15 % idle, waking a worker for each of the
+        # network's ~60 parallel steps (benchmarks/cpu_segmenter_speed.py).
+        for key, value in SPINNING.items():
+            options.add_session_config_entry(key, value)
+        return self._runtime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
     def _session(self, size: tuple[int, int]) -> Any:
+        """The exported network alone, at input ``size``: pixels → feature logits."""
         if size not in self._sessions:
-            path = export_onnx(self.network, onnx_cache_file(self._checkpoint, size), size)
-            options = self._runtime.SessionOptions()
-            options.intra_op_num_threads = self._threads
-            options.inter_op_num_threads = 1
-            # Idle workers sleep instead of spinning: a spinning pool fell to half speed with one
-            # core busy elsewhere (benchmarks/cpu_segmenter_speed.py), sleeping costs little idle.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._sessions[size] = self._runtime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"])
+            self._sessions[size] = self._new_session(str(self._export(size)))
         return self._sessions[size]
+
+    def _export(self, size: tuple[int, int]) -> Path:
+        return export_onnx(self.network, onnx_cache_file(self._checkpoint, size), size)
+
+    def _frame_graph(self, frame_size: tuple[int, int], sizes: tuple[tuple[int, int], ...]) -> _FrameGraph:
+        """The graph for frames of ``frame_size`` and labels at ``sizes`` (`chain.stages.onnx_graphs`)."""
+        key = (frame_size, sizes)
+        if key not in self._frame_graphs:
+            input_size = self.network_input.size_for(*frame_size)
+            takes_frames = not self.network_input.shrinks(*frame_size)
+            gives_labels = len(self._labels_of_channels) * sum(h * w for h, w in sizes) <= DENSE_LABEL_VALUES
+            if takes_frames or gives_labels:
+                network_resize = (input_size, self.network.config.align_corners)
+                model = frame_graph(
+                    self._export(input_size), network_input=self.network_input.cpu() if takes_frames else None,
+                    frame_size=frame_size, labels_of_channels=self._labels_of_channels,
+                    label_resizes=[[network_resize, (size, False)] for size in sizes] if gives_labels else None)
+                session = self._new_session(model.SerializeToString())
+            else:
+                session = self._session(input_size)
+            self._frame_graphs[key] = _FrameGraph(session, takes_frames, gives_labels)
+        return self._frame_graphs[key]
 
     def _feature_logits(self, pixels: torch.Tensor) -> np.ndarray:
         session = self._session(tuple(pixels.shape[-2:]))
@@ -143,8 +130,13 @@ class OnnxSegmenter(TorchSegmenter):
     @torch.inference_mode()
     def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
                       sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        pixels = self._network_input(frames)
-        logits = self._feature_logits(pixels)  # the network once; each size from its logits
-        network_size = (tuple(pixels.shape[-2:]), self.network.config.align_corners)
-        return [torch.from_numpy(self._labels_of_channels[resized_argmax(logits, [network_size, (tuple(size), False)])])
+        sizes = [tuple(size) for size in sizes]
+        graph = self._frame_graph(tuple(frames.shape[1:3]), tuple(sizes))
+        pixels = None if graph.takes_frames else self._network_input(frames)
+        feed = np.ascontiguousarray(frames) if pixels is None else pixels.contiguous().numpy()
+        outputs = graph.session.run(None, {graph.session.get_inputs()[0].name: feed})  # the network once
+        if graph.gives_labels:
+            return [torch.from_numpy(labels) for labels in outputs]
+        network_resize = (self.network_input.size_for(*frames.shape[1:3]), self.network.config.align_corners)
+        return [torch.from_numpy(self._labels_of_channels[resized_argmax(outputs[0], [network_resize, (size, False)])])
                 for size in sizes]

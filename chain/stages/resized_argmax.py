@@ -38,6 +38,20 @@ def _axis(size_in: int, size_out: int, align_corners: bool) -> tuple[np.ndarray,
     return first, second, 1 - weight, weight
 
 
+def resize_matrix(resizes: Sequence[Resize], axis: int, size_in: int) -> np.ndarray:
+    """The ``resizes`` in turn along one ``axis`` (0: rows, 1: columns) of ``size_in`` values, as one
+    ``(size_out, size_in)`` matrix (float64): bilinear resizing is separable and linear, so a chain
+    of them is one matrix product per axis (as `F.interpolate` up to float rounding)."""
+    matrix = np.eye(size_in)
+    for size, align_corners in resizes:
+        first, second, first_weight, second_weight = _axis(matrix.shape[0], size[axis], align_corners)
+        step = np.zeros((size[axis], matrix.shape[0]))
+        np.add.at(step, (np.arange(size[axis]), first), first_weight)
+        np.add.at(step, (np.arange(size[axis]), second), second_weight)
+        matrix = step @ matrix
+    return matrix
+
+
 def _disputed_cells(labels: np.ndarray) -> np.ndarray:
     """Per source pixel: whether the 2x2 cell it starts has corners of different labels (edges replicated)."""
     edged = np.pad(labels, ((0, 0), (0, 1), (0, 1)), mode="edge")

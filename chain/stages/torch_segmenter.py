@@ -14,6 +14,48 @@ from chain.labels import LabelSpace
 from chain.stages.base import Segmenter, labels_from_scores
 
 
+class NetworkInput(nn.Module):
+    """uint8 RGB frames ``(B, H, W, 3)`` → a network's normalised input ``(B, 3, h, w)``.
+
+    A module, so that `chain.stages.onnx_graphs` can export these very steps into a graph.
+
+    Args:
+        mean, std: per-channel normalisation in 0..1 units.
+        input_size: the short side frames are resized to (an int), an exact ``(h, w)``, or
+            None to keep the frames' own size.
+    """
+
+    def __init__(self, *, mean: Sequence[float], std: Sequence[float], input_size: int | tuple[int, int] | None) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.input_size = input_size
+
+    def size_for(self, height: int, width: int) -> tuple[int, int]:
+        """The network input's ``(h, w)`` for frames of ``height × width``."""
+        if isinstance(self.input_size, int):
+            scale = self.input_size / min(height, width)
+            return max(1, round(height * scale)), max(1, round(width * scale))
+        return (height, width) if self.input_size is None else tuple(self.input_size)
+
+    def shrinks(self, height: int, width: int) -> bool:
+        """Whether frames of ``height × width`` are made smaller along either side."""
+        size = self.size_for(height, width)
+        return size[0] < height or size[1] < width
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        height, width = (int(side) for side in frames.shape[1:3])  # fixed per video (and per exported graph)
+        pixels = frames.permute(0, 3, 1, 2).float().div(255)
+        size = self.size_for(height, width)
+        if size != (height, width):
+            # Antialiasing only changes anything when shrinking; enlarging (a small video to a
+            # network's 257x257), torch's antialiased kernel gives the plain bilinear values to
+            # float rounding (1e-5) at 2.6x the time (0.70 against 0.27 ms for 176x144 on one core).
+            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False,
+                                   antialias=self.shrinks(height, width))
+        return (pixels - self.mean) / self.std
+
+
 class TorchSegmenter(Segmenter):
     """Runs ``network`` on frames resized to ``input_size`` and returns labels at the size asked for.
 
@@ -37,9 +79,7 @@ class TorchSegmenter(Segmenter):
         self.network = network.eval().to(device).to(memory_format=torch.channels_last)
         self.label_space = label_space
         self.description = description
-        self.input_size = input_size
-        self._mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self.network_input = NetworkInput(mean=mean, std=std, input_size=input_size).to(device)
         self._channel_to_label = (torch.as_tensor(channel_to_label, device=device)
                                   if channel_to_label is not None else None)
 
@@ -48,20 +88,7 @@ class TorchSegmenter(Segmenter):
         return True
 
     def _network_input(self, frames: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255)
-        height, width = pixels.shape[-2:]
-        if isinstance(self.input_size, int):
-            scale = self.input_size / min(height, width)
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        else:
-            size = self.input_size
-        if size is not None and tuple(size) != (height, width):
-            # Antialiasing only changes anything when shrinking; enlarging (a small video to a
-            # network's 257x257), torch's antialiased kernel gives the plain bilinear values to
-            # float rounding (1e-5) at 2.6x the time (0.70 against 0.27 ms for 176x144 on one core).
-            shrinks = size[0] < height or size[1] < width
-            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=shrinks)
-        pixels = (pixels - self._mean) / self._std
+        pixels = self.network_input(torch.from_numpy(frames).to(self.device))
         return pixels.contiguous(memory_format=torch.channels_last)
 
     def _forward(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,153 @@
+"""The ONNX graphs `OnnxSegmenter` runs.
+
+- The network's ``feature_logits`` (its logits before the final resize to the input size),
+  exported once per input size with ``torch.onnx.export`` to a cache file in chain's weights
+  folder, named after the checkpoint and keyed by its weights' path, size and time (a
+  re-imported checkpoint is exported again), written atomically through `chain.media.targets`
+  staging.
+- Per frame size, in memory, that export with the steps around it merged in
+  (`onnx.compose.merge_models`), so that ONNX Runtime's threads run them too and a frame costs one
+  call: the preprocessing (`NetworkInput`) for frames it enlarges (shrinking antialiases, which
+  the exporter cannot express), and the labels (`ResizedLabels`) when there are few output
+  values. A 176x144 frame of deeplab-mnv2 VOC: 8.8 → 6.0 ms on 2 cores
+  (benchmarks/cpu_segmenter_speed.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import compose
+
+from chain.errors import ChainError
+from chain.media.targets import staging_path
+from chain.stages.resized_argmax import Resize, resize_matrix
+from chain.weights.folder import weights_dir
+
+#: Class scores × output pixels (summed over the sizes asked for) up to which the labels are
+#: computed in the graph, densely; above it `resized_argmax` (interpolating only near class
+#: boundaries) is faster. Measured crossover for 21 classes on 2 cores: about 2M (342x256).
+DENSE_LABEL_VALUES = 2_000_000
+
+
+def onnx_cache_file(checkpoint: Path, size: tuple[int, int]) -> Path:
+    """Where the export of ``checkpoint``'s network at input ``size`` is cached."""
+    stamp = hashlib.sha1()
+    for weights in sorted(checkpoint.glob("*.safetensors")):
+        info = weights.stat()
+        stamp.update(f"{weights.resolve()}:{info.st_size}:{info.st_mtime_ns};".encode())
+    # In chain's own folder, never beside a checkpoint the user keeps elsewhere (their folder is
+    # theirs); the stamp tells apart checkpoints of the same name.
+    return weights_dir() / "onnx" / f"{checkpoint.name}-{stamp.hexdigest()[:12]}-{size[0]}x{size[1]}-features.onnx"
+
+
+class _FeatureLogits(torch.nn.Module):
+    """``network.feature_logits`` as a module's forward, for the exporter."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.network.feature_logits(pixels)
+
+
+def _export(module: torch.nn.Module, example: torch.Tensor, target: Path | io.BytesIO, *, input_name: str,
+            output_names: list[str], opset: int | None = None) -> None:
+    """``torch.onnx.export`` of ``module`` with its batch axis free."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python (TF "SAME" padding)
+        torch.onnx.export(module, (example,), target if isinstance(target, io.BytesIO) else str(target),
+                          input_names=[input_name], output_names=output_names, dynamo=False, opset_version=opset,
+                          dynamic_axes={name: {0: "batch"} for name in [input_name, *output_names]})
+
+
+def export_onnx(network: torch.nn.Module, target: Path, size: tuple[int, int]) -> Path:
+    """Export ``network.feature_logits`` (float, batch axis free; input ``pixels``, output
+    ``logits``) at input ``size`` to ``target``, unless it is there."""
+    if target.is_file():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ChainError(f"cannot make the ONNX cache folder {target.parent}: {error.strerror}; set $CHAIN_WEIGHTS "
+                         "to a writable folder or use --seg-opt backend=torch") from None
+    staging = staging_path(target)
+    try:
+        _export(_FeatureLogits(network), torch.zeros(1, 3, *size), staging, input_name="pixels",
+                output_names=["logits"])
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    return target
+
+
+class ResizedLabels(torch.nn.Module):
+    """Feature logits ``(B, C, h, w)`` → label ids ``(B, H, W)`` (int64) at each of several sizes.
+
+    Each size's chain of bilinear resizes is one matrix per axis (`resize_matrix`), then the best
+    channel, then its label id. The same labels as `resized_argmax` up to float rounding in near-ties.
+
+    Args:
+        feature_size: ``(h, w)`` of the logits.
+        resizes: per output size, the resizes from the logits to it (the network's own, then chain's).
+        labels_of_channels: ``(C,)`` label id of each logit channel.
+    """
+
+    def __init__(self, *, feature_size: tuple[int, int], resizes: list[list[Resize]],
+                 labels_of_channels: np.ndarray) -> None:
+        super().__init__()
+        self.rows = torch.nn.ParameterList()  # buffers in lists: exported as the graph's constants
+        self.columns = torch.nn.ParameterList()
+        for steps in resizes:
+            self.rows.append(torch.nn.Parameter(
+                torch.from_numpy(resize_matrix(steps, 0, feature_size[0]).astype(np.float32)), requires_grad=False))
+            self.columns.append(torch.nn.Parameter(
+                torch.from_numpy(resize_matrix(steps, 1, feature_size[1]).T.astype(np.float32)), requires_grad=False))
+        identity = np.array_equal(labels_of_channels, np.arange(len(labels_of_channels)))
+        # None when channel c is label c (VOC): the lookup would cost a third of the labels' time.
+        self.labels_of_channels = None if identity else torch.as_tensor(labels_of_channels, dtype=torch.int64)
+
+    def forward(self, logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        channels = [(rows @ logits @ columns).argmax(dim=1) for rows, columns in zip(self.rows, self.columns)]
+        return tuple(channels if self.labels_of_channels is None else (self.labels_of_channels[c] for c in channels))
+
+
+def frame_graph(features: Path, *, network_input: torch.nn.Module | None, frame_size: tuple[int, int],
+                label_resizes: list[list[Resize]] | None, labels_of_channels: np.ndarray) -> onnx.ModelProto:
+    """The exported network ``features`` with ``network_input`` (uint8 frames → pixels, at
+    ``frame_size``) merged before it and `ResizedLabels` (logits → label ids, one output per entry
+    of ``label_resizes``) after.
+
+    Either end may be None: the graph then takes pixels or gives logits. Its one input and its
+    outputs are in that order; their names carry the merge's prefixes.
+    """
+    model = onnx.load(str(features))
+    opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+
+    def exported(module: torch.nn.Module, example: torch.Tensor, input_name: str, outputs: list[str]) -> onnx.ModelProto:
+        buffer = io.BytesIO()
+        _export(module, example, buffer, input_name=input_name, output_names=outputs, opset=opset)
+        part = onnx.load_from_string(buffer.getvalue())
+        part.ir_version = model.ir_version  # merge_models wants equal versions; the features file may be older
+        return part
+
+    if network_input is not None:
+        before = exported(network_input, torch.zeros(1, *frame_size, 3, dtype=torch.uint8), "frames", ["pixels"])
+        model = compose.merge_models(before, model, io_map=[("pixels", "pixels")], prefix1="input/")
+    if label_resizes is not None:
+        shape = next(output for output in model.graph.output if output.name == "logits").type.tensor_type.shape
+        channels, height, width = (int(dim.dim_value) for dim in shape.dim[1:])
+        labels = ResizedLabels(feature_size=(height, width), resizes=label_resizes,
+                               labels_of_channels=labels_of_channels)
+        after = exported(labels, torch.zeros(1, channels, height, width), "logits",
+                         [f"labels{i}" for i in range(len(label_resizes))])
+        model = compose.merge_models(model, after, io_map=[("logits", "logits")], prefix2="labels/")
+    return model
