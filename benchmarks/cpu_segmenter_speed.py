@@ -5,11 +5,13 @@ labels at the frame's size:
 
 - ``chain N thr``: the ``deeplab-mnv2:voc`` segmenter as ``chain run`` builds it (its CPU
   default, the ONNX Runtime backend) with ``--threads N``, or without (``default``: see
-  `chain.device.onnx_threads`; run this script without $OMP_NUM_THREADS): resize and normalise in torch, the
-  network in ONNX Runtime, labels through both bilinear resizes (`chain.stages.resized_argmax`);
+  `chain.device.onnx_threads`; run this script without $OMP_NUM_THREADS): one ONNX Runtime graph per
+  frame size, with the resize and normalisation of small frames and the labels of small outputs in it
+  (`chain.stages.onnx_graphs`; larger frames: resized in torch, labels by `chain.stages.resized_argmax`);
 - ``tflite N thr``: the TF Lite runtime (ai-edge-litert, XNNPACK) at N threads on the same file,
   with the lean pre- and post-processing a TF Lite user would write in OpenCV (area resize to
-  257x257, scale to [-1, 1]; bilinear resize of the 21 logit maps to the frame, argmax);
+  257x257, scale to [-1, 1]; bilinear resize of the 21 logit maps to the frame, argmax), reading
+  and writing the runtime's buffers in place (`TFLiteReference.invoke_in_place`);
 - ``tflite N thr net``: the TF Lite runtime's network call alone, no pre- or post-processing: the
   strictest reference, which chain's whole per-frame path is also compared with.
 

@@ -62,8 +62,8 @@ def cpu_threads(requested: int | None = None) -> int:
 
 def onnx_threads(requested: int | None = None) -> int:
     """ONNX Runtime's intra-op threads: as `cpu_threads` when the user set a number, else 0 (its own
-    default, one per physical core). With spinning off (`chain.stages.onnx_segmenter`) its pool
-    degrades gently when another process holds a core. With ``--threads 2`` torch runs at 2 threads
+    default, one per physical core). Its idle workers spin only briefly (`chain.stages.onnx_segmenter`),
+    so its pool degrades gently when another process holds a core. With ``--threads 2`` torch runs at 2 threads
     too; its spinning OpenMP threads stalled the stage 4-7x until they were made to sleep
     (``OMP_WAIT_POLICY=PASSIVE``, chain/__init__.py)."""
     if requested is not None or os.environ.get("OMP_NUM_THREADS", "").strip():

@@ -11,7 +11,7 @@ from chain.errors import ChainError
 from chain.importers.tflite import save_imported
 from chain.media import Trim, open_source
 from chain.stages import StageContext, build_stage
-from chain.stages.onnx_segmenter import OnnxSegmenter
+from chain.stages.onnx_segmenter import MAX_FRAME_GRAPHS, OnnxSegmenter
 from chain.stages.torch_segmenter import TorchSegmenter
 from tests.conftest import shared_file
 
@@ -60,6 +60,13 @@ def test_each_graph_gives_the_ports_labels(voc_checkpoint: Path, request: pytest
         assert got.dtype == expected.dtype and got.shape == expected.shape
         assert len(np.unique(expected)) >= 2  # a boundary to get wrong
         assert (got.numpy() == expected.numpy()).mean() >= 0.999
+
+
+def test_a_few_frame_graphs_are_kept(voc_checkpoint: Path) -> None:
+    segmenter = _segmenter(voc_checkpoint, size="33")
+    for side in range(20, 20 + MAX_FRAME_GRAPHS + 2):  # as the UI's previews of videos of many sizes
+        segmenter.segment(np.zeros((1, side, side, 3), np.uint8), indices=np.arange(1))
+    assert [size for size, _ in segmenter._frame_graphs] == [(side, side) for side in range(22, 22 + MAX_FRAME_GRAPHS)]
 
 
 def test_the_export_is_cached_in_chains_weights_folder_and_reused(voc_checkpoint: Path, tmp_path: Path,

@@ -15,9 +15,9 @@ one) stores as int8 (XNNPACK: input quantized per pixel, asymmetric), and
 ``quantization=tflite-builtin`` emulates TF Lite's builtin kernels instead (per image,
 symmetric). Files without int8 convs (voc) compute in float in every mode.
 ``backend=onnx`` (the default on the CPU) runs the float network in ONNX Runtime, exported once
-per input size (`chain.stages.onnx_segmenter`), and takes labels through both resizes (to the
-input size, then the frame's) only near class boundaries: as fast as the TF Lite runtime here;
-``backend=torch`` (the default elsewhere, and the only one for ``quantization=tflite*``) runs it in torch.
+per input size, with the preprocessing of small frames and the labels merged into one graph per
+frame size (`chain.stages.onnx_segmenter`); ``backend=torch`` (the default elsewhere, and the
+only one for ``quantization=tflite*``) runs it in torch.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
   (`onnx.compose.merge_models`), so that ONNX Runtime's threads run them too and a frame costs one
   call: the preprocessing (`NetworkInput`) for frames it enlarges (shrinking antialiases, which
   the exporter cannot express), and the labels (`ResizedLabels`) when there are few output
-  values. A 176x144 frame of deeplab-mnv2 VOC: 8.8 → 6.0 ms on 2 cores
+  values. A 176x144 frame of deeplab-mnv2 VOC: 8.8 → 5.1 ms on 2 cores
   (benchmarks/cpu_segmenter_speed.py).
 """
 

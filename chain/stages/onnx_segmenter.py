@@ -27,6 +27,8 @@ from chain.stages.torch_segmenter import TorchSegmenter
 
 #: ONNX Runtime's settings for its idle workers (``spin_duration_us``: ONNX Runtime 1.26 and later).
 SPINNING = {"session.intra_op.allow_spinning": "1", "session.intra_op.spin_duration_us": "20"}
+#: Frame graphs kept at once (each holds a copy of the network's weights).
+MAX_FRAME_GRAPHS = 4
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class OnnxSegmenter(TorchSegmenter):
                 session = self._new_session(model.SerializeToString())
             else:
                 session = self._session(input_size)
+            if len(self._frame_graphs) >= MAX_FRAME_GRAPHS:  # the UI previews many sizes: drop the oldest
+                del self._frame_graphs[next(iter(self._frame_graphs))]
             self._frame_graphs[key] = _FrameGraph(session, takes_frames, gives_labels)
         return self._frame_graphs[key]
 
