@@ -6,7 +6,7 @@
 * CPU threads (`configure_cpu_threads`): torch's intra-op threads, decided here only: ``--threads N``,
   else ``$OMP_NUM_THREADS``, else 1 (benchmarks/cpu_segmenter_speed.py: on a busy 2-core machine
   torch at 2 threads ran the deeplab-mnv2 port 35-40x slower than at 1, measured earlier). ONNX Runtime's pool
-  (`onnx_threads`, its idle workers sleeping rather than spinning) does not collapse so: it takes
+  (`onnx_threads`, its idle workers spinning only briefly) does not collapse so: it takes
   every core unless the user set a number. Torch's OpenMP threads also sleep rather than spin
   (``OMP_WAIT_POLICY=PASSIVE``, set in ``chain/__init__.py`` before torch loads), which keeps
   ``--threads 2`` from stalling beside ONNX Runtime's pool or a busy core.

@@ -6,14 +6,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from chain.errors import ChainError
 from chain.importers.tflite import save_imported
+from chain.labels import get_label_space
 from chain.media import Trim, open_source
 from chain.stages import StageContext, build_stage
-from chain.stages.onnx_segmenter import MAX_FRAME_GRAPHS, OnnxSegmenter
+from chain.stages.onnx_segmenter import MAX_FRAME_GRAPHS, SLEEPING, SPINNING, OnnxSegmenter, waiting_settings
 from chain.stages.torch_segmenter import TorchSegmenter
+from models.deeplab_mnv2 import DeepLabMNv2, DeepLabMNv2Config
 from tests.conftest import shared_file
+
+
+@pytest.fixture(autouse=True)
+def _own_weights_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exports go to a folder of this test session, not the user's ~/.cache/chain/weights/onnx."""
+    monkeypatch.setenv("CHAIN_WEIGHTS", str(tmp_path_factory.getbasetemp() / "chain-weights"))
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +71,56 @@ def test_each_graph_gives_the_ports_labels(voc_checkpoint: Path, request: pytest
         assert (got.numpy() == expected.numpy()).mean() >= 0.999
 
 
-def test_a_few_frame_graphs_are_kept(voc_checkpoint: Path) -> None:
+def test_the_frame_graphs_used_last_are_kept(voc_checkpoint: Path) -> None:
     segmenter = _segmenter(voc_checkpoint, size="33")
-    for side in range(20, 20 + MAX_FRAME_GRAPHS + 2):  # as the UI's previews of videos of many sizes
+
+    def segment(side: int) -> None:
         segmenter.segment(np.zeros((1, side, side, 3), np.uint8), indices=np.arange(1))
-    assert [size for size, _ in segmenter._frame_graphs] == [(side, side) for side in range(22, 22 + MAX_FRAME_GRAPHS)]
+
+    for side in range(20, 20 + MAX_FRAME_GRAPHS):  # as the UI previews videos of many sizes
+        segment(side)
+    segment(20)  # used again: now the most recent
+    segment(99)
+    assert [size for size, _ in segmenter._frame_graphs] == [
+        *((side, side) for side in range(22, 20 + MAX_FRAME_GRAPHS)), (20, 20), (99, 99)]  # 21 dropped
+
+
+@pytest.mark.parametrize(("input_size", "frame_size", "sizes", "takes_frames"), [
+    ((33, 33), (20, 24), [(20, 24), (16, 16)], True),   # enlarged to the square input: all in one graph
+    ((33, 33), (50, 40), [(50, 40)], False),            # shrunk, antialiased in torch; labels in the graph
+    (33, (20, 30), [(20, 30)], True),                   # fit=aspect: short side 33, a 33x50 input
+])
+def test_a_tiny_network_gives_the_same_labels_in_onnx_runtime_and_torch(
+        tmp_path: Path, input_size: int | tuple[int, int], frame_size: tuple[int, int], sizes: list[tuple[int, int]],
+        takes_frames: bool) -> None:
+    torch.manual_seed(0)
+    network = DeepLabMNv2(DeepLabMNv2Config(num_classes=21, width_multiplier=0.35, aspp_channels=8, input_size=33))
+    for conv in (module for module in network.modules() if isinstance(module, torch.nn.Conv2d)):
+        torch.nn.init.kaiming_normal_(conv.weight)  # logits that vary over the frame (default init: biases win)
+        if conv.bias is not None:
+            torch.nn.init.zeros_(conv.bias)
+    # Channel c is not label c (as in ADE20K's file, whose channel 0 is "other"): the graph looks the ids up.
+    channel_to_label = np.random.default_rng(1).permutation(21)
+    common = dict(label_space=get_label_space("voc"), mean=[0.5] * 3, std=[0.25] * 3, input_size=input_size,
+                  channel_to_label=channel_to_label.tolist())
+    onnx = OnnxSegmenter(network.eval(), checkpoint=tmp_path, threads=1, **common)
+    port = TorchSegmenter(network, **common)
+    frames = np.random.default_rng(0).integers(0, 256, (2, *frame_size, 3), dtype=np.uint8)
+    indices = np.arange(2)
+    labels = onnx.segment_sizes(frames, indices=indices, sizes=sizes)
+    (graph,) = onnx._frame_graphs.values()
+    assert (graph.takes_frames, graph.gives_labels) == (takes_frames, True)
+    for got, expected in zip(labels, port.segment_sizes(frames, indices=indices, sizes=sizes)):
+        assert got.dtype == expected.dtype and got.shape == expected.shape == (2, *got.shape[1:])
+        assert len(np.unique(expected.numpy())) >= 2
+        assert (got.numpy() == expected.numpy()).mean() >= 0.999
+    assert onnx.segment_sizes(frames, indices=indices, sizes=[]) == []
+
+
+def test_spinning_is_bounded_or_off() -> None:
+    assert waiting_settings("1.32.0") == waiting_settings("1.26.0.dev20250301") == SPINNING
+    # Older runtimes ignore the bound's key, and unbounded spinning halves the speed beside a busy core.
+    assert waiting_settings("1.25.1") == waiting_settings("1.18.0") == SLEEPING
 
 
 def test_the_export_is_cached_in_chains_weights_folder_and_reused(voc_checkpoint: Path, tmp_path: Path,

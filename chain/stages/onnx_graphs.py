@@ -33,7 +33,8 @@ from chain.weights.folder import weights_dir
 
 #: Class scores × output pixels (summed over the sizes asked for) up to which the labels are
 #: computed in the graph, densely; above it `resized_argmax` (interpolating only near class
-#: boundaries) is faster. Measured crossover for 21 classes on 2 cores: about 2M (342x256).
+#: boundaries) is faster. Measured crossover for 21 classes on 2 cores: about 2M values, 95k
+#: pixels (dense 1.6 against 1.8 ms at 342x256, 3.6 against 1.6 ms at 480x480).
 DENSE_LABEL_VALUES = 2_000_000
 
 
@@ -104,7 +105,7 @@ class ResizedLabels(torch.nn.Module):
     def __init__(self, *, feature_size: tuple[int, int], resizes: list[list[Resize]],
                  labels_of_channels: np.ndarray) -> None:
         super().__init__()
-        self.rows = torch.nn.ParameterList()  # buffers in lists: exported as the graph's constants
+        self.rows = torch.nn.ParameterList()  # frozen parameters in lists: the graph's constants
         self.columns = torch.nn.ParameterList()
         for steps in resizes:
             self.rows.append(torch.nn.Parameter(
@@ -121,10 +122,11 @@ class ResizedLabels(torch.nn.Module):
 
 
 def frame_graph(features: Path, *, network_input: torch.nn.Module | None, frame_size: tuple[int, int],
-                label_resizes: list[list[Resize]] | None, labels_of_channels: np.ndarray) -> onnx.ModelProto:
+                label_resizes: list[list[Resize]] | None, feature_size: tuple[int, int],
+                labels_of_channels: np.ndarray) -> onnx.ModelProto:
     """The exported network ``features`` with ``network_input`` (uint8 frames → pixels, at
-    ``frame_size``) merged before it and `ResizedLabels` (logits → label ids, one output per entry
-    of ``label_resizes``) after.
+    ``frame_size``) merged before it and `ResizedLabels` (logits of ``feature_size``, one channel
+    per entry of ``labels_of_channels`` → label ids, one output per entry of ``label_resizes``) after.
 
     Either end may be None: the graph then takes pixels or gives logits. Its one input and its
     outputs are in that order; their names carry the merge's prefixes.
@@ -143,11 +145,8 @@ def frame_graph(features: Path, *, network_input: torch.nn.Module | None, frame_
         before = exported(network_input, torch.zeros(1, *frame_size, 3, dtype=torch.uint8), "frames", ["pixels"])
         model = compose.merge_models(before, model, io_map=[("pixels", "pixels")], prefix1="input/")
     if label_resizes is not None:
-        shape = next(output for output in model.graph.output if output.name == "logits").type.tensor_type.shape
-        channels, height, width = (int(dim.dim_value) for dim in shape.dim[1:])
-        labels = ResizedLabels(feature_size=(height, width), resizes=label_resizes,
-                               labels_of_channels=labels_of_channels)
-        after = exported(labels, torch.zeros(1, channels, height, width), "logits",
+        labels = ResizedLabels(feature_size=feature_size, resizes=label_resizes, labels_of_channels=labels_of_channels)
+        after = exported(labels, torch.zeros(1, len(labels_of_channels), *feature_size), "logits",
                          [f"labels{i}" for i in range(len(label_resizes))])
         model = compose.merge_models(model, after, io_map=[("logits", "logits")], prefix2="labels/")
     return model

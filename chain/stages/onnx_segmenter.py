@@ -12,6 +12,7 @@ collapses when another process holds a core (benchmarks/cpu_segmenter_speed.py).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,16 @@ from chain.stages.torch_segmenter import TorchSegmenter
 
 #: ONNX Runtime's settings for its idle workers (``spin_duration_us``: ONNX Runtime 1.26 and later).
 SPINNING = {"session.intra_op.allow_spinning": "1", "session.intra_op.spin_duration_us": "20"}
+#: Without the bound (older ONNX Runtime, which ignores unknown keys), workers sleep at once.
+SLEEPING = {"session.intra_op.allow_spinning": "0"}
 #: Frame graphs kept at once (each holds a copy of the network's weights).
 MAX_FRAME_GRAPHS = 4
+
+
+def waiting_settings(version: str) -> dict[str, str]:
+    """`SPINNING` where ONNX Runtime ``version`` bounds the spin (1.26 and later), else `SLEEPING`."""
+    release = tuple(int(number) for number in re.findall(r"\d+", version)[:2])
+    return SPINNING if release >= (1, 26) else SLEEPING
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class _FrameGraph:
     """A session for one frame size and list of label sizes, and which ends of the work it holds."""
 
     session: Any
+    input_name: str
     takes_frames: bool  # else the pixels `TorchSegmenter._network_input` makes
     gives_labels: bool  # else the feature logits
 
@@ -81,7 +91,7 @@ class OnnxSegmenter(TorchSegmenter):
         # Idle workers spin 20 us, then sleep. Spinning without a bound fell to half speed with one
         # core busy elsewhere; never spinning lost 15 % idle, waking a worker for each of the
         # network's ~60 parallel steps (benchmarks/cpu_segmenter_speed.py).
-        for key, value in SPINNING.items():
+        for key, value in waiting_settings(self._runtime.__version__).items():
             options.add_session_config_entry(key, value)
         return self._runtime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
@@ -95,25 +105,38 @@ class OnnxSegmenter(TorchSegmenter):
         return export_onnx(self.network, onnx_cache_file(self._checkpoint, size), size)
 
     def _frame_graph(self, frame_size: tuple[int, int], sizes: tuple[tuple[int, int], ...]) -> _FrameGraph:
-        """The graph for frames of ``frame_size`` and labels at ``sizes`` (`chain.stages.onnx_graphs`)."""
+        """The graph for frames of ``frame_size`` and labels at ``sizes`` (`chain.stages.onnx_graphs`).
+
+        The `MAX_FRAME_GRAPHS` used last are kept. Not thread-safe: a run segments in one thread,
+        and the UI's previewer holds a lock.
+        """
         key = (frame_size, sizes)
-        if key not in self._frame_graphs:
-            input_size = self.network_input.size_for(*frame_size)
-            takes_frames = not self.network_input.shrinks(*frame_size)
-            gives_labels = len(self._labels_of_channels) * sum(h * w for h, w in sizes) <= DENSE_LABEL_VALUES
-            if takes_frames or gives_labels:
-                network_resize = (input_size, self.network.config.align_corners)
-                model = frame_graph(
-                    self._export(input_size), network_input=self.network_input.cpu() if takes_frames else None,
-                    frame_size=frame_size, labels_of_channels=self._labels_of_channels,
-                    label_resizes=[[network_resize, (size, False)] for size in sizes] if gives_labels else None)
-                session = self._new_session(model.SerializeToString())
-            else:
-                session = self._session(input_size)
-            if len(self._frame_graphs) >= MAX_FRAME_GRAPHS:  # the UI previews many sizes: drop the oldest
-                del self._frame_graphs[next(iter(self._frame_graphs))]
-            self._frame_graphs[key] = _FrameGraph(session, takes_frames, gives_labels)
+        if key in self._frame_graphs:
+            self._frame_graphs[key] = self._frame_graphs.pop(key)  # now the most recently used
+            return self._frame_graphs[key]
+        input_size = self.network_input.size_for(*frame_size)
+        takes_frames = not self.network_input.shrinks(*frame_size)
+        gives_labels = len(self._labels_of_channels) * sum(h * w for h, w in sizes) <= DENSE_LABEL_VALUES
+        if takes_frames or gives_labels:
+            network_resize = (input_size, self.network.config.align_corners)
+            model = frame_graph(
+                self._export(input_size), network_input=self.network_input if takes_frames else None,
+                frame_size=frame_size, feature_size=self._feature_size(input_size),
+                labels_of_channels=self._labels_of_channels,
+                label_resizes=[[network_resize, (size, False)] for size in sizes] if gives_labels else None)
+            session = self._new_session(model.SerializeToString())
+        else:
+            session = self._session(input_size)
+        if len(self._frame_graphs) >= MAX_FRAME_GRAPHS:  # the UI previews many sizes: drop the least recent
+            del self._frame_graphs[next(iter(self._frame_graphs))]
+        self._frame_graphs[key] = _FrameGraph(session, session.get_inputs()[0].name, takes_frames, gives_labels)
         return self._frame_graphs[key]
+
+    @torch.inference_mode()
+    def _feature_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """The feature logits' ``(h, w)`` for input ``input_size`` (the exporter cannot always tell)."""
+        pixels = torch.zeros(1, 3, *input_size, device=self.device).contiguous(memory_format=torch.channels_last)
+        return tuple(self.network.feature_logits(pixels).shape[-2:])
 
     def _feature_logits(self, pixels: torch.Tensor) -> np.ndarray:
         session = self._session(tuple(pixels.shape[-2:]))
@@ -134,11 +157,13 @@ class OnnxSegmenter(TorchSegmenter):
     @torch.inference_mode()
     def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
                       sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        if not sizes:
+            return []
         sizes = [tuple(size) for size in sizes]
         graph = self._frame_graph(tuple(frames.shape[1:3]), tuple(sizes))
         pixels = None if graph.takes_frames else self._network_input(frames)
         feed = np.ascontiguousarray(frames) if pixels is None else pixels.contiguous().numpy()
-        outputs = graph.session.run(None, {graph.session.get_inputs()[0].name: feed})  # the network once
+        outputs = graph.session.run(None, {graph.input_name: feed})  # the network once
         if graph.gives_labels:
             return [torch.from_numpy(labels) for labels in outputs]
         network_resize = (self.network_input.size_for(*frames.shape[1:3]), self.network.config.align_corners)
