@@ -122,7 +122,7 @@ class ResizedLabels(torch.nn.Module):
 
 
 def frame_graph(features: Path, *, network_input: torch.nn.Module | None, frame_size: tuple[int, int],
-                label_resizes: list[list[Resize]] | None, feature_size: tuple[int, int],
+                label_resizes: list[list[Resize]] | None, feature_size: tuple[int, int] | None,
                 labels_of_channels: np.ndarray) -> onnx.ModelProto:
     """The exported network ``features`` with ``network_input`` (uint8 frames → pixels, at
     ``frame_size``) merged before it and `ResizedLabels` (logits of ``feature_size``, one channel
@@ -144,7 +144,7 @@ def frame_graph(features: Path, *, network_input: torch.nn.Module | None, frame_
     if network_input is not None:
         before = exported(network_input, torch.zeros(1, *frame_size, 3, dtype=torch.uint8), "frames", ["pixels"])
         model = compose.merge_models(before, model, io_map=[("pixels", "pixels")], prefix1="input/")
-    if label_resizes is not None:
+    if label_resizes is not None:  # feature_size is given with them
         labels = ResizedLabels(feature_size=feature_size, resizes=label_resizes, labels_of_channels=labels_of_channels)
         after = exported(labels, torch.zeros(1, len(labels_of_channels), *feature_size), "logits",
                          [f"labels{i}" for i in range(len(label_resizes))])

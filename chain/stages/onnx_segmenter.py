@@ -121,7 +121,7 @@ class OnnxSegmenter(TorchSegmenter):
             network_resize = (input_size, self.network.config.align_corners)
             model = frame_graph(
                 self._export(input_size), network_input=self.network_input if takes_frames else None,
-                frame_size=frame_size, feature_size=self._feature_size(input_size),
+                frame_size=frame_size, feature_size=self._feature_size(input_size) if gives_labels else None,
                 labels_of_channels=self._labels_of_channels,
                 label_resizes=[[network_resize, (size, False)] for size in sizes] if gives_labels else None)
             session = self._new_session(model.SerializeToString())
