@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 SHARED = Path(os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 VIDEOS = SHARED / "data" / "videos"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_weights_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """chain's weights folder in this session's temporary folder, unless $CHAIN_WEIGHTS names one:
+    the ONNX exports of the checkpoints tests import (a new stamp each session) would otherwise pile
+    up in the developer's ~/.cache/chain/weights/onnx, 30 MB a run. Tests that need their own set it."""
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("CHAIN_WEIGHTS"):
+            patch.setenv("CHAIN_WEIGHTS", str(tmp_path_factory.mktemp("chain-weights")))
+        yield
 
 
 def shared_file(relative: str) -> Path:

@@ -19,12 +19,6 @@ from models.deeplab_mnv2 import DeepLabMNv2, DeepLabMNv2Config
 from tests.conftest import shared_file
 
 
-@pytest.fixture(autouse=True)
-def _own_weights_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Exports go to a folder of this test session, not the user's ~/.cache/chain/weights/onnx."""
-    monkeypatch.setenv("CHAIN_WEIGHTS", str(tmp_path_factory.getbasetemp() / "chain-weights"))
-
-
 @pytest.fixture(scope="module")
 def voc_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
