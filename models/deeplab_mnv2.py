@@ -319,7 +319,7 @@ class DeepLabMNv2(nn.Module):
     def feature_logits(self, x: Tensor) -> Tensor:
         """The logits before their final resize: ``[B, num_classes, h, w]`` at feature resolution
         (``forward`` resizes them bilinearly to the input size; a caller after labels only can
-        resize less, see ``chain.stages.label_resize``)."""
+        resize less, see ``chain.stages.resized_argmax``)."""
         x = F.relu6(self.stem(x))
         tap = None
         for i, block in enumerate(self.blocks):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from chain.errors import ChainError
 from chain.stages.onnx_graphs import DENSE_LABEL_VALUES, export_onnx, frame_graph, onnx_cache_file
-from chain.stages.resized_argmax import resized_argmax
+from chain.stages.resized_argmax import Resize, resized_argmax
 from chain.stages.torch_segmenter import TorchSegmenter
 
 #: ONNX Runtime's settings for its idle workers (``spin_duration_us``: ONNX Runtime 1.26 and later).
@@ -114,11 +114,11 @@ class OnnxSegmenter(TorchSegmenter):
         if key in self._frame_graphs:
             self._frame_graphs[key] = self._frame_graphs.pop(key)  # now the most recently used
             return self._frame_graphs[key]
-        input_size = self.network_input.size_for(*frame_size)
+        network_resize = self._network_resize(frame_size)
+        input_size = network_resize[0]
         takes_frames = not self.network_input.shrinks(*frame_size)
         gives_labels = len(self._labels_of_channels) * sum(h * w for h, w in sizes) <= DENSE_LABEL_VALUES
         if takes_frames or gives_labels:
-            network_resize = (input_size, self.network.config.align_corners)
             model = frame_graph(
                 self._export(input_size), network_input=self.network_input if takes_frames else None,
                 frame_size=frame_size, feature_size=self._feature_size(input_size) if gives_labels else None,
@@ -131,6 +131,10 @@ class OnnxSegmenter(TorchSegmenter):
             del self._frame_graphs[next(iter(self._frame_graphs))]
         self._frame_graphs[key] = _FrameGraph(session, session.get_inputs()[0].name, takes_frames, gives_labels)
         return self._frame_graphs[key]
+
+    def _network_resize(self, frame_size: tuple[int, int]) -> Resize:
+        """The network's own resize of its feature logits, to its input size for frames of ``frame_size``."""
+        return self.network_input.size_for(*frame_size), self.network.config.align_corners
 
     @torch.inference_mode()
     def _feature_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
@@ -166,6 +170,6 @@ class OnnxSegmenter(TorchSegmenter):
         outputs = graph.session.run(None, {graph.input_name: feed})  # the network once
         if graph.gives_labels:
             return [torch.from_numpy(labels) for labels in outputs]
-        network_resize = (self.network_input.size_for(*frames.shape[1:3]), self.network.config.align_corners)
+        network_resize = self._network_resize(tuple(frames.shape[1:3]))
         return [torch.from_numpy(self._labels_of_channels[resized_argmax(outputs[0], [network_resize, (size, False)])])
                 for size in sizes]
