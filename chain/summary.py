@@ -143,8 +143,9 @@ class ClassShareTracker:
         counts = torch.bincount((flat.clamp(max=classes) + offsets).ravel(), minlength=frames * (classes + 1))
         counts = counts.view(frames, classes + 1)[:, :classes]
         previous = self._previous if self._previous is not None and self._previous.shape == labels.shape[1:] else None
-        before = labels[:-1] if previous is None else torch.cat([previous.to(labels.device)[None], labels[:-1]])
-        changed = (before != labels[frames - len(before):]).flatten(1).sum(dim=1)
+        changed = (labels[1:] != labels[:-1]).flatten(1).sum(dim=1)
+        if previous is not None:  # compared on its own: no copy of the batch's maps behind it
+            changed = torch.cat([(labels[0] != previous.to(labels.device)).sum()[None], changed])
         shares_batch = counts.cpu().numpy() / max(1, pixels)
         changed = changed.cpu().tolist()
         flickers: list[float | None] = [None] * (frames - len(changed)) + [count / pixels for count in changed]
