@@ -110,8 +110,7 @@ class Lanes:
             self._jobs = queue.Queue(self.depth)
             self._start(self._write, (self._jobs,), "chain-write")
         self._raise_failure()
-        while not self._put(self._jobs, (job, args), check=True):
-            pass
+        self._put(self._jobs, (job, args), check=True)  # False only once the run stops: nothing more is written
 
     def _write(self, jobs: queue.Queue[Any]) -> None:
         while not self._stopped.is_set():
@@ -133,8 +132,7 @@ class Lanes:
     def finish(self) -> None:
         """Wait until every job handed over is done; raise a lane's error if there was one."""
         if self._jobs is not None:
-            while not self._put(self._jobs, _END, check=True):
-                pass
+            self._put(self._jobs, _END, check=True)
         for thread in self._threads:
             while thread.is_alive():
                 thread.join(_POLL_SECONDS)
