@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from chain.batches import batches as frame_batches
 from chain.datasets.frames import training_size
 from chain.datasets.pairs import IMAGE_SUFFIXES, DatasetLayout, dataset_layout, iter_dataset
 from chain.device import resolve_device
@@ -36,7 +37,7 @@ from chain.render import resize_frames
 from chain.stages.base import labels_to_numpy
 from chain.stages.registry import build_stage
 from chain.stages.spec import StageContext
-from chain.summary import ClassShareTracker, FrameChangeTracker
+from chain.summary import ClassShareTracker, FrameChangeTracker, StageTimer
 
 IGNORED_CLASS_NAMES = ("void", "unlabeled", "ignore")
 
@@ -227,20 +228,9 @@ def _video_batches(path: Path, size: Size, labeller: Any, space: LabelSpace, tri
                     max_frames=min(max_items, trim.max_frames or max_items))
     labeller.reset()
     with open_source(path, trim=trim, size=size) as source:
-        chunk: list[np.ndarray] = []
-        index = 0
-        for frame in source:
-            chunk.append(frame.rgb)
-            if len(chunk) == batch:
-                frames = np.stack(chunk)
-                labels = labeller.segment(frames, indices=np.arange(index, index + batch))
-                yield labels_to_numpy(to_space.apply(labels), space), frames
-                index += batch
-                chunk = []
-        if chunk:
-            frames = np.stack(chunk)
-            labels = labeller.segment(frames, indices=np.arange(index, index + len(chunk)))
-            yield labels_to_numpy(to_space.apply(labels), space), frames
+        for chunk in frame_batches(source, batch, StageTimer()):
+            labels = labeller.segment(chunk.frames, indices=chunk.indices)
+            yield labels_to_numpy(to_space.apply(labels), space), chunk.frames
 
 
 def _write_png(image: np.ndarray, path: Path) -> None:
