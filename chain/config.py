@@ -221,7 +221,7 @@ def run_config_for_chain(run: RunConfig | str | Path, outputs: Outputs | None, o
         if outputs is not None or options:
             raise TypeError("a Chain called with a RunConfig takes the whole run from it")
         return run
-    built = sorted(name for name in options if name in {item.name for item in dataclasses.fields(ChainConfig)})
+    built = sorted(name for name in options if name in _field_names(ChainConfig))
     if built:
         raise TypeError(f"{', '.join(built)}: the chain is built already; give them to chain.build_chain")
     return RunConfig.of(run, outputs, **options)

@@ -102,10 +102,5 @@ class LabelSpace:
         return "; did you mean " + ", ".join(repr(c) for c in close) + f"? (see `chain labels {self.name}`)"
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
-        """Paint a label map ``(..., H, W)`` with this space's palette → ``(..., H, W, 3)`` uint8 numpy.
-
-        Takes numpy or a torch tensor (copied to the host: the chain's label tensors).
-        """
-        if hasattr(labels, "cpu"):  # a torch tensor, without importing torch here
-            labels = labels.cpu().numpy()
+        """Paint a label map ``(..., H, W)`` with this space's palette → ``(..., H, W, 3)`` uint8."""
         return self.palette[np.clip(labels, 0, len(self) - 1)]
