@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -23,15 +24,8 @@ from chain.labels import get_label_space
 from chain.media import Trim, open_source
 from chain.stages.lookup import PaletteSegmenter
 
-
-def per_pixel_search(frames: np.ndarray, palette: torch.Tensor, norms: torch.Tensor) -> np.ndarray:
-    """The segmenter before it was a lookup (chunked float64 distances of every pixel)."""
-    pixels = torch.from_numpy(frames.reshape(-1, 3))
-    labels = torch.empty(pixels.shape[0], dtype=torch.int64)
-    for start in range(0, pixels.shape[0], 1 << 17):
-        chunk = pixels[start:start + (1 << 17)].double()
-        labels[start:start + (1 << 17)] = (norms - 2 * chunk @ palette.T).argmin(dim=1)
-    return labels.numpy().reshape(frames.shape[:3])
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the per-pixel search is the reference there
+from tests.test_palette_lookup import per_pixel_search  # noqa: E402
 
 
 def load_frames(count: int, random: bool) -> tuple[list[np.ndarray], str]:
@@ -53,13 +47,11 @@ def main() -> None:
     torch.set_num_threads(1)
     space = get_label_space(args.space)
     frames, what = load_frames(args.frames, args.random)
-    palette = torch.from_numpy(space.palette.astype(np.float64))
-    norms = (palette ** 2).sum(dim=1)
     lookup = PaletteSegmenter(space)
     search_s, lookup_s, first_s = [], [], None
     for index, frame in enumerate(frames):
         started = time.perf_counter()
-        expected = per_pixel_search(frame, palette, norms)
+        expected = per_pixel_search(frame, space.palette)
         search_s.append(time.perf_counter() - started)
         started = time.perf_counter()
         labels = lookup.segment(frame, indices=np.array([index]))
