@@ -55,7 +55,6 @@ with av.open(path, "w") as container:
 print(f"input: {frames} frames of {width}x{height} H.264 at {path}")
 EOF
 
-set -o pipefail
 $PY benchmarks/chain_throughput.py --device "$DEVICE" --seg deeplab:resnet50 --seg-weights random --spade-random \
     --batch "$BATCH" --clip "$INPUT" --frames "$FRAMES" --size 256 --repeats 3 2>&1 | tee "$OUT/throughput.txt"
 $PY benchmarks/spade_fast_path.py --device "$DEVICE" --batch "$BATCH" --repeats 3 --compile 2>&1 | tee "$OUT/fast_path.txt"

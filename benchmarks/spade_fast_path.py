@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import torch
 
-from chain.device import inference_autocast_dtype
+from chain.device import autocast, inference_autocast_dtype
 from models.spade import SPADEConfig, SPADEGenerator, make_spade_input
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     def variant(generator: torch.nn.Module, dtype: torch.dtype | None) -> Callable[[], torch.Tensor]:
         def run() -> torch.Tensor:
             segmap = make_spade_input(labels, labels, config, dtype or torch.float32, channels_last=True)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            with autocast(device, dtype):
                 return generator(segmap)
         return run
 
