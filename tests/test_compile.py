@@ -144,7 +144,7 @@ def test_warm_up_also_compiles_a_smaller_last_batch(tmp_path: Path, monkeypatch:
     pipeline = tiny_chain()
     sizes = []
     segment_sizes = pipeline.segmenter.segment_sizes
-    monkeypatch.setattr(pipeline.segmenter, "segment_sizes", lambda frames, *, indices, sizes_wanted=None, **kw:
+    monkeypatch.setattr(pipeline.segmenter, "segment_sizes", lambda frames, *, indices, **kw:
                         sizes.append(len(frames)) or segment_sizes(frames, indices=indices, **kw))
     pipeline.compile()
     pipeline(source, Outputs(video=tmp_path / "out"), batch_size=2)

@@ -9,20 +9,12 @@ import pytest
 import torch
 
 from chain.errors import ChainError
-from chain.importers.tflite import save_imported
 from chain.labels import get_label_space
 from chain.media import Trim, open_source
 from chain.stages import StageContext, build_stage
 from chain.stages.onnx_segmenter import MAX_FRAME_GRAPHS, SLEEPING, SPINNING, OnnxSegmenter, waiting_settings
 from chain.stages.torch_segmenter import TorchSegmenter
 from models.deeplab_mnv2 import DeepLabMNv2, DeepLabMNv2Config
-from tests.conftest import shared_file
-
-
-@pytest.fixture(scope="module")
-def voc_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
-    return save_imported(tflite, tmp_path_factory.mktemp("weights") / "deeplab-mnv2-voc", label_space="voc")
 
 
 def _segmenter(checkpoint: Path, **options: str) -> TorchSegmenter:

@@ -148,7 +148,7 @@ def test_the_synthesizer_gets_grid_labels_and_label_outputs_get_frame_size_label
 def test_resize_frames_takes_tensors_and_returns_host_uint8() -> None:
     frames = np.random.default_rng(4).integers(0, 256, (2, 20, 30, 3), dtype=np.uint8)
     on_host = resize_frames(frames, 45, 64)
-    from_tensor = resize_frames(torch.from_numpy(frames).permute(0, 3, 1, 2).permute(0, 2, 3, 1), 45, 64)
+    from_tensor = resize_frames(torch.from_numpy(frames), 45, 64)
     assert isinstance(from_tensor, np.ndarray) and from_tensor.dtype == np.uint8
     np.testing.assert_array_equal(from_tensor, on_host)
     np.testing.assert_array_equal(resize_frames(torch.from_numpy(frames), 20, 30), frames)  # same size: copied

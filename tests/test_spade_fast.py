@@ -16,6 +16,10 @@ from chain.stages.spade import SpadeSynthesizer
 from models.spade import SPADEConfig, SpectralNormConv2d, fold_spectral_norm, make_spade_input
 from tests.test_spade import tiny_generator
 
+_VOC = get_label_space("voc")
+#: A 4-class generator needs a 4-id space: VOC's first ids.
+FOUR = LabelSpace(name="four", names=_VOC.names[:4], palette=_VOC.palette[:4], fallback=_VOC.names[0])
+
 
 def reference_input(labels: torch.Tensor, config: SPADEConfig) -> torch.Tensor:
     """NVlabs' preprocess_input spelled out with F.one_hot (what make_spade_input must equal)."""
@@ -92,16 +96,13 @@ def test_make_spade_input_never_reads_device_data_back() -> None:
 
 def test_stage_output_is_unchanged_by_the_fast_path() -> None:
     generator = tiny_generator(label_nc=3)
-    voc = get_label_space("voc")
-    # A 4-class generator needs a 4-id space: VOC's first ids.
-    space = LabelSpace(name="four", names=voc.names[:4], palette=voc.palette[:4], fallback=voc.names[0])
     labels = np.random.default_rng(0).integers(0, 4, (2, 40, 40)).astype(np.uint8)
     ids = torch.from_numpy(labels.astype(np.int64))
     ids = resize_labels(ids, (64, 64))  # the one label-resize rule (pixel centres)
     with torch.no_grad():
         expected = generator.eval()(reference_input(ids, generator.config), latent_size=(2, 2))
     expected = ((expected.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    synthesizer = SpadeSynthesizer(generator, label_space=space, fit="native")
+    synthesizer = SpadeSynthesizer(generator, label_space=FOUR, fit="native")
     assert np.array_equal(synthesizer.synthesize(labels=labels, frames=None).numpy(), expected)
     assert np.array_equal(synthesizer.synthesize(labels=labels.astype(np.uint16), frames=None).numpy(), expected)
 
@@ -115,8 +116,6 @@ def test_the_input_is_built_in_the_device_policys_dtype(monkeypatch: pytest.Monk
     seen = []
     monkeypatch.setattr(stage, "make_spade_input", lambda *args, **kwargs: seen.append((args[3], kwargs))
                         or make_spade_input(*args, **kwargs))
-    voc = get_label_space("voc")
-    space = LabelSpace(name="four", names=voc.names[:4], palette=voc.palette[:4], fallback=voc.names[0])
-    synthesizer = SpadeSynthesizer(tiny_generator(label_nc=3), label_space=space, fit="squash")
+    synthesizer = SpadeSynthesizer(tiny_generator(label_nc=3), label_space=FOUR, fit="squash")
     synthesizer.synthesize(labels=np.zeros((1, 8, 8), dtype=np.uint8), frames=None)
     assert seen == [(torch.float32, {"channels_last": True})]

@@ -169,7 +169,6 @@ def test_a_segmenter_written_for_the_old_contract_is_refused_in_one_line() -> No
     from chain.errors import ChainError
     from chain.labels import get_label_space
     from chain.pipeline import Chain
-    from chain.stages.base import Segmenter
     from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 
     class OldStyle(Segmenter):  # numpy labels at the frame size, no size= (before label tensors)
