@@ -9,7 +9,7 @@
 #       --only-binary=:all: -d .gpu-wheels        # .gitignore'd
 # Then: device run, carry [".gpu-wheels"], command "bash benchmarks/gpu_issue13.sh", timeout_s 600.
 # Everything it prints is also under $OUT. Locally, for a dry run on the CPU:
-#   DEVICE=cpu FRAMES=8 BATCH=4 bash benchmarks/gpu_issue13.sh
+#   DEVICE=cpu FRAMES=4 BATCH=2 bash benchmarks/gpu_issue13.sh
 set -euo pipefail
 OUT=${OUT:-$(mktemp -d)}
 DEVICE=${DEVICE:-cuda}

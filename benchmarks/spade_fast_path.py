@@ -5,7 +5,7 @@ Variants, each on the same label batch, interleaved, repeats, medians:
 
 * ``fp32 unfolded``: eval forward with spectral norm recomputed every call (before this work);
 * ``fp32 folded``: `SPADEGenerator.prepare_for_inference` (spectral norm folded once);
-* ``autocast folded`` (CUDA only): the stage's inference precision (`chain.device.inference_context`),
+* ``<dtype> folded (the stage)`` (CUDA only): the stage's inference precision (`chain.device.inference_context`),
   the input built in that dtype; also ``bf16 folded`` where the card has bf16, for comparison;
 * ``compiled`` (``--compile``): torch.compile of the folded generator under the stage's precision,
   its warm-up timed apart.
