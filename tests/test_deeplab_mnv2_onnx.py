@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from chain.errors import ChainError
 from chain.labels import get_label_space
 from chain.media import Trim, open_source
 from chain.stages import StageContext, build_stage
+from chain.stages.onnx_graphs import checkpoint_stamp
 from chain.stages.onnx_segmenter import MAX_FRAME_GRAPHS, SLEEPING, SPINNING, OnnxSegmenter, waiting_settings
 from chain.stages.torch_segmenter import TorchSegmenter
 from models.deeplab_mnv2 import DeepLabMNv2, DeepLabMNv2Config
@@ -122,6 +124,19 @@ def test_the_export_is_cached_in_chains_weights_folder_and_reused(voc_checkpoint
     written = exported.stat().st_mtime_ns
     _segmenter(voc_checkpoint, size="33").segment(frames, indices=np.arange(1))
     assert exported.stat().st_mtime_ns == written
+
+
+def test_the_same_network_imported_again_reuses_its_export(voc_checkpoint: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAIN_WEIGHTS", str(tmp_path / "weights"))
+    again = shutil.copytree(voc_checkpoint, tmp_path / "elsewhere" / voc_checkpoint.name)  # a new path and time
+    frames = np.zeros((1, 40, 50, 3), np.uint8)
+    for checkpoint in (voc_checkpoint, again):
+        _segmenter(checkpoint, size="33").segment(frames, indices=np.arange(1))
+    assert len(list((tmp_path / "weights" / "onnx").glob("*.onnx"))) == 1
+    config = again / "config.json"
+    config.write_text(config.read_text() + "\n")  # any change to the checkpoint: another export
+    assert checkpoint_stamp(again) != checkpoint_stamp(voc_checkpoint)
 
 
 def test_threads_reach_onnx_runtime(voc_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:

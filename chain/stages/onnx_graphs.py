@@ -2,9 +2,9 @@
 
 - The network's ``feature_logits`` (its logits before the final resize to the input size),
   exported once per input size with ``torch.onnx.export`` to a cache file in chain's weights
-  folder, named after the checkpoint and keyed by its weights' path, size and time (a
-  re-imported checkpoint is exported again), written atomically through `chain.media.targets`
-  staging.
+  folder, named after the checkpoint and keyed by a digest of its config and weights (the same
+  network imported again, anywhere, reuses its export; a changed one gets its own), written
+  atomically through `chain.media.targets` staging.
 - Per frame size, in memory, that export with the steps around it merged in
   (`onnx.compose.merge_models`), so that ONNX Runtime's threads run them too and a frame costs one
   call: the preprocessing (`NetworkInput`) for frames it enlarges (shrinking antialiases, which
@@ -29,7 +29,7 @@ from onnx import compose
 from chain.errors import ChainError
 from chain.media.targets import staging_path
 from chain.stages.resized_argmax import Resize, resize_matrix
-from chain.weights.folder import weights_dir
+from chain.weights.folder import CONFIG_FILE, weights_dir
 
 #: Class scores × output pixels (summed over the sizes asked for) up to which the labels are
 #: computed in the graph, densely; above it `resized_argmax` (interpolating only near class
@@ -38,15 +38,27 @@ from chain.weights.folder import weights_dir
 DENSE_LABEL_VALUES = 2_000_000
 
 
-def onnx_cache_file(checkpoint: Path, size: tuple[int, int]) -> Path:
-    """Where the export of ``checkpoint``'s network at input ``size`` is cached."""
-    stamp = hashlib.sha1()
-    for weights in sorted(checkpoint.glob("*.safetensors")):
-        info = weights.stat()
-        stamp.update(f"{weights.resolve()}:{info.st_size}:{info.st_mtime_ns};".encode())
+def checkpoint_stamp(checkpoint: Path) -> str:
+    """A digest of ``checkpoint``'s config and weights files, which name its exports.
+
+    By content, not path and time: keyed by those, every import of the same file into a new
+    folder (each test session, each benchmark run) left another export behind for good.
+    """
+    digest = hashlib.sha1()
+    for file in sorted([*checkpoint.glob("*.safetensors"), checkpoint / CONFIG_FILE]):
+        if file.is_file():
+            digest.update(file.name.encode())
+            with file.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):  # noqa: B023 (the loop's own stream)
+                    digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def onnx_cache_file(checkpoint: Path, size: tuple[int, int], stamp: str) -> Path:
+    """Where the export of ``checkpoint``'s network at input ``size`` is cached (``stamp``: `checkpoint_stamp`)."""
     # In chain's own folder, never beside a checkpoint the user keeps elsewhere (their folder is
     # theirs); the stamp tells apart checkpoints of the same name.
-    return weights_dir() / "onnx" / f"{checkpoint.name}-{stamp.hexdigest()[:12]}-{size[0]}x{size[1]}-features.onnx"
+    return weights_dir() / "onnx" / f"{checkpoint.name}-{stamp}-{size[0]}x{size[1]}-features.onnx"
 
 
 class _FeatureLogits(torch.nn.Module):

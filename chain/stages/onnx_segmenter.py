@@ -12,6 +12,7 @@ collapses when another process holds a core (benchmarks/cpu_segmenter_speed.py).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from chain.errors import ChainError
-from chain.stages.onnx_graphs import DENSE_LABEL_VALUES, export_onnx, frame_graph, onnx_cache_file
+from chain.stages.onnx_graphs import DENSE_LABEL_VALUES, checkpoint_stamp, export_onnx, frame_graph, onnx_cache_file
 from chain.stages.resized_argmax import Resize, resized_argmax
 from chain.stages.torch_segmenter import TorchSegmenter
 
@@ -101,8 +102,12 @@ class OnnxSegmenter(TorchSegmenter):
             self._sessions[size] = self._new_session(str(self._export(size)))
         return self._sessions[size]
 
+    @functools.cached_property
+    def _stamp(self) -> str:
+        return checkpoint_stamp(self._checkpoint)  # read once, when the first export is looked for
+
     def _export(self, size: tuple[int, int]) -> Path:
-        return export_onnx(self.network, onnx_cache_file(self._checkpoint, size), size)
+        return export_onnx(self.network, onnx_cache_file(self._checkpoint, size, self._stamp), size)
 
     def _frame_graph(self, frame_size: tuple[int, int], sizes: tuple[tuple[int, int], ...]) -> _FrameGraph:
         """The graph for frames of ``frame_size`` and labels at ``sizes`` (`chain.stages.onnx_graphs`).
