@@ -30,8 +30,9 @@ from chain.media import (
     open_sink,
     open_source,
 )
-from chain.media.outputs import Outputs, check_output_paths
+from chain.media.outputs import Outputs, check_output_paths, option_name
 from chain.media.source import InputDamage
+from chain.media.targets import publish_all
 from chain.overlap import Lanes
 from chain.render import resize_frames
 from chain.signals import deferred_signals
@@ -247,10 +248,10 @@ class Chain:
                     part.labels = tracker.detach() if tracker else None
                     part.changes = changes
                 with deferred_signals():
-                    for sink in sinks.values():
-                        sink.publish()
+                    staged = [sink.staged(option_name(name)) for name, sink in sinks.items()]
+                    # A shard's parts go into the driver's own staging folders, which it joins and removes.
+                    publish_all(staged + ([summary_file.staged()] if summary_file else []), record=part is None)
                     if summary_file:
-                        summary_file.publish()
                         summary.outputs["summary"] = str(outputs.summary)
             except BaseException:
                 with deferred_signals():  # a second Ctrl-C must not cut the clean-up short

@@ -21,7 +21,7 @@ import torch
 
 from chain.labels import LabelSpace
 from chain.media.source import InputDamage
-from chain.media.targets import SUMMARY_PREFIX, remove_stale_staging, replace_with, staging_path
+from chain.media.targets import SUMMARY_PREFIX, Staged, publish_all, remove_stale_staging, staging_path
 
 
 class StageTimer:
@@ -300,6 +300,26 @@ def audio_note(codec: str | None, *, written: bool, copied: bool) -> str:
     return f"{codec} copied" if copied else f"{codec} re-encoded"
 
 
+class _NamedStream:
+    """A text stream whose OS errors name the summary the user asked for: a full disk otherwise
+    reports no path at all (Python's buffered writes carry none)."""
+
+    def __init__(self, stream: TextIO, target: Path) -> None:
+        self._stream, self._target = stream, target
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(self._target)) from error
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(self._target)) from error
+
+
 class SummaryFile:
     """``{"per_frame": [...streamed...], "run": {...totals...}}`` written atomically."""
 
@@ -310,7 +330,7 @@ class SummaryFile:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(target)
         self.staging = staging_path(target)
-        self.stream: TextIO = self.staging.open("x")
+        self.stream = _NamedStream(self.staging.open("x"), target)
         # The first key says who wrote the file, so a later run may replace it (chain.media.targets).
         self.stream.write(f'{SUMMARY_PREFIX} {__version__}", "per_frame": [\n')
 
@@ -319,10 +339,19 @@ class SummaryFile:
         self.stream.write('\n],\n"run": ' + json.dumps(summary.to_dict(), indent=2) + "\n}\n")
         self.stream.close()
 
+    def staged(self, option: str = "--summary file") -> Staged:
+        """The finished file, for `chain.media.targets.publish_all` (with the run's other outputs)."""
+        return Staged(self.staging, self.target, "summary", option)
+
     def publish(self) -> None:
         """Move the finished file into place (replacing only a summary chain wrote)."""
-        replace_with(self.staging, self.target, "summary")
+        publish_all([self.staged()])
 
     def abort(self) -> None:
-        self.stream.close()
-        self.staging.unlink(missing_ok=True)
+        """Drop the partial file; closing may fail again (a full disk) and must not keep it."""
+        try:
+            self.stream.close()
+        except OSError:
+            pass
+        finally:
+            self.staging.unlink(missing_ok=True)

@@ -20,6 +20,8 @@ def _session_weights_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with pytest.MonkeyPatch.context() as patch:
         if not os.environ.get("CHAIN_WEIGHTS"):
             patch.setenv("CHAIN_WEIGHTS", str(tmp_path_factory.mktemp("chain-weights")))
+        # chain's record of the outputs it wrote (chain.media.ledger): the tests' outputs are not the user's
+        patch.setenv("CHAIN_STATE", str(tmp_path_factory.mktemp("chain-state")))
         yield
 
 

@@ -13,8 +13,9 @@ from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
 from chain.errors import ChainError
 from chain.media import Trim, open_audio, open_source
+from chain.media.outputs import option_name
 from chain.media.source import InputDamage
-from chain.media.targets import discard, remove_stale_staging, replace_with, staging_path
+from chain.media.targets import Staged, discard, publish_all, remove_stale_staging, staging_path
 from chain.pipeline import Chain, Outputs, Progress
 from chain.signals import deferred_signals
 from chain.summary import RunSummary, SummaryFile, audio_note
@@ -80,8 +81,8 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
                 write_records(summary_file.stream, records, first=i == 0)
             summary_file.finish(summary)
         with deferred_signals():
-            for name, staging in stagings.items():
-                replace_with(staging, given[name], outputs.kind(name))
+            publish_all([Staged(staging, given[name], outputs.kind(name), option_name(name))
+                         for name, staging in stagings.items()])
             stagings.clear()
         if outputs.summary is not None:
             summary.outputs["summary"] = str(outputs.summary)

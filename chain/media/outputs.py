@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from chain.errors import ChainError
+from chain.media import ledger
+from chain.media.ledger import absolute
 from chain.media.sink import output_kind
 from chain.media.targets import check_target
 
@@ -47,22 +50,37 @@ class Outputs:
 
 
 def check_output_paths(source: Path, outputs: Outputs) -> None:
-    """Refuse, before any work, outputs that would overwrite the input, each other, or anything
-    chain did not write itself (`chain.media.targets`)."""
+    """Refuse, before any work, outputs that would overwrite the input, hold it, coincide with or
+    hold one another, or replace anything chain cannot prove it wrote (`chain.media.targets`).
+
+    Checking every output against every other here is what lets a run publish all of them or none:
+    no output can be refused at the end because another one is in its way.
+    """
+    ledger.state_dir()  # a bad $CHAIN_STATE is refused now, not when the outputs are published
     given = outputs.given()
-    resolved = {name: path.resolve() for name, path in given.items()}
-    source = source.resolve()
+    resolved = {name: absolute(path) for name, path in given.items()}
+    real_source, source = Path(source).resolve(), absolute(source)
     for name, path in resolved.items():
-        if path == source:
-            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} would overwrite the input")
+        if path in (source, real_source):
+            raise ChainError(f"the {option_name(name)} {given[name]} would overwrite the input")
     for name, path in given.items():
-        check_target(path, outputs.kind(name), option=_OPTION_NAMES[name])
+        check_target(path, outputs.kind(name), option=option_name(name))
     for name, path in resolved.items():
-        if path in source.parents:
-            raise ChainError(f"the {_OPTION_NAMES[name]} {given[name]} holds the input {source}; give a new folder")
-    if len(set(resolved.values())) < len(resolved):
-        raise ChainError("two outputs have the same path; give each its own")
+        if path in source.parents or path in real_source.parents:
+            raise ChainError(f"the {option_name(name)} {given[name]} holds the input {source}; give a new folder")
+    for (name, path), (other, other_path) in itertools.permutations(resolved.items(), 2):
+        if path == other_path:
+            raise ChainError(f"the {option_name(name)} and the {option_name(other)} are both {given[name]}; "
+                             "give each output its own path")
+        if other_path in path.parents:
+            raise ChainError(f"the {option_name(name)} {given[name]} is inside the {option_name(other)} "
+                             f"{given[other]}, which chain replaces whole; give outputs that do not hold one another")
 
 
 _OPTION_NAMES = {"video": "output", "masks": "--masks output", "overlay": "--overlay output",
                  "compare": "--compare output", "labels": "--save-labels folder", "summary": "--summary file"}
+
+
+def option_name(output: str) -> str:
+    """How the user named an output (``"--masks output"``), for messages."""
+    return _OPTION_NAMES[output]

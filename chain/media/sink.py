@@ -20,7 +20,15 @@ from PIL import Image
 from chain.errors import ChainError
 from chain.media.audio import AudioPassthrough
 from chain.media.sizes import Size, even_size
-from chain.media.targets import FOLDER_MARKER, OWNER_TAG, discard, remove_stale_staging, replace_with, staging_path
+from chain.media.targets import (
+    FOLDER_MARKER,
+    OWNER_TAG,
+    Staged,
+    discard,
+    publish_all,
+    remove_stale_staging,
+    staging_path,
+)
 
 if TYPE_CHECKING:
     import av
@@ -82,9 +90,13 @@ class FrameSink(ABC):
             self._remove_staging()
             raise ChainError(f"no frames were written to {self.target}")
 
+    def staged(self, option: str = "output") -> Staged:
+        """The finished output, for `chain.media.targets.publish_all` (with the run's other outputs)."""
+        return Staged(self.staging, self.target, self.kind, option)
+
     def publish(self) -> Path:
         """Move the finished output into place, replacing an older one that chain wrote."""
-        replace_with(self.staging, self.target, self.kind)
+        publish_all([self.staged()])
         return self.target
 
     def commit(self) -> Path:

@@ -1,15 +1,15 @@
-"""Which existing paths chain may replace, and where outputs are staged until they are complete.
+"""Which existing paths chain may replace, where outputs are staged until they are complete, and
+how a run's outputs are moved into place together.
 
 The rules (the README's "Your files" section says the same):
 
-- An output path that does not exist is created.
-- A file or folder already at an output path is replaced only if chain wrote it: videos carry
-  ``written by chain`` in their container's comment, PNG and JPEG images in a text chunk or
-  comment, summaries in their first key, PNG folders a ``.chain-output`` marker and nothing but
-  the frames and side files chain writes, checkpoints nothing but ``config.json`` and
-  ``*.safetensors``.
-- An empty folder given where a folder is written is filled.
-- Anything else, and the current folder or one above it, is refused before any work.
+- An output path that does not exist is created. An empty folder given where a folder is
+  written is filled.
+- Anything already there is replaced only if it is exactly what chain recorded writing there
+  (`chain.media.ledger`: a file's size and digest, a folder's every entry). Anything else, and
+  the current folder or one above it, is refused before any work, in one line naming the rule.
+- A run's outputs are published together (`publish_all`): each target is checked again, then all
+  are moved into place, or, if one cannot be, none is.
 
 Outputs are written under ``.NAME.partial-HOST-PID-RANDOM`` beside the target and moved into
 place when complete. A run killed with SIGKILL cannot remove its staging file; the next run to
@@ -18,43 +18,55 @@ the same target removes those of processes that no longer run on this host.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import re
 import secrets
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from chain.errors import ChainError
+from chain.media import ledger
 
-OWNER_TAG = "written by chain"
+OWNER_TAG = "written by chain"  # in videos' and images' metadata: for people; the proof is the ledger
 FOLDER_MARKER = ".chain-output"
 SUMMARY_PREFIX = '{"written_by": "chain'
-# What chain writes into a folder output: frames by index, the label space file, the marker.
-_FOLDER_ENTRY = re.compile(r"^(\d{6,}\.png|labels\.json|\.chain-output)$")
-_CHECKPOINT_ENTRY = re.compile(r"^(config\.json|[\w.-]+\.safetensors)$")
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+_NAME_MAX = 255  # bytes in one path component on the file systems chain meets (ext4, APFS, NTFS)
+_TAG_MAX = len(f"{_HOST}-{2**22}-{'0' * 6}")  # host, pid (Linux's pid_max is at most 2**22), random
+
+
+def _staging_prefix(target: Path) -> str:
+    """``.NAME.partial-``, with NAME shortened (and a digest of it added) when the staging name would
+    be too long for the file system: a valid output name must never be refused for its hidden part."""
+    name, suffix = target.name, target.suffix
+    budget = _NAME_MAX - len(".") - len(".partial-") - _TAG_MAX - len(os.fsencode(suffix))
+    if len(os.fsencode(name)) <= budget:
+        return f".{name}.partial-"
+    short = os.fsencode(name)[:budget - 9].decode(errors="ignore")
+    return f".{short}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:8]}.partial-"
 
 
 def staging_path(target: Path) -> Path:
     """A fresh hidden name beside ``target`` for its partial output (the suffix is kept for FFmpeg)."""
     tag = f"{_HOST}-{os.getpid()}-{secrets.token_hex(3)}"
-    return target.with_name(f".{target.name}.partial-{tag}{target.suffix}")
+    return target.with_name(f"{_staging_prefix(target)}{tag}{target.suffix}")
 
 
 def _staging_owner(name: str, target: Path) -> tuple[str, int] | None:
     """``(host, pid)`` of a staging entry for ``target``, or None if ``name`` is not one."""
-    prefix = f".{target.name}.partial-"
+    prefix = _staging_prefix(target)
     if not name.startswith(prefix):
         return None
     rest = name[len(prefix):]
-    if target.suffix and rest.endswith(target.suffix):
+    if target.suffix:
+        if not rest.endswith(target.suffix):
+            return None
         rest = rest[:-len(target.suffix)]
-    if rest.isdigit():  # the older ``.NAME.partial-PID`` form, always written on this host
-        return _HOST, int(rest)
     parts = rest.rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not re.fullmatch(r"[0-9a-f]+", parts[2]):
+    if len(parts) != 3 or not parts[1].isdigit() or not re.fullmatch(r"[0-9a-f]{6}", parts[2]):
         return None
     return parts[0], int(parts[1])
 
@@ -72,7 +84,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # it exists, under another user
+    except (PermissionError, OverflowError):  # it exists under another user; or no pid at all
         return True
     return True
 
@@ -94,36 +106,15 @@ def remove_stale_staging(target: Path) -> list[Path]:
     return removed
 
 
+def _ledger_kind(kind: str) -> str:
+    return "folder" if kind in ("folder", "checkpoint") else "file"
+
+
 def written_by_chain(path: Path, kind: str) -> bool:
-    """Whether the existing ``path`` is an output that chain wrote (so it may be replaced)."""
-    try:
-        if kind == "folder":
-            names = [entry.name for entry in path.iterdir()]
-            return FOLDER_MARKER in names and all(_FOLDER_ENTRY.match(name) for name in names)
-        if kind == "checkpoint":
-            names = [entry.name for entry in path.iterdir()]
-            if "config.json" not in names or not all(_CHECKPOINT_ENTRY.match(name) for name in names):
-                return False
-            return "model" in json.loads((path / "config.json").read_text())
-        if kind == "summary":
-            with path.open("rb") as stream:
-                return stream.read(len(SUMMARY_PREFIX)) == SUMMARY_PREFIX.encode()
-        if kind == "video":
-            import av  # FFmpeg is loaded on first use, so importing chain stays light
-
-            with av.open(str(path)) as container:
-                metadata = {key.lower(): value for key, value in container.metadata.items()}
-            return metadata.get("comment", "").startswith(OWNER_TAG)
-        if kind == "image":
-            from PIL import Image
-
-            with Image.open(path) as image:
-                comment = image.info.get("comment", b"")
-                comment = comment.decode(errors="replace") if isinstance(comment, bytes) else comment
-                return str(image.info.get("Software", "")).startswith(OWNER_TAG) or comment.startswith(OWNER_TAG)
-    except Exception:  # an unreadable file is not one chain can vouch for
-        return False
-    raise ValueError(f"unknown output kind {kind!r}")
+    """Whether the existing ``path`` is exactly what chain recorded writing there (so it may be replaced)."""
+    if kind not in ("folder", "checkpoint", "summary", "video", "image"):
+        raise ValueError(f"unknown output kind {kind!r}")
+    return ledger.proves(path, _ledger_kind(kind))
 
 
 def _describe(kind: str) -> str:
@@ -147,25 +138,91 @@ def check_target(target: Path, kind: str, *, option: str = "output") -> None:
     if folder_kind and not target.is_dir():
         raise ChainError(f"the {option} {target} is a file, but {_describe(kind)} is written there: "
                          "give the name of a new folder")
-    if not folder_kind and target.is_dir():
-        raise ChainError(f"the {option} {target} is a folder, but {_describe(kind)} is written there: "
+    if not folder_kind and not target.is_file():
+        what = "a folder" if target.is_dir() else "not a regular file"
+        raise ChainError(f"the {option} {target} is {what}, but {_describe(kind)} is written there: "
                          "give a file name")
     if folder_kind and not any(target.iterdir()):
         return
     if not written_by_chain(target, kind):
-        what = "holds files chain did not write" if folder_kind else "exists and was not written by chain"
-        raise ChainError(f"the {option} {target} {what}; chain replaces only its own outputs, to keep yours: "
-                         "remove it yourself or choose another name")
+        what = ("holds files chain did not write, or changed since chain wrote it" if folder_kind
+                else "exists and was not written by chain, or changed since")
+        raise ChainError(f"the {option} {target} {what}; chain replaces only what is exactly as it recorded "
+                         "writing it, to keep your files: remove it yourself or choose another name")
 
 
-def replace_with(staging: Path, target: Path, kind: str) -> None:
-    """Move a finished ``staging`` output to ``target``, checking once more that it may go there."""
-    check_target(target, kind)
-    if target.is_dir():
-        # An empty folder, or one chain wrote: swap it out, then delete what chain wrote.
-        old = staging_path(target)  # named like staging, so a kill here is cleaned up by the next run
-        target.rename(old)
+@dataclass(frozen=True)
+class Staged:
+    """A finished output under its staging name, waiting to be published at ``target``."""
+
+    staging: Path
+    target: Path
+    kind: str  # "video", "image", "folder", "summary" or "checkpoint"
+    option: str = "output"  # how the user named it, for messages (e.g. "--masks output")
+
+
+def publish_all(outputs: list[Staged], *, record: bool = True) -> None:
+    """Move every finished output into place, or none of them.
+
+    Each target is checked again (a file may have appeared there since the run began), chain's
+    ledger records what each will hold, the old outputs being replaced are moved aside, and the
+    new ones moved in; if any step fails, everything done is undone and the error raised. The
+    caller holds stop signals for these milliseconds (`chain.signals.deferred_signals`).
+    ``record=False`` skips the ledger, for parts written inside chain's own staging folders.
+    """
+    for item in outputs:
+        check_target(item.target, item.kind, option=item.option)
+    records: list[tuple[Path, dict | None]] = []
+    aside: list[tuple[Path, Path]] = []
+    placed: list[Staged] = []
+    try:
+        for item in outputs if record else ():
+            records.append((item.target, ledger.record(item.target, item.staging, _ledger_kind(item.kind))))
+        for item in outputs:
+            if os.path.lexists(item.target):  # an empty folder, or an output chain proved its own
+                moved = staging_path(item.target)  # a kill now leaves it for the next run to clean
+                os.rename(item.target, moved)
+                aside.append((moved, item.target))
+        for item in outputs:
+            _place(item.staging, item.target)
+            placed.append(item)
+    except BaseException:
+        for item in reversed(placed):
+            _undo(os.rename, item.target, item.staging)
+        for moved, target in reversed(aside):
+            _undo(os.rename, moved, target)
+        for target, previous in records:
+            _undo(ledger.restore, target, previous)
+        raise
+    for moved, _target in aside:
+        discard(moved)
+
+
+def _place(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target``, never over something that appeared there meanwhile."""
+    if staging.is_dir():
+        os.rename(staging, target)  # fails on a non-empty folder; a file there fails too
+        return
+    try:
+        os.link(staging, target)  # fails if anything is at ``target``
+    except FileExistsError:
+        raise ChainError(f"{target} appeared while chain was publishing it; nothing was published: "
+                         "run again, or choose another name") from None
+    except OSError:  # a file system without hard links
+        if os.path.lexists(target):
+            raise
         os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
+        return
+    staging.unlink()
+
+
+def _undo(action, *args: object) -> None:  # noqa: ANN001 (a callable)
+    try:
+        action(*args)
+    except OSError:  # the original error is what the user must see
+        pass
+
+
+def replace_with(staging: Path, target: Path, kind: str, *, option: str = "output") -> None:
+    """Publish one finished output (`publish_all` of one)."""
+    publish_all([Staged(staging, target, kind, option)])

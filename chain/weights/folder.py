@@ -76,7 +76,8 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint folder atomically (a temporary folder renamed into place).
 
-    An existing folder is replaced only if it is empty or a chain checkpoint (`chain.media.targets`).
+    An existing folder is replaced only if it is empty or exactly the checkpoint chain recorded
+    writing there (`chain.media.targets`).
 
     ``config`` may be a dataclass instance or a plain dict. ``extra_files`` writes more
     safetensors files beside the weights (optimizer state, for instance).
@@ -96,7 +97,7 @@ def save_checkpoint(
         document = {"model": model, "config": config_dict, "meta": meta or {}}
         (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         _apply_umask(staging)
-        replace_with(staging, directory, "checkpoint")
+        replace_with(staging, directory, "checkpoint", option="checkpoint folder")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

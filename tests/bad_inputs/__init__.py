@@ -101,9 +101,9 @@ def make_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48)
 
 
 # Register the cases of each kind (imported for their side effect).
+from tests.bad_inputs import images as _images  # noqa: E402,F401
 from tests.bad_inputs import media as _media  # noqa: E402,F401
+from tests.bad_inputs import options as _options  # noqa: E402,F401
 from tests.bad_inputs import outputs as _outputs  # noqa: E402,F401
 from tests.bad_inputs import stages as _stages  # noqa: E402,F401
-from tests.bad_inputs import images as _images  # noqa: E402,F401
 from tests.bad_inputs import weights as _weights  # noqa: E402,F401
-from tests.bad_inputs import options as _options  # noqa: E402,F401

@@ -1,0 +1,160 @@
+"""chain's record of what it wrote: the proof that an existing output is chain's to replace.
+
+When chain publishes an output it first records, in its state folder, exactly what it is putting
+at that path:
+
+- a file: its size and SHA-256 digest;
+- a folder: every entry under it (relative name, file or folder, size, modification time in ns).
+
+An existing path counts as chain's own only while what is there matches its record exactly. So
+anything else at an output path is refused: a file chain never wrote, a copy or edit put in the
+place of chain's output (a stream copy that keeps the container's "written by chain" comment, a
+frame retouched in place), an entry added to, removed from or renamed in one of chain's folders,
+a folder where chain wrote a file (``000099.png/``), or an output moved here from elsewhere.
+
+Records live in ``$CHAIN_STATE/written`` (default ``$XDG_STATE_HOME/chain``, else
+``~/.local/state/chain``), one small JSON file per output path. Losing them costs nothing but
+convenience: chain then refuses to replace its old outputs, and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from chain.errors import ChainError
+
+_CHUNK = 1 << 20
+
+
+def state_dir() -> Path:
+    """chain's state folder: ``$CHAIN_STATE``, else ``$XDG_STATE_HOME/chain``, else ``~/.local/state/chain``."""
+    configured = os.environ.get("CHAIN_STATE")
+    if configured:
+        path = Path(os.path.expanduser(configured))  # leaves an unknown ~user as it is
+        if not path.is_absolute():
+            raise ChainError(f"CHAIN_STATE={configured} is not an absolute path (a ~user that does not exist?); "
+                             "set it to a folder such as ~/.local/state/chain")
+        return path
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "chain"
+    home = os.path.expanduser("~")
+    if not Path(home).is_absolute():
+        raise ChainError("chain cannot find your home folder for its state; set CHAIN_STATE to a folder")
+    return Path(home) / ".local" / "state" / "chain"
+
+
+def absolute(path: Path) -> Path:
+    """``path`` made absolute through its real parent folder; the last part is kept as named (never followed)."""
+    return Path(path).absolute().parent.resolve() / Path(path).name
+
+
+def _record_file(target: Path) -> Path:
+    key = hashlib.sha256(os.fsencode(absolute(target))).hexdigest()[:40]
+    return state_dir() / "written" / f"{key}.json"
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe(path: Path, kind: str) -> dict[str, Any] | None:
+    """What is at ``path`` now, in a record's terms (``kind``: ``"file"`` or ``"folder"``); None if
+    it is not that kind of thing (a link, a folder where a file is recorded, missing)."""
+    try:
+        if path.is_symlink():
+            return None
+        if kind == "file":
+            if not path.is_file():
+                return None
+            return {"size": path.stat().st_size, "sha256": _file_digest(path)}
+        if not path.is_dir():
+            return None
+        entries: dict[str, list[Any]] = {}
+        for folder, dirs, files in os.walk(path):
+            for name in dirs + files:
+                entry = Path(folder) / name
+                relative = entry.relative_to(path).as_posix()
+                info = entry.lstat()
+                if entry.is_symlink():
+                    entries[relative] = ["link", os.readlink(entry)]
+                elif entry.is_dir():
+                    entries[relative] = ["folder"]
+                else:
+                    entries[relative] = ["file", info.st_size, info.st_mtime_ns]
+        return {"entries": dict(sorted(entries.items()))}
+    except OSError:
+        return None
+
+
+def read(target: Path) -> dict[str, Any] | None:
+    """The record for ``target``, or None when chain has none (or cannot read it)."""
+    try:
+        record = json.loads(_record_file(target).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("path") != os.fsdecode(absolute(target)):
+        return None
+    return record
+
+
+def proves(target: Path, kind: str) -> bool:
+    """Whether what is at ``target`` is exactly what chain recorded writing there."""
+    record = read(target)
+    if record is None or record.get("kind") != kind:
+        return False
+    if kind == "file":
+        try:  # a different size needs no digest (a film's video is gigabytes)
+            if target.is_symlink() or target.stat().st_size != record.get("what", {}).get("size"):
+                return False
+        except OSError:
+            return False
+    return describe(target, kind) == record.get("what")
+
+
+def record(target: Path, written: Path, kind: str) -> dict[str, Any] | None:
+    """Record that ``written`` (a finished staging file or folder) is about to become ``target``.
+
+    Returns the record it replaces (for `restore`). A state folder chain cannot write does not stop
+    the run: the output is still published, and a later run refuses to replace it.
+    """
+    previous = read(target)
+    what = describe(written, kind)
+    if what is None:
+        raise ChainError(f"cannot record {target}: its finished part {written} is gone")
+    _write(target, {"path": os.fsdecode(absolute(target)), "kind": kind, "what": what})
+    return previous
+
+
+def restore(target: Path, previous: dict[str, Any] | None) -> None:
+    """Put back the record `record` replaced (an output that was not published after all)."""
+    if previous is None:
+        try:
+            _record_file(target).unlink(missing_ok=True)
+        except OSError:
+            pass
+    else:
+        _write(target, previous)
+
+
+def _write(target: Path, document: dict[str, Any]) -> None:
+    file = _record_file(target)
+    temporary = file.with_name(f".{file.name}.{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(document, separators=(",", ":")))
+        os.replace(temporary, file)
+    except OSError:
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass
