@@ -140,3 +140,119 @@ def test_os_error_messages_hide_staging_names() -> None:
     assert describe_os_error(OSError(errno.EIO, "I/O error")) == "the system refused: an input/output error"
     inside = OSError(errno.EROFS, "Read-only file system", "/films/.frames.partial-host-12-ab/000003.png")
     assert describe_os_error(inside) == "the system refused writing /films/frames/000003.png: the file system is read-only"
+
+
+RUN = ["run", "in.mp4", "--seg", "palette:voc", "--synth", "colorize", "-q"]
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_a_file_appearing_at_a_second_output_mid_run_publishes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    make_video(tmp_path / "in.mp4")
+    monkeypatch.chdir(tmp_path)
+    assert _run([*RUN, "out.mp4", "--max-frames", "2"], capsys)[0] == 0
+    before = (tmp_path / "out.mp4").read_bytes()
+    original = ImageFolderSink.write
+
+    def write_then_the_user_saves(self: ImageFolderSink, image: np.ndarray, time: float) -> None:
+        original(self, image, time)
+        (tmp_path / "masks.mp4").write_bytes(b"the user's video, saved while chain ran")
+
+    monkeypatch.setattr(ImageFolderSink, "write", write_then_the_user_saves)
+    code, lines = _run([*RUN, "out.mp4", "--save-labels", "labels", "--masks", "masks.mp4"], capsys)
+    assert code == 2 and len(lines) == 1 and "masks.mp4 exists and was not written by chain" in lines[0], lines
+    assert (tmp_path / "out.mp4").read_bytes() == before, "the first output was replaced all the same"
+    assert not (tmp_path / "labels").exists()
+    assert (tmp_path / "masks.mp4").read_bytes() == b"the user's video, saved while chain ran"
+    assert not [name for name in os.listdir(tmp_path) if ".partial" in name]
+
+
+def test_a_move_that_fails_at_publishing_puts_everything_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    make_video(tmp_path / "in.mp4")
+    monkeypatch.chdir(tmp_path)
+    assert _run([*RUN, "out.mp4", "--save-labels", "labels", "--max-frames", "2"], capsys)[0] == 0
+    before = {name: (tmp_path / name).read_bytes() for name in ("out.mp4", "labels/000001.png")}
+    real_place = targets._place
+
+    def fail_on_the_labels(staging: Path, target: Path) -> None:
+        if target.name == "labels":
+            raise OSError(errno.EIO, "Input/output error", str(staging))
+        real_place(staging, target)
+
+    monkeypatch.setattr(targets, "_place", fail_on_the_labels)
+    code, lines = _run([*RUN, "out.mp4", "--save-labels", "labels", "--max-frames", "3"], capsys)
+    assert code == 4 and len(lines) == 1 and "labels" in lines[0] and ".partial" not in lines[0], lines
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert not (tmp_path / "labels" / "000002.png").exists()
+    assert not [name for name in os.listdir(tmp_path) if ".partial" in name]
+    monkeypatch.setattr(targets, "_place", real_place)  # and the old outputs are still provably chain's:
+    assert _run([*RUN, "out.mp4", "--save-labels", "labels", "--max-frames", "3"], capsys)[0] == 0
+    assert (tmp_path / "labels" / "000002.png").exists()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_under_summary_names_it_and_leaves_no_part(
+        code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import chain.summary
+
+    make_video(tmp_path / "in.mp4")
+    monkeypatch.chdir(tmp_path)
+
+    class FullDisk:
+        """The summary's file once the disk is full: writes and the last flush fail, naming no file
+        (as Python's buffered writes do)."""
+
+        def __init__(self, file: object) -> None:
+            self.file = file
+
+        def write(self, text: str) -> int:
+            raise OSError(code, os.strerror(code))
+
+        def close(self) -> None:
+            self.file.close()
+            raise OSError(code, os.strerror(code))
+
+    real_init = chain.summary.SummaryFile.__init__
+
+    def init(self: chain.summary.SummaryFile, target: Path) -> None:
+        real_init(self, target)  # the header is written; then the disk fills
+        self.stream._stream = FullDisk(self.stream._stream)
+
+    monkeypatch.setattr(chain.summary.SummaryFile, "__init__", init)
+    status, lines = _run([*RUN, "out.mp4", "--summary", "run.json", "--max-frames", "3"], capsys)
+    assert status == 4 and len(lines) == 1, lines
+    assert "run.json" in lines[0] and ".partial" not in lines[0], lines
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+def test_import_never_replaces_another_tools_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The hostile case: a folder holding another tool's config.json (with a "model" key) and weights."""
+    from tests.conftest import shared_file
+
+    tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "config.json").write_text('{"model": "their-net", "epochs": 40}')
+    (tmp_path / "theirs" / "finetuned-epoch40.safetensors").write_bytes(b"their weights")
+    command = ["import", "tflite", str(tflite), "--labels", "voc", "--out"]
+    code, lines = _run([*command, "theirs"], capsys)
+    assert code == 2 and "theirs holds files chain did not write" in lines[0], lines
+    assert (tmp_path / "theirs" / "finetuned-epoch40.safetensors").read_bytes() == b"their weights"
+
+    assert _run([*command, "ours"], capsys)[0] == 0
+    assert _run([*command, "ours"], capsys)[0] == 0  # chain's own import, as written: replaced
+    config = tmp_path / "ours" / "config.json"
+    config.write_text(config.read_text().replace('"voc"', '"VOC"'))  # an edit the user made
+    code, lines = _run([*command, "ours"], capsys)
+    assert code == 2 and "ours holds files chain did not write, or changed since" in lines[0], lines
+    assert '"VOC"' in config.read_text()

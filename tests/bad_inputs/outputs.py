@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -186,3 +187,169 @@ def _(folder: Path) -> list[str]:
       message=r"the system refused writing /sys/chain-test-output\.mp4: permission denied")
 def _(folder: Path) -> list[str]:
     return [*RUN, _clip(folder), "/sys/chain-test-output.mp4"]
+
+
+# --- Generated: every kind of output, as chain wrote it and after each kind of edit -----------------------------
+# An output is chain's to replace only while it is exactly what chain recorded writing there
+# (chain.media.ledger); each edit below must turn a replaceable output into a refused one.
+
+_FILE_OUTPUTS = [("", "out.mp4"), ("", "out.mkv"), ("", "out.mov"), ("", "out.avi"), ("", "out.webm"),
+                 ("--masks", "m.mp4"), ("--compare", "c.png"), ("--compare", "c.jpg"), ("--compare", "c.webp"),
+                 ("--overlay", "o.tif"), ("--masks", "m.bmp"), ("--summary", "run.json")]
+_IMAGE_SUFFIXES = (".png", ".jpg", ".webp", ".tif", ".bmp")
+
+
+def _output_args(option: str, name: str) -> list[str]:
+    frames = "1" if name.endswith(_IMAGE_SUFFIXES) else "3"
+    return [*([option, name] if option else [name]), "--max-frames", frames]
+
+
+def _edited_copy(path: Path) -> None:
+    """What another tool leaves when it edits chain's output and keeps its tags: a video stream-copied
+    (the container's comment kept), an image re-saved with its text, a summary rewritten."""
+    if path.suffix in _IMAGE_SUFFIXES:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            edited, info = image.convert("RGB").rotate(180), dict(image.info)
+        options = {"pnginfo": _png_text(info)} if path.suffix == ".png" else {}
+        options.update({"comment": info["comment"]} if "comment" in info else {})
+        edited.save(path, **options)
+    elif path.suffix == ".json":
+        document = json.loads(path.read_text())
+        document["run"]["frames"] = 99
+        path.write_text(json.dumps(document))
+    else:
+        import av
+
+        copy = path.with_name("copy" + path.suffix)
+        with av.open(str(path)) as source, av.open(str(copy), "w") as target:
+            target.metadata.update(source.metadata)
+            stream = target.add_stream_from_template(source.streams.video[0])
+            packets = [packet for packet in source.demux(source.streams.video[0]) if packet.size]
+            for packet in packets[:2]:  # a trimmed copy, as `ffmpeg -c copy -t` makes
+                packet.stream = stream
+                target.mux(packet)
+        copy.replace(path)
+
+
+def _png_text(info: dict) -> object:
+    from PIL.PngImagePlugin import PngInfo
+
+    text = PngInfo()
+    for key, value in info.items():
+        if isinstance(value, str):
+            text.add_text(key, value)
+    return text
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _link_to_it(path: Path) -> None:
+    kept = path.with_name("kept-" + path.name)
+    path.rename(kept)
+    path.symlink_to(kept.name)
+
+
+_FILE_EDITS = {
+    "as-written": None,
+    "a-byte-appended": lambda path: path.open("ab").write(b"\0"),
+    "a-byte-changed": _flip_a_byte,
+    "an-edited-copy": _edited_copy,
+    "a-link-in-its-place": _link_to_it,
+}
+
+for option, name in _FILE_OUTPUTS:
+    for edit_name, edit in _FILE_EDITS.items():
+        def _build(folder: Path, option: str = option, name: str = name, edit: object = edit) -> list[str]:
+            _chain(folder, *RUN, _clip(folder), *_output_args(option, name))
+            if edit is not None:
+                edit(folder / name)
+            return [*RUN, "in.mp4", *_output_args(option, name)]
+
+        tag = f"{option.lstrip('-') or 'output'}-{name}-{edit_name}"
+        if edit is None:
+            case(f"chains-{tag}-is-replaced", "output", outputs=(name,), may_change=(name,))(_build)
+        else:
+            message = (r"is a symbolic link" if edit_name == "a-link-in-its-place"
+                       else rf"{re.escape(name)} exists and was not written by chain, or changed since")
+            case(f"chains-{tag}-is-kept", "error", message=message)(_build)
+
+
+def _frame_made_a_folder(folder: Path) -> None:
+    (folder / "000001.png").unlink()
+    (folder / "000001.png").mkdir()
+    (folder / "000001.png" / "holiday.jpg").write_bytes(b"the user's photo")
+
+
+_FOLDER_EDITS = {
+    "as-written": None,
+    "a-file-added": lambda folder: (folder / "beach.jpg").write_bytes(b"the user's photo"),
+    "a-frame-edited": lambda folder: _flip_a_byte(folder / "000000.png"),
+    "a-frame-made-a-folder": _frame_made_a_folder,
+    "a-frame-removed": lambda folder: (folder / "000002.png").unlink(),
+    "its-marker-rewritten": lambda folder: (folder / ".chain-output").write_text('{"written_by": "chain"}'),
+}
+
+for option, name in (("", "frames"), ("--save-labels", "labels"), ("--masks", "m.v2/")):
+    for edit_name, edit in _FOLDER_EDITS.items():
+        def _build(folder: Path, option: str = option, name: str = name, edit: object = edit) -> list[str]:
+            _chain(folder, *RUN, _clip(folder), *_output_args(option, name))
+            if edit is not None:
+                edit(folder / name)
+            return [*RUN, "in.mp4", *_output_args(option, name)]
+
+        tag = f"{option.lstrip('-') or 'output'}-{name.rstrip('/')}-{edit_name}"
+        if edit is None:
+            case(f"chains-{tag}-is-replaced", "output", outputs=(f"{name.rstrip('/')}/000002.png",),
+                 may_change=(name.rstrip("/"),))(_build)
+        else:
+            case(f"chains-{tag}-is-kept", "error",
+                 message=rf"{re.escape(name.rstrip('/'))} holds files chain did not write")(_build)
+
+
+# --- Generated: outputs checked against one another before any work ----------------------------------------------
+
+_HOLDERS = [("", "m/"), ("--masks", "m/"), ("--save-labels", "m")]
+_INSIDE = [("", "X/out.mp4"), ("--compare", "X/c.png"), ("--summary", "X/run.json"), ("--overlay", "X/o/"),
+           ("--save-labels", "X/labels")]
+
+for holder_option, holder in _HOLDERS:
+    for inner_option, inner in _INSIDE:
+        if inner_option == holder_option:
+            continue
+        inner = inner.replace("X", holder.rstrip("/"))
+
+        def _build(folder: Path, pair: tuple = (holder_option, holder, inner_option, inner)) -> list[str]:
+            first = [pair[0], pair[1]] if pair[0] else [pair[1]]
+            second = [pair[2], pair[3]] if pair[2] else [pair[3]]
+            return [*RUN, _clip(folder), *first, *second, "--max-frames", "1"]
+
+        case(f"nested-outputs-{inner_option.lstrip('-') or 'output'}-inside-{holder_option.lstrip('-') or 'output'}",
+             "error", message=r"is inside the .*which chain replaces whole",
+             check=lambda folder: (folder / "m").exists() and (_ for _ in ()).throw(AssertionError("m was made")))(_build)
+
+for first, second in ((["--masks", "a.mp4"], ["--overlay", "a.mp4"]), (["a.mp4"], ["--compare", "./a.mp4"]),
+                      (["--masks", "here/a.mp4"], ["--overlay", "a.mp4"])):
+    def _build(folder: Path, first: list = first, second: list = second) -> list[str]:
+        (folder / "here").symlink_to(".")
+        return [*RUN, _clip(folder), *first, *second, "--max-frames", "1"]
+
+    case(f"two-outputs-one-path-{'-'.join(first + second).replace('/', '_')}", "error",
+         message=r"are both .*give each output its own path")(_build)
+
+
+# --- Generated: long output names (the hidden part's name must fit too) ------------------------------------------
+
+for length, letter in ((200, "a"), (240, "b"), (251, "c"), (240, "é")):
+    def _build(folder: Path, length: int = length, letter: str = letter) -> list[str]:
+        stem = letter * ((length - 4) // len(letter.encode()))
+        return [*RUN, _clip(folder), stem + "x" * (length - 4 - len(stem.encode())) + ".mp4", "--max-frames", "2"]
+
+    case(f"output-name-of-{length}-bytes-{'ascii' if letter.isascii() else 'utf8'}", "output",
+         check=lambda folder: len(list(folder.glob("*.mp4"))) == 2 or
+         (_ for _ in ()).throw(AssertionError("the long-named output is missing")))(_build)
