@@ -151,6 +151,13 @@ def check_target(target: Path, kind: str, *, option: str = "output") -> None:
                          "writing it, to keep your files: remove it yourself or choose another name")
 
 
+def adopt(target: Path, kind: str) -> None:
+    """Record what is at ``target`` now as chain's own, for an output another rule has already
+    proven: a training run's checkpoint inside its run folder (`chain.training.common`), which a
+    resumed run replaces even where the folder was copied or moved from elsewhere."""
+    ledger.record(target, target, _ledger_kind(kind))
+
+
 @dataclass(frozen=True)
 class Staged:
     """A finished output under its staging name, waiting to be published at ``target``."""

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from chain.errors import ChainError
-from chain.media.targets import staging_path
+from chain.media.targets import adopt, staging_path
 from chain.signals import STOP_SIGNALS, Terminated
 
 LOSS_LOG = "losses.jsonl"
@@ -240,25 +240,49 @@ def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model
     if not isinstance(checkpoint.meta.get("train"), dict) or not isinstance(step, int) or step < 0:
         raise ChainError(f"{checkpoint_path / CONFIG_FILE} lacks the training options or step a run saves; "
                          "it cannot be resumed (it can still be used to run)")
+    adopt(checkpoint_path, "checkpoint")  # the run folder proved it the run's: the next save replaces it
     return checkpoint
 
 
-RUN_ENTRIES = frozenset({"checkpoint", "samples", "frames", "pairs", LOSS_LOG, LOSS_PLOT})
+RUN_MARKER = ".chain-run"
+# What a training run writes into its folder, and whether each is a folder (True) or a file.
+RUN_ENTRIES = {"checkpoint": True, "samples": True, "frames": True, "pairs": True, LOSS_LOG: False, LOSS_PLOT: False,
+               RUN_MARKER: False}
 
 
 def check_run_folder(out_dir: Path) -> None:
-    """A run folder may be new, empty or a chain run's; never a folder of the user's other files."""
+    """A run folder may be new, empty or a chain run's; never a folder of the user's other files.
+
+    A chain run's folder holds its marker (`RUN_MARKER`) and only entries a run writes, each of the
+    kind a run writes (a file named ``samples`` is not a run's). A folder of runs made before the
+    marker is recognised by the same kinds and a saved checkpoint. Names alone prove nothing.
+    """
     resolved, cwd = Path(out_dir).resolve(), Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
         raise ChainError(f"--out {out_dir} is the current folder or one above it; give the name of a new folder")
+    if out_dir.is_symlink():
+        raise ChainError(f"--out {out_dir} is a symbolic link; chain does not write through links: give a plain path")
     if out_dir.exists() and not out_dir.is_dir():
         raise ChainError(f"--out {out_dir} is a file; give the name of a new folder for the run")
-    others = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in RUN_ENTRIES
-                    and ".partial-" not in entry.name) if out_dir.is_dir() else []
+    entries = [entry for entry in out_dir.iterdir() if ".partial-" not in entry.name] if out_dir.is_dir() else []
+    if not entries:
+        return
+    others = sorted(entry.name for entry in entries if RUN_ENTRIES.get(entry.name) is None or entry.is_symlink()
+                    or entry.is_dir() != RUN_ENTRIES[entry.name])
+    if not others and not (out_dir / RUN_MARKER).is_file() and not (out_dir / "checkpoint" / "config.json").is_file():
+        others = sorted(entry.name for entry in entries)  # a run's names, but nothing says a run wrote them
     if others:
         shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
         raise ChainError(f"--out {out_dir} holds files that are not a chain training run ({shown}); chain keeps "
                          "them untouched: give a new folder")
+
+
+def mark_run_folder(out_dir: Path) -> None:
+    """Create the run's folder (if new) and its marker, once `check_run_folder` has allowed it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / RUN_MARKER
+    if not marker.exists():
+        marker.write_text(json.dumps({"written_by": "chain training run"}) + "\n")
 
 
 def plot_run_losses(out_dir: Path, keys: tuple[str, ...], title: str) -> None:

@@ -31,6 +31,7 @@ from chain.training.common import (
     TrainingDisplay,
     TrainingInterrupted,
     load_optimizer_state,
+    mark_run_folder,
     open_run,
     optimizer_tensors,
     plot_run_losses,
@@ -131,6 +132,7 @@ def train(trainer_class: type[Trainer], out_dir: str | Path, flags: dict[str, An
         trainer.check_resumable(checkpoint, checkpoint_path)
         resumed_optimizers = read_optimizer_state(checkpoint_path)
     trainer.check_inputs()
+    mark_run_folder(out_dir)  # from here on the folder is this run's (`check_run_folder`)
 
     with TrainingDisplay(settings.progress) as display:
         sampler = BatchSampler(trainer.prepare(out_dir, display), options.batch, options.seed)

@@ -353,3 +353,26 @@ for length, letter in ((200, "a"), (240, "b"), (251, "c"), (240, "é")):
     case(f"output-name-of-{length}-bytes-{'ascii' if letter.isascii() else 'utf8'}", "output",
          check=lambda folder: len(list(folder.glob("*.mp4"))) == 2 or
          (_ for _ in ()).throw(AssertionError("the long-named output is missing")))(_build)
+
+
+# --- Generated: training run folders are judged by what their entries are, not their names -----------------------
+
+_RUN_LOOKALIKES = {
+    "samples-is-a-file": lambda run: (run / "samples").write_text("the user's notes"),
+    "losses-log-is-a-folder": lambda run: ((run / "losses.jsonl").mkdir(), (run / "losses.jsonl" / "a.txt").write_text("x")),
+    "checkpoint-is-a-link": lambda run: (run / "checkpoint").symlink_to(".."),
+    "frames-without-any-run": lambda run: ((run / "frames").mkdir(), (run / "frames" / "holiday.jpg").write_bytes(b"jpg")),
+    "a-marker-and-a-user-file": lambda run: ((run / ".chain-run").write_text("{}"), (run / "beach.jpg").write_bytes(b"jpg")),
+}
+
+for lookalike, make in _RUN_LOOKALIKES.items():
+    for trainer in ("vaegan", "spade"):
+        def _build(folder: Path, make: object = make, trainer: str = trainer) -> list[str]:
+            (folder / "films").mkdir()
+            make(folder / "films")
+            clip = _clip(folder)
+            data = [clip] if trainer == "vaegan" else ["--data", clip, "--seg", "palette:voc"]
+            return ["train", trainer, *data, "--out", "films", "--max-steps", "1", "-q"]
+
+        case(f"train-{trainer}-into-a-run-lookalike-{lookalike}", "error",
+             message=r"--out films holds files that are not a chain training run")(_build)
