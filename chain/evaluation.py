@@ -32,8 +32,11 @@ from chain.device import resolve_device
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion
 from chain.media import Trim, open_source, save_png
+from chain.media.ledger import absolute
 from chain.media.sizes import Size
+from chain.media.targets import Staged, check_target, discard, publish_all, remove_stale_staging, staging_path
 from chain.render import resize_frames
+from chain.signals import deferred_signals
 from chain.stages.base import labels_to_numpy
 from chain.stages.registry import build_stage
 from chain.stages.spec import StageContext
@@ -113,6 +116,7 @@ def evaluate_spade(
     ``seg``) labels. ``seg`` judges the synthesized and the real images.
     """
     started = time.perf_counter()
+    written = _check_written(samples, report)
     resolved = resolve_device(device)
     # 1. The generator (as the `spade` stage runs it) and the judge.
     synthesizer = build_stage("synthesizer", "spade", StageContext(weights=str(weights), device=resolved))
@@ -181,10 +185,10 @@ def evaluate_spade(
             "label_flicker_real": label_changes["real"].mean_flicker,
         }
     if samples is not None and sample_rows:
-        _write_png(np.concatenate(sample_rows, axis=0), Path(samples))
         result["samples"] = str(samples)
-    if report is not None:
-        _write_json(result, Path(report))
+    else:
+        written.pop("samples", None)
+    _publish(written, sample_rows, result)
     return result
 
 
@@ -233,15 +237,30 @@ def _video_batches(path: Path, size: Size, labeller: Any, space: LabelSpace, tri
             yield labels_to_numpy(to_space.apply(labels), space), chunk.frames
 
 
-def _write_png(image: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.stem}.partial{path.suffix}")
-    save_png(image, staging)
-    staging.replace(path)
+def _check_written(samples: str | os.PathLike | None, report: str | os.PathLike | None) -> dict[str, Staged]:
+    """Refuse, before any work, a --samples or --report path chain may not write; their staging names."""
+    written = {}
+    for name, path, kind in (("samples", samples, "image"), ("report", report, "summary")):
+        if path is not None:
+            check_target(Path(path), kind, option=f"--{name} file")
+            written[name] = Staged(staging_path(Path(path)), Path(path), kind, f"--{name} file")
+    if len(written) == 2 and absolute(written["samples"].target) == absolute(written["report"].target):
+        raise ChainError("--samples and --report name the same file; give each its own")
+    return written
 
 
-def _write_json(result: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(json.dumps(result, indent=2) + "\n")
-    staging.replace(path)
+def _publish(written: dict[str, Staged], sample_rows: list[np.ndarray], result: dict[str, Any]) -> None:
+    """Write the sample grid and the report under their staging names, then publish both or neither."""
+    try:
+        for item in written.values():
+            item.target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(item.target)
+        if "samples" in written:
+            save_png(np.concatenate(sample_rows, axis=0), written["samples"].staging)
+        if "report" in written:
+            written["report"].staging.write_text(json.dumps(result, indent=2) + "\n")
+        with deferred_signals():
+            publish_all(list(written.values()))
+    finally:
+        for item in written.values():
+            discard(item.staging)

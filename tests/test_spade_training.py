@@ -269,6 +269,14 @@ def test_eval_spade_scores_real_and_synthesized(tmp_path: Path) -> None:
     assert report["synthesized"]["miou"] < 1.0
     assert json.loads((tmp_path / "eval.json").read_text())["real"]["miou"] == pytest.approx(1.0)
     assert Image.open(tmp_path / "s.png").size == (4 * 64, 3 * 64)
+    # Its own report and samples are replaced; a file of the user's at either is refused before any work.
+    again = evaluate_spade(run, data, seg="palette:camvid", split="val", samples=tmp_path / "s.png",
+                           report=tmp_path / "eval.json", device="cpu", max_items=1)
+    assert again["items"] == 1 and json.loads((tmp_path / "eval.json").read_text())["items"] == 1
+    (tmp_path / "notes.json").write_text("the user's notes")
+    with pytest.raises(ChainError, match="--report file .*notes.json exists and was not written by chain"):
+        evaluate_spade(run, data, seg="no-such-judge", samples=tmp_path / "s2.png", report=tmp_path / "notes.json")
+    assert (tmp_path / "notes.json").read_text() == "the user's notes" and not (tmp_path / "s2.png").exists()
 
 
 def test_eval_spade_on_a_video_reports_flicker(carphone: Path, tmp_path: Path) -> None:
