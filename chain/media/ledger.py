@@ -59,12 +59,23 @@ def _record_file(target: Path) -> Path:
     return state_dir() / "written" / f"{key}.json"
 
 
+# Digests computed in this process, by (device, inode, size, mtime): a run checks each output before
+# any work and again when it publishes, and a film's video is gigabytes.
+_digests: dict[tuple[int, int, int, int], str] = {}
+
+
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    info = path.stat()
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if key not in _digests:
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+        if len(_digests) > 256:
+            _digests.clear()
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
 
 
 def describe(path: Path, kind: str) -> dict[str, Any] | None:
