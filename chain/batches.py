@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chain.media import Frame, FrameSource
+from chain.steadiness import SteadinessTracker
 from chain.summary import ClassShareTracker, FrameChangeTracker, StageTimer
 
 
@@ -38,6 +39,7 @@ class Part:
     anchor: np.ndarray | None = None  # (H, W, 3) uint8
     labels: ClassShareTracker | None = None
     changes: FrameChangeTracker | None = None
+    steadiness: SteadinessTracker | None = None
 
 
 def batches(frames: FrameSource, batch_size: int, timer: StageTimer, part: Part | None = None) -> Iterator[Batch]:

@@ -156,6 +156,9 @@ def run(
                  if "compile" in report["stage_seconds"] else ""))
     if report["label_flicker"] is not None:
         err.print(f"label flicker: {100 * report['label_flicker']:.2f} % of pixels change label per frame")
+    steady = report.get("steadiness") or {}
+    if steady.get("input_warp_error") is not None:
+        err.print(_steadiness_line(steady), soft_wrap=True)
     if report.get("output_flicker") is not None:
         err.print(f"output flicker: {report['output_flicker']:.2f}x the input's change between frames "
                   f"(mean |Δ| {report['output_change']:.2f} vs {report['input_change']:.2f} levels)")
@@ -376,3 +379,15 @@ def ui(
     from chain.ui import launch
 
     launch(str(source) if source else None, out_dir=out, port=port)
+
+
+def _steadiness_line(steady: dict) -> str:
+    """The closing line's steadiness figures (`chain.steadiness`), along the input's motion."""
+    parts = []
+    if steady.get("label_flicker_along_motion") is not None:
+        parts.append(f"labels change on {100 * steady['label_flicker_along_motion']:.2f} % of tracked pixels")
+    if steady.get("painting_warp_error") is not None:
+        parts.append(f"painting's warping error {steady['painting_warp_error']:.4f} "
+                     f"(the input's own {steady['input_warp_error']:.4f})")
+    return f"along the input's motion (at {steady['size']}): " + "; ".join(parts or ["no labels or painting"])
+

@@ -38,6 +38,7 @@ from chain.render import resize_frames
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer, check_segmenter
 from chain.stages.registry import synthesizers_in
+from chain.steadiness import SteadinessTracker
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
 from chain.views import Views
 
@@ -203,6 +204,7 @@ class Chain:
                                          target=(self.target_space, self.target_lut))
                        if self.source_space is not None else None)
             changes = FrameChangeTracker() if self.synthesizer is not None else None
+            steadiness = SteadinessTracker()
             lanes = Lanes(overlap=overlap)
             try:
                 if progress:  # before --compile's warm-up, which takes a while: the bar shows the time
@@ -223,7 +225,8 @@ class Chain:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written
                                 self._segment(batch.frames, batch.indices)
                         continue
-                    lanes.behind(self._emit, batch, self._infer(batch, timer), sinks, tracker, changes, timer)
+                    lanes.behind(self._emit, batch, self._infer(batch, timer), sinks, tracker, changes, steadiness,
+                                 timer)
                     count += len(batch.indices)
                     if progress:
                         lanes.behind(progress.advance, len(batch.indices))
@@ -242,11 +245,13 @@ class Chain:
                 summary = self._summary(info, count, timer, started, tracker, changes,
                                         {name: str(sink.target) for name, sink in sinks.items()}, sinks.get("video"),
                                         damage)
+                summary.steadiness = steadiness.to_dict()
                 if summary_file:
                     summary_file.finish(summary)
                 if part is not None:
                     part.labels = tracker.detach() if tracker else None
                     part.changes = changes
+                    part.steadiness = steadiness
                 with deferred_signals():
                     staged = [sink.staged(option_name(name)) for name, sink in sinks.items()]
                     # A shard's parts go into the driver's own staging folders, which it joins and removes.
@@ -411,8 +416,8 @@ class Chain:
                 synthesized = resize_frames(synthesized, height, width)
         return Inferred(labels, target, synthesized)
 
-    def _emit(self, batch: Batch, inferred: Inferred, sinks: dict[str, FrameSink],
-              tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, timer: StageTimer) -> None:
+    def _emit(self, batch: Batch, inferred: Inferred, sinks: dict[str, FrameSink], tracker: ClassShareTracker | None,
+              changes: FrameChangeTracker | None, steadiness: SteadinessTracker, timer: StageTimer) -> None:
         """Everything after the networks: trackers, views and every sink's writes (the writer
         thread's part of a batch; it only reads ``batch`` and ``inferred``)."""
         labels, target, synthesized = inferred.labels, inferred.target, inferred.synthesized
@@ -421,6 +426,7 @@ class Chain:
                 changes.add_batch(synthesized, batch.frames)
             if tracker is not None:
                 tracker.add_batch(batch.indices, batch.times, labels)
+            steadiness.add_batch(batch.frames, labels, synthesized)
             views = self.views(batch.frames, labels, target, synthesized, wanted=sinks.keys())
         with timer("encode"):
             for name, images in views.items():

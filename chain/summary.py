@@ -74,6 +74,9 @@ class RunSummary:
     input_change: float | None = None
     #: Damaged frames skipped and a short input (None when the input decoded whole).
     input_damage: InputDamage | None = None
+    #: Label flicker along the input's motion and the warping error of painting and input
+    #: (`chain.steadiness.SteadinessTracker.to_dict`; None for fewer than two frames).
+    steadiness: dict[str, Any] | None = None
     #: Mean class shares in the synthesizer's space, after conversion and --remap (what it painted from).
     target_class_share: dict[str, float] = field(default_factory=dict)
     #: How the run was asked for: input path, chain version, command line, stages and their options.
@@ -103,6 +106,7 @@ class RunSummary:
             "output_change": None if self.output_change is None else round(self.output_change, 4),
             "input_change": None if self.input_change is None else round(self.input_change, 4),
             "input_damage": None if self.input_damage is None else self.input_damage.to_dict(),
+            "steadiness": self.steadiness,
             **self.extra,
         }
 

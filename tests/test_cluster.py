@@ -144,6 +144,10 @@ def test_sharded_pngs_labels_and_summary_equal_one_machine(ray_local, clip: Path
     assert a["per_frame"] == b["per_frame"]  # flicker across shard boundaries included
     for key in ("frames", "mean_class_share", "label_flicker", "output_flicker", "audio", "remapped"):
         assert a["run"][key] == b["run"][key], key
+    steady, sharded_steady = a["run"]["steadiness"], b["run"]["steadiness"]
+    assert steady["pairs"] == sharded_steady["pairs"] and steady["cuts"] == sharded_steady["cuts"]
+    for key in ("label_flicker_along_motion", "painting_warp_error", "input_warp_error"):
+        assert sharded_steady[key] == pytest.approx(steady[key], rel=1e-4, abs=1e-6), key  # sums in another order
     assert sorted(p.name for p in sharded.iterdir()) == ["frames", "labels", "masks.mp4", "run.json"]  # no parts
 
 

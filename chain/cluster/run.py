@@ -286,7 +286,7 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
                     started: float) -> tuple[RunSummary, list[float | None]]:
     """The run's totals from its shards', and each shard's label flicker across its first boundary."""
     first_summary, first_part = results[0]
-    labels, changes = first_part.labels, first_part.changes
+    labels, changes, steadiness = first_part.labels, first_part.changes, first_part.steadiness
     boundaries = [None]
     stage_seconds: dict[str, float] = {}
     for summary, _part in results:
@@ -296,6 +296,8 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
         boundaries.append(labels.join(part.labels) if labels is not None else None)
         if changes is not None:
             changes.join(part.changes)
+        if steadiness is not None and part.steadiness is not None:
+            steadiness.join(part.steadiness)
     damages = [summary.input_damage for summary, _ in results if summary.input_damage is not None]
     damage = None
     if damages:
@@ -313,6 +315,7 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
         outputs={name: str(path) for name, path in outputs.given().items() if name != "summary"}, audio=audio,
         label_flicker=labels.mean_flicker if labels else None,
         output_flicker=changes.flicker if changes else None, output_change=changes.output_change if changes else None,
-        input_change=changes.input_change if changes else None, input_damage=damage, extra={})
+        input_change=changes.input_change if changes else None, input_damage=damage,
+        steadiness=steadiness.to_dict() if steadiness else None, extra={})
     return merged, boundaries
 
