@@ -55,7 +55,8 @@ class SteadinessTracker:
     each boundary is measured too, so the totals equal one pass over the whole run).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, flow: str = "dis") -> None:
+        self.flow = flow  # `MotionEstimator`'s method: "farneback" judges chain with a flow it does not use
         self._motion: MotionEstimator | None = None
         self._previous: _Frame | None = None
         self.first: _Frame | None = None  # a shard's edge (`join`)
@@ -93,7 +94,7 @@ class SteadinessTracker:
 
     def _measure(self, previous: _Frame, current: _Frame) -> None:
         if self._motion is None:
-            self._motion = MotionEstimator()
+            self._motion = MotionEstimator(method=self.flow)
         motion = self._motion.compare(previous.gray, current.gray)
         if motion.cut:
             self.cuts += 1

@@ -108,3 +108,13 @@ def test_every_run_summary_carries_steadiness(tmp_path, monkeypatch) -> None:
     steadiness = json.loads((tmp_path / "run.json").read_text())["run"]["steadiness"]
     assert steadiness["size"] == "64x48" and steadiness["pairs"] + steadiness["cuts"] == 3
     assert steadiness["input_warp_error"] is not None
+
+
+def test_a_second_flow_judges_alike() -> None:
+    """benchmarks/steadiness.py judges chain with Farneback's flow, which chain does not use."""
+    frames, masks = moving_square()
+    tracker = SteadinessTracker(flow="farneback")
+    tracker.add_batch(frames, masks, frames)
+    plain = float(np.mean(masks[1:] != masks[:-1]))
+    assert tracker.pairs == 11 and tracker.label_flicker < 0.3 * plain
+    assert tracker.painted_warp_error == pytest.approx(tracker.input_warp_error)

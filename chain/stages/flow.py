@@ -56,12 +56,17 @@ class MotionEstimator:
             histograms above which the frames are a cut.
         cut_unreliable: share of unreliable pixels above which the frames are a cut.
         preset: OpenCV's DIS preset (``cv2.DISOPTICAL_FLOW_PRESET_*``).
+        method: ``"dis"`` (chain's), or ``"farneback"`` (Farneback 2003, a polynomial-expansion
+            flow that shares nothing with DIS): a second opinion for judging chain's steadiness.
     """
 
     def __init__(self, *, consistency: float = 0.5, warp_error: float = 24.0, cut_histogram: float = 0.3,
-                 cut_unreliable: float = 0.7, preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST) -> None:
+                 cut_unreliable: float = 0.7, preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                 method: str = "dis") -> None:
+        if method not in ("dis", "farneback"):
+            raise ValueError(f"unknown flow method {method!r}")
         # FAST: 2 ms at 257x257 here, and far better than ULTRAFAST on slow-moving texture.
-        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._dis = cv2.DISOpticalFlow_create(preset) if method == "dis" else None
         self.consistency = consistency
         self.warp_error = warp_error
         self.cut_histogram = cut_histogram
@@ -73,8 +78,7 @@ class MotionEstimator:
         if min(height, width) < _MIN_FLOW_SIDE:
             backward = forward = np.zeros((height, width, 2), np.float32)
         else:
-            backward = self._dis.calc(current, previous, None)
-            forward = self._dis.calc(previous, current, None)
+            backward, forward = self._flow(current, previous), self._flow(previous, current)
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         map_x, map_y = grid_x + backward[..., 0], grid_y + backward[..., 1]
         inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
@@ -88,6 +92,13 @@ class MotionEstimator:
         similar = np.abs(warped - cv2.blur(current, (3, 3)).astype(np.float32)) <= self.warp_error
         reliable = inside & consistent & similar
         return Motion(backward, reliable, self._is_cut(previous, current, reliable))
+
+    def _flow(self, to: np.ndarray, back_to: np.ndarray) -> np.ndarray:
+        """For each pixel of ``to``, its offset into ``back_to``."""
+        if self._dis is not None:
+            return self._dis.calc(to, back_to, None)
+        # OpenCV's recommended settings (pyramid 0.5 x 3, window 15, 3 iterations, poly_n 5).
+        return cv2.calcOpticalFlowFarneback(to, back_to, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
     def _is_cut(self, previous: np.ndarray, current: np.ndarray, reliable: np.ndarray) -> bool:
         # Motion keeps a scene's histogram (objects move, they do not change colour); a cut
