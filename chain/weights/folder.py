@@ -128,21 +128,21 @@ def read_json(path: str | os.PathLike) -> Any:
         size = path.stat().st_size
         if size > MAX_JSON_BYTES:
             raise ChainError(f"{path} is {size / 2 ** 20:.0f} MB, larger than any JSON file chain reads "
-                             f"({MAX_JSON_BYTES >> 20} MB); it is damaged, or was not written by chain")
+                             f"({MAX_JSON_BYTES >> 20} MB); it is damaged, or not the file expected there")
         text = path.read_text(encoding="utf-8")
         depth = json_depth(text)
         if depth > MAX_JSON_DEPTH:
             raise ChainError(f"{path} nests {depth} levels deep, more than the {MAX_JSON_DEPTH} chain reads; "
-                             "it is damaged, or was not written by chain")
+                             "it is damaged, or not the file expected there")
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         raise ChainError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
-                         "it is damaged, or was not written by chain") from None
+                         "it is damaged, or not the file expected there") from None
     except _RepeatedKey as repeated:
-        raise ChainError(f"{path} gives key {repeated.args[0]!r} twice in one object; it is damaged, or was not "
-                         "written by chain") from None
+        raise ChainError(f"{path} gives key {repeated.args[0]!r} twice in one object; it is damaged, or not the file "
+                         "expected there") from None
     except UnicodeDecodeError:
-        raise ChainError(f"{path} is not a text file; it is damaged, or was not written by chain") from None
+        raise ChainError(f"{path} is not a text file; it is damaged, or not the file expected there") from None
     except IsADirectoryError:
         raise ChainError(f"{path} is a folder, not the JSON file chain writes there") from None
     except PermissionError:
