@@ -90,6 +90,10 @@ def conform_tensors(expected: Mapping[str, torch.Tensor], given: Mapping[str, to
                 raise ChainError(f"{source}: weight {key} holds {'/'.join(kinds)}{cast} ({len(bad)} of "
                                  f"{tensor.numel()} values): these weights cannot paint; the checkpoint is damaged "
                                  "(or its training diverged): use another")
+            if key.endswith("running_var") and tensor.numel() and float(tensor.min()) < 0:
+                # BatchNorm divides by its square root: NaN everywhere after it
+                raise ChainError(f"{source}: {key} holds a negative variance ({float(tensor.min()):g}); the "
+                                 "checkpoint is damaged: use another")
         elif have != want:
             info = torch.iinfo(want) if want in INTEGER_DTYPES else None
             if info is None or have not in INTEGER_DTYPES or (
