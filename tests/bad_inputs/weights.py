@@ -398,3 +398,142 @@ for _file in ("config.json", "preprocessor_config.json"):
         path = _segformer(folder) / file
         path.write_text(path.read_text().replace("{", '{"deep": ' + "[" * 20_000 + "]" * 20_000 + ", ", 1))
         return [*RUN, _clip(folder), "--masks", "masks.mp4", "--seg", "hf:seg", "--device", "cpu"]
+
+
+# --- chain's ONNX cache: whatever is at an export's name, the run heals it ---------------------------
+
+
+def _cache_base(checkpoint: Path) -> Path:
+    """Where the export of a tiny checkpoint (33x33 input) is named, in chain's weights folder (this
+    session's: tests/conftest.py); each case's checkpoint has its own seed, hence its own name."""
+    from chain.stages.onnx_graphs import checkpoint_stamp, onnx_cache_file
+
+    return onnx_cache_file(checkpoint, (33, 33), checkpoint_stamp(checkpoint))
+
+
+def _real_export(checkpoint: Path) -> tuple[Path, bytes]:
+    """The export chain stores for ``checkpoint``: its path in the cache and its bytes."""
+    from chain.stages.onnx_cache import stored_name
+    from chain.stages.onnx_graphs import export_onnx
+    from chain.weights.deeplab_mnv2 import load_deeplab_mnv2
+
+    base = _cache_base(checkpoint)
+    model = export_onnx(load_deeplab_mnv2(checkpoint)[0], base, (33, 33))
+    return stored_name(base, model), model
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(child.stdout)
+
+
+def _staging_of(base: Path, pid: int) -> Path:
+    import os
+
+    from chain.media.targets import staging_path
+
+    staging = staging_path(base)
+    return staging.with_name(staging.name.replace(f"-{os.getpid()}-", f"-{pid}-"))
+
+
+def _entries(base: Path) -> list[Path]:
+    return sorted(entry for entry in base.parent.iterdir() if entry.name.startswith((base.stem, f".{base.name}")))
+
+
+def _healed(folder: Path, kept: tuple[str, ...] = ()) -> None:
+    """One export under its name, a plain file whose bytes give the digest it is named by; nothing else
+    of it but ``kept`` (names with HOST/PID placeholders resolved by the case)."""
+    import hashlib
+
+    base = _cache_base(folder / "deeplab")
+    entries = [entry for entry in _entries(base) if entry.name not in kept]
+    assert len(entries) == 1 and entries[0].is_file() and not entries[0].is_symlink(), entries
+    digest = hashlib.sha256(entries[0].read_bytes()).hexdigest()[:16]
+    assert entries[0].name == f"{base.stem}.{digest}.onnx", entries[0].name
+
+
+def _cache_case(name: str, seed: int, plant: Callable[[Path, Path], tuple[str, ...] | None]) -> None:
+    kept: list[str] = []
+
+    def build(folder: Path) -> list[str]:
+        checkpoint = deeplab_mnv2_checkpoint(folder, seed=seed)
+        kept[:] = plant(folder, checkpoint) or ()
+        return [*RUN, _clip(folder), "--masks", "masks.mp4", "--seg", "deeplab-mnv2", "--seg-weights", "deeplab"]
+
+    case(f"onnx-cache-{name}", "output", outputs=("masks.mp4",),
+         check=lambda folder: _healed(folder, tuple(kept)))(build)
+
+
+def _rewrite(data: Callable[[bytes], bytes]) -> Callable[[Path, Path], None]:
+    def plant(folder: Path, checkpoint: Path) -> None:
+        path, model = _real_export(checkpoint)
+        path.write_bytes(data(model))
+    return plant
+
+
+def _folder_at(legacy: bool) -> Callable[[Path, Path], None]:
+    def plant(folder: Path, checkpoint: Path) -> None:
+        path, _ = _real_export(checkpoint)
+        path.unlink()
+        target = _cache_base(checkpoint) if legacy else path
+        target.mkdir()
+        (target / "inside.txt").write_text("a folder where chain's export belongs")
+    return plant
+
+
+def _link_at(to: str, legacy: bool) -> Callable[[Path, Path], None]:
+    """A link at the export's name, to the user's file or folder (never followed: the snapshot checks
+    that they are untouched), or to nothing."""
+    def plant(folder: Path, checkpoint: Path) -> None:
+        path, model = _real_export(checkpoint)
+        path.unlink()
+        target = {"file": folder / "mine.onnx", "folder": folder / "keep", "nothing": folder / "gone"}[to]
+        if to == "file":
+            target.write_bytes(model)  # even the right bytes: a link is not chain's export
+        elif to == "folder":
+            target.mkdir()
+            (target / "precious.txt").write_text("the user's")
+        (_cache_base(checkpoint) if legacy else path).symlink_to(target)
+    return plant
+
+
+def _unreadable(folder: Path, checkpoint: Path) -> None:
+    path, _ = _real_export(checkpoint)
+    path.chmod(0)  # removed and made again; as root it is still readable, and reused
+
+
+def _renamed(folder: Path, checkpoint: Path) -> None:
+    path, _ = _real_export(checkpoint)
+    path.rename(path.with_name(f"{_cache_base(checkpoint).stem}.{'0' * 16}.onnx"))
+
+
+def _stale_parts(folder: Path, checkpoint: Path) -> tuple[str, ...]:
+    """Staging parts of a killed export (a file and a folder) go; a running process's stays."""
+    base = _cache_base(checkpoint)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    dead = _dead_pid()
+    _staging_of(base, dead).write_bytes(b"half an export")
+    (_staging_of(base, dead)).mkdir()  # another killed part, a folder
+    live = _staging_of(base, 1)  # pid 1 runs
+    live.write_bytes(b"being written")
+    return (live.name,)
+
+
+for _seed, (_name, _plant) in enumerate([
+    ("truncated", _rewrite(lambda model: model[:len(model) // 2])),
+    ("empty", _rewrite(lambda model: b"")),
+    ("foreign-bytes", _rewrite(lambda model: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64)),
+    ("one-byte-flipped", _rewrite(lambda model: model[:-100] + bytes([model[-100] ^ 1]) + model[-99:])),
+    ("folder-at-export", _folder_at(legacy=False)),
+    ("folder-at-undigested-name", _folder_at(legacy=True)),
+    ("link-to-users-file", _link_at("file", legacy=False)),
+    ("link-to-users-folder", _link_at("folder", legacy=True)),
+    ("dangling-link", _link_at("nothing", legacy=False)),
+    ("unreadable-export", _unreadable),
+    ("export-under-another-digest", _renamed),
+    ("stale-staging-parts", _stale_parts),
+]):
+    _cache_case(_name, 1000 + _seed, _plant)
