@@ -35,7 +35,7 @@ META_SCHEMA: Schema = {
                                     "std": Field(items(number(0.01, 1000), length=3), required=True)}),
                            required=True),
     "channel_ids": Field(items(integer(0), unique=True), required=True),
-    "label_offset": Field(integer(0)),
+    "label_offset": Field(integer(-65535, 65535)),  # ADE20K's file: -1 (its channel 0 is "other", id 150)
     "source": Field(mapping({"file": Field(text), "sha256": Field(text)})),
     "graph": Field(mapping({})),
 }

@@ -273,7 +273,8 @@ DEEPLAB_META = [  # (case, field, value (... deletes it), message after "deeplab
     ("channel-ids-text", "channel_ids", ["0", *range(1, 21)], r"meta\.channel_ids\[0\] is a string, not an integer"),
     ("source-text", "source", "google", r"meta\.source is a string, not an object"),
     ("source-file-number", "source.file", 5, r"meta\.source\.file is an integer, not a string"),
-    ("label-offset-negative", "label_offset", -1, r"meta\.label_offset is -1, must be at least 0"),
+    ("label-offset-text", "label_offset", "-1", r"meta\.label_offset is a string, not an integer"),
+    ("label-offset-huge", "label_offset", 10 ** 6, r"meta\.label_offset is 1e\+06, must be between -65535 and 65535"),
 ]
 for _name, _field, _value, _message in DEEPLAB_META:
     case(f"deeplab-mnv2-meta-{_name}", "error",
