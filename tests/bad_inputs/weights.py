@@ -2,7 +2,7 @@
 transformers folder's id2label, and chain's own ONNX cache damaged (see tests/bad_inputs/__init__.py).
 
 Generated in loops, for every checkpoint kind chain loads (deeplab-mnv2, spade and vaegan folders,
-an NVlabs ``latest_net_G.pth``): a NaN, +inf or -inf in each kind of tensor (a bias, a conv weight,
+an NVlabs ``latest_net_G.pth``, torchvision DeepLabV3 state_dict files): a NaN, +inf or -inf in each kind of tensor (a bias, a conv weight,
 a BatchNorm running statistic), every dtype safetensors stores (float16, bfloat16 and float64 are
 cast and run; the others are refused), missing / extra / mis-shaped tensors; meta fields of the
 wrong type, out of range or missing; JSON nested deep, huge or with a repeated key. Networks are
@@ -538,3 +538,28 @@ for _seed, (_name, _plant) in enumerate([
     ("stale-staging-parts", _stale_parts),
 ]):
     _cache_case(_name, 1000 + _seed, _plant)
+
+
+# --- torchvision's DeepLabV3 from a state_dict file (--seg-weights FILE) ------------------------------
+
+
+def _torchvision_deeplab(folder: Path, name: str, edit: Callable[[dict[str, torch.Tensor]], None]) -> list[str]:
+    from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
+
+    torch.manual_seed(0)
+    tensors = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict()
+    edit(tensors)
+    if name.endswith(".pth"):
+        torch.save(tensors, folder / name)
+    else:
+        save_file(tensors, str(folder / name))
+    return [*RUN, _clip(folder), "--masks", "masks.mp4", "--seg", "deeplab:mobilenet_v3_large", "--seg-weights", name]
+
+
+for _file, _edit, _message in [
+    ("nan.safetensors", _poke("classifier.4.bias", math.nan), r"nan\.safetensors: weight classifier\.4\.bias holds NaN"),
+    ("inf.pth", _poke("backbone.0.1.running_var", math.inf), r"inf\.pth: weight backbone\.0\.1\.running_var holds \+inf"),
+    ("int.pth", _cast("backbone.0.0.weight", torch.int64), r"int\.pth: weight backbone\.0\.0\.weight holds int64 values"),
+]:
+    case(f"torchvision-deeplab-{_file.replace('.', '-')}", "error", message=_message)(
+        lambda folder, file=_file, edit=_edit: _torchvision_deeplab(folder, file, edit))
