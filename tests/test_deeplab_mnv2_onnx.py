@@ -119,7 +119,7 @@ def test_the_export_is_cached_in_chains_weights_folder_and_reused(voc_checkpoint
     _segmenter(voc_checkpoint, size="33").segment(frames, indices=np.arange(1))
     assert sorted(voc_checkpoint.parent.iterdir()) == before  # nothing written beside the user's checkpoint
     cache = tmp_path / "weights" / "onnx"
-    (exported,) = cache.glob("deeplab-mnv2-voc-*-33x33-features.onnx")
+    (exported,) = cache.glob("deeplab-mnv2-voc-*-33x33-features.*.onnx")
     assert [p.name for p in cache.iterdir() if ".partial-" in p.name] == []  # staging left nothing behind
     written = exported.stat().st_mtime_ns
     _segmenter(voc_checkpoint, size="33").segment(frames, indices=np.arange(1))

@@ -33,6 +33,7 @@ import torch
 
 from chain.errors import ChainError
 from chain.weights.deeplab_mnv2 import save_deeplab_mnv2
+from chain.weights.fit import conform_tensors
 from models.deeplab_mnv2 import STEM_CHANNELS, DeepLabMNv2, DeepLabMNv2Config
 
 # How each label space reads the output channels: channel k is label id
@@ -591,6 +592,7 @@ def import_tflite(
         state_dict = _state_dict(path, config, matcher)
     except struct.error:  # the flatbuffer is read lazily: an offset past the end of a cut file
         raise _fail(path, "the file is truncated or damaged (it points past its own end)") from None
+    conform_tensors(state_dict, state_dict, source=path)  # a NaN or inf constant: refused here, not at every run
     if config.num_classes != LABEL_CHANNELS[label_space]:
         raise ChainError(
             f"{path.name} has {config.num_classes} output channels; "

@@ -8,7 +8,9 @@ then go by name, as between built-in spaces.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -22,13 +24,37 @@ CATCH_ALL_NAMES = ("unlabeled", "background", "void", "other", "ignore")
 #: that space or its aliases spell them, for the model to be taken as using that space's order
 #: (OneFormer's COCO config, for instance, calls "wall-other-merged" just "wall").
 SAME_ORDER_SHARE = 0.9
+#: Label maps are saved as 16-bit PNGs: ids up to 65535, one kept for "unlabeled".
+MAX_CLASSES = 65535
+_CLASS_ID = re.compile(r"^\s*\d{1,9}\s*$")
 
 
-def class_names(id2label: Mapping[int | str, str], source: str) -> list[str]:
-    """The class names of ids ``0 .. n-1``; a `ChainError` when the ids have gaps."""
-    labels = {int(k): str(v).strip() for k, v in id2label.items()}
-    if sorted(labels) != list(range(len(labels))) or not labels:
-        raise ChainError(f"{source}: id2label must name classes 0..N-1 without gaps, got ids {sorted(labels)[:8]}...")
+def class_names(id2label: Any, source: str) -> list[str]:
+    """The class names of ids ``0 .. n-1`` of a model's ``id2label`` (as its config.json holds it, string
+    keys, or as transformers holds it, int keys); a one-line `ChainError` naming ``source`` when it is
+    not an object, a key is not a class id or repeats one, the ids have gaps, or a name is not a
+    non-empty string."""
+    where = f"{source}: id2label"
+    if not isinstance(id2label, Mapping):
+        raise ChainError(f"{where} is {type(id2label).__name__}, not an object of class ids to names")
+    if not id2label:
+        raise ChainError(f"{where} names no classes")
+    if len(id2label) > MAX_CLASSES:
+        raise ChainError(f"{where} names {len(id2label)} classes, more than the {MAX_CLASSES} chain's labels hold")
+    labels: dict[int, str] = {}
+    for key, name in id2label.items():
+        if isinstance(key, bool) or not (isinstance(key, int) or (isinstance(key, str) and _CLASS_ID.match(key))):
+            raise ChainError(f"{where} has key {key!r}, not a class id (0, 1, 2...)")
+        label_id = int(key)
+        if label_id in labels:
+            raise ChainError(f"{where} gives class {label_id} twice")
+        if not isinstance(name, str) or not name.strip():
+            raise ChainError(f"{where} gives class {label_id} the name {name!r}, not a non-empty string")
+        labels[label_id] = name.strip()
+    if sorted(labels) != list(range(len(labels))):
+        gap = next(i for i in range(len(labels) + 1) if i not in labels)
+        raise ChainError(f"{where} must name classes 0..N-1 without gaps; it lacks {gap} (ids "
+                         f"{', '.join(map(str, sorted(labels)[:8]))}{'...' if len(labels) > 8 else ''})")
     return [labels[i] for i in range(len(labels))]
 
 

@@ -33,8 +33,9 @@ from chain.labels import LabelSpace
 from chain.labels.model_space import class_names, model_label_space
 from chain.labels.resize import resize_labels
 from chain.stages.base import LABEL_DTYPE, Segmenter
-from chain.stages.hub import hub_offline, in_cache_or_folder, missing_model, quiet_loading, short_name
+from chain.stages.hub import hub_offline, in_cache_or_folder, local_file, missing_model, quiet_loading, short_name
 from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.weights.folder import read_json
 
 #: Short names → Hub repositories (Meta's Mask2Former ports, NVIDIA's SegFormers).
 MASK2FORMER_REPOS = {
@@ -170,12 +171,16 @@ def load_model(source: str, device: torch.device):  # noqa: ANN201 (transformers
 
     common = {"local_files_only": True} if hub_offline() else {}
     alternative = "pass --seg hf:FOLDER (a transformers save_pretrained folder with its image processor)"
+    check_config_files(source)
     with quiet_loading("transformers"):
         try:
             config = AutoConfig.from_pretrained(source, **common)
             processor = AutoImageProcessor.from_pretrained(source, **common)
         except (OSError, ValueError) as error:
             raise missing_model("segmenter", source, alternative, error) from None
+        except RecursionError:  # a file downloaded just now, which `check_config_files` could not see before
+            check_config_files(source)
+            raise ChainError(f"the configuration of {source} nests too deep to read") from None
         for auto, mapping in (("AutoModelForUniversalSegmentation", "MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING"),
                               ("AutoModelForSemanticSegmentation", "MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING"),
                               ("AutoModelForInstanceSegmentation", "MODEL_FOR_INSTANCE_SEGMENTATION_MAPPING")):
@@ -194,6 +199,19 @@ def load_model(source: str, device: torch.device):  # noqa: ANN201 (transformers
     if not hasattr(processor, "post_process_semantic_segmentation"):
         raise ChainError(f"the image processor of {source} has no semantic post-processing")
     return model.to(device), processor
+
+
+def check_config_files(source: str) -> None:
+    """One line for the JSON files of ``source`` on disk that transformers would choke on: too large or
+    deep (its parser recurses until a RecursionError), or a ``config.json`` whose ``id2label`` is
+    not classes 0..N-1 named by strings (`class_names`), before transformers reads them."""
+    for name in ("config.json", "preprocessor_config.json"):
+        path = local_file(source, name)
+        if path is None:
+            continue  # transformers says what is missing (or downloads it)
+        document = read_json(path)
+        if name == "config.json" and isinstance(document, dict) and document.get("id2label") is not None:
+            class_names(document["id2label"], str(path))
 
 
 def build_transformers_segmenter(source: str, context: StageContext) -> TransformersSegmenter:

@@ -66,11 +66,18 @@ def missing_model(role: str, source: str, alternative: str, error: BaseException
 
 def in_cache_or_folder(source: str, file: str) -> bool:
     """Whether ``file`` of ``source`` is on disk now (a folder, or the Hub cache); fetches nothing."""
+    return local_file(source, file) is not None
+
+
+def local_file(source: str, file: str) -> Path | None:
+    """Where ``file`` of ``source`` is on disk now (a folder, or the Hub cache), else None; fetches nothing."""
     if is_local(source):
-        return (Path(source).expanduser() / file).is_file()
+        path = Path(source).expanduser() / file
+        return path if path.is_file() else None
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(source, file), str)
+    found = try_to_load_from_cache(source, file)
+    return Path(found) if isinstance(found, str) else None
 
 
 @contextlib.contextmanager

@@ -3,8 +3,8 @@
 - The network's ``feature_logits`` (its logits before the final resize to the input size),
   exported once per input size with ``torch.onnx.export`` to a cache file in chain's weights
   folder, named after the checkpoint and keyed by a digest of its config and weights (the same
-  network imported again, anywhere, reuses its export; a changed one gets its own), written
-  atomically through `chain.media.targets` staging.
+  network imported again, anywhere, reuses its export; a changed one gets its own), and verified
+  by a digest of its own bytes when read (`chain.stages.onnx_cache`: a bad one is made again).
 - Per frame size, in memory, that export with the steps around it merged in
   (`onnx.compose.merge_models`), so that ONNX Runtime's threads run them too and a frame costs one
   call: the preprocessing (`NetworkInput`) for frames it enlarges (shrinking antialiases, which
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
 from pathlib import Path
 
@@ -26,8 +25,7 @@ import onnx
 import torch
 from onnx import compose
 
-from chain.errors import ChainError
-from chain.media.targets import staging_path
+from chain.stages.onnx_cache import cached_export
 from chain.stages.resized_argmax import Resize, resize_matrix
 from chain.weights.folder import CONFIG_FILE, weights_dir
 
@@ -82,24 +80,16 @@ def _export(module: torch.nn.Module, example: torch.Tensor, target: Path | io.By
                           dynamic_axes={name: {0: "batch"} for name in [input_name, *output_names]})
 
 
-def export_onnx(network: torch.nn.Module, target: Path, size: tuple[int, int]) -> Path:
-    """Export ``network.feature_logits`` (float, batch axis free; input ``pixels``, output
-    ``logits``) at input ``size`` to ``target``, unless it is there."""
-    if target.is_file():
-        return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ChainError(f"cannot make the ONNX cache folder {target.parent}: {error.strerror}; set $CHAIN_WEIGHTS "
-                         "to a writable folder or use --seg-opt backend=torch") from None
-    staging = staging_path(target)
-    try:
-        _export(_FeatureLogits(network), torch.zeros(1, 3, *size), staging, input_name="pixels",
-                output_names=["logits"])
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
-    return target
+def export_onnx(network: torch.nn.Module, target: Path, size: tuple[int, int]) -> bytes:
+    """``network.feature_logits`` (float, batch axis free; input ``pixels``, output ``logits``) at
+    input ``size`` as ONNX bytes, from chain's cache under ``target``'s name (`chain.stages.onnx_cache`:
+    verified when read, made again and stored when missing or bad)."""
+    def export() -> bytes:
+        buffer = io.BytesIO()
+        _export(_FeatureLogits(network), torch.zeros(1, 3, *size), buffer, input_name="pixels", output_names=["logits"])
+        return buffer.getvalue()
+
+    return cached_export(target, export)
 
 
 class ResizedLabels(torch.nn.Module):
@@ -133,7 +123,7 @@ class ResizedLabels(torch.nn.Module):
         return tuple(channels if self.labels_of_channels is None else (self.labels_of_channels[c] for c in channels))
 
 
-def frame_graph(features: Path, *, network_input: torch.nn.Module | None, frame_size: tuple[int, int],
+def frame_graph(features: bytes, *, network_input: torch.nn.Module | None, frame_size: tuple[int, int],
                 label_resizes: list[list[Resize]] | None, feature_size: tuple[int, int] | None,
                 labels_of_channels: np.ndarray) -> onnx.ModelProto:
     """The exported network ``features`` with ``network_input`` (uint8 frames → pixels, at
@@ -143,7 +133,7 @@ def frame_graph(features: Path, *, network_input: torch.nn.Module | None, frame_
     Either end may be None: the graph then takes pixels or gives logits. Its one input and its
     outputs are in that order; their names carry the merge's prefixes.
     """
-    model = onnx.load(str(features))
+    model = onnx.load_from_string(features)
     opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
 
     def exported(module: torch.nn.Module, example: torch.Tensor, input_name: str, outputs: list[str]) -> onnx.ModelProto:

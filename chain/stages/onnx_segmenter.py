@@ -76,6 +76,7 @@ class OnnxSegmenter(TorchSegmenter):
         self._checkpoint = checkpoint
         self._threads = threads
         self._sessions: dict[tuple[int, int], Any] = {}
+        self._exports: dict[tuple[int, int], bytes] = {}
         self._frame_graphs: dict[tuple[tuple[int, int], tuple[tuple[int, int], ...]], _FrameGraph] = {}
         channels = self._channel_to_label.cpu().numpy() if self._channel_to_label is not None else None
         self._labels_of_channels = np.asarray(
@@ -99,15 +100,20 @@ class OnnxSegmenter(TorchSegmenter):
     def _session(self, size: tuple[int, int]) -> Any:
         """The exported network alone, at input ``size``: pixels → feature logits."""
         if size not in self._sessions:
-            self._sessions[size] = self._new_session(str(self._export(size)))
+            self._sessions[size] = self._new_session(self._export(size))
         return self._sessions[size]
 
     @functools.cached_property
     def _stamp(self) -> str:
         return checkpoint_stamp(self._checkpoint)  # read once, when the first export is looked for
 
-    def _export(self, size: tuple[int, int]) -> Path:
-        return export_onnx(self.network, onnx_cache_file(self._checkpoint, size, self._stamp), size)
+    def _export(self, size: tuple[int, int]) -> bytes:
+        """The exported network at input ``size`` (read and verified once per size)."""
+        if size not in self._exports:
+            if len(self._exports) >= MAX_FRAME_GRAPHS:  # fit=aspect in the UI: an input size per video's shape
+                del self._exports[next(iter(self._exports))]
+            self._exports[size] = export_onnx(self.network, onnx_cache_file(self._checkpoint, size, self._stamp), size)
+        return self._exports[size]
 
     def _frame_graph(self, frame_size: tuple[int, int], sizes: tuple[tuple[int, int], ...]) -> _FrameGraph:
         """The graph for frames of ``frame_size`` and labels at ``sizes`` (`chain.stages.onnx_graphs`).

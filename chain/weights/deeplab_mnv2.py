@@ -17,13 +17,28 @@ from typing import Any
 import torch
 
 from chain.errors import ChainError, first_line
+from chain.labels import get_label_space
 from chain.weights.fit import build_fitted
 from chain.weights.folder import CONFIG_FILE, load_checkpoint, save_checkpoint, weights_dir
+from chain.weights.schema import Field, Schema, integer, items, label_space, mapping, meta_error, number, text
 from models.deeplab_mnv2 import ACTIVATION_QUANTIZATIONS, DeepLabMNv2, DeepLabMNv2Config
 
 MODEL_KIND = "deeplab_mnv2"
-# What a checkpoint's meta must hold for the segmenter to run it.
-REQUIRED_META = ("label_space", "input_size", "normalization", "channel_ids")
+REMEDY = "make the checkpoint again with `chain import tflite`"
+#: A checkpoint's meta: what the segmenter needs beside the weights (`chain.importers.tflite` writes it).
+#: Sizes: the segmenter's own --seg-opt size bounds (16) up to a 4K frame's side; normalisation in
+#: 0..255 units, where Caffe-style networks divide by 1 and TF's by 127.5.
+META_SCHEMA: Schema = {
+    "label_space": Field(label_space, required=True),
+    "input_size": Field(integer(16, 4096), required=True),
+    "normalization": Field(mapping({"mean": Field(items(number(0, 255), length=3), required=True),
+                                    "std": Field(items(number(0.01, 1000), length=3), required=True)}),
+                           required=True),
+    "channel_ids": Field(items(integer(0), unique=True), required=True),
+    "label_offset": Field(integer(-65535, 65535)),  # ADE20K's file: -1 (its channel 0 is "other", id 150)
+    "source": Field(mapping({"file": Field(text), "sha256": Field(text)})),
+    "graph": Field(mapping({})),
+}
 
 
 def default_checkpoint(variant: str) -> Path:
@@ -33,7 +48,7 @@ def default_checkpoint(variant: str) -> Path:
 
 def save_deeplab_mnv2(out_dir: str | os.PathLike, *, config: DeepLabMNv2Config, state_dict: dict[str, torch.Tensor],
                       meta: dict[str, Any]) -> Path:
-    """Write a network's config, weights and meta (see `REQUIRED_META`) as our checkpoint folder."""
+    """Write a network's config, weights and meta (see `META_SCHEMA`) as our checkpoint folder."""
     return save_checkpoint(out_dir, model=MODEL_KIND, config=config, state_dict=state_dict, meta=meta)
 
 
@@ -48,11 +63,7 @@ def load_deeplab_mnv2(
     ``"dynamic-int8-per-image"`` as TF Lite's builtin kernels do, ``"none"`` in float. A file
     without hybrid convs computes in float whatever the mode.
     """
-    checkpoint = load_checkpoint(checkpoint_dir, expect_model=MODEL_KIND)
-    lacking = [key for key in REQUIRED_META if key not in checkpoint.meta]
-    if lacking:
-        raise ChainError(f"{Path(checkpoint_dir) / CONFIG_FILE} lacks {', '.join(lacking)} in its meta; make the "
-                         "checkpoint again with `chain import tflite`")
+    checkpoint = load_checkpoint(checkpoint_dir, expect_model=MODEL_KIND, meta_schema=META_SCHEMA, remedy=REMEDY)
     unknown = sorted(set(checkpoint.config) - {f.name for f in fields(DeepLabMNv2Config)})
     if unknown:
         raise ChainError(f"{checkpoint_dir}: config fields {unknown} are unknown to this version of chain")
@@ -66,6 +77,18 @@ def load_deeplab_mnv2(
         network_config = DeepLabMNv2Config(**config)
     except (TypeError, ValueError) as error:
         raise ChainError(f"{checkpoint_dir}: bad DeepLabV3-MobileNetV2 config ({first_line(error)})") from None
+    _check_channels(checkpoint.meta, network_config.num_classes, Path(checkpoint_dir) / CONFIG_FILE)
     model = build_fitted(lambda: DeepLabMNv2(network_config), checkpoint.state_dict, source=checkpoint_dir,
                          what="DeepLabV3-MobileNetV2 its config describes")
     return model.eval(), checkpoint.meta
+
+
+def _check_channels(meta: dict[str, Any], num_classes: Any, source: Path) -> None:
+    """One label id per output channel, each an id of the label space (the schema checked their types)."""
+    ids, space = meta["channel_ids"], get_label_space(meta["label_space"])
+    if len(ids) != num_classes:
+        raise meta_error(source, "channel_ids", f"has {len(ids)} ids for a network with {num_classes} output "
+                         "channels", REMEDY)
+    if max(ids, default=0) >= len(space):
+        raise meta_error(source, "channel_ids", f"holds {max(ids)}, past {space.name}'s ids 0-{len(space) - 1}",
+                         REMEDY)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from chain.errors import ChainError
 from chain.media.targets import check_target, remove_stale_staging, replace_with, staging_path
+from chain.weights.schema import Schema, check_meta
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -30,6 +32,11 @@ CHECKPOINT_DIR = "checkpoint"
 # generator's paintings are still mostly its initialisation: a default SPADE run on CamVid
 # takes about 4,600 (50 epochs), NVIDIA's took hundreds of thousands.
 FEW_TRAINING_STEPS = 1000
+#: Bounds on the JSON files chain reads (a checkpoint's config.json, a transformers config,
+#: labels.json): the largest real one, ADE20K DeepLab's per-channel scales, is about 0.1 MB.
+MAX_JSON_BYTES = 16 << 20
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def training_caveat(meta: dict[str, Any]) -> str | None:
@@ -114,19 +121,57 @@ def _apply_umask(folder: Path) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """A JSON file's content; a one-line `ChainError` naming ``path`` when it is not readable JSON."""
+    """A JSON file's content; a one-line `ChainError` naming ``path`` when it is not readable JSON,
+    is larger than `MAX_JSON_BYTES`, nests deeper than `MAX_JSON_DEPTH` (Python's parser would
+    recurse until a RecursionError) or repeats a key in one object (the parser keeps the last)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ChainError(f"{path} is {size / 2 ** 20:.0f} MB, larger than any JSON file chain reads "
+                             f"({MAX_JSON_BYTES >> 20} MB); it is damaged, or not the file expected there")
+        text = path.read_text(encoding="utf-8")
+        depth = json_depth(text)
+        if depth > MAX_JSON_DEPTH:
+            raise ChainError(f"{path} nests {depth} levels deep, more than the {MAX_JSON_DEPTH} chain reads; "
+                             "it is damaged, or not the file expected there")
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         raise ChainError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
-                         "it is damaged, or was not written by chain") from None
+                         "it is damaged, or not the file expected there") from None
+    except _RepeatedKey as repeated:
+        raise ChainError(f"{path} gives key {repeated.args[0]!r} twice in one object; it is damaged, or not the file "
+                         "expected there") from None
     except UnicodeDecodeError:
-        raise ChainError(f"{path} is not a text file; it is damaged, or was not written by chain") from None
+        raise ChainError(f"{path} is not a text file; it is damaged, or not the file expected there") from None
     except IsADirectoryError:
         raise ChainError(f"{path} is a folder, not the JSON file chain writes there") from None
     except PermissionError:
         raise ChainError(f"cannot read {path}: permission denied") from None
+    except FileNotFoundError:
+        raise ChainError(f"{path} is missing") from None
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return document
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of JSON ``text`` nest (brackets inside strings do not count)."""
+    import numpy as np
+
+    codes = np.frombuffer(_JSON_STRING.sub("", text).encode(), dtype=np.uint8)
+    steps = ((codes == ord("[")) | (codes == ord("{"))).astype(np.int32)
+    steps -= (codes == ord("]")) | (codes == ord("}"))
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -144,11 +189,15 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ChainError(f"cannot read {path}: permission denied") from None
 
 
-def load_checkpoint(directory: str | os.PathLike, *, expect_model: str | None = None) -> Checkpoint:
+def load_checkpoint(directory: str | os.PathLike, *, expect_model: str | None = None,
+                    meta_schema: Schema | None = None, remedy: str = "use another checkpoint") -> Checkpoint:
     """Read a checkpoint folder written by `save_checkpoint`.
 
     Raises `ChainError` with a one-line reason when the folder is missing, incomplete, damaged,
-    or holds a different kind of model than ``expect_model``.
+    holds a different kind of model than ``expect_model``, or has a meta that ``meta_schema``
+    (`chain.weights.schema`) refuses (``remedy`` then says how to get a good one). The meta is
+    checked before the weights are read; their dtypes and values are checked against the
+    network they are loaded into (`chain.weights.fit.check_fit`).
     """
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
@@ -162,6 +211,8 @@ def load_checkpoint(directory: str | os.PathLike, *, expect_model: str | None = 
             raise ChainError(f"{config_path}: \"{key}\" must be a JSON object, not {type(document[key]).__name__}")
     if expect_model is not None and document["model"] != expect_model:
         raise ChainError(f"{directory} holds a {document['model']!r} model, not {expect_model!r}")
+    if meta_schema is not None:
+        check_meta(document.get("meta", {}), meta_schema, source=config_path, remedy=remedy)
     return Checkpoint(
         model=document["model"],
         config=document.get("config", {}),

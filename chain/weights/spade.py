@@ -22,10 +22,14 @@ import torch
 from chain.errors import ChainError, first_line
 from chain.weights.fit import check_fit, read_torch_file
 from chain.weights.folder import load_checkpoint, save_checkpoint, weights_dir
+from chain.weights.schema import Field, Schema, integer, label_space, mapping
 from models.spade import PRESETS, SPADEConfig, SPADEGenerator
 
 MODEL_KIND = "spade"
 NVLABS_URL = "https://github.com/NVlabs/SPADE"
+REMEDY = f"train it again with `chain train spade`, or use NVIDIA's generator ({NVLABS_URL})"
+#: A checkpoint's meta (`chain train spade` writes it): the space of the generator's label channels.
+META_SCHEMA: Schema = {"label_space": Field(label_space), "step": Field(integer(0)), "train": Field(mapping({}))}
 
 
 def default_weights_path(variant: str) -> Path:
@@ -40,6 +44,10 @@ def read_nvidia_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ChainError(f"{path} does not hold a state_dict of tensors")
     if "fc.weight" not in state_dict or "conv_img.weight" not in state_dict:
         raise ChainError(f"{path} is not a SPADE generator state_dict (no fc.weight / conv_img.weight)")
+    # The tensors `infer_spade_config` reads the network's size from, before any other check.
+    for key, ranks in (("fc.weight", (2, 4)), ("conv_img.weight", (4,)), ("head_0.norm_0.mlp_shared.0.weight", (4,))):
+        if key in state_dict and (state_dict[key].dim() not in ranks or 0 in state_dict[key].shape):
+            raise ChainError(f"{path}: {key} has shape {list(state_dict[key].shape)}, which no SPADE generator has")
     return state_dict
 
 
@@ -89,16 +97,17 @@ def infer_spade_config(
 
 def _build(config: SPADEConfig, state_dict: dict[str, torch.Tensor], source: Any) -> SPADEGenerator:
     # NVlabs files may lack BatchNorm's num_batches_tracked (load_nvidia_state_dict fills them in).
-    check_fit(lambda: SPADEGenerator(config), state_dict, source=source, what="SPADE generator its config describes",
-              optional=lambda key: key.endswith(".num_batches_tracked"))
+    conformed = check_fit(lambda: SPADEGenerator(config), state_dict, source=source,
+                          what="SPADE generator its config describes",
+                          optional=lambda key: key.endswith(".num_batches_tracked"))
     generator = SPADEGenerator(config)
-    generator.load_nvidia_state_dict(state_dict)
+    generator.load_nvidia_state_dict(conformed)
     return generator.eval()
 
 
 def load_spade_checkpoint(directory: str | os.PathLike) -> tuple[SPADEGenerator, dict[str, Any]]:
     """Our checkpoint folder -> (generator in eval mode, its meta dict)."""
-    checkpoint = load_checkpoint(directory, expect_model=MODEL_KIND)
+    checkpoint = load_checkpoint(directory, expect_model=MODEL_KIND, meta_schema=META_SCHEMA, remedy=REMEDY)
     try:
         config = SPADEConfig(**checkpoint.config)
     except (TypeError, ValueError) as error:

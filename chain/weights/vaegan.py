@@ -16,10 +16,14 @@ import torch
 from chain.errors import ChainError, MissingWeightsError, first_line
 from chain.weights.fit import build_fitted
 from chain.weights.folder import CONFIG_FILE, Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
+from chain.weights.schema import Field, Schema, integer, mapping, text
 from models.vaegan import VAEGAN, VAEGANConfig
 
 MODEL_KIND = "vaegan"
 HOW_TO_TRAIN = "train one with `chain train vaegan FILM --out DIR` and pass --synth-weights DIR"
+#: A checkpoint's meta (`chain train vaegan` writes it): the film and steps it was trained on.
+META_SCHEMA: Schema = {"step": Field(integer(0)), "frames": Field(integer(0)),
+                       "train": Field(mapping({"film": Field(text)}))}
 
 
 def find_vaegan(weights: str | os.PathLike) -> tuple[Path, bool]:
@@ -33,7 +37,7 @@ def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") 
     folder, present = find_vaegan(weights)
     if not present:
         raise MissingWeightsError(f"no VAE-GAN checkpoint in {weights}; {HOW_TO_TRAIN}")
-    checkpoint = load_checkpoint(folder, expect_model=MODEL_KIND)
+    checkpoint = load_checkpoint(folder, expect_model=MODEL_KIND, meta_schema=META_SCHEMA, remedy=HOW_TO_TRAIN)
     try:
         config = VAEGANConfig(**checkpoint.config)
     except (TypeError, ValueError) as error:

@@ -208,15 +208,6 @@ def _(folder: Path) -> list[str]:
     return [*RUN, _clip(folder), "--masks", "masks.mp4", "--seg", "deeplab-mnv2", "--seg-weights", "deeplab"]
 
 
-@case("deeplab-mnv2-meta-incomplete", "error", message=r"deeplab/config\.json lacks normalization in its meta")
-def _(folder: Path) -> list[str]:
-    config = _deeplab_mnv2_checkpoint(folder) / "config.json"
-    document = json.loads(config.read_text())
-    del document["meta"]["normalization"]
-    config.write_text(json.dumps(document))
-    return [*RUN, _clip(folder), "--masks", "masks.mp4", "--seg", "deeplab-mnv2", "--seg-weights", "deeplab"]
-
-
 # --- 12. damaged files -------------------------------------------------------------------------------
 
 
