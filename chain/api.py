@@ -16,6 +16,7 @@ from chain.stages import StageContext, build_stage, get_stage, stages
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.registry import parse_stage_name
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
+from chain.stages.window import WindowSmoothedSegmenter
 from chain.summary import RunSummary
 
 __all__ = ["ChainConfig", "RunConfig", "build_chain", "parse_options", "run", "usable_alternatives"]
@@ -47,7 +48,8 @@ def build_chain(config: ChainConfig | None = None, /, **options: object) -> Chai
     segmenter = built.get("segmenter")
     synthesizer = built.get("synthesizer")
     if segmenter is not None and smoothing:
-        segmenter = SmoothedSegmenter(segmenter, smoothing)
+        segmenter = (WindowSmoothedSegmenter(segmenter, smoothing.radius) if smoothing.mode == "window"
+                     else SmoothedSegmenter(segmenter, smoothing))
     if segmenter is None and synthesizer is None:
         raise ChainError("--seg none and --synth none leave nothing to run")
     pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=config.remap, background=config.background,
@@ -148,5 +150,7 @@ def run(config: RunConfig | str | Path, output: str | Path | None = None, *, pro
         check_shard_seconds(config.shard_seconds)  # before a Ray instance is started or joined
         # A partial of a module-level function and a frozen config: Ray pickles it to every worker.
         factory = functools.partial(build_chain, config.chain)
-        return run_sharded(config, factory=factory, warmup=warmup_frames(smoothing), progress=progress)
+        look_ahead = smoothing.radius if smoothing is not None and smoothing.mode == "window" else 0
+        return run_sharded(config, factory=factory, warmup=warmup_frames(smoothing), look_ahead=look_ahead,
+                           progress=progress)
     return build_chain(config.chain)(config, progress=progress)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +22,8 @@ class Batch:
     indices: np.ndarray
     times: np.ndarray
     frames: np.ndarray  # (B, H, W, 3) uint8
+    #: The frames right after these, for a segmenter that looks ahead (`looking_ahead`); else None.
+    ahead: Batch | None = None
 
 
 @dataclass
@@ -36,6 +40,8 @@ class Part:
 
     first: int
     warmup: int = 0
+    #: The run frame after the shard's last: frames from here on are only looked ahead at (None: to the end).
+    stop: int | None = None
     anchor: np.ndarray | None = None  # (H, W, 3) uint8
     labels: ClassShareTracker | None = None
     changes: FrameChangeTracker | None = None
@@ -53,10 +59,43 @@ def batches(frames: FrameSource, batch_size: int, timer: StageTimer, part: Part 
         with timer("decode"):
             chunk = pending + list(itertools.islice(iterator, batch_size - len(pending)))
         pending = []
-        if part is not None and chunk and chunk[0].index < part.first <= chunk[-1].index:
-            split = next(i for i, frame in enumerate(chunk) if frame.index >= part.first)
-            chunk, pending = chunk[:split], chunk[split:]
+        for edge in (part.first, part.stop) if part is not None else ():
+            if edge is not None and chunk and chunk[0].index < edge <= chunk[-1].index:
+                split = next(i for i, frame in enumerate(chunk) if frame.index >= edge)
+                chunk, pending = chunk[:split], chunk[split:] + pending
         if not chunk:
             return
         yield Batch(indices=np.array([f.index for f in chunk]), times=np.array([f.time for f in chunk]),
                     frames=np.stack([f.rgb for f in chunk]))
+
+
+def looking_ahead(batches: Iterator[Batch], count: int, stop: int | None = None) -> Iterator[Batch]:
+    """``batches``, each with the ``count`` frames after it as its ``ahead`` (fewer at the end).
+
+    Frames from run frame ``stop`` on (a shard reads past its end to look ahead) are only ever
+    ``ahead``, never a batch. Holds the batches that ``count`` frames span, not the video.
+    """
+    if count <= 0:
+        yield from batches
+        return
+    waiting: deque[Batch] = deque()
+    for batch in batches:
+        waiting.append(batch)
+        while len(waiting) > 1 and sum(len(later.indices) for later in itertools.islice(waiting, 1, None)) >= count:
+            yield from _with_ahead(waiting, count, stop)
+    while waiting:
+        yield from _with_ahead(waiting, count, stop)
+
+
+def _with_ahead(waiting: deque[Batch], count: int, stop: int | None) -> Iterator[Batch]:
+    batch = waiting.popleft()
+    if stop is not None and batch.indices[0] >= stop:
+        return
+    later = list(waiting)
+    ahead = None
+    if later:
+        ahead = Batch(indices=np.concatenate([b.indices for b in later])[:count],
+                      times=np.concatenate([b.times for b in later])[:count],
+                      frames=np.concatenate([b.frames for b in later])[:count])
+    yield dataclasses.replace(batch, ahead=ahead)
+

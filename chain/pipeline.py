@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from chain.batches import Batch, Part
+from chain.batches import Batch, Part, looking_ahead
 from chain.batches import batches as read_batches
 from chain.config import RunConfig, run_config_for_chain
 from chain.errors import ChainError, first_line
@@ -210,6 +210,8 @@ class Chain:
                 if progress:  # before --compile's warm-up, which takes a while: the bar shows the time
                     progress.start(info.frame_count, Path(source).name)
                 batches = read_batches(frames_in, batch_size, timer, part)
+                if self.segmenter is not None:  # `--smooth window` labels a frame once it has seen what follows
+                    batches = looking_ahead(batches, self.segmenter.look_ahead, part.stop if part else None)
                 if self._warm_up_pending:
                     batches = self._warm_up(batches, timer, (info.frame_count or 0) % batch_size)
                 for stage in (self.segmenter, self.synthesizer):
@@ -220,6 +222,8 @@ class Chain:
                     self._start_part(part, timer)
                 # 2. Stream batches through the stages into the outputs.
                 for batch in lanes.ahead(batches):
+                    if batch.ahead is not None:
+                        self.segmenter.look(batch.ahead.frames, indices=batch.ahead.indices)
                     if part is not None and batch.indices[0] < part.first:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written

@@ -170,6 +170,22 @@ def test_sharded_mp4_keeps_frames_fps_audio_and_smoothing(ray_local, clip: Path,
 
 
 @pytest.mark.slow
+def test_window_smoothing_shards_look_both_ways_and_equal_one_machine(ray_local, clip: Path,  # noqa: ANN001
+                                                                      tmp_path: Path) -> None:
+    for name, cluster in (("one", None), ("sharded", "ray")):
+        chain.run(clip, save_labels=tmp_path / f"{name}-labels", cluster=cluster, shards=4 if cluster else None,
+                  smooth="window:2", seg=CHAIN["seg"], synth="none", duration=2.4)  # the run ends before the clip
+    a, b = pngs(tmp_path / "one-labels"), pngs(tmp_path / "sharded-labels")
+    assert len(a) == 60 and list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    # Without reading past their ends (or warming up before their starts) the shards' edges differ.
+    blind = tmp_path / "blind-labels"
+    run_sharded(RunConfig(clip, Outputs(labels=blind), cluster="ray", shards=4, trim=Trim(duration=2.4)), warmup=0,
+                factory=functools.partial(build_chain, seg=CHAIN["seg"], synth=None, smooth="window:2"))
+    c = pngs(blind)
+    assert list(c) == list(a) and any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.slow
 def test_spade_shards_equal_one_machine(ray_local, clip: Path, tmp_path: Path) -> None:  # noqa: ANN001
     weights = shared_file("fixtures/spade_reference/coco_ngf8_G.pth")
     options = dict(seg="palette:voc", synth="spade", synth_weights=str(weights), synth_options={"size": "64"},

@@ -62,7 +62,7 @@ def test_smoothing_state_starts_afresh_each_run(tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(Image.open(tmp_path / name / "000000.png")), maps[3])
 
 
-@pytest.mark.parametrize("text", ["ema", "ema:1.5", "window:3", "ema:x"])
+@pytest.mark.parametrize("text", ["ema", "ema:1.5", "windows:3", "ema:x"])
 def test_bad_smoothing_specs(text: str) -> None:
     with pytest.raises(ChainError, match="ema:ALPHA"):
         parse_smoothing(text)

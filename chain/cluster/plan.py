@@ -27,9 +27,10 @@ class Shard:
     first: int
     stop: int
 
-    def trim(self, trim: Trim) -> Trim:
-        """The `Trim` that reads this shard (frame numbers and times stay the run's)."""
-        return Trim(trim.start, None, self.stop, seek_frame=self.seek_frame, seek_time=self.seek_time)
+    def trim(self, trim: Trim, *, read_past: int = 0) -> Trim:
+        """The `Trim` that reads this shard (frame numbers and times stay the run's), and
+        ``read_past`` frames after it (``--smooth window`` looks ahead; the run's end still ends it)."""
+        return Trim(trim.start, None, self.stop + read_past, seek_frame=self.seek_frame, seek_time=self.seek_time)
 
     def describe(self, count: int) -> str:
         return f"shard {self.number + 1} of {count} (frames {self.first}-{self.stop - 1})"
@@ -47,6 +48,8 @@ class RunFrames:
 def warmup_frames(smoothing: Smoothing | float | None) -> int:
     """Frames of warm-up before a shard for ``--smooth ema:ALPHA`` or ``flow:ALPHA`` (0 without
     smoothing): enough for the weight of the frames before the warm-up to fall below the residue."""
+    if isinstance(smoothing, Smoothing) and smoothing.mode == "window":
+        return smoothing.radius  # a frame's labels reach back this far, and no further
     alpha = smoothing.alpha if isinstance(smoothing, Smoothing) else smoothing
     if not alpha:
         return 0

@@ -25,7 +25,7 @@ DEFAULT_RETRIES = 3
 _INSTALL = "--cluster needs Ray: pip install 'chain[cluster]' (or pip install ray)"
 
 
-def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0,
+def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
                 progress: Progress | None = None, retries: int = DEFAULT_RETRIES) -> RunSummary:
     """Run ``factory()``'s chain over ``config``'s input in shards on a Ray cluster, and write its outputs.
 
@@ -37,6 +37,7 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
         factory: builds the chain on each worker (weights load there, from the same paths); it and
             ``config`` are pickled to the workers.
         warmup: frames before each shard that go through the segmenter unwritten (``--smooth``).
+        look_ahead: frames after each shard that its segmenter reads unwritten (``--smooth window``).
         retries: how often Ray retries a failed shard before the run stops.
 
     The source, the weights and the outputs' folders must be at the same paths on every worker.
@@ -65,8 +66,8 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
             folder.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_staging(given[name])  # what killed runs left here (not their outputs)
             folder.mkdir()
-        results = _run_tasks(ray, plan, config, parts_dirs, factory, warmup=warmup, progress=progress,
-                             total=len(frames.times), retries=retries)
+        results = _run_tasks(ray, plan, config, parts_dirs, factory, warmup=warmup, look_ahead=look_ahead,
+                             progress=progress, total=len(frames.times), retries=retries)
         joined = time.perf_counter()
         summary, boundaries = _join(source, outputs, info, trim, plan, results, parts_dirs, stagings, started)
         summary.extra["cluster"] = {"shards": len(plan), "split_seconds": round(split_seconds, 3),
@@ -126,8 +127,8 @@ def _part_outputs(outputs: Outputs, parts_dirs: dict[str, Path], shard: Shard) -
 
 
 def _run_tasks(ray, plan: list[Shard], config: RunConfig, parts_dirs: dict[str, Path],  # noqa: ANN001
-               factory: Callable[[], Chain], *, warmup: int, progress: Progress | None, total: int,
-               retries: int) -> list[tuple[RunSummary, Part]]:
+               factory: Callable[[], Chain], *, warmup: int, look_ahead: int, progress: Progress | None,
+               total: int, retries: int) -> list[tuple[RunSummary, Part]]:
     """One Ray task per shard; the shards' progress feeds one bar; the first shard to fail for good
     cancels the others and stops the run."""
     from ray.exceptions import RayError, TaskCancelledError
@@ -136,8 +137,9 @@ def _run_tasks(ray, plan: list[Shard], config: RunConfig, parts_dirs: dict[str, 
     counter = _Counter.remote() if progress else None
     gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
     task = ray.remote(num_gpus=gpus, max_retries=retries, retry_exceptions=True)(_shard_task)
-    refs = {task.remote(factory, _shard_config(config, parts_dirs, shard),
-                        Part(first=shard.first, warmup=min(warmup, shard.first)), shard.number, counter): shard
+    refs = {task.remote(factory, _shard_config(config, parts_dirs, shard, min(look_ahead, total - shard.stop)),
+                        Part(first=shard.first, warmup=min(warmup, shard.first), stop=shard.stop),
+                        shard.number, counter): shard
             for shard in plan}
     results: dict[int, tuple[RunSummary, Part]] = {}
     if progress:
@@ -188,10 +190,11 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
-def _shard_config(config: RunConfig, parts_dirs: dict[str, Path], shard: Shard) -> RunConfig:
-    """The run of one shard: its part of every output, its frames; the rest as the whole run's."""
+def _shard_config(config: RunConfig, parts_dirs: dict[str, Path], shard: Shard, read_past: int = 0) -> RunConfig:
+    """The run of one shard: its part of every output, its frames (and ``read_past`` more to look
+    ahead at); the rest as the whole run's."""
     return dataclasses.replace(config, outputs=_part_outputs(config.outputs, parts_dirs, shard),
-                               trim=shard.trim(config.trim))
+                               trim=shard.trim(config.trim, read_past=read_past))
 
 
 def _shard_task(factory: Callable[[], Chain], config: RunConfig, part: Part, number: int,

@@ -81,9 +81,15 @@ class Segmenter(ABC):
     label_space: LabelSpace
     #: A short human description for summaries, e.g. "torchvision DeepLabV3 ResNet-50 (COCO-VOC weights)".
     description: str = ""
+    #: Frames after a batch that its labels depend on (``--smooth window``): the chain shows them
+    #: with `look` before each batch. 0 for segmenters that label frames as they come.
+    look_ahead: int = 0
 
     def reset(self) -> None:  # noqa: B027 (an optional hook: stateless stages need nothing)
         """Forget any state carried between frames; called at the start of every run."""
+
+    def look(self, frames: np.ndarray, *, indices: np.ndarray) -> None:  # noqa: B027 (optional, as reset)
+        """The (up to `look_ahead`) frames that follow the next batch, shown before it is segmented."""
 
     def compile(self) -> bool:
         """``--compile``: put this stage's torch network through ``torch.compile``; False when it has none.

@@ -34,6 +34,10 @@ class Motion:
     reliable: np.ndarray
     #: The frames show different scenes: whatever was carried over should be dropped.
     cut: bool
+    #: With ``compare(both_ways=True)``: ``(h, w, 2)`` offsets the other way, previous(p) ≈
+    #: current(p + forward(p)), and which of them passed every check.
+    forward: np.ndarray | None = None
+    forward_reliable: np.ndarray | None = None
 
 
 def gray_at(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -72,26 +76,38 @@ class MotionEstimator:
         self.cut_histogram = cut_histogram
         self.cut_unreliable = cut_unreliable
 
-    def compare(self, previous: np.ndarray, current: np.ndarray) -> Motion:
-        """Backward flow from ``current`` to ``previous`` (grayscale uint8, same size), checked."""
+    def compare(self, previous: np.ndarray, current: np.ndarray, *, both_ways: bool = False) -> Motion:
+        """Backward flow from ``current`` to ``previous`` (grayscale uint8, same size), checked.
+
+        With ``both_ways``, the forward flow (from ``previous`` into ``current``) comes checked
+        too, as ``forward`` and ``forward_reliable``: what looking ahead needs.
+        """
         height, width = current.shape
         if min(height, width) < _MIN_FLOW_SIDE:
             backward = forward = np.zeros((height, width, 2), np.float32)
         else:
             backward, forward = self._flow(current, previous), self._flow(previous, current)
+        reliable = self._reliable(backward, forward, current, previous)
+        cut = self._is_cut(previous, current, reliable)
+        if not both_ways:
+            return Motion(backward, reliable, cut)
+        return Motion(backward, reliable, cut, forward, self._reliable(forward, backward, previous, current))
+
+    def _reliable(self, flow: np.ndarray, reverse: np.ndarray, image: np.ndarray, other: np.ndarray) -> np.ndarray:
+        """Pixels of ``image`` whose ``flow`` into ``other`` passes every check (``reverse``: back)."""
+        height, width = image.shape
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        map_x, map_y = grid_x + backward[..., 0], grid_y + backward[..., 1]
+        map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
         inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
-        forward_there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        round_trip = np.sum((backward + forward_there) ** 2, axis=-1)
-        lengths = np.sum(backward ** 2, axis=-1) + np.sum(forward_there ** 2, axis=-1)
+        reverse_there = cv2.remap(reverse, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        round_trip = np.sum((flow + reverse_there) ** 2, axis=-1)
+        lengths = np.sum(flow ** 2, axis=-1) + np.sum(reverse_there ** 2, axis=-1)
         consistent = round_trip <= 0.01 * lengths + self.consistency
         # A 3x3 blur first: bilinear sampling of fine texture alone would fail the warp check.
-        blurred_previous = cv2.blur(previous, (3, 3)).astype(np.float32)
-        warped = cv2.remap(blurred_previous, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        similar = np.abs(warped - cv2.blur(current, (3, 3)).astype(np.float32)) <= self.warp_error
-        reliable = inside & consistent & similar
-        return Motion(backward, reliable, self._is_cut(previous, current, reliable))
+        blurred_other = cv2.blur(other, (3, 3)).astype(np.float32)
+        warped = cv2.remap(blurred_other, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        similar = np.abs(warped - cv2.blur(image, (3, 3)).astype(np.float32)) <= self.warp_error
+        return inside & consistent & similar
 
     def _flow(self, to: np.ndarray, back_to: np.ndarray) -> np.ndarray:
         """For each pixel of ``to``, its offset into ``back_to``."""

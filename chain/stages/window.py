@@ -1,0 +1,151 @@
+"""``--smooth window[:K]``: each frame's labels from the K frames before it and the K after it.
+
+chain works on files, so it can look ahead. A frame's class probabilities are fused with those of
+its neighbours up to K frames away on either side, each carried to it along the input's optical
+flow (consecutive flows chained, `chain.stages.flow`), weighted by
+
+- the flow's reliability all along the chain (forward-backward consistent, not occluded, the
+  frames alike there: an occluded or newly revealed pixel takes nothing from the neighbour), and
+- the neighbour's confidence there (its top probability), so a sure frame outweighs unsure ones,
+
+and the chain stops at a scene cut. Unlike the causal ``ema`` and ``flow``, a moving object gets
+no trail (the future pulls as much as the past) and the result of a frame depends only on the
+2K + 1 frames around it: batch sizes and shards (which warm up on K frames before their start and
+read K past their end) give the same labels as one pass. Only those frames are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chain.stages.base import Segmenter, labels_from_scores
+from chain.stages.flow import MotionEstimator, gray_at
+
+#: K of a bare ``window``: measured on the shared clips (benchmarks/steadiness.py).
+DEFAULT_WINDOW_RADIUS = 2
+#: The largest K: each frame kept costs its class probabilities at the working size.
+MAX_WINDOW_RADIUS = 4
+
+
+@dataclass
+class _Seen:
+    """A frame the window holds: its probabilities, and the checked flows to its neighbours."""
+
+    gray: np.ndarray
+    probabilities: torch.Tensor  # (C, h, w)
+    confidence: torch.Tensor  # (h, w): the top probability
+    #: Towards the previous / next frame: (flow (h, w, 2) from this frame's pixels, reliable (h, w)),
+    #: None across a cut or at the ends.
+    links: dict[int, tuple[np.ndarray, np.ndarray] | None] = field(default_factory=dict)
+
+
+class WindowSmoothedSegmenter(Segmenter):
+    """Wraps any segmenter with a motion-compensated fusion over ±``radius`` frames.
+
+    The chain shows it the ``radius`` frames after each batch first (`look`); frames are
+    segmented once each, whichever call first brings them.
+    """
+
+    def __init__(self, inner: Segmenter, radius: int = DEFAULT_WINDOW_RADIUS) -> None:
+        self.inner = inner
+        self.look_ahead = self.radius = radius
+        self.label_space = inner.label_space
+        self.description = f"{inner.description}, smoothed (window ±{radius} frames along the motion)"
+        self._motion = MotionEstimator()
+        self.reset()
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self._seen: dict[int, _Seen] = {}
+
+    def compile(self) -> bool:
+        return self.inner.compile()
+
+    def look(self, frames: np.ndarray, *, indices: np.ndarray) -> None:
+        """The frames after the next batch (up to ``radius``), which its labels depend on."""
+        self._see(frames, indices)
+
+    @torch.inference_mode()
+    def probabilities(self, frames: np.ndarray, *, indices: np.ndarray) -> torch.Tensor:
+        self._see(frames, indices)
+        fused = torch.stack([self._fuse(int(index)) for index in indices])
+        oldest = int(indices[-1]) - self.radius  # what the next frames can still reach back to
+        for index in [i for i in self._seen if i < oldest]:
+            del self._seen[index]
+        return fused
+
+    def segment(self, frames: np.ndarray, *, indices: np.ndarray,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        return labels_from_scores(self.probabilities(frames, indices=indices), size or frames.shape[1:3])
+
+    def segment_sizes(self, frames: np.ndarray, *, indices: np.ndarray,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        fused = self.probabilities(frames, indices=indices)
+        return [labels_from_scores(fused, size) for size in sizes]
+
+    def _see(self, frames: np.ndarray, indices: np.ndarray) -> None:
+        """Segment the frames not seen yet (as one batch) and link each to the frame before it."""
+        new = [i for i, index in enumerate(indices) if int(index) not in self._seen]
+        if not new:
+            return
+        scores = self.inner.probabilities(frames[new], indices=indices[new]).float()
+        for position, probabilities in zip(new, scores):
+            index = int(indices[position])
+            seen = _Seen(gray_at(frames[position], tuple(probabilities.shape[-2:])), probabilities,
+                         probabilities.max(dim=0).values)
+            self._seen[index] = seen
+            # The frames after a batch are shown before it: a frame's neighbour may come first.
+            for earlier, later in ((self._seen.get(index - 1), seen), (seen, self._seen.get(index + 1))):
+                if earlier is not None and later is not None:
+                    self._link(earlier, later)
+
+    def _link(self, earlier: _Seen, later: _Seen) -> None:
+        """The checked flows between consecutive frames, each way; none across a cut."""
+        motion = self._motion.compare(earlier.gray, later.gray, both_ways=True)
+        later.links[-1] = None if motion.cut else (motion.flow, motion.reliable)
+        earlier.links[+1] = None if motion.cut else (motion.forward, motion.forward_reliable)
+
+    def _fuse(self, index: int) -> torch.Tensor:
+        """The frame's probabilities averaged with its neighbours' carried to it, weighted."""
+        centre = self._seen[index]
+        total = centre.probabilities * centre.confidence
+        weights = centre.confidence.clone()
+        height, width = centre.confidence.shape
+        grid_y, grid_x = torch.meshgrid(torch.arange(height, dtype=torch.float32),
+                                        torch.arange(width, dtype=torch.float32), indexing="ij")
+        for step in (-1, +1):
+            x, y = grid_x.clone(), grid_y.clone()
+            trust = torch.ones(height, width)
+            current = centre
+            for distance in range(1, self.radius + 1):
+                link = current.links.get(step)
+                neighbour = self._seen.get(index + step * distance)
+                if link is None or neighbour is None:
+                    break
+                flow, reliable = (torch.from_numpy(part) for part in link)
+                grid = _grid(x, y, width, height)
+                trust = trust * _sample(reliable[None].float(), grid)[0]
+                moved = _sample(flow.permute(2, 0, 1), grid)
+                x, y = x + moved[0], y + moved[1]
+                inside = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).float()
+                trust = trust * inside
+                grid = _grid(x, y, width, height)
+                weight = trust * _sample(neighbour.confidence[None], grid)[0]
+                total += _sample(neighbour.probabilities, grid) * weight
+                weights += weight
+                current = neighbour
+        return total / weights
+
+
+def _grid(x: torch.Tensor, y: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Pixel positions as `F.grid_sample`'s grid (align_corners: -1 and 1 are the outer pixel centres)."""
+    return torch.stack((x * (2 / max(1, width - 1)) - 1, y * (2 / max(1, height - 1)) - 1), dim=-1)[None]
+
+
+def _sample(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(C, h, w)`` at ``grid``'s positions, bilinear, edges repeated."""
+    return F.grid_sample(values[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
