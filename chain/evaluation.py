@@ -116,7 +116,7 @@ def evaluate_spade(
     ``seg``) labels. ``seg`` judges the synthesized and the real images.
     """
     started = time.perf_counter()
-    written = _check_written(samples, report)
+    written = _check_written(samples, report, inputs=(Path(weights), Path(data)))
     resolved = resolve_device(device)
     # 1. The generator (as the `spade` stage runs it) and the judge.
     synthesizer = build_stage("synthesizer", "spade", StageContext(weights=str(weights), device=resolved))
@@ -237,11 +237,17 @@ def _video_batches(path: Path, size: Size, labeller: Any, space: LabelSpace, tri
             yield labels_to_numpy(to_space.apply(labels), space), chunk.frames
 
 
-def _check_written(samples: str | os.PathLike | None, report: str | os.PathLike | None) -> dict[str, Staged]:
-    """Refuse, before any work, a --samples or --report path chain may not write; their staging names."""
+def _check_written(samples: str | os.PathLike | None, report: str | os.PathLike | None, *,
+                   inputs: tuple[Path, ...]) -> dict[str, Staged]:
+    """Refuse, before any work, a --samples or --report path chain may not write (or one of the
+    ``inputs``, or inside one); their staging names."""
     written = {}
     for name, path, kind in (("samples", samples, "image"), ("report", report, "summary")):
         if path is not None:
+            for source in inputs:
+                if absolute(Path(path)) == absolute(source) or absolute(source) in absolute(Path(path)).parents:
+                    raise ChainError(f"the --{name} file {path} would overwrite or sit inside the input {source}; "
+                                     "give another path")
             check_target(Path(path), kind, option=f"--{name} file")
             written[name] = Staged(staging_path(Path(path)), Path(path), kind, f"--{name} file")
     if len(written) == 2 and absolute(written["samples"].target) == absolute(written["report"].target):

@@ -21,10 +21,13 @@ def test_staging_names_carry_host_and_pid(tmp_path: Path) -> None:
     staging = targets.staging_path(target)
     assert staging.parent == tmp_path and staging.name.startswith(".out.mp4.partial-") and staging.suffix == ".mp4"
     assert targets._staging_owner(staging.name, target) == (targets._HOST, os.getpid())
-    assert targets._staging_owner(".out.mp4.partial-my-laptop-17-beef01.mp4", target) == ("my-laptop", 17)
-    # Names chain never hands out are never taken for its parts: they may be the user's.
-    for name in (".out.mp4.partial-4242.mp4", ".out.mp4.partial-host-17-beef.mp4", ".out.mp4.part",
-                 ".other.mp4.partial-host-17-beef01.mp4", ".out.mp4.partial-host-17-beef01.mkv"):
+    # Names chain never handed out are never taken for its parts: they may be the user's. Only
+    # chain's seal (a keyed digest of the name) tells its names from look-alikes.
+    sealed = staging.name
+    forged = sealed[:-12] + ("0" if sealed[-12] != "0" else "1") + sealed[-11:]
+    for name in (".out.mp4.partial-4242.mp4", ".out.mp4.partial-host-17-beef01.mp4", ".out.mp4.part",
+                 ".out.mp4.partial-vm-999999-abcdef.mp4", forged, sealed.replace(".mp4", ".mkv"),
+                 sealed.replace(".out.mp4", ".other.mp4")):
         assert targets._staging_owner(name, target) is None, name
 
 
@@ -38,6 +41,14 @@ def test_a_long_output_name_gets_a_staging_name_the_file_system_takes(length: in
     assert targets._staging_owner(staging.name, target) == (targets._HOST, os.getpid())
     other = target.with_name("é" * ((length - 4) // 2) + "y" * ((length - 4) % 2 or 1) + ".mp4")
     assert targets._staging_owner(staging.name, other) is None
+
+
+def _edit_keeping_size_and_time(folder: Path) -> None:
+    frame = folder / "000001.png"
+    times, data = frame.stat(), bytearray(frame.read_bytes())
+    data[-20] ^= 1
+    frame.write_bytes(bytes(data))
+    os.utime(frame, ns=(times.st_atime_ns, times.st_mtime_ns))
 
 
 def test_a_folder_is_chains_only_while_it_holds_what_chain_recorded(tmp_path: Path) -> None:
@@ -60,7 +71,7 @@ def test_a_folder_is_chains_only_while_it_holds_what_chain_recorded(tmp_path: Pa
         "a frame removed": lambda folder: (folder / "000000.png").unlink(),
         "a frame renamed": lambda folder: (folder / "000000.png").rename(folder / "000007.png"),
         "the marker replaced": lambda folder: (folder / ".chain-output").write_text("{}"),
-        "a frame touched": lambda folder: os.utime(folder / "000001.png", ns=(1, 1)),
+        "a frame edited keeping its size and time": _edit_keeping_size_and_time,
         "a link added": lambda folder: (folder / "000003.png").symlink_to(folder / "000001.png"),
     }
     for what, edit in edits.items():
@@ -256,3 +267,34 @@ def test_import_never_replaces_another_tools_checkpoint(tmp_path: Path, monkeypa
     code, lines = _run([*command, "ours"], capsys)
     assert code == 2 and "ours holds files chain did not write, or changed since" in lines[0], lines
     assert '"VOC"' in config.read_text()
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_change_while_publishing_sends_everything_back(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A file saved into chain's old output between its last check and its move aside (while the new
+    outputs' digests are taken, say) is kept, and so is everything else."""
+    from chain.media import ledger
+
+    make_video(tmp_path / "in.mp4")
+    monkeypatch.chdir(tmp_path)
+    target = "frames" if kind == "folder" else "out.mp4"
+    assert _run([*RUN, target, "--max-frames", "2"], capsys)[0] == 0
+    real_record = ledger.record
+
+    def record_while_the_user_saves(target_path: Path, written: Path, ledger_kind: str) -> object:
+        if kind == "folder":
+            (tmp_path / "frames" / "user-notes.txt").write_text("saved just now")
+        else:
+            (tmp_path / "out.mp4").write_bytes(b"the user's video, saved over chain's just now")
+        return real_record(target_path, written, ledger_kind)
+
+    monkeypatch.setattr(ledger, "record", record_while_the_user_saves)
+    code, lines = _run([*RUN, target, "--max-frames", "3"], capsys)
+    assert code == 2 and len(lines) == 1 and "changed while chain was publishing" in lines[0], lines
+    if kind == "folder":
+        assert (tmp_path / "frames" / "user-notes.txt").read_text() == "saved just now"
+        assert sorted(p.name for p in (tmp_path / "frames").glob("0*.png")) == ["000000.png", "000001.png"]
+    else:
+        assert (tmp_path / "out.mp4").read_bytes() == b"the user's video, saved over chain's just now"
+    assert not [name for name in os.listdir(tmp_path) if ".partial" in name]

@@ -277,6 +277,9 @@ def test_eval_spade_scores_real_and_synthesized(tmp_path: Path) -> None:
     with pytest.raises(ChainError, match="--report file .*notes.json exists and was not written by chain"):
         evaluate_spade(run, data, seg="no-such-judge", samples=tmp_path / "s2.png", report=tmp_path / "notes.json")
     assert (tmp_path / "notes.json").read_text() == "the user's notes" and not (tmp_path / "s2.png").exists()
+    for inside in (run / "eval.json", data, data / "val" / "eval.json"):
+        with pytest.raises(ChainError, match="would overwrite or sit inside the input"):
+            evaluate_spade(run, data, seg="no-such-judge", report=inside)
 
 
 def test_eval_spade_on_a_video_reports_flicker(carphone: Path, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from chain.errors import ChainError
 from chain.media import Size, Trim, open_source
 from chain.media.sizes import parse_size
+from chain.media.targets import staging_path
 
 CACHE_VERSION = 1
 FRAMES_FILE = "frames.npy"
@@ -123,10 +124,10 @@ def build_frame_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta_path, frames_path = cache_dir / META_FILE, cache_dir / FRAMES_FILE
     meta_path.unlink(missing_ok=True)  # the old description must not outlive the old frames
-    partial = cache_dir / f".{FRAMES_FILE}.{os.getpid()}.partial"
+    partial = staging_path(frames_path)  # a fresh name, made here ("x"): never written through a link
     count = 0
     try:
-        with open_source(film, trim=trim, size=size) as source, open(partial, "wb") as out:
+        with open_source(film, trim=trim, size=size) as source, open(partial, "xb") as out:
             out.write(bytes(HEADER_BYTES))  # the slot for the header, filled in at the end
             for frame in source:
                 out.write(np.ascontiguousarray(frame.rgb, dtype=np.uint8).tobytes())
@@ -141,8 +142,9 @@ def build_frame_cache(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    staging = meta_path.with_name(f".{META_FILE}.partial")
-    staging.write_text(json.dumps({**key, "frames": count}, indent=2) + "\n")
+    staging = staging_path(meta_path)
+    with open(staging, "x") as stream:
+        stream.write(json.dumps({**key, "frames": count}, indent=2) + "\n")
     os.replace(staging, meta_path)
     return FrameCache(frames_path, np.load(frames_path, mmap_mode="r"), reused=False)
 

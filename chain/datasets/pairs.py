@@ -36,6 +36,7 @@ from chain.errors import ChainError
 from chain.labels import COCO_STUFF, LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
 from chain.media.sizes import Size
+from chain.media.targets import staging_path
 
 CACHE_VERSION = 1
 IMAGES_FILE, LABELS_FILE, META_FILE = "images.npy", "labels.npy", "pairs.json"
@@ -159,7 +160,7 @@ def _write_cache(cache_dir: Path, key: dict[str, Any], space: LabelSpace, count:
     """Allocate both arrays under temporary names, let ``fill`` write them, then publish."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     (cache_dir / META_FILE).unlink(missing_ok=True)  # the old description must not outlive the old data
-    staged = {name: cache_dir / f".{name}.{os.getpid()}.partial.npy" for name in (IMAGES_FILE, LABELS_FILE)}
+    staged = {name: staging_path(cache_dir / name) for name in (IMAGES_FILE, LABELS_FILE)}  # fresh: no link there
     try:
         images = np.lib.format.open_memmap(staged[IMAGES_FILE], "w+", np.uint8, (count, size.height, size.width, 3))
         labels = np.lib.format.open_memmap(staged[LABELS_FILE], "w+", space.dtype, (count, size.height, size.width))
@@ -173,7 +174,10 @@ def _write_cache(cache_dir: Path, key: dict[str, Any], space: LabelSpace, count:
         for path in staged.values():
             path.unlink(missing_ok=True)
         raise
-    (cache_dir / META_FILE).write_text(json.dumps({"key": key, "label_space": space.name}, indent=2) + "\n")
+    staging = staging_path(cache_dir / META_FILE)
+    with open(staging, "x") as stream:
+        stream.write(json.dumps({"key": key, "label_space": space.name}, indent=2) + "\n")
+    os.replace(staging, cache_dir / META_FILE)  # replaces a link there, never writes through it
     cached = _open_cached(cache_dir, key)
     assert cached is not None
     return PairCache(cached.path, cached.images, cached.labels, space, key["source"], reused=False)

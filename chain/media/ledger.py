@@ -4,7 +4,7 @@ When chain publishes an output it first records, in its state folder, exactly wh
 at that path:
 
 - a file: its size and SHA-256 digest;
-- a folder: every entry under it (relative name, file or folder, size, modification time in ns).
+- a folder: every entry under it (relative name, file or folder, and a file's size and SHA-256).
 
 An existing path counts as chain's own only while what is there matches its record exactly. So
 anything else at an output path is refused: a file chain never wrote, a copy or edit put in the
@@ -59,14 +59,14 @@ def _record_file(target: Path) -> Path:
     return state_dir() / "written" / f"{key}.json"
 
 
-# Digests computed in this process, by (device, inode, size, mtime): a run checks each output before
+# Digests computed in this process, by (device, inode, size, mtime, ctime): a run checks each output before
 # any work and again when it publishes, and a film's video is gigabytes.
-_digests: dict[tuple[int, int, int, int], str] = {}
+_digests: dict[tuple[int, ...], str] = {}
 
 
 def _file_digest(path: Path) -> str:
     info = path.stat()
-    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)  # ctime: no edit keeps it
     if key not in _digests:
         digest = hashlib.sha256()
         with path.open("rb") as stream:
@@ -101,7 +101,7 @@ def describe(path: Path, kind: str) -> dict[str, Any] | None:
                 elif entry.is_dir():
                     entries[relative] = ["folder"]
                 else:
-                    entries[relative] = ["file", info.st_size, info.st_mtime_ns]
+                    entries[relative] = ["file", info.st_size, _file_digest(entry)]
         return {"entries": dict(sorted(entries.items()))}
     except OSError:
         return None

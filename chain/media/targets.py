@@ -19,6 +19,7 @@ the same target removes those of processes that no longer run on this host.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -35,7 +36,40 @@ FOLDER_MARKER = ".chain-output"
 SUMMARY_PREFIX = '{"written_by": "chain'
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 _NAME_MAX = 255  # bytes in one path component on the file systems chain meets (ext4, APFS, NTFS)
-_TAG_MAX = len(f"{_HOST}-{2**22}-{'0' * 6}")  # host, pid (Linux's pid_max is at most 2**22), random
+_TAG_MAX = len(f"{_HOST}-{2**22}-{'0' * 14}")  # host, pid (Linux's pid_max is at most 2**22), random and seal
+_STAGING = re.compile(r"^(\..*\.partial-)([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*)-(\d+)-([0-9a-f]{6})([0-9a-f]{8})(.*)$")
+_keys: dict[str, bytes] = {}
+
+
+def _key() -> bytes:
+    """chain's secret for sealing the names it makes (kept in its state folder, made on first use;
+    for this process alone where that folder cannot be written)."""
+    path = ledger.state_dir() / "staging.key"
+    if str(path) not in _keys:
+        try:
+            key = path.read_bytes()
+        except OSError:
+            key = b""
+        if len(key) != 32:
+            key = secrets.token_bytes(32)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "wb") as stream:
+                    stream.write(key)
+            except OSError:
+                try:  # another chain made it meanwhile: use theirs
+                    theirs = path.read_bytes()
+                    key = theirs if len(theirs) == 32 else key
+                except OSError:  # no state folder to keep it in: this process's own
+                    pass
+        _keys[str(path)] = key
+    return _keys[str(path)]
+
+
+def seal(text: str) -> str:
+    """8 hex digits that only chain (with its key) makes for ``text``: what proves a name or marker chain's."""
+    return hmac.new(_key(), text.encode(), hashlib.sha256).hexdigest()[:8]
 
 
 def _staging_prefix(target: Path) -> str:
@@ -49,26 +83,34 @@ def _staging_prefix(target: Path) -> str:
     return f".{short}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:8]}.partial-"
 
 
-def staging_path(target: Path) -> Path:
-    """A fresh hidden name beside ``target`` for its partial output (the suffix is kept for FFmpeg)."""
-    tag = f"{_HOST}-{os.getpid()}-{secrets.token_hex(3)}"
-    return target.with_name(f"{_staging_prefix(target)}{tag}{target.suffix}")
+def staging_path(target: Path, *, pid: int | None = None) -> Path:
+    """A fresh hidden name beside ``target`` for its partial output (the suffix is kept for FFmpeg).
+
+    The name is sealed (`seal`): a file of the user's that merely looks like one is never taken
+    for a part chain left behind. ``pid`` names another process of this host as its maker (for
+    tests of the clean-up of killed runs).
+    """
+    prefix, pid, random = _staging_prefix(target), pid or os.getpid(), secrets.token_hex(3)
+    mark = seal(f"{prefix}|{_HOST}|{pid}|{random}")
+    return target.with_name(f"{prefix}{_HOST}-{pid}-{random}{mark}{target.suffix}")
+
+
+def staging_owner(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of a name `staging_path` made (for any target), or None if chain did not make it."""
+    match = _STAGING.match(name)
+    if match is None:
+        return None
+    prefix, host, pid, random, mark = match.group(1, 2, 3, 4, 5)
+    if not hmac.compare_digest(mark, seal(f"{prefix}|{host}|{pid}|{random}")):
+        return None
+    return host, int(pid)
 
 
 def _staging_owner(name: str, target: Path) -> tuple[str, int] | None:
-    """``(host, pid)`` of a staging entry for ``target``, or None if ``name`` is not one."""
-    prefix = _staging_prefix(target)
-    if not name.startswith(prefix):
+    """``(host, pid)`` of a staging entry chain made for ``target``, or None if ``name`` is not one."""
+    if not name.startswith(_staging_prefix(target)) or not name.endswith(target.suffix):
         return None
-    rest = name[len(prefix):]
-    if target.suffix:
-        if not rest.endswith(target.suffix):
-            return None
-        rest = rest[:-len(target.suffix)]
-    parts = rest.rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not re.fullmatch(r"[0-9a-f]{6}", parts[2]):
-        return None
-    return parts[0], int(parts[1])
+    return staging_owner(name)
 
 
 def discard(path: Path) -> None:
@@ -122,13 +164,34 @@ def _describe(kind: str) -> str:
             "video": "a video file", "image": "an image file"}[kind]
 
 
-def check_target(target: Path, kind: str, *, option: str = "output") -> None:
-    """Refuse, in one line, an output path that chain may not write (see the module's rules)."""
+def check_path(target: Path, *, option: str = "output") -> None:
+    """Refuse a path chain could only write somewhere else than it reads: the current folder or one
+    above it, a name that is ``.`` or ``..``, a ``..`` after a folder that does not exist (``new/..``
+    would only exist once chain had made ``new``), or a path through a file."""
     resolved = target.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
         raise ChainError(f"the {option} {target} is the current folder or one above it; chain never replaces "
                          "those: give the name of a new folder")
+    if target.name in ("", ".", ".."):
+        raise ChainError(f"the {option} {target} ends in {target.name or '/'}; give the output's own name")
+    walked = Path(target.anchor) if target.is_absolute() else Path()
+    for part in target.parts[len(walked.parts):]:
+        if part == ".." and not walked.is_dir():
+            raise ChainError(f"the {option} {target} goes up (..) from {walked}, which is not a folder; "
+                             "give the path without it")
+        walked = walked / part
+    ancestor = target.parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if os.path.lexists(ancestor) and not ancestor.is_dir():
+        raise ChainError(f"the {option} {target} is inside {ancestor}, which is a file, not a folder; "
+                         "give another path")
+
+
+def check_target(target: Path, kind: str, *, option: str = "output") -> None:
+    """Refuse, in one line, an output path that chain may not write (see the module's rules)."""
+    check_path(target, option=option)
     if target.is_symlink():
         raise ChainError(f"the {option} {target} is a symbolic link; chain does not write through links: "
                          "give a plain path")
@@ -179,6 +242,8 @@ def publish_all(outputs: list[Staged], *, record: bool = True) -> None:
     """
     for item in outputs:
         check_target(item.target, item.kind, option=item.option)
+    # What each target held when proven: an empty folder, or what chain's ledger says it wrote.
+    proven = {item.target: _proven_content(item) for item in outputs if os.path.lexists(item.target)}
     records: list[tuple[Path, dict | None]] = []
     aside: list[tuple[Path, Path]] = []
     placed: list[Staged] = []
@@ -190,6 +255,11 @@ def publish_all(outputs: list[Staged], *, record: bool = True) -> None:
                 moved = staging_path(item.target)  # a kill now leaves it for the next run to clean
                 os.rename(item.target, moved)
                 aside.append((moved, item.target))
+                # Out of the user's way now, it must still be what was proven: a file saved into it
+                # since (while the outputs' digests were taken, say) sends everything back.
+                if item.target not in proven or ledger.describe(moved, _ledger_kind(item.kind)) != proven[item.target]:
+                    raise ChainError(f"the {item.option} {item.target} changed while chain was publishing; "
+                                     "nothing was published and it is as it was: run again, or choose another name")
         for item in outputs:
             _place(item.staging, item.target)
             placed.append(item)
@@ -203,6 +273,15 @@ def publish_all(outputs: list[Staged], *, record: bool = True) -> None:
         raise
     for moved, _target in aside:
         discard(moved)
+
+
+def _proven_content(item: Staged) -> dict | None:
+    """What `check_target` found at an existing target: its ledger description (None: not proven)."""
+    kind = _ledger_kind(item.kind)
+    if kind == "folder" and item.target.is_dir() and not any(item.target.iterdir()):
+        return {"entries": {}}
+    record = ledger.read(item.target)
+    return record.get("what") if record is not None and record.get("kind") == kind else None
 
 
 def _place(staging: Path, target: Path) -> None:

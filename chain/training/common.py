@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 
 from chain.errors import ChainError
-from chain.media.targets import adopt, staging_path
+from chain.media.targets import adopt, check_path, seal, staging_owner, staging_path
 from chain.signals import STOP_SIGNALS, Terminated
 
 LOSS_LOG = "losses.jsonl"
@@ -89,10 +91,14 @@ class LossLog:
         kept = []
         if keep_through > 0 and path.is_file():
             for line in path.read_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    if line.strip() and json.loads(line)["step"] <= keep_through:
+                with contextlib.suppress(ValueError, TypeError, KeyError):  # a line chain did not write
+                    step = json.loads(line)["step"]
+                    if isinstance(step, int) and step <= keep_through:
                         kept.append(line)
-        path.write_text("".join(line + "\n" for line in kept))
+        # A new file in its place: a hard link to the old one (a backup of the run) keeps its lines.
+        staging = staging_path(path)
+        staging.write_text("".join(line + "\n" for line in kept))
+        os.replace(staging, path)
 
     def append(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as stream:
@@ -240,6 +246,11 @@ def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model
     if not isinstance(checkpoint.meta.get("train"), dict) or not isinstance(step, int) or step < 0:
         raise ChainError(f"{checkpoint_path / CONFIG_FILE} lacks the training options or step a run saves; "
                          "it cannot be resumed (it can still be used to run)")
+    strays = sorted(entry.name for entry in checkpoint_path.iterdir()
+                    if entry.name not in CHECKPOINT_ENTRIES or entry.is_symlink() or not entry.is_file())
+    if strays:
+        raise ChainError(f"{checkpoint_path} holds files a checkpoint does not ({', '.join(strays[:3])}); a resumed run "
+                         "replaces that folder whole: move them out first")
     adopt(checkpoint_path, "checkpoint")  # the run folder proved it the run's: the next save replaces it
     return checkpoint
 
@@ -248,41 +259,71 @@ RUN_MARKER = ".chain-run"
 # What a training run writes into its folder, and whether each is a folder (True) or a file.
 RUN_ENTRIES = {"checkpoint": True, "samples": True, "frames": True, "pairs": True, LOSS_LOG: False, LOSS_PLOT: False,
                RUN_MARKER: False}
+# What a run's checkpoint folder holds (`chain.weights.folder.save_checkpoint`, with the optimizer
+# state and SPADE's discriminator, `chain.training.spade.DISCRIMINATOR_FILE`).
+CHECKPOINT_ENTRIES = frozenset({"config.json", "model.safetensors", OPTIMIZER_FILE, "discriminator.safetensors"})
 
 
 def check_run_folder(out_dir: Path) -> None:
     """A run folder may be new, empty or a chain run's; never a folder of the user's other files.
 
-    A chain run's folder holds its marker (`RUN_MARKER`) and only entries a run writes, each of the
-    kind a run writes (a file named ``samples`` is not a run's). A folder of runs made before the
-    marker is recognised by the same kinds and a saved checkpoint. Names alone prove nothing.
+    A chain run's folder holds its marker (`RUN_MARKER`, sealed by chain: a file the user makes
+    under that name is not one) and only entries a run writes, each of the kind a run writes (a
+    file named ``samples`` is not a run's), with no link anywhere in it. A run made before the marker
+    is recognised by the same entries and a checkpoint that a training run saved. Names alone prove
+    nothing; hidden parts count as the user's unless chain's seal is on their names.
     """
-    resolved, cwd = Path(out_dir).resolve(), Path.cwd().resolve()
-    if resolved == cwd or resolved in cwd.parents:
-        raise ChainError(f"--out {out_dir} is the current folder or one above it; give the name of a new folder")
+    check_path(out_dir, option="--out folder")
     if out_dir.is_symlink():
         raise ChainError(f"--out {out_dir} is a symbolic link; chain does not write through links: give a plain path")
     if out_dir.exists() and not out_dir.is_dir():
         raise ChainError(f"--out {out_dir} is a file; give the name of a new folder for the run")
-    entries = [entry for entry in out_dir.iterdir() if ".partial-" not in entry.name] if out_dir.is_dir() else []
+    entries = [entry for entry in out_dir.iterdir() if staging_owner(entry.name) is None] if out_dir.is_dir() else []
     if not entries:
         return
     others = sorted(entry.name for entry in entries if RUN_ENTRIES.get(entry.name) is None or entry.is_symlink()
                     or entry.is_dir() != RUN_ENTRIES[entry.name])
-    if not others and not (out_dir / RUN_MARKER).is_file() and not (out_dir / "checkpoint" / "config.json").is_file():
+    if not others and not _sealed_marker(out_dir) and not _legacy_run(out_dir):
         others = sorted(entry.name for entry in entries)  # a run's names, but nothing says a run wrote them
+    for folder in (entry for entry in entries if not others and entry.is_dir()):
+        inside = [path for path in folder.rglob("*") if path.is_symlink()
+                  or (folder.name == "samples" and not path.is_file())]
+        others += [str(path.relative_to(out_dir)) for path in inside[:3]]
     if others:
         shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
         raise ChainError(f"--out {out_dir} holds files that are not a chain training run ({shown}); chain keeps "
                          "them untouched: give a new folder")
 
 
-def mark_run_folder(out_dir: Path) -> None:
-    """Create the run's folder (if new) and its marker, once `check_run_folder` has allowed it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _sealed_marker(out_dir: Path) -> bool:
     marker = out_dir / RUN_MARKER
-    if not marker.exists():
-        marker.write_text(json.dumps({"written_by": "chain training run"}) + "\n")
+    try:
+        document = json.loads(marker.read_text()) if marker.is_file() and not marker.is_symlink() else None
+    except (OSError, ValueError):
+        return False
+    run = document.get("run") if isinstance(document, dict) else None
+    return isinstance(run, str) and document.get("seal") == seal(f"training run {run}")
+
+
+def _legacy_run(out_dir: Path) -> bool:
+    """A run folder made before the marker: its checkpoint is one a chain training run saved."""
+    config = out_dir / "checkpoint" / "config.json"
+    try:
+        document = json.loads(config.read_text()) if config.is_file() else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and isinstance(document.get("meta"), dict) and "train" in document["meta"]
+
+
+def mark_run_folder(out_dir: Path) -> None:
+    """Create the run's folder (if new) and its sealed marker, once `check_run_folder` has allowed it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not _sealed_marker(out_dir):
+        run = secrets.token_hex(8)
+        staging = staging_path(out_dir / RUN_MARKER)
+        staging.write_text(json.dumps({"written_by": "chain training run", "run": run,
+                                       "seal": seal(f"training run {run}")}) + "\n")
+        os.replace(staging, out_dir / RUN_MARKER)
 
 
 def plot_run_losses(out_dir: Path, keys: tuple[str, ...], title: str) -> None:

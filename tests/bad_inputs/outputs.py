@@ -142,13 +142,39 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 
 
-@case("stale-parts-of-a-killed-run-are-removed", "output", outputs=("out.mp4",),
-      may_change=(".out.mp4.partial-*",))
+def _check_stale_parts_gone(folder: Path) -> None:
+    left = sorted(entry.name for entry in folder.iterdir() if ".partial-" in entry.name)
+    assert left == [], f"chain's own parts of a killed run were left: {left}"
+
+
+@case("stale-parts-of-a-killed-run-are-removed", "output", outputs=("out.mp4", "frames/000000.png"),
+      may_change=(".out.mp4.partial-*", ".frames.partial-*"), check=_check_stale_parts_gone)
 def _(folder: Path) -> list[str]:
+    from chain.media.targets import staging_path
+
     dead = _dead_pid()
-    (folder / f".out.mp4.partial-{_host()}-{dead}-0a1b2c.mp4").write_bytes(b"half a video")
-    (folder / f".out.mp4.partial-{dead}.mp4").write_bytes(b"half a video, older naming")
-    return [*RUN, _clip(folder), "out.mp4"]
+    staging_path(folder / "out.mp4", pid=dead).write_bytes(b"half a video")
+    (staging_path(folder / "frames", pid=dead) / "000000.png").parent.mkdir()
+    (staging_path(folder / "frames", pid=dead)).mkdir()
+    return [*RUN, _clip(folder), "out.mp4", "--masks", "frames/"]
+
+
+# Files and folders of the user's named like chain's parts, of dead processes: chain's seal is not on
+# their names, so they are the user's (the snapshot check: nothing of theirs may change).
+for _look_alike in (".out.mp4.partial-{host}-{dead}-0a1b2c.mp4", ".out.mp4.partial-{dead}.mp4",
+                    ".out.mp4.partial-{host}-{dead}-0a1b2c3d4e5f6a.mp4", ".out.mp4.partial-{host}-4000000-00beef.mp4",
+                    ".frames.partial-{host}-{dead}-123456/", ".frames.partial-{host}-{dead}-1234567890abcd/"):
+    def _build(folder: Path, pattern: str = _look_alike) -> list[str]:
+        name = pattern.format(host=_host(), dead=_dead_pid())
+        if name.endswith("/"):
+            (folder / name).mkdir()
+            (folder / name / "thesis.txt").write_text("the user's thesis")
+        else:
+            (folder / name).write_text("the user's file")
+        return [*RUN, _clip(folder), "out.mp4", "--masks", "frames/"]
+
+    case(f"user-file-named-like-a-part-{_look_alike.replace('{', '').replace('}', '').strip('./')}", "output",
+         outputs=("out.mp4", "frames/000000.png"))(_build)
 
 
 @case("parts-of-a-running-process-are-kept", "output", outputs=("out.mp4",))
@@ -178,7 +204,7 @@ def _(folder: Path) -> list[str]:
     return ["train", "vaegan", _clip(folder), "--out", "films", "--max-steps", "1", "-q"]
 
 
-@case("train-into-the-current-folder", "error", message=r"--out \. is the current folder")
+@case("train-into-the-current-folder", "error", message=r"--out (folder )?\. is the current folder")
 def _(folder: Path) -> list[str]:
     return ["train", "spade", "--data", _clip(folder), "--seg", "palette:voc", "--out", ".", "-q"]
 
@@ -376,3 +402,119 @@ for lookalike, make in _RUN_LOOKALIKES.items():
 
         case(f"train-{trainer}-into-a-run-lookalike-{lookalike}", "error",
              message=r"--out films holds files that are not a chain training run")(_build)
+
+
+# --- Training runs: what a hostile review found (generated neighbours included) ----------------------------------
+
+TRAIN = ["train", "vaegan", "in.mp4", "--size", "64x48", "--batch", "2", "-q"]
+
+
+def _trained(folder: Path, name: str = "run", steps: int = 1) -> Path:
+    _clip(folder)
+    _chain(folder, *TRAIN, "--out", name, "--max-steps", str(steps))
+    return folder / name
+
+
+def _hidden_parts_only(run: Path) -> None:
+    run.mkdir()
+    (run / "thesis.partial-draft.tex").write_text("the user's draft")
+    (run / f".checkpoint.partial-{_host()}-999999-abcdef").mkdir()
+    (run / f".checkpoint.partial-{_host()}-999999-abcdef" / "data.txt").write_text("the user's data")
+
+
+def _user_marker(run: Path) -> None:
+    run.mkdir()
+    (run / ".chain-run").write_text("")
+    (run / "losses.jsonl").write_text('{"my": 1}\n')
+    (run / "samples").mkdir()
+    (run / "samples" / "epoch_001.png").write_bytes(b"the user's picture")
+
+
+for _name, _make in (("hidden-parts-only", _hidden_parts_only), ("a-marker-the-user-made", _user_marker)):
+    def _build(folder: Path, make: object = _make) -> list[str]:
+        _clip(folder)
+        make(folder / "run")
+        return [*TRAIN, "--out", "run", "--max-steps", "1"]
+
+    case(f"train-into-{_name}", "error", message=r"--out run holds files that are not a chain training run")(_build)
+
+
+for _where in ("frames/frames.json", "frames/.frames.json.partial", "samples/epoch_009.png", "checkpoint"):
+    def _build(folder: Path, where: str = _where) -> list[str]:
+        run = _trained(folder)
+        (folder / "precious.txt").write_text("the user's file")
+        target = run / where
+        if target.is_dir():
+            import shutil
+
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        target.parent.mkdir(exist_ok=True)
+        target.symlink_to(folder / "precious.txt")
+        return [*TRAIN, "--out", "run", "--max-steps", "2", "--resume"]
+
+    case(f"resume-a-run-with-a-link-at-{_where.replace('/', '-')}", "error",
+         message=r"--out run holds files that are not a chain training run", may_change=("run",))(_build)
+
+
+for _stray in ("notes.txt", "finetuned.safetensors", "sub/"):
+    def _build(folder: Path, stray: str = _stray) -> list[str]:
+        run = _trained(folder)
+        if stray.endswith("/"):
+            (run / "checkpoint" / stray).mkdir()
+        else:
+            (run / "checkpoint" / stray).write_text("the user's")
+        return [*TRAIN, "--out", "run", "--max-steps", "2", "--resume"]
+
+    case(f"resume-with-a-user-file-in-the-checkpoint-{_stray.strip('/')}", "error",
+         message=r"run/checkpoint holds files a checkpoint does not", may_change=("run",))(_build)
+
+
+@case("resume-keeps-a-hard-linked-backup-of-the-loss-log", "output", outputs=("run/checkpoint/config.json",),
+      may_change=("run",))
+def _(folder: Path) -> list[str]:
+    run = _trained(folder)
+    (folder / "snap").mkdir()
+    os.link(run / "losses.jsonl", folder / "snap" / "losses.jsonl")  # `cp -al run snap`, as a backup
+    return [*TRAIN, "--out", "run", "--max-steps", "2", "--resume"]
+
+
+@case("resume-with-a-loss-log-line-chain-did-not-write", "output", outputs=("run/checkpoint/config.json",),
+      may_change=("run",))
+def _(folder: Path) -> list[str]:
+    run = _trained(folder)
+    with (run / "losses.jsonl").open("a") as log:
+        log.write('{"note": "mine"}\n[1, 2]\n{"step": "three"}\n')
+    return [*TRAIN, "--out", "run", "--max-steps", "2", "--resume"]
+
+
+# --- Paths that only exist once chain has made them, and paths through files -------------------------------------
+
+for _args, _message in (
+        (["--out", "t5/new/.."], r"t5/new/\.\. ends in \.\."),
+        (["--out", "t5/new/../run"], r"goes up \(\.\.\) from t5/new, which is not a folder"),
+        (["--out", "in.mp4/run"], r"is inside in\.mp4, which is a file"),
+        (["--out", "t5/.."], r"t5/\.\. is the current folder or one above it"),
+):
+    def _build(folder: Path, args: list = _args) -> list[str]:
+        _clip(folder)
+        (folder / "t5").mkdir()
+        (folder / "t5" / "losses.jsonl").write_text('{"user": 1}\n')
+        return [*TRAIN, *args, "--max-steps", "1"]
+
+    case(f"train-out-{'-'.join(_args).replace('/', '_')}", "error", message=_message)(_build)
+
+for _option, _path, _message in (
+        ("--masks", "w/q/../m.mp4", r"goes up \(\.\.\) from w/q, which is not a folder"),
+        ("--save-labels", "w/q/..", r"ends in \.\."),
+        ("--summary", "in.mp4/run.json", r"is inside in\.mp4, which is a file"),
+        ("--compare", "note.txt/c.png", r"is inside note\.txt, which is a file"),
+):
+    def _build(folder: Path, option: str = _option, path: str = _path) -> list[str]:
+        (folder / "w").mkdir()
+        (folder / "note.txt").write_text("the user's note")
+        return [*RUN, _clip(folder), option, path, "--max-frames", "1"]
+
+    case(f"run-output-path-{_option.strip('-')}-{_path.replace('/', '_')}", "error", message=_message,
+         check=lambda folder: (folder / "w" / "q").exists() and (_ for _ in ()).throw(AssertionError("w/q made")))(_build)

@@ -432,12 +432,9 @@ def _dead_pid() -> int:
 
 
 def _staging_of(base: Path, pid: int) -> Path:
-    import os
-
     from chain.media.targets import staging_path
 
-    staging = staging_path(base)
-    return staging.with_name(staging.name.replace(f"-{os.getpid()}-", f"-{pid}-"))
+    return staging_path(base, pid=pid)
 
 
 def _entries(base: Path) -> list[Path]:
