@@ -267,16 +267,16 @@ def test_stale_parts_of_killed_exports_go_and_running_ones_stay(tmp_path: Path) 
 
     base = tmp_path / "onnx" / "net.onnx"
     base.parent.mkdir()
-    ours = staging_path(base)
-    dead = ours.with_name(ours.name.replace(f"-{os.getpid()}-", "-999999999-"))
-    running = ours.with_name(ours.name.replace(f"-{os.getpid()}-", "-1-"))
-    dead.write_bytes(b"half")
-    running.write_bytes(b"being written")
+    dead, running = staging_path(base, pid=999999999), staging_path(base, pid=1)
+    ours = staging_path(base)  # a look-alike: chain's name with another pid put in, so its seal is wrong
+    look_alike = ours.with_name(ours.name.replace(f"-{os.getpid()}-", "-999999998-"))
+    for path in (dead, running, look_alike):
+        path.write_bytes(b"half")
     export = _Exporter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cached_export(base, export)
-    assert not dead.exists() and running.exists()
+    assert not dead.exists() and running.exists() and look_alike.exists()
 
 
 def test_an_imported_tflite_file_with_a_nan_constant_is_refused(tmp_path: Path) -> None:
