@@ -138,7 +138,12 @@ def _address(cluster: str) -> str | None:
 def quiet_ray() -> None:
     """Ray's own log lines (its token-authentication notice, which it logs as a warning whenever a local
     instance starts) are hidden: ``-q`` shows only errors. Ray logs through the ``ray`` logger; chain
-    does not let Ray configure logging, so without this Python's last-resort handler prints them."""
+    does not let Ray configure logging, but importing ray gives that logger a handler at INFO: so ray
+    is imported first (when installed; `_ray` says how to get it otherwise)."""
+    try:
+        import ray  # noqa: F401 — for its logging set-up, which must come before ours
+    except ImportError:
+        return
     logging.getLogger("ray").setLevel(logging.ERROR)
 
 
