@@ -148,6 +148,7 @@ def ascii_text(name: str):  # noqa: ANN201 (typer's parser: str -> str)
 
 #: ``chain.media.source.MIN_FPS``/``MAX_FPS``'s range: a frame a thousand seconds to a thousand a second.
 FPS = Bound("--fps", 0.001, 1000, float, unit="frames per second")
+FRAMES = count("--max-frames")
 BATCH = count("--batch", MAX_BATCH)
 THREADS = count("--threads", MAX_THREADS)
 CRF = count("--crf", 63, low=0)
@@ -160,6 +161,10 @@ LEARNING_RATE = Bound("--lr", 0, 1, float, low_open=True)
 #: Seeds: numpy's generators take 32 bits.
 SEED = count("--seed", 2**32 - 1, low=0)
 PIXEL_WEIGHT = Bound("--pixel-weight", 0, 1_000_000, float)
+#: `chain train`'s numeric flags, by their names in the trainers' options classes (`chain.training.options`).
+TRAINING = {"latent": width("--latent"), "ngf": width("--ngf"), "spade_hidden": width("--spade-hidden"),
+            "ndf": width("--ndf"), "epochs": count("--epochs", MAX_EPOCHS), "batch": BATCH, "lr": LEARNING_RATE,
+            "seed": SEED, "pixel_weight": PIXEL_WEIGHT}
 
 
 # --- --device -------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the netw
                                                          "(reported as 'compile'), then faster frames, mostly on GPUs.")]
 Start = Annotated[float, _parsed(bounds.seconds("--start"), "SECONDS", help="Start this many seconds into the input.")]
 Duration = Annotated[float | None, _parsed(bounds.seconds("--duration", positive=True), "SECONDS", help="Process at most this many seconds.")]
-MaxFrames = Annotated[int | None, _parsed(bounds.count("--max-frames"), "N", help="Process at most this many frames.")]
+MaxFrames = Annotated[int | None, _parsed(bounds.FRAMES, "N", help="Process at most this many frames.")]
 Size = Annotated[str | None, _parsed(bounds.ascii_text("--size"), "SIZE", help="Working/output size: WxH (256x144) or a short side (256).")]
 Fps = Annotated[float | None, _parsed(bounds.FPS, "FPS", help="Output frame rate (frames are dropped or repeated).")]
 # Outputs stay text: a trailing slash (out.v2/) names a folder, and `Path` would drop it.
@@ -89,7 +89,7 @@ CheckpointEvery = Annotated[int, _parsed(bounds.count("--checkpoint-every", boun
                                          help="Steps between checkpoints.")]
 MaxSteps = Annotated[int | None, _parsed(bounds.count("--max-steps", bounds.MAX_STEPS), "N",
                                          help="Stop after this many steps (resumable).")]
-Epochs = bounds.count("--epochs", bounds.MAX_EPOCHS)
+Epochs = bounds.TRAINING["epochs"]
 TrainSize = bounds.ascii_text("--size")
 Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
                                                        "it says) is an error, not a warning.")]
@@ -224,13 +224,13 @@ def train_vaegan(
     film: Annotated[Path, typer.Argument(help="The film (or clip, image folder) to learn.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
     size: Annotated[str | None, _parsed(TrainSize, "WxH", help="Training frame size WxH \\[default: 256x144].")] = None,
-    latent: Annotated[int | None, _parsed(bounds.width("--latent"), "N", help="Latent numbers \\[default: 200].")] = None,
+    latent: Annotated[int | None, _parsed(bounds.TRAINING["latent"], "N", help="Latent numbers \\[default: 200].")] = None,
     epochs: Annotated[int | None, _parsed(Epochs, "N", help="Passes over the film \\[default: 6].")] = None,
     batch: Annotated[int | None, _parsed(bounds.BATCH, "N", help="Frames per step \\[default: 12].")] = None,
-    lr: Annotated[float | None, _parsed(bounds.LEARNING_RATE, "LR", help="Adam learning rate \\[default: 2e-4].")] = None,
-    seed: Annotated[int | None, _parsed(bounds.SEED, "N", help="Seed of weights, batches and noise \\[default: 0].")] = None,
+    lr: Annotated[float | None, _parsed(bounds.TRAINING["lr"], "LR", help="Adam learning rate \\[default: 2e-4].")] = None,
+    seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and noise \\[default: 0].")] = None,
     pixel_weight: Annotated[float | None, _parsed(
-        bounds.PIXEL_WEIGHT, "WEIGHT", help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
+        bounds.TRAINING["pixel_weight"], "WEIGHT", help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: CheckpointEvery = 500,
     max_steps: MaxSteps = None,
@@ -258,15 +258,15 @@ def train_spade(
     seg_weights: SegWeights = None,
     split: Annotated[str | None, typer.Option(help="Dataset split to train on \\[default: train].")] = None,
     size: Annotated[str | None, _parsed(TrainSize, "WxH", help="Training size WxH, multiples of 32 \\[default: 256x192].")] = None,
-    ngf: Annotated[int | None, _parsed(bounds.width("--ngf"), "N", help="Generator width \\[default: 64, as NVlabs].")] = None,
-    spade_hidden: Annotated[int | None, _parsed(bounds.width("--spade-hidden"), "N", help="SPADE label-MLP width \\[default: 128].")] = None,
-    ndf: Annotated[int | None, _parsed(bounds.width("--ndf"), "N", help="Discriminator width \\[default: 64].")] = None,
+    ngf: Annotated[int | None, _parsed(bounds.TRAINING["ngf"], "N", help="Generator width \\[default: 64, as NVlabs].")] = None,
+    spade_hidden: Annotated[int | None, _parsed(bounds.TRAINING["spade_hidden"], "N", help="SPADE label-MLP width \\[default: 128].")] = None,
+    ndf: Annotated[int | None, _parsed(bounds.TRAINING["ndf"], "N", help="Discriminator width \\[default: 64].")] = None,
     epochs: Annotated[int | None, _parsed(Epochs, "N", help="Passes over the pairs \\[default: 50].")] = None,
     batch: Annotated[int | None, _parsed(bounds.BATCH, "N", help="Pairs per step \\[default: 8].")] = None,
-    lr: Annotated[float | None, _parsed(bounds.LEARNING_RATE, "LR", help="Base learning rate (G lr/2, D 2*lr) \\[default: 2e-4].")] = None,
+    lr: Annotated[float | None, _parsed(bounds.TRAINING["lr"], "LR", help="Base learning rate (G lr/2, D 2*lr) \\[default: 2e-4].")] = None,
     vgg_weights: Annotated[str | None, typer.Option(
         help="torchvision VGG-19 weights (.pth) to add the perceptual loss; none is used without them.")] = None,
-    seed: Annotated[int | None, _parsed(bounds.SEED, "N", help="Seed of weights, batches and flips \\[default: 0].")] = None,
+    seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and flips \\[default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: CheckpointEvery = 500,
     max_steps: MaxSteps = None,

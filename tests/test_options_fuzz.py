@@ -169,6 +169,23 @@ def test_python_callers_meet_the_same_bounds() -> None:
         ChainConfig(threads=0)
 
 
+def test_training_flags_and_ui_settings_meet_the_same_bounds() -> None:
+    from chain.training.options import check_flags
+    from chain.ui.settings import Settings
+
+    check_flags({"batch": 4, "lr": 2e-4, "seed": 0, "ngf": None, "size": "64x48"})
+    for flags, message in (({"batch": 2**63}, "--batch"), ({"lr": math.nan}, "--lr nan is not a finite number"),
+                           ({"seed": -1}, "--seed -1 is out of range"), ({"latent": 1.5}, "--latent 1.5 is not a whole")):
+        with pytest.raises(ChainError, match=f"^{re.escape(message)}"):
+            check_flags(flags)
+    settings = Settings(source="a.mp4", batch=2.0, max_frames=3.0, device="CPU")  # the page's number boxes
+    assert (settings.batch, settings.max_frames, settings.device) == (2, 3, "cpu")
+    for keywords, message in (({"batch": 0}, "--batch 0"), ({"max_frames": 2.5}, "--max-frames 2.5"),
+                              ({"device": "meta"}, "--device meta")):
+        with pytest.raises(ChainError, match=f"^{message} "):
+            Settings(source="a.mp4", **keywords)
+
+
 def test_an_allocation_refused_names_the_option_to_lower() -> None:
     error = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
                          "you tried to allocate 120000000000 bytes. Error code 12 (Cannot allocate memory)")
@@ -349,6 +366,19 @@ def test_ray_client_missing_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ChainError, match=r"--cluster ray://127.0.0.1:1 connects through Ray Client, which is not "
                                          r"installed: pip install 'chain\[cluster\]'"):
         cluster_run._ray("ray://127.0.0.1:1")
+
+
+@pytest.mark.slow
+def test_a_ray_cluster_out_of_reach_is_one_line(tmp_path: Path) -> None:
+    """Ray Client tries for 30 s, then warns in two lines of its own beside the error: one line here."""
+    pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[cluster]'")
+    pytest.importorskip("grpc", reason="Ray Client is not installed: pip install -e '.[cluster]'")
+    clip(tmp_path)
+    process = _process([*RUN, "--max-frames", "2", "--cluster", "ray://127.0.0.1:1"], {}, tmp_path)
+    _, err = process.communicate(timeout=300)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert process.returncode == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: cannot reach the Ray cluster ray://127.0.0.1:1"), err
 
 
 def _session_processes(session: int) -> list[int]:

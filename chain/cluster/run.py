@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def _ray(cluster: str):  # noqa: ANN202 (the ray module)
     if address is not None and address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
         raise ChainError(f"--cluster {cluster} connects through Ray Client, which is not installed: "
                          "pip install 'chain[cluster]' (or pip install 'ray[client]')")
-    with deferred_signals() as received:
+    with deferred_signals() as received, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             if address is None:
                 ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -121,9 +123,12 @@ def _ray(cluster: str):  # noqa: ANN202 (the ray module)
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
             ray.shutdown()
+            # Ray Client warns of the time-out too, in two lines of its own: the error says it in one.
             raise ChainError(f"cannot reach the Ray cluster {cluster}: {first_line(error)}") from None
         if received:
             ray.shutdown()
+    for warning in caught:  # Ray started: what it warned of stands
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if received:
         raise Terminated(received[0]) if received[0] != signal.SIGINT else KeyboardInterrupt
     return ray
