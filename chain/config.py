@@ -181,6 +181,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))
         object.__setattr__(self, "batch_size", bounds.BATCH.check(self.batch_size))
+        if isinstance(self.size, str):
+            bounds.ascii_text("--size")(self.size)
         object.__setattr__(self, "cluster", bounds.parse_cluster(self.cluster))
         for name, bound in (("crf", bounds.CRF), ("shards", bounds.SHARDS), ("shard_seconds", _SHARD_SECONDS)):
             if getattr(self, name) is not None:
@@ -210,6 +212,8 @@ class RunConfig:
         else:
             outputs = Outputs.of(video=output, **paths)
         if parts:
+            for name, value in parts.items():  # the command line's bounds (Trim checks only the sign)
+                parts[name] = _TRIM_BOUNDS[name].parse(value)
             if "trim" in options:
                 raise TypeError("give either trim or start/duration/max_frames")
             options["trim"] = Trim(**parts)
@@ -217,6 +221,8 @@ class RunConfig:
 
 
 _SHARD_SECONDS = bounds.seconds("--shard-seconds", positive=True)
+_TRIM_BOUNDS = {"start": bounds.seconds("--start"), "duration": bounds.seconds("--duration", positive=True),
+                "max_frames": bounds.FRAMES}
 #: `RunConfig.of`'s keywords for outputs (the command line's names) → `Outputs` fields.
 _OUTPUT_FIELDS = {"masks": "masks", "overlay": "overlay", "compare": "compare", "save_labels": "labels",
                   "summary": "summary"}

@@ -163,6 +163,10 @@ def test_python_callers_meet_the_same_bounds() -> None:
                               ({"cluster": "ray", "shards": 0}, "--shards"), ({"cluster": "ray:/x"}, "--cluster")):
         with pytest.raises(ChainError, match=f"^{message} "):
             RunConfig("in.mp4", **keywords)
+    for keywords, message in (({"duration": 1e308}, "--duration 1e+308 is out of range"), ({"size": "²⁵⁶"}, "--size"),
+                              ({"max_frames": 2**64}, "--max-frames"), ({"start": math.inf}, "--start inf")):
+        with pytest.raises(ChainError, match=f"^{re.escape(message)}"):
+            RunConfig.of("in.mp4", "out.mp4", **keywords)
     with pytest.raises(ChainError, match="--device meta"):
         ChainConfig(device="meta")
     with pytest.raises(ChainError, match="--threads 0 is out of range"):
