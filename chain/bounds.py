@@ -80,6 +80,8 @@ class Bound:
     def check(self, value: float, *, shown: str | None = None) -> float:
         """``value`` itself when it is a ``kind`` in range, else a `ChainError` (showing ``shown``, the
         text typed, when given)."""
+        if isinstance(value, str):  # text from Python: parsed as the command line's
+            return self.parse(value)
         if self.kind is int and (not isinstance(value, int) or isinstance(value, bool)):
             if not (isinstance(value, float) and value.is_integer()):
                 raise self.refuse(value, " is not a whole number")
@@ -106,12 +108,15 @@ def _show(number: float) -> str:
 MAX_SECONDS = 1_000_000
 #: Frames: a day at 1000 fps is 86.4 million.
 MAX_FRAMES = 1_000_000_000
-#: Frames or pairs per network call: far beyond any GPU's memory at even 64x48.
+#: Frames or pairs per network call: 1024 frames of 1080p are 6 GiB of RGB before any network runs,
+#: and throughput stops growing long before that.
 MAX_BATCH = 1024
 #: Threads: more than any machine chain runs on has cores; torch's pool is not made for more.
 MAX_THREADS = 1024
-#: Network widths (``--ngf``, ``--ndf``, ``--spade-hidden``, ``--latent``): 16x the published ones.
-MAX_WIDTH = 4096
+#: Network widths (``--ngf``, ``--ndf``, ``--spade-hidden``, ``--latent``): 16 times NVlabs' ngf of 64, 5 times
+#: the VAE-GAN's 200 latent numbers. SPADE at ngf 1024 already has 16384-channel layers (tens of GiB
+#: with its optimiser): wider is a typo, which would fail only as the networks are built.
+MAX_WIDTH = 1024
 
 
 def seconds(name: str, *, positive: bool = False) -> Bound:
