@@ -7,8 +7,9 @@ place where errors become messages and exit codes.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,7 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER  # light: no torch
+from chain import bounds  # light: no torch
+from chain.bounds import parse_device
+from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER
 
 if TYPE_CHECKING:
     from chain.config import RunConfig
@@ -32,6 +35,14 @@ UNMAPPED_SHOWN = 12  # ADE20K -> CamVid leaves 109 classes unmapped: the summary
 out = Console()
 
 # --- options, declared once -------------------------------------------------------------
+
+
+def _parsed(parser: Callable[[Any], Any], metavar: str, *, help: str) -> Any:  # noqa: A002 (typer's name)
+    """An option whose text a `chain.bounds` parser turns into its value (a bounded number, a device, a
+    cluster address), or refuses in one line that names the option and what it accepts."""
+    return typer.Option(parser=parser, metavar=metavar, help=help)
+
+
 Seg = Annotated[str, typer.Option("--seg", help="Segmenter NAME[:VARIANT], or 'none' (see `chain list`).")]
 Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`). The default paints COCO-Stuff "
                                                       "labels: any COCO class can be a --remap target.")]
@@ -46,33 +57,40 @@ Smooth = Annotated[str | None, typer.Option(
          "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), or none.")]
 Background = Annotated[str | None, typer.Option(
     help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-Threads = Annotated[int | None, typer.Option(
-    min=1, help="CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1 for torch (more stall when other "
+Device = Annotated[str, _parsed(parse_device, "DEVICE", help="auto, cpu, cuda, cuda:N or mps.")]
+Threads = Annotated[int | None, _parsed(
+    bounds.THREADS, "N", help="CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1 for torch (more stall when other "
                 "processes share the cores) and one per core for ONNX Runtime].")]
-Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames per network call.")]
+Batch = Annotated[int, typer.Option("--batch", parser=bounds.BATCH, metavar="N", help="Frames per network call.")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the networks: a warm-up on the first batch "
                                                          "(reported as 'compile'), then faster frames, mostly on GPUs.")]
-Start = Annotated[float, typer.Option(help="Start this many seconds into the input.")]
-Duration = Annotated[float | None, typer.Option(help="Process at most this many seconds.")]
-MaxFrames = Annotated[int | None, typer.Option(help="Process at most this many frames.")]
-Size = Annotated[str | None, typer.Option(help="Working/output size: WxH (256x144) or a short side (256).")]
-Fps = Annotated[float | None, typer.Option(help="Output frame rate (frames are dropped or repeated).")]
+Start = Annotated[float, _parsed(bounds.seconds("--start"), "SECONDS", help="Start this many seconds into the input.")]
+Duration = Annotated[float | None, _parsed(bounds.seconds("--duration", positive=True), "SECONDS", help="Process at most this many seconds.")]
+MaxFrames = Annotated[int | None, _parsed(bounds.FRAMES, "N", help="Process at most this many frames.")]
+Size = Annotated[str | None, _parsed(bounds.ascii_text("--size"), "SIZE", help="Working/output size: WxH (256x144) or a short side (256).")]
+Fps = Annotated[float | None, _parsed(bounds.FPS, "FPS", help="Output frame rate (frames are dropped or repeated).")]
 # Outputs stay text: a trailing slash (out.v2/) names a folder, and `Path` would drop it.
 Masks = Annotated[str | None, typer.Option(help="Write colourised labels with class names and a legend.")]
 Overlay = Annotated[str | None, typer.Option(help="Write labels blended over the input.")]
 Compare = Annotated[str | None, typer.Option(help="Write input | labels | synthesized side by side.")]
 SaveLabels = Annotated[Path | None, typer.Option(help="Write lossless label PNGs (000000.png…) to a folder.")]
 Summary = Annotated[Path | None, typer.Option(help="Write a JSON summary: per-frame classes, timings.")]
-Crf = Annotated[int | None, typer.Option(min=0, max=63, help="x264/VP9 quality (lower is better).")]
+Crf = Annotated[int | None, _parsed(bounds.CRF, "0-63", help="x264/VP9 quality (lower is better).")]
 Preset = Annotated[str | None, typer.Option(help="x264 preset, e.g. ultrafast, medium, slow.")]
-LatentNoise = Annotated[float | None, typer.Option(
-    help="Autoencoder synthesizers: add Gaussian noise of this std to the latent code.")]
+LatentNoise = Annotated[float | None, _parsed(
+    bounds.LATENT_NOISE, "STD", help="Autoencoder synthesizers: add Gaussian noise of this std to the latent code.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
-Cluster = Annotated[str | None, typer.Option(
-    help="Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an existing cluster).")]
-Shards = Annotated[int | None, typer.Option(min=1, help="--cluster: this many shards \\[default: one per GPU/CPU].")]
-ShardSeconds = Annotated[float | None, typer.Option(help="--cluster: shards of about this many seconds.")]
+Cluster = Annotated[str | None, _parsed(
+    bounds.parse_cluster, "CLUSTER", help="Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an existing cluster).")]
+Shards = Annotated[int | None, _parsed(bounds.SHARDS, "N", help="--cluster: this many shards \\[default: one per GPU/CPU].")]
+ShardSeconds = Annotated[float | None, _parsed(bounds.seconds("--shard-seconds", positive=True), "SECONDS",
+                                               help="--cluster: shards of about this many seconds.")]
+CheckpointEvery = Annotated[int, _parsed(bounds.count("--checkpoint-every", bounds.MAX_STEPS), "N",
+                                         help="Steps between checkpoints.")]
+MaxSteps = Annotated[int | None, _parsed(bounds.count("--max-steps", bounds.MAX_STEPS), "N",
+                                         help="Stop after this many steps (resumable).")]
+Epochs = bounds.TRAINING["epochs"]
+TrainSize = bounds.ascii_text("--size")
 Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
                                                        "it says) is an error, not a warning.")]
 
@@ -142,6 +160,10 @@ def run(
     check_run(config)
     from chain import api
 
+    if quiet and cluster is not None:
+        from chain.cluster.run import quiet_ray
+
+        quiet_ray()
     result = api.run(config, progress=None if quiet else RichProgress())
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
         err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "
@@ -204,17 +226,17 @@ app.add_typer(train_app, name="train")
 def train_vaegan(
     film: Annotated[Path, typer.Argument(help="The film (or clip, image folder) to learn.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
-    size: Annotated[str | None, typer.Option(help="Training frame size WxH \\[default: 256x144].")] = None,
-    latent: Annotated[int | None, typer.Option(min=1, help="Latent numbers \\[default: 200].")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the film \\[default: 6].")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="Frames per step \\[default: 12].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate \\[default: 2e-4].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and noise \\[default: 0].")] = None,
-    pixel_weight: Annotated[float | None, typer.Option(
-        help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
+    size: Annotated[str | None, _parsed(TrainSize, "WxH", help="Training frame size WxH \\[default: 256x144].")] = None,
+    latent: Annotated[int | None, _parsed(bounds.TRAINING["latent"], "N", help="Latent numbers \\[default: 200].")] = None,
+    epochs: Annotated[int | None, _parsed(Epochs, "N", help="Passes over the film \\[default: 6].")] = None,
+    batch: Annotated[int | None, _parsed(bounds.BATCH, "N", help="Frames per step \\[default: 12].")] = None,
+    lr: Annotated[float | None, _parsed(bounds.TRAINING["lr"], "LR", help="Adam learning rate \\[default: 2e-4].")] = None,
+    seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and noise \\[default: 0].")] = None,
+    pixel_weight: Annotated[float | None, _parsed(
+        bounds.TRAINING["pixel_weight"], "WEIGHT", help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
-    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
+    checkpoint_every: CheckpointEvery = 500,
+    max_steps: MaxSteps = None,
     device: Device = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
     quiet: Quiet = False,
@@ -238,19 +260,19 @@ def train_spade(
     seg: Annotated[str | None, typer.Option(help="Label a video's frames with this segmenter (pseudo-labels).")] = None,
     seg_weights: SegWeights = None,
     split: Annotated[str | None, typer.Option(help="Dataset split to train on \\[default: train].")] = None,
-    size: Annotated[str | None, typer.Option(help="Training size WxH, multiples of 32 \\[default: 256x192].")] = None,
-    ngf: Annotated[int | None, typer.Option(min=1, help="Generator width \\[default: 64, as NVlabs].")] = None,
-    spade_hidden: Annotated[int | None, typer.Option(min=1, help="SPADE label-MLP width \\[default: 128].")] = None,
-    ndf: Annotated[int | None, typer.Option(min=1, help="Discriminator width \\[default: 64].")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the pairs \\[default: 50].")] = None,
-    batch: Annotated[int | None, typer.Option(min=1, help="Pairs per step \\[default: 8].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate (G lr/2, D 2*lr) \\[default: 2e-4].")] = None,
+    size: Annotated[str | None, _parsed(TrainSize, "WxH", help="Training size WxH, multiples of 32 \\[default: 256x192].")] = None,
+    ngf: Annotated[int | None, _parsed(bounds.TRAINING["ngf"], "N", help="Generator width \\[default: 64, as NVlabs].")] = None,
+    spade_hidden: Annotated[int | None, _parsed(bounds.TRAINING["spade_hidden"], "N", help="SPADE label-MLP width \\[default: 128].")] = None,
+    ndf: Annotated[int | None, _parsed(bounds.TRAINING["ndf"], "N", help="Discriminator width \\[default: 64].")] = None,
+    epochs: Annotated[int | None, _parsed(Epochs, "N", help="Passes over the pairs \\[default: 50].")] = None,
+    batch: Annotated[int | None, _parsed(bounds.BATCH, "N", help="Pairs per step \\[default: 8].")] = None,
+    lr: Annotated[float | None, _parsed(bounds.TRAINING["lr"], "LR", help="Base learning rate (G lr/2, D 2*lr) \\[default: 2e-4].")] = None,
     vgg_weights: Annotated[str | None, typer.Option(
         help="torchvision VGG-19 weights (.pth) to add the perceptual loss; none is used without them.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of weights, batches and flips \\[default: 0].")] = None,
+    seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and flips \\[default: 0].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
-    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (resumable).")] = None,
+    checkpoint_every: CheckpointEvery = 500,
+    max_steps: MaxSteps = None,
     device: Device = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
     quiet: Quiet = False,
@@ -281,8 +303,8 @@ def eval_spade(
     label_seg: Annotated[str | None, typer.Option(
         help="For a video: the segmenter whose labels are painted from \\[default: --seg].")] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "val",
-    size: Annotated[str | None, typer.Option(help="Scoring size WxH \\[default: the generator's size].")] = None,
-    max_items: Annotated[int | None, typer.Option(min=1, help="Score at most this many images/frames.")] = None,
+    size: Annotated[str | None, _parsed(TrainSize, "WxH", help="Scoring size WxH \\[default: the generator's size].")] = None,
+    max_items: Annotated[int | None, _parsed(bounds.count("--max-items"), "N", help="Score at most this many images/frames.")] = None,
     samples: Annotated[Path | None, typer.Option(help="PNG: labels | real | synthesized | judged, per row.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the scores as JSON.")] = None,
     start: Start = 0.0, duration: Duration = None, batch: Batch = 4, device: Device = "auto",
@@ -373,7 +395,7 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
 def ui(
     source: Annotated[Path | None, typer.Argument(help="A video to open at start (or choose one).")] = None,
     out: Annotated[Path, typer.Option(help="Folder the page's runs write into.")] = Path("chain-ui-outputs"),
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1 \\[default: 7860+].")] = None,
+    port: Annotated[int | None, _parsed(bounds.PORT, "PORT", help="Port on 127.0.0.1 \\[default: 7860+].")] = None,
 ) -> None:
     """Open a local web page: try label swaps on one frame, then run the whole video (needs the ui extra)."""
     from chain.ui import launch

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chain import bounds
+from chain.bounds import parse_device
 from chain.errors import ChainError
 from chain.media import Size, Trim
 from chain.media.outputs import Outputs
@@ -110,7 +112,7 @@ class ChainConfig:
     background: str | None = None
     #: Source-class → target-class names that win over the synonym table (``{"cow": "sheep"}``).
     class_overrides: Options = field(default_factory=Options)
-    #: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    #: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (`chain.bounds.parse_device`).
     device: str | None = "auto"
     #: torch's CPU threads (default: $OMP_NUM_THREADS, else 1; `chain.device.cpu_threads`).
     threads: int | None = None
@@ -124,6 +126,10 @@ class ChainConfig:
         for name in ("seg_options", "synth_options", "class_overrides"):
             object.__setattr__(self, name, Options(getattr(self, name)))
         object.__setattr__(self, "remap", _rules(self.remap))
+        # The command line's bounds (`chain.bounds`) hold for Python's callers too.
+        object.__setattr__(self, "device", parse_device(self.device))
+        if self.threads is not None:
+            object.__setattr__(self, "threads", bounds.THREADS.check(self.threads))
         if self.command is not None:
             object.__setattr__(self, "command", tuple(self.command))
 
@@ -174,6 +180,13 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))
+        object.__setattr__(self, "batch_size", bounds.BATCH.check(self.batch_size))
+        if isinstance(self.size, str):
+            bounds.ascii_text("--size")(self.size)
+        object.__setattr__(self, "cluster", bounds.parse_cluster(self.cluster))
+        for name, bound in (("crf", bounds.CRF), ("shards", bounds.SHARDS), ("shard_seconds", _SHARD_SECONDS)):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, bound.check(getattr(self, name)))
         if self.cluster is None and (self.shards is not None or self.shard_seconds is not None):
             raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
 
@@ -199,12 +212,17 @@ class RunConfig:
         else:
             outputs = Outputs.of(video=output, **paths)
         if parts:
+            for name, value in parts.items():  # the command line's bounds (Trim checks only the sign)
+                parts[name] = _TRIM_BOUNDS[name].parse(value)
             if "trim" in options:
                 raise TypeError("give either trim or start/duration/max_frames")
             options["trim"] = Trim(**parts)
         return cls(source=Path(source), outputs=outputs, chain=ChainConfig(**chain), **options)
 
 
+_SHARD_SECONDS = bounds.seconds("--shard-seconds", positive=True)
+_TRIM_BOUNDS = {"start": bounds.seconds("--start"), "duration": bounds.seconds("--duration", positive=True),
+                "max_frames": bounds.FRAMES}
 #: `RunConfig.of`'s keywords for outputs (the command line's names) → `Outputs` fields.
 _OUTPUT_FIELDS = {"masks": "masks", "overlay": "overlay", "compare": "compare", "save_labels": "labels",
                   "summary": "summary"}

@@ -17,24 +17,33 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any
 
 import torch
 
+from chain.bounds import THREADS, env_threads, parse_device
 from chain.errors import ChainError
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None → CUDA when available, else CPU; otherwise the named device."""
-    if device is None or str(device) == "auto":
+    """``"auto"``/None → CUDA when available, else CPU; otherwise the named device, which must exist.
+
+    Only ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are accepted (`chain.bounds.parse_device`): torch's
+    other device types (``meta`` holds no data) would fail later, as internal errors.
+    """
+    name = parse_device(str(device) if isinstance(device, torch.device) else device)
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ChainError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ChainError(f"--device {device} asked for CUDA, but no CUDA GPU is available; use --device cpu")
+    resolved = torch.device(name)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ChainError(f"--device {name} asked for CUDA, but no CUDA GPU is available; use --device cpu")
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ChainError(f"--device {name}: there {'is' if count == 1 else 'are'} {count} CUDA "
+                             f"GPU{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1})")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ChainError(f"--device {name} asked for Apple's MPS, which this machine lacks; use --device cpu")
     return resolved
 
 
@@ -44,20 +53,13 @@ DEFAULT_CPU_THREADS = 1
 
 
 def cpu_threads(requested: int | None = None) -> int:
-    """Intra-op threads for CPU inference: ``requested`` (``--threads``), else ``$OMP_NUM_THREADS``, else 1."""
+    """Intra-op threads for CPU inference: ``requested`` (``--threads``), else ``$OMP_NUM_THREADS``, else 1.
+
+    Both are bounded (`chain.bounds`): 1 to 1024, one-line errors otherwise.
+    """
     if requested is not None:
-        if requested < 1:
-            raise ChainError(f"--threads {requested}: give a number of threads >= 1")
-        return requested
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise ChainError(f"OMP_NUM_THREADS={env!r} is not a number of threads; unset it or use --threads N") from None
-        if value >= 1:
-            return value
-    return DEFAULT_CPU_THREADS
+        return THREADS.check(requested)
+    return env_threads() or DEFAULT_CPU_THREADS
 
 
 def onnx_threads(requested: int | None = None) -> int:
@@ -66,7 +68,7 @@ def onnx_threads(requested: int | None = None) -> int:
     so its pool degrades gently when another process holds a core. With ``--threads 2`` torch runs at 2 threads
     too; its spinning OpenMP threads stalled the stage 4-7x until they were made to sleep
     (``OMP_WAIT_POLICY=PASSIVE``, chain/__init__.py)."""
-    if requested is not None or os.environ.get("OMP_NUM_THREADS", "").strip():
+    if requested is not None or env_threads() is not None:
         return cpu_threads(requested)
     return 0
 

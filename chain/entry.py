@@ -10,6 +10,7 @@ Exit codes: 0 done; 2 a mistake the user can fix (`ChainError`, usage); 3 missin
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as interrupt:
         if debug:
             raise
+        _stop_ray()
         what = "interrupted" if exit_code(interrupt) == 130 else f"stopped by {interrupt}"
         _say(f"{what}; no partial output was left (outputs are moved into place only when complete)")
         sys.exit(exit_code(interrupt))
@@ -44,6 +46,11 @@ def _run(args: list[str], *, debug: bool) -> None:
     usage_error = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
     abort = next(cls for cls in typer.Abort.__mro__ if cls.__name__ == "Abort")
     try:
+        # Before torch (and libgomp, which reads OMP_* once as it loads and prints its own line
+        # about a bad value) is imported by any command.
+        from chain.bounds import check_environment
+
+        check_environment()
         from chain.cli import app
 
         with warnings.catch_warnings():
@@ -66,11 +73,14 @@ def _run(args: list[str], *, debug: bool) -> None:
     except (OSError, MemoryError) as error:
         if debug:
             raise
-        _say(error_line(error), error=True)
+        _say(_out_of_memory(error, args) if isinstance(error, MemoryError) else error_line(error), error=True)
         sys.exit(OS_ERROR_EXIT)
     except Exception as error:  # noqa: BLE001 — the one place that maps failures to exit codes
         if debug:
             raise
+        if _is_out_of_memory(error):
+            _say(_out_of_memory(error, args), error=True)
+            sys.exit(OS_ERROR_EXIT)
         _say(f"{error_line(error)} (run again with --debug for the traceback)")
         sys.exit(1)
     # Outside standalone mode click returns exit codes instead of raising, and turns every
@@ -81,6 +91,50 @@ def _run(args: list[str], *, debug: bool) -> None:
         raise Terminated(Terminated.last) if Terminated.last else KeyboardInterrupt
     if isinstance(result, int) and result:
         sys.exit(result)
+
+
+# What torch's allocators say when they are refused memory (torch.OutOfMemoryError is a RuntimeError).
+_NO_MEMORY = re.compile(r"can't allocate memory|out of memory|not enough memory|DefaultCPUAllocator", re.I)
+# The options that size what a network allocates, in the order a user should lower them.
+_SIZING = re.compile(r"^(--(seg|synth)-opt(=|$)|--size(=|$)|--batch(=|$))")
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError)
+                                             and _NO_MEMORY.search(str(error)) is not None)
+
+
+def _out_of_memory(error: BaseException, args: list[str]) -> str:
+    """One line for a refused allocation: how much was asked (when said) and which option to lower."""
+    asked = re.search(r"allocate ([0-9.]+ ?[KMGT]i?B|[0-9]+ bytes)", str(error))
+    amount = asked.group(1) if asked else None
+    if amount and amount.endswith(" bytes"):
+        amount = f"{int(amount.split()[0]) / 2**30:.1f} GiB"
+    given = []
+    for i, arg in enumerate(args):
+        if _SIZING.match(arg):
+            value = arg.partition("=")[2] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+            option = arg.partition("=")[0]
+            if option.endswith("-opt") and not value.startswith("size="):
+                continue
+            given.append(f"{option} {value}")
+    advice = f"lower {' or '.join(given)}" if given else "try a smaller --size or --batch"
+    return f"out of memory{f' (a network asked for {amount})' if amount else ''}: {advice}"
+
+
+def _stop_ray() -> None:
+    """Shut Ray down before the interpreter does, if this command started it: Ray's exit handler,
+    run after an interrupt, crashed (SIGSEGV) once the interpreter was half torn down."""
+    ray = sys.modules.get("ray")
+    if ray is None or not getattr(ray, "is_initialized", lambda: False)():
+        return
+    from chain.signals import deferred_signals
+
+    with deferred_signals():  # a second Ctrl-C must not cut the shutdown in half
+        try:
+            ray.shutdown()
+        except Exception:  # noqa: BLE001 — the run is stopping anyway; Ray's processes die with it
+            pass
 
 
 def _warning_lines(show: Callable[..., None], category: type[Warning]) -> Callable[..., None]:

@@ -8,6 +8,19 @@ from pathlib import Path
 
 import pytest
 
+try:  # the test extra has Hypothesis; a checkout without it still runs every other test
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover
+    settings = None
+if settings is not None:
+    # dev (default): few examples, for the fast loop; ci: HYPOTHESIS_PROFILE=ci, more. Both derandomized
+    # (the examples follow from the test, no database), so a failure in CI is the same failure here.
+    _COMMON = dict(deadline=None, derandomize=True, database=None, print_blob=True,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    settings.register_profile("dev", max_examples=20, **_COMMON)
+    settings.register_profile("ci", max_examples=150, **_COMMON)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
 SHARED = Path(os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 VIDEOS = SHARED / "data" / "videos"
 

@@ -72,7 +72,7 @@ def test_remap_to_unknown_class_fails_in_one_line(carphone: Path, tmp_path: Path
      ["size='big'", "whole number"]),
     (["run", "{clip}", "{clip}", "--seg", "palette"], ["overwrite the input"]),
     # usage mistakes that typer/click catch are one line too
-    (["run", "{clip}", "out.mp4", "--batch", "0"], ["--batch", "chain run --help"]),
+    (["run", "{clip}", "out.mp4", "--batch", "0"], ["--batch 0", "from 1 to 1024"]),
     (["train", "spade", "--data", "{clip}"], ["Missing option '--out'"]),
     (["eval", "spade"], ["Missing argument"]),
     (["paint", "{clip}"], ["No such command 'paint'"]),

@@ -38,9 +38,9 @@ def test_onnx_runtime_takes_every_core_unless_the_user_says(monkeypatch: pytest.
 
 def test_bad_thread_counts_are_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "many")
-    with pytest.raises(ChainError, match="OMP_NUM_THREADS='many'.*--threads"):
+    with pytest.raises(ChainError, match="OMP_NUM_THREADS=many.*--threads"):
         cpu_threads()
-    with pytest.raises(ChainError, match="--threads 0"):
+    with pytest.raises(ChainError, match="--threads 0 is out of range"):
         cpu_threads(0)
 
 

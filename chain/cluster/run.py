@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import logging
+import signal
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from chain.batches import Part
+from chain.bounds import parse_cluster
 from chain.cluster.join import join_folders, join_videos, part_records, write_records
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
-from chain.errors import ChainError
+from chain.errors import ChainError, first_line
 from chain.media import Trim, open_audio, open_source
 from chain.media.outputs import option_name
 from chain.media.source import InputDamage
 from chain.media.targets import Staged, discard, publish_all, remove_stale_staging, staging_path
 from chain.pipeline import Chain, Outputs, Progress
-from chain.signals import deferred_signals
+from chain.signals import Terminated, deferred_signals
 from chain.summary import RunSummary, SummaryFile, audio_note
 
 #: Ray's own retries of a shard whose task raised or whose worker died.
@@ -95,21 +100,58 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
 
 
 def _ray(cluster: str):  # noqa: ANN202 (the ray module)
+    """Ray, connected: to a new local instance (``ray``), or to a cluster (``auto``, ``ray://HOST:PORT``).
+
+    ``ray.init`` runs with stop signals held: interrupted half-way, Ray's threads and the processes it
+    had started were left in a state its exit handler crashed on (SIGSEGV after the "interrupted"
+    line). A Ctrl-C that arrived meanwhile shuts Ray down again and then stops the run.
+    """
+    address = _address(cluster)
     try:
         import ray
     except ImportError:
         raise ChainError(_INSTALL) from None
-    if not ray.is_initialized():
-        if cluster == "ray":
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        elif cluster == "auto" or cluster.startswith("ray://"):
-            try:
-                ray.init(address=cluster, log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError) as error:
-                raise ChainError(f"cannot reach the Ray cluster {cluster}: {error}") from None
-        else:
-            raise ChainError(f"--cluster {cluster!r}: use ray (a local Ray instance), auto or ray://HOST:PORT")
+    if ray.is_initialized():
+        return ray
+    if address is not None and address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise ChainError(f"--cluster {cluster} connects through Ray Client, which is not installed: "
+                         "pip install 'chain[cluster]' (or pip install 'ray[client]')")
+    with deferred_signals() as received, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if address is None:
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            else:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            ray.shutdown()
+            # Ray Client warns of the time-out too, in two lines of its own: the error says it in one.
+            raise ChainError(f"cannot reach the Ray cluster {cluster}: {first_line(error)}") from None
+        if received:
+            ray.shutdown()
+    for warning in caught:  # Ray started: what it warned of stands
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if received:
+        raise Terminated(received[0]) if received[0] != signal.SIGINT else KeyboardInterrupt
     return ray
+
+
+def _address(cluster: str) -> str | None:
+    """``--cluster`` as ``ray.init``'s address: None for a local instance (``ray``)."""
+    cluster = parse_cluster(cluster)
+    return None if cluster == "ray" else cluster
+
+
+def quiet_ray() -> None:
+    """Ray's own log lines (its token-authentication notice, which it logs as a warning whenever a local
+    instance starts) are hidden: ``-q`` shows only errors. Ray logs through the ``ray`` logger; chain
+    does not let Ray configure logging, but importing ray gives that logger a handler at INFO: so ray
+    is imported first (when installed; `_ray` says how to get it otherwise)."""
+    try:
+        import ray  # noqa: F401 — for its logging set-up, which must come before ours
+    except ImportError:
+        return
+    logging.getLogger("ray").setLevel(logging.ERROR)
 
 
 def _slots(ray) -> int:  # noqa: ANN001

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from chain.bounds import TRAINING
 from chain.errors import ChainError, first_line
 
 Options = TypeVar("Options")
@@ -64,8 +65,17 @@ def build_options(options_class: type[Options], values: dict[str, Any]) -> Optio
     return options_class(**top)
 
 
+def check_flags(flags: dict[str, Any]) -> None:
+    """The command line's bounds (`chain.bounds.TRAINING`) for flags given from Python too: a batch of
+    2**63 or a NaN learning rate is one line here, not an overflow or a diverged run later."""
+    for name, value in flags.items():
+        if value is not None and name in TRAINING:
+            TRAINING[name].check(value)
+
+
 def options_from_flags(options_class: type[Options], flags: dict[str, Any], *, what: str) -> Options:
     """A new run's options from the flags given (None: the default); a bad value is one line."""
+    check_flags(flags)
     try:
         return build_options(options_class, {name: value for name, value in flags.items() if value is not None})
     except ValueError as error:  # a model config's own checks
@@ -87,6 +97,7 @@ def resumed_options(options_class: type[Options], saved: dict[str, Any], given: 
                     input_field: str) -> Options:
     """A run's saved options, after checking that the flags given again agree (``input_field``
     may be spelled as another path to the same file; ``RESUMABLE_CHANGES`` may differ)."""
+    check_flags(given)
     try:
         options = build_options(options_class, saved)
         reference = build_options(options_class, {**saved, **{k: v for k, v in given.items() if v is not None}})

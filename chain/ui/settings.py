@@ -6,6 +6,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from chain.bounds import BATCH, FRAMES, parse_device
 from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, RunConfig, parse_options
 from chain.errors import ChainError
 from chain.labels import parse_remap
@@ -45,6 +46,11 @@ class Settings:
         parse_options(self.synth_options)
         parse_remap(self.remap)
         parse_smoothing(self.smooth)
+        # The page's number boxes hand over floats (2.0): the command line's bounds, as whole numbers.
+        object.__setattr__(self, "batch", BATCH.check(self.batch))
+        if self.max_frames is not None:
+            object.__setattr__(self, "max_frames", FRAMES.check(self.max_frames))
+        object.__setattr__(self, "device", parse_device(self.device))
 
     def run_config(self, outputs: Outputs) -> RunConfig:
         """The `chain.run` configuration of these choices, writing ``outputs``."""
