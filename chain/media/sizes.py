@@ -22,7 +22,7 @@ class Size(NamedTuple):
         return f"{self.width}x{self.height}"
 
 
-_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+_SIZE_PATTERN = re.compile(r"^\s*([0-9]+)\s*[xX×]\s*([0-9]+)\s*$")
 
 
 def parse_size(text: str | None) -> Size | int | None:
@@ -35,7 +35,7 @@ def parse_size(text: str | None) -> Size | int | None:
         if size.width < 2 or size.height < 2:
             raise ChainError(f"--size {text!r} is too small; use at least 2x2")
         return _bounded(size, text)
-    if text.strip().isdigit() and int(text) >= 2:
+    if text.strip().isascii() and text.strip().isdigit() and int(text) >= 2:
         if int(text) > MAX_SIDE:
             raise ChainError(f"--size {text.strip()} is too large: at most {MAX_SIDE} pixels a side")
         return int(text)

@@ -157,7 +157,7 @@ def settings_from_options(context: StageContext) -> DiffusionSettings:
         steps=context.int_option("steps", defaults.steps, minimum=1),
         guidance=context.float_option("guidance", defaults.guidance),
         control_scale=context.float_option("control_scale", defaults.control_scale),
-        seed=context.int_option("seed", defaults.seed, minimum=0),
+        seed=context.int_option("seed", defaults.seed, minimum=0, maximum=2**32 - 1),
         scheduler=context.choice_option("scheduler", tuple(SCHEDULERS)),
         size=parse_size(options.get("size")),
         same_noise=context.choice_option("noise", ("same", "fresh")) == "same",

@@ -13,6 +13,7 @@ from typing import Literal
 
 import torch
 
+from chain.bounds import Bound
 from chain.errors import ChainError
 from chain.stages.base import Segmenter, Synthesizer
 
@@ -43,14 +44,13 @@ class StageContext:
     options: Mapping[str, str] = field(default_factory=dict)
     threads: int | None = None
 
-    def int_option(self, name: str, default: int | None, *, minimum: int) -> int | None:
-        """Option ``name`` as a whole number >= ``minimum`` (``default`` when absent)."""
+    def int_option(self, name: str, default: int | None, *, minimum: int, maximum: int = 8192) -> int | None:
+        """Option ``name`` as a whole number from ``minimum`` to ``maximum``, in ASCII digits
+        (``default`` when absent); sizes stop at 8192 pixels unless the stage says otherwise."""
         text = self.options.get(name)
         if text is None:
             return default
-        if not text.strip().isdigit() or int(text) < minimum:
-            raise ChainError(f"stage option {name}={text!r} must be a whole number >= {minimum}")
-        return int(text)
+        return Bound(f"stage option {name}", minimum, maximum).parse(text)
 
     def float_option(self, name: str, default: float) -> float:
         """Option ``name`` as a number (``default`` when absent)."""

@@ -78,8 +78,8 @@ def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesize
     if context.weights is None:
         raise MissingWeightsError(f"the vaegan synthesizer needs weights: {HOW_TO_TRAIN}")
     noise = context.float_option("latent_noise", 0.0)
-    seed = context.int_option("seed", 0, minimum=0)
-    batch = context.int_option("batch", 16, minimum=1)
+    seed = context.int_option("seed", 0, minimum=0, maximum=2**32 - 1)
+    batch = context.int_option("batch", 16, minimum=1, maximum=1024)
     model, checkpoint = load_vaegan(context.weights, context.device)
     config = model.config
     film = Path(checkpoint.meta.get("train", {}).get("film", "?")).name

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from chain.bounds import weights_folder
 from chain.errors import ChainError
 from chain.media.targets import check_target, remove_stale_staging, replace_with, staging_path
 from chain.weights.schema import Schema, check_meta
@@ -50,8 +51,8 @@ def training_caveat(meta: dict[str, Any]) -> str | None:
 
 def weights_dir() -> Path:
     """The user's weights folder, ``$CHAIN_WEIGHTS`` else ``~/.cache/chain/weights`` (it need not exist yet)."""
-    configured = os.environ.get("CHAIN_WEIGHTS")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "chain" / "weights"
+    configured = weights_folder()  # checked: ~nosuchuser or a file there is one line, for Python callers too
+    return configured if configured is not None else Path.home() / ".cache" / "chain" / "weights"
 
 
 def checkpoint_dir(weights: str | os.PathLike) -> Path:
