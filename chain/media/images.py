@@ -211,7 +211,10 @@ def _refuse_bomb(path: Path, pixels: int | None, size: tuple[int, int] | None = 
 
 
 def _upright_size(image: Image.Image, path: Path) -> tuple[int, int]:
-    """The size after EXIF orientation: orientations 5 to 8 turn the image a quarter."""
+    """The size after EXIF orientation: orientations 5 to 8 turn the image a quarter (PIL's TIFF
+    reader reports the upright size itself, and turns the pixels on load)."""
+    if image.format == "TIFF":
+        return image.size
     with _reading(path):
         orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     width, height = image.size
@@ -220,6 +223,8 @@ def _upright_size(image: Image.Image, path: Path) -> tuple[int, int]:
 
 def _duration(image: Image.Image) -> float | None:
     """Seconds the current frame is shown (None when the format does not say), as browsers play it."""
+    if image.format == "WEBP":
+        image.load()  # PIL learns a WebP frame's duration by decoding it
     milliseconds = image.info.get("duration")
     if image.format == "TIFF" or not isinstance(milliseconds, int | float):
         return None
