@@ -87,7 +87,7 @@ def in_mode(mode: str) -> tuple[Image.Image, np.ndarray]:
     colour = colour_picture()
     if mode in ("I;16", "I;16B", "I"):
         dtype = {"I;16": "<u2", "I;16B": ">u2", "I": "<i4"}[mode]
-        image = Image.fromarray(grey.astype(dtype) * 257)  # 16-bit samples, as PNG and TIFF store them
+        image = Image.fromarray((grey.astype(np.int32) * 257).astype(dtype))  # 16-bit samples, as PNG and TIFF store them
         assert image.mode == mode, image.mode
         return image, np.repeat(grey[..., None], 3, axis=2)
     if mode == "F":
