@@ -256,8 +256,9 @@ def _frames_from(container: av.container.InputContainer, stream: av.video.stream
     container.seek(int(start / stream.time_base), stream=stream, backward=True)
     frames = _frames_past_damage(container, stream, damage)
     first = next(frames, None)
-    if first is not None and first.time is not None and first.time > start:
-        # Files without an index (MPEG-TS) can land past the target: read from the start instead.
+    if first is None or (first.time is not None and first.time > start):
+        # Files without an index (MPEG-TS) can land past the target, or past the last frame when
+        # their times are uneven (a long pause): read from the start instead.
         frames.close()
         container.seek(0)
         frames = _frames_past_damage(container, stream, damage)
