@@ -216,7 +216,15 @@ def _upright_size(image: Image.Image, path: Path) -> tuple[int, int]:
     if image.format == "TIFF":
         return image.size
     with _reading(path):
-        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+        if image.format == "PNG":
+            # PIL's getexif() decodes a whole PNG looking for an eXIf chunk after the pixels; the
+            # header's is enough (writers put it first; a late one is still applied on reading).
+            exif = Image.Exif()
+            if image.info.get("exif"):
+                exif.load(image.info["exif"])
+            orientation = exif.get(_ORIENTATION_TAG, 1)
+        else:
+            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     width, height = image.size
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 

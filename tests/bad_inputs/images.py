@@ -200,7 +200,8 @@ FRAME_MS = [100, 200, 0, 300]  # 0 ms plays for 100 ms, as browsers do
 def save_animation(path: Path, frames: int = len(FRAME_MS)) -> Path:
     """Frames of one VOC colour each (frame i: colour i + 1), with `FRAME_MS` where the format keeps time."""
     images = [Image.fromarray(np.broadcast_to(VOC_COLOURS[i + 1], (48, 64, 3)).copy()) for i in range(frames)]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=FRAME_MS[:frames], loop=0)
+    lossless = {"lossless": True} if path.suffix == ".webp" else {}
+    images[0].save(path, save_all=True, append_images=images[1:], duration=FRAME_MS[:frames], loop=0, **lossless)
     return path
 
 
