@@ -384,7 +384,7 @@ def _(folder: Path) -> list[str]:
 
 # Rates no output can be written at are refused unless --fps retimes them; the bounds themselves work.
 for _rate, _name in ((Fraction(10**6), "1000000"), (Fraction(1, 10**4), "0.0001"), (Fraction(1001), "1001")):
-    @case(f"input-rate-{_name}-fps", "error", message=rf"in\.mp4 plays at [\d,.]+ frames per second; .*give --fps")
+    @case(f"input-rate-{_name}-fps", "error", message=r"in\.mp4 plays at [\d,.]+ frames per second; .*give --fps")
     def _(folder: Path, rate: Fraction = _rate) -> list[str]:
         return [*RUN, make_clip(folder / "in.mp4", fps=rate, frames=12).name, "out.mp4"]
 
