@@ -209,3 +209,10 @@ def test_read_frames_is_lazy(tmp_path: Path) -> None:
     frames = read_frames(path)
     assert tuple(next(frames)[0, 0]) == tuple(VOC_COLOURS[1])
     frames.close()
+
+
+def test_cmyk_with_a_damaged_profile_is_converted_plainly() -> None:
+    cmyk = Image.fromarray(colour_picture()).convert("CMYK")
+    plain = to_rgb(cmyk)
+    cmyk.info["icc_profile"] = b"not a profile"
+    assert np.array_equal(to_rgb(cmyk), plain) and np.array_equal(plain, colour_picture())

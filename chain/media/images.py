@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from chain.errors import ChainError
 
@@ -140,6 +140,8 @@ def to_rgb(image: Image.Image) -> np.ndarray:
             grey = np.round(np.clip(values.astype(np.float64), 0, 65535) / 257)
         return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
     if mode == "CMYK" and image.info.get("icc_profile"):
+        from PIL import ImageCms  # Little CMS, loaded for the files that need it
+
         try:
             srgb = ImageCms.createProfile("sRGB")
             profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
