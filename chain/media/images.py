@@ -96,9 +96,9 @@ def probe_image(path: str | Path) -> ImageProbe:
     with _open(path) as image:
         fmt, mode = image.format or "?", image.mode
         width, height = _upright_size(image, path)
-        pages, durations = [0], [_duration(image)]
-        if fmt in _MULTI_FRAME_FORMATS and getattr(image, "n_frames", 1) > 1:
-            with _reading(path):
+        with _reading(path):
+            pages, durations = [0], [_duration(image)]
+            if fmt in _MULTI_FRAME_FORMATS and getattr(image, "n_frames", 1) > 1:
                 for page in range(1, image.n_frames):
                     image.seek(page)
                     if fmt == "TIFF" and int(image.tag_v2.get(254, 0)) & _REDUCED_RESOLUTION:
@@ -112,7 +112,11 @@ def probe_image(path: str | Path) -> ImageProbe:
 
 def read_image(path: str | Path) -> np.ndarray:
     """The first frame of ``path``: ``(H, W, 3)`` RGB uint8, upright (see the module's notes)."""
-    return next(read_frames(path, pages=(0,)))
+    frames = read_frames(path, pages=(0,))
+    try:
+        return next(frames)
+    finally:
+        frames.close()  # closes the file now, not when the generator is collected
 
 
 def read_frames(path: str | Path, pages: tuple[int, ...] | None = None) -> Iterator[np.ndarray]:
