@@ -386,6 +386,9 @@ def info(source: Annotated[Path, typer.Argument(help="A video file, image folder
         item = frames.info
     duration = f"{item.duration:.3f} s" if item.duration is not None else "unknown"
     rotated = f", stored rotated (turned {item.rotation}° upright on decode)" if item.rotation else ""
+    sar = item.sample_aspect_ratio
+    if sar != 1:
+        rotated += f", stored with {sar.numerator}:{sar.denominator} pixels (made square on decode)"
     out.print(f"{item.path}: {item.kind}, {item.width}x{item.height}{rotated}, {float(item.fps):.3f} fps "
               f"({item.fps}), {item.frame_count if item.frame_count is not None else 'unknown'} frames, "
               f"{duration}, audio: {item.audio_codec or 'none'}", soft_wrap=True)

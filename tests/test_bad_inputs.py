@@ -22,6 +22,8 @@ def _snapshot(folder: Path) -> dict[str, str]:
             seen[relative] = "link:" + os.readlink(path)
         elif path.is_dir():
             seen[relative] = "dir"
+        elif not path.is_file():  # a named pipe or socket a case made: reading it would block or fail
+            seen[relative] = f"special:{path.stat().st_mode:o}"
         else:
             seen[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return seen

@@ -238,9 +238,9 @@ def test_constant_rate_input_with_rounded_times_comes_out_exactly_constant(tmp_p
         assert container.streams.video[0].average_rate == Fraction(30000, 1001)
 
 
-def test_animated_gif_is_a_video_with_its_own_timing(tmp_path: Path) -> None:
+def test_animated_gif_is_an_animation_with_its_own_timing(tmp_path: Path) -> None:
     with open_source(make_gif(tmp_path / "in.gif")) as source:
-        assert source.info.kind == "video" and source.info.frame_count == 5
+        assert source.info.kind == "animation" and source.info.frame_count == 5
         frames = list(source)
     assert [f.time for f in frames] == pytest.approx([0.0, 0.1, 0.3, 0.4, 0.7], abs=0.011)
     assert [int(f.rgb[0, 0, 0]) for f in frames] == [0, 40, 80, 120, 160]

@@ -55,13 +55,20 @@ def _memory(size: Size) -> str:
     return f"{mib / 1024:.1f} GiB" if mib >= 1024 else f"{mib:.0f} MiB"
 
 
-def resolve_size(source: Size, wanted: Size | int | None) -> Size:
-    """The working size for frames of ``source`` size given ``--size``.
+def resolve_size(source: Size, wanted: Size | int | None, name: object = "the input") -> Size:
+    """The working size for frames of ``source`` size given ``--size`` (``name``: the input, for errors).
 
     A short side keeps the aspect ratio and rounds the long side to an even number, which
-    is what 4:2:0 video needs anyway; an explicit ``WxH`` is taken as asked.
+    is what 4:2:0 video needs anyway; an explicit ``WxH`` is taken as asked. Without --size the
+    input's own size must fit in `MAX_SIDE` (an encoder refuses more, after the whole run); a
+    side of 1 is fine (video outputs repeat the last row or column to make it even).
     """
+    if min(source) < 1:
+        raise ChainError(f"{name} has no picture size ({source}); it is damaged or not a picture")
     if wanted is None:
+        if max(source) > MAX_SIDE:
+            raise ChainError(f"{name} is {source}: chain works at most {MAX_SIDE} pixels a side; give --size, "
+                             f"e.g. --size {_fit(source)}")
         return source
     if isinstance(wanted, Size):
         return wanted
@@ -70,8 +77,15 @@ def resolve_size(source: Size, wanted: Size | int | None) -> Size:
     size = Size(wanted, long_side) if source.width < source.height else Size(long_side, wanted)
     if long_side > MAX_SIDE:
         raise ChainError(f"--size {wanted} makes {size} frames from {source}: at most {MAX_SIDE} pixels a side "
-                         f"(that frame would take {_memory(size)} of memory); give a smaller short side or WxH")
+                         f"(that frame would take {_memory(size)} of memory); give a smaller short side or WxH, "
+                         f"e.g. --size {_fit(source)}")
     return size
+
+
+def _fit(source: Size) -> Size:
+    """``source`` scaled down to fit `MAX_SIDE`, keeping its aspect ratio, with even sides of at least 2."""
+    scale = min(1.0, MAX_SIDE / max(source))
+    return Size(*(min(MAX_SIDE, max(2, 2 * round(side * scale / 2))) for side in source))
 
 
 def even_size(size: Size) -> Size:

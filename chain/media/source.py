@@ -8,7 +8,7 @@ packets; what was lost is counted in the source's `InputDamage`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,10 +39,10 @@ class SourceInfo:
     """What a source will deliver, after --start/--duration/--max-frames/--size/--fps."""
 
     path: Path
-    kind: str  # "video", "images" or "image"
+    kind: str  # "video", "animation" (an animated or multi-page image), "images" (a folder) or "image"
     width: int
     height: int
-    source_width: int
+    source_width: int  # as shown: upright, in square pixels
     source_height: int
     fps: Fraction
     frame_count: int | None  # None when the container does not say
@@ -51,6 +51,8 @@ class SourceInfo:
     audio_codec: str | None
     rotation: int = 0  # degrees counter-clockwise applied on decode (phone video's display matrix)
     exact_count: bool = False  # frame_count is the container's own count, not a duration estimate
+    #: The stored pixels' shape (width / height of one pixel); frames are scaled to square pixels on decode.
+    sample_aspect_ratio: Fraction = Fraction(1)
 
     @property
     def size(self) -> Size:
@@ -61,23 +63,36 @@ class SourceInfo:
 class InputDamage:
     """What a video source lost while decoding: frames that would not decode, and a short input.
 
-    Updated while the source is iterated; read it once iteration is over.
+    Damage is judged on what the container promises for the input's own frames, before any
+    --fps retiming: its frame count (``expected``, when it has one) and where its video stream
+    ends (``end``). A file is short only when every promise it makes is broken: AVI counts the
+    empty placeholders of variable-rate video as frames, and MP4's stream duration can end before
+    its last frame's time, so one promise alone is not trusted against the other. A long pause
+    in variable-rate video breaks neither. Updated while the source is iterated; read it once
+    iteration is over.
     """
 
     skipped_frames: int = 0  # packets the decoder rejected (each one a frame)
-    expected: int | None = None  # frames the container promised for the part read
-    decoded: int = 0  # frames delivered
-    exact: bool = False  # ``expected`` is a frame count rather than duration x rate
+    expected: int | None = None  # input frames the container promised for the part read (see ``exact``)
+    decoded: int = 0  # input frames decoded (before --fps drops or repeats any)
+    exact: bool = False  # ``expected`` is the container's frame count (else an estimate, not judged)
     finished: bool = False  # reading reached the end of the input (not a --max-frames/--duration limit)
     first_error: str | None = None  # FFmpeg's words for the first failure
+    end: float | None = None  # where the container says the video ends (seconds of input time)
+    reached: float | None = None  # where the last decoded frame ends (its time plus its duration)
+    slack: float = 0.0  # how far short of ``end`` still counts as reaching it (timestamp rounding)
 
     @property
     def short(self) -> bool:
-        """Fewer frames than promised: a truncated file (estimates from a duration get 2 % slack)."""
-        if not self.finished or self.expected is None:
+        """Fewer frames than promised, and an end short of the promised one: a truncated file."""
+        if not self.finished:
             return False
-        slack = 0 if self.exact else max(1, self.expected // 50)
-        return self.decoded + self.skipped_frames < self.expected - slack
+        broken = []
+        if self.expected is not None and self.exact:
+            broken.append(self.decoded + self.skipped_frames < self.expected)
+        if self.end is not None:
+            broken.append((self.reached or 0.0) < self.end - self.slack)
+        return bool(broken) and all(broken)
 
     @property
     def damaged(self) -> bool:
@@ -90,8 +105,12 @@ class InputDamage:
             parts.append(f"skipped {self.skipped_frames} damaged frame{'s' if self.skipped_frames > 1 else ''}"
                          f" ({self.first_error})")
         if self.short:
-            parts.append(f"decoded {self.decoded} of the {self.expected} frames the file promised "
-                         "(it ends early: truncated?)")
+            if self.expected is not None and self.exact:
+                parts.append(f"decoded {self.decoded} of the {self.expected} frames the file promised "
+                             "(it ends early: truncated?)")
+            else:
+                parts.append(f"decoded {self.decoded} frames, up to {self.reached or 0.0:.2f}s of the "
+                             f"{self.end:.2f}s the file promised (it ends early: truncated?)")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, int | None]:
@@ -157,6 +176,44 @@ class FrameSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def retime(timed: Iterable[tuple[float, np.ndarray]], rate: Fraction, limit: int | None,
+           ended: Callable[[], bool] = lambda: True) -> Iterator[Frame]:
+    """Frames at a constant ``rate`` from frames that carry their own times (seconds from the start).
+
+    Each output tick shows the latest frame at or before it (within half a tick), which repeats
+    frames when slowing down and drops them when speeding up. The last frame is shown once more
+    at the end only when ``ended()`` says the input ended there (not at a --duration cut).
+    """
+    period = 1 / float(rate)
+    index = 0
+    previous: np.ndarray | None = None
+    for time, rgb in timed:
+        # Emit every output tick that falls before this frame with the previous frame.
+        while previous is not None and index / rate <= time - 0.5 * period:
+            if limit is not None and index >= limit:
+                return
+            yield Frame(index, index * period, previous)
+            index += 1
+        previous = rgb
+        if limit is not None and index >= limit:
+            return
+    if previous is not None and (limit is None or index < limit) and ended():
+        yield Frame(index, index * period, previous)
+
+
+def check_rate(rate: Fraction, path: Path, what: str) -> Fraction:
+    """``rate`` (the input's own, which the output would keep) if an output can be written at it.
+
+    A container can claim any rate (10⁶ fps, 1/10⁶ fps); outside `MIN_FPS`…`MAX_FPS` the
+    encoders' time bases break (a 10⁶ fps MP4 decodes to no frames), so --fps must choose one.
+    """
+    if not MIN_FPS <= rate <= MAX_FPS:
+        shown = f"{float(rate):,.0f}" if rate >= 1 else f"{float(rate):.9f}".rstrip("0")
+        raise ChainError(f"{path} {what} {shown} frames per second; chain writes between {float(MIN_FPS)} "
+                         f"and {MAX_FPS}: give --fps (e.g. --fps 25) to retime it")
+    return rate
 
 
 def parse_fps(fps: float | Fraction | None) -> Fraction | None:
