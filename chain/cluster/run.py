@@ -54,7 +54,8 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
     with open_source(source, trim=trim, size=config.size) as probe:
         info = probe.info
     if info.kind != "video":
-        raise ChainError(f"--cluster splits video files; {source} is {'an image folder' if info.kind == 'images' else 'an image'}")
+        what = {"images": "an image folder", "animation": "an animated image"}.get(info.kind, "an image")
+        raise ChainError(f"--cluster splits video files; {source} is {what}")
     ray = _ray(config.cluster or "ray")
     started = time.perf_counter()
     frames = run_frames(source, trim)

@@ -112,7 +112,10 @@ class MotionEstimator:
     def _flow(self, to: np.ndarray, back_to: np.ndarray) -> np.ndarray:
         """For each pixel of ``to``, its offset into ``back_to``."""
         if self._dis is not None:
-            return self._dis.calc(to, back_to, None)
+            try:
+                return self._dis.calc(to, back_to, None)
+            except cv2.error:  # its pyramid cannot shrink some shapes (16x8192): assume no motion
+                return np.zeros((*to.shape, 2), np.float32)
         # OpenCV's recommended settings (pyramid 0.5 x 3, window 15, 3 iterations, poly_n 5).
         return cv2.calcOpticalFlowFarneback(to, back_to, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 

@@ -457,3 +457,14 @@ for _ext in ("mkv", "webm"):
 @case("truncated-at-half-at-fps-strict", "error", message=r"in\.mp4 is damaged: .*of the 132 frames")
 def _(folder: Path) -> list[str]:
     return [*RUN, "--fps", "30", "--strict", _truncated(folder), "out.mp4"]
+
+
+# AVI's MPEG-4 Part 2 encoder codes at most 8191 pixels a side: refused before any work, not at the first frame.
+for _width, _suffix, _expect in ((8190, ".avi", "output"), (8192, ".avi", "error"), (8192, ".mp4", "output"),
+                                 (12000, ".avi", "error"), (12000, ".mkv", "output")):
+    def _build(folder: Path, width: int = _width, suffix: str = _suffix) -> list[str]:
+        make_video(folder / "wide.mp4", frames=2, size=(width, 16))
+        return ["run", "wide.mp4", f"out{suffix}", "--seg", "palette:voc", "--synth", "colorize", "-q"]
+
+    case(f"a-{_width}-wide-video-into-{_suffix.strip('.')}", _expect, outputs=(f"out{_suffix}",) if _expect == "output" else (),
+         message=r"AVI's MPEG-4 encoder takes at most 8191 pixels a side" if _expect == "error" else None)(_build)
