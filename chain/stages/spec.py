@@ -44,9 +44,10 @@ class StageContext:
     options: Mapping[str, str] = field(default_factory=dict)
     threads: int | None = None
 
-    def int_option(self, name: str, default: int | None, *, minimum: int, maximum: int = 8192) -> int | None:
+    def int_option(self, name: str, default: int | None, *, minimum: int, maximum: int = 10**7) -> int | None:
         """Option ``name`` as a whole number from ``minimum`` to ``maximum``, in ASCII digits
-        (``default`` when absent); sizes stop at 8192 pixels unless the stage says otherwise."""
+        (``default`` when absent). A size within the bound that memory cannot hold is the CLI's
+        out-of-memory line, which names the option to lower (`chain.entry`)."""
         text = self.options.get(name)
         if text is None:
             return default
