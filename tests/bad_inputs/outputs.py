@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.bad_inputs import case, make_video
@@ -289,14 +290,20 @@ _FILE_EDITS = {
     "a-link-in-its-place": _link_to_it,
 }
 
+def _edited_output(option: str, name: str, edit: Callable[[Path], object] | None) -> Callable[[Path], list[str]]:
+    """A case's build: chain writes the output, ``edit`` changes it, and the same run is asked again."""
+    def build(folder: Path) -> list[str]:
+        _chain(folder, *RUN, _clip(folder), *_output_args(option, name))
+        if edit is not None:
+            edit(folder / name)
+        return [*RUN, "in.mp4", *_output_args(option, name)]
+
+    return build
+
+
 for option, name in _FILE_OUTPUTS:
     for edit_name, edit in _FILE_EDITS.items():
-        def _build(folder: Path, option: str = option, name: str = name, edit: object = edit) -> list[str]:
-            _chain(folder, *RUN, _clip(folder), *_output_args(option, name))
-            if edit is not None:
-                edit(folder / name)
-            return [*RUN, "in.mp4", *_output_args(option, name)]
-
+        _build = _edited_output(option, name, edit)
         tag = f"{option.lstrip('-') or 'output'}-{name}-{edit_name}"
         if edit is None:
             case(f"chains-{tag}-is-replaced", "output", outputs=(name,), may_change=(name,))(_build)
@@ -323,12 +330,7 @@ _FOLDER_EDITS = {
 
 for option, name in (("", "frames"), ("--save-labels", "labels"), ("--masks", "m.v2/")):
     for edit_name, edit in _FOLDER_EDITS.items():
-        def _build(folder: Path, option: str = option, name: str = name, edit: object = edit) -> list[str]:
-            _chain(folder, *RUN, _clip(folder), *_output_args(option, name))
-            if edit is not None:
-                edit(folder / name)
-            return [*RUN, "in.mp4", *_output_args(option, name)]
-
+        _build = _edited_output(option, name, edit)
         tag = f"{option.lstrip('-') or 'output'}-{name.rstrip('/')}-{edit_name}"
         if edit is None:
             case(f"chains-{tag}-is-replaced", "output", outputs=(f"{name.rstrip('/')}/000002.png",),
