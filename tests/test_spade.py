@@ -121,10 +121,10 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     generator = tiny_generator()
     labels = torch.randint(0, 6, (1, 64, 64))
     segmap = make_spade_input(labels, labels, generator.config)
-    save_spade(generator, tmp_path / "spade", meta={"label_space": "test"})
+    save_spade(generator, tmp_path / "spade", meta={"label_space": "camvid"})
 
     loaded, meta = load_spade_checkpoint(tmp_path / "spade")
-    assert meta == {"label_space": "test"} and loaded.config == generator.config and not loaded.training
+    assert meta == {"label_space": "camvid"} and loaded.config == generator.config and not loaded.training
     with torch.no_grad():
         assert torch.equal(loaded(segmap), generator(segmap))
         assert torch.equal(load_spade(tmp_path / "spade")(segmap), generator(segmap))
