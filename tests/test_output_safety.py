@@ -192,20 +192,20 @@ def test_a_move_that_fails_at_publishing_puts_everything_back(
     monkeypatch.chdir(tmp_path)
     assert _run([*RUN, "out.mp4", "--save-labels", "labels", "--max-frames", "2"], capsys)[0] == 0
     before = {name: (tmp_path / name).read_bytes() for name in ("out.mp4", "labels/000001.png")}
-    real_place = targets._place
+    real_fill = targets._fill
 
-    def fail_on_the_labels(staging: Path, target: Path) -> None:
-        if target.name == "labels":
-            raise OSError(errno.EIO, "Input/output error", str(staging))
-        real_place(staging, target)
+    def fail_on_the_labels(item: targets.Staged, moves: list) -> None:
+        real_fill(item, moves)  # every entry moved in, then the disk fails: all of it must go back
+        if item.target.name == "labels":
+            raise OSError(errno.EIO, "Input/output error", str(item.staging))
 
-    monkeypatch.setattr(targets, "_place", fail_on_the_labels)
+    monkeypatch.setattr(targets, "_fill", fail_on_the_labels)
     code, lines = _run([*RUN, "out.mp4", "--save-labels", "labels", "--max-frames", "3"], capsys)
     assert code == 4 and len(lines) == 1 and "labels" in lines[0] and ".partial" not in lines[0], lines
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert not (tmp_path / "labels" / "000002.png").exists()
     assert not [name for name in os.listdir(tmp_path) if ".partial" in name]
-    monkeypatch.setattr(targets, "_place", real_place)  # and the old outputs are still provably chain's:
+    monkeypatch.setattr(targets, "_fill", real_fill)  # and the old outputs are still provably chain's:
     assert _run([*RUN, "out.mp4", "--save-labels", "labels", "--max-frames", "3"], capsys)[0] == 0
     assert (tmp_path / "labels" / "000002.png").exists()
 
@@ -298,3 +298,39 @@ def test_a_change_while_publishing_sends_everything_back(kind: str, tmp_path: Pa
     else:
         assert (tmp_path / "out.mp4").read_bytes() == b"the user's video, saved over chain's just now"
     assert not [name for name in os.listdir(tmp_path) if ".partial" in name]
+
+
+def test_an_empty_folder_is_filled_and_a_chain_folder_refilled_never_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The folder itself is the user's: its inode, permissions (a private 0750, setgid) and a mount stay."""
+    make_video(tmp_path / "in.mp4")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames").chmod(0o2750)
+    before = (tmp_path / "frames").stat()
+    for frames in ("2", "3"):
+        assert _run([*RUN, "frames", "--max-frames", frames], capsys)[0] == 0
+        after = (tmp_path / "frames").stat()
+        assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    assert sorted(p.name for p in (tmp_path / "frames").glob("0*.png")) == ["000000.png", "000001.png", "000002.png"]
+    assert not [name for name in os.listdir(tmp_path) if ".partial" in name]
+
+
+def test_a_pipe_or_a_big_file_in_chains_folder_is_refused_without_reading_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from chain.media import ledger
+
+    make_video(tmp_path / "in.mp4")
+    monkeypatch.chdir(tmp_path)
+    assert _run([*RUN, "frames", "--max-frames", "2"], capsys)[0] == 0
+    os.mkfifo(tmp_path / "frames" / "000001.png.pipe")  # opening it to hash it would block for ever
+    (tmp_path / "frames" / "zz_big.bin").write_bytes(b"\0" * 4096)
+    real_digest = ledger._file_digest
+
+    def digest(path: Path) -> str:
+        assert path.name != "zz_big.bin", "a file the record does not name was read"
+        return real_digest(path)
+
+    monkeypatch.setattr(ledger, "_file_digest", digest)
+    code, lines = _run([*RUN, "frames", "--max-frames", "2"], capsys)
+    assert code == 2 and "frames holds files chain did not write" in lines[0], lines

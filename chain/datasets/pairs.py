@@ -35,7 +35,7 @@ from PIL import Image
 from chain.errors import ChainError
 from chain.labels import COCO_STUFF, LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
-from chain.media.images import read_image
+from chain.media.images import open_image, read_image
 from chain.media.sizes import Size
 from chain.media.targets import staging_path
 
@@ -118,7 +118,7 @@ def dataset_pairs(layout: DatasetLayout) -> list[tuple[Path, Path]]:
 def load_pair(image_path: Path, label_path: Path, layout: DatasetLayout, size: Size) -> tuple[np.ndarray, np.ndarray]:
     """One pair at ``size``: RGB uint8 ``(H, W, 3)`` and ids ``(H, W)`` in the layout's space."""
     rgb = Image.fromarray(read_image(image_path))  # chain's one image reader: bit depth, EXIF, alpha, bombs
-    with Image.open(label_path) as label_image:
+    with open_image(label_path) as label_image:
         if label_image.mode not in ("L", "P", "I;16", "I"):
             raise ChainError(f"{label_path} is not a single-channel label PNG (mode {label_image.mode})")
         values = np.asarray(label_image)

@@ -27,7 +27,7 @@ import stat
 import struct
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,3 +244,9 @@ def _duration(image: Image.Image) -> float | None:
         return None
     seconds = float(milliseconds) / 1000
     return SHORT_FRAME_SECONDS if seconds < MIN_FRAME_SECONDS else seconds
+
+
+def open_image(path: str | Path) -> AbstractContextManager[Image.Image]:
+    """``path`` opened by PIL as stored (label maps: no conversion), with the reader's guards: a
+    regular file only, the pixel limit checked from the header, PIL's failures as one line."""
+    return _open(Path(path))

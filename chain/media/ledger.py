@@ -23,12 +23,15 @@ import hashlib
 import json
 import os
 import secrets
+import stat
+import warnings
 from pathlib import Path
 from typing import Any
 
-from chain.errors import ChainError
+from chain.errors import ChainError, ChainWarning, describe_os_error
 
 _CHUNK = 1 << 20
+_unwritable: set[Path] = set()  # state folders already warned about, once a process
 
 
 def state_dir() -> Path:
@@ -78,16 +81,17 @@ def _file_digest(path: Path) -> str:
     return _digests[key]
 
 
-def describe(path: Path, kind: str) -> dict[str, Any] | None:
+def describe(path: Path, kind: str, *, digests: bool = True) -> dict[str, Any] | None:
     """What is at ``path`` now, in a record's terms (``kind``: ``"file"`` or ``"folder"``); None if
-    it is not that kind of thing (a link, a folder where a file is recorded, missing)."""
+    it is not that kind of thing (a link, a folder where a file is recorded, missing). Only regular
+    files are ever opened (a named pipe would block); ``digests=False`` skips reading them at all."""
     try:
         if path.is_symlink():
             return None
         if kind == "file":
-            if not path.is_file():
+            if not stat.S_ISREG(path.stat().st_mode):
                 return None
-            return {"size": path.stat().st_size, "sha256": _file_digest(path)}
+            return {"size": path.stat().st_size, "sha256": _file_digest(path) if digests else None}
         if not path.is_dir():
             return None
         entries: dict[str, list[Any]] = {}
@@ -96,12 +100,14 @@ def describe(path: Path, kind: str) -> dict[str, Any] | None:
                 entry = Path(folder) / name
                 relative = entry.relative_to(path).as_posix()
                 info = entry.lstat()
-                if entry.is_symlink():
+                if stat.S_ISLNK(info.st_mode):
                     entries[relative] = ["link", os.readlink(entry)]
-                elif entry.is_dir():
+                elif stat.S_ISDIR(info.st_mode):
                     entries[relative] = ["folder"]
-                else:
-                    entries[relative] = ["file", info.st_size, _file_digest(entry)]
+                elif stat.S_ISREG(info.st_mode):
+                    entries[relative] = ["file", info.st_size, _file_digest(entry) if digests else None]
+                else:  # a pipe, socket or device: never chain's, never opened
+                    entries[relative] = ["special", stat.S_IFMT(info.st_mode)]
         return {"entries": dict(sorted(entries.items()))}
     except OSError:
         return None
@@ -123,13 +129,24 @@ def proves(target: Path, kind: str) -> bool:
     record = read(target)
     if record is None or record.get("kind") != kind:
         return False
-    if kind == "file":
-        try:  # a different size needs no digest (a film's video is gigabytes)
-            if target.is_symlink() or target.stat().st_size != record.get("what", {}).get("size"):
-                return False
-        except OSError:
-            return False
+    # First what costs no reading (names, kinds, sizes): a film's video, or a big file of the user's
+    # dropped into one of chain's folders, is refused without hashing it.
+    if describe(target, kind, digests=False) != _without_digests(record.get("what")):
+        return False
     return describe(target, kind) == record.get("what")
+
+
+def _without_digests(what: Any) -> Any:
+    """A record's description as `describe(digests=False)` gives it."""
+    if not isinstance(what, dict):
+        return what
+    if "sha256" in what:
+        return {**what, "sha256": None}
+    entries = what.get("entries")
+    if isinstance(entries, dict):
+        return {"entries": {name: entry[:2] + [None] if isinstance(entry, list) and entry[:1] == ["file"] else entry
+                            for name, entry in entries.items()}}
+    return what
 
 
 def record(target: Path, written: Path, kind: str) -> dict[str, Any] | None:
@@ -164,8 +181,14 @@ def _write(target: Path, document: dict[str, Any]) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_text(json.dumps(document, separators=(",", ":")))
         os.replace(temporary, file)
-    except OSError:
+    except OSError as error:
         try:
             temporary.unlink(missing_ok=True)
         except OSError:
             pass
+        if state_dir() not in _unwritable:
+            _unwritable.add(state_dir())
+            warnings.warn(ChainWarning(
+                f"chain cannot keep its record of the outputs it writes in {state_dir()} ({describe_os_error(error)}); "
+                "they are written, but a later run will refuse to replace them (set CHAIN_STATE to a folder)"),
+                stacklevel=2)

@@ -235,44 +235,77 @@ def publish_all(outputs: list[Staged], *, record: bool = True) -> None:
     """Move every finished output into place, or none of them.
 
     Each target is checked again (a file may have appeared there since the run began), chain's
-    ledger records what each will hold, the old outputs being replaced are moved aside, and the
-    new ones moved in; if any step fails, everything done is undone and the error raised. The
-    caller holds stop signals for these milliseconds (`chain.signals.deferred_signals`).
-    ``record=False`` skips the ledger, for parts written inside chain's own staging folders.
+    ledger records what each will hold, the old outputs being replaced are moved aside (a folder's
+    entries, so that the folder itself, its permissions and a mount point stay), and the new ones
+    moved in; if any step fails, everything done is undone and the error raised. The caller holds
+    stop signals for these milliseconds (`chain.signals.deferred_signals`). ``record=False`` skips
+    the ledger, for parts written inside chain's own staging folders.
     """
     for item in outputs:
         check_target(item.target, item.kind, option=item.option)
     # What each target held when proven: an empty folder, or what chain's ledger says it wrote.
     proven = {item.target: _proven_content(item) for item in outputs if os.path.lexists(item.target)}
     records: list[tuple[Path, dict | None]] = []
-    aside: list[tuple[Path, Path]] = []
-    placed: list[Staged] = []
+    aside: list[Path] = []
+    moves: list[tuple[Path, Path]] = []  # every move made, in order, to undo backwards
     try:
         for item in outputs if record else ():
             records.append((item.target, ledger.record(item.target, item.staging, _ledger_kind(item.kind))))
         for item in outputs:
-            if os.path.lexists(item.target):  # an empty folder, or an output chain proved its own
-                moved = staging_path(item.target)  # a kill now leaves it for the next run to clean
-                os.rename(item.target, moved)
-                aside.append((moved, item.target))
-                # Out of the user's way now, it must still be what was proven: a file saved into it
-                # since (while the outputs' digests were taken, say) sends everything back.
-                if item.target not in proven or ledger.describe(moved, _ledger_kind(item.kind)) != proven[item.target]:
-                    raise ChainError(f"the {item.option} {item.target} changed while chain was publishing; "
-                                     "nothing was published and it is as it was: run again, or choose another name")
+            if item.target in proven:
+                _move_aside(item, proven[item.target], moves, aside)
         for item in outputs:
-            _place(item.staging, item.target)
-            placed.append(item)
+            if item.target.is_dir():
+                _fill(item, moves)
+            else:
+                _place(item.staging, item.target)
+                moves.append((item.target, item.staging))
     except BaseException:
-        for item in reversed(placed):
-            _undo(os.rename, item.target, item.staging)
-        for moved, target in reversed(aside):
-            _undo(os.rename, moved, target)
+        for moved, back in reversed(moves):
+            _undo(shutil.move, moved, back)
         for target, previous in records:
             _undo(ledger.restore, target, previous)
+        for folder in aside:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
-    for moved, _target in aside:
+    for moved in aside:
         discard(moved)
+    for item in outputs:
+        if item.staging.is_dir():
+            item.staging.rmdir()
+
+
+def _move_aside(item: Staged, proven: dict | None, moves: list[tuple[Path, Path]], aside: list[Path]) -> None:
+    """Move the old output out of the way (a folder's entries; a file whole) under a sealed hidden
+    name, where it must still be what was proven: a file saved into it since (while the outputs'
+    digests were taken, say) sends everything back."""
+    kind = _ledger_kind(item.kind)
+    moved = staging_path(item.target)  # a kill now leaves it for the next run to clean
+    aside.append(moved)
+    if kind == "folder":
+        moved.mkdir()
+        for entry in sorted(item.target.iterdir()):
+            shutil.move(entry, moved / entry.name)
+            moves.append((moved / entry.name, entry))
+        changed = any(item.target.iterdir())
+    else:
+        os.rename(item.target, moved)
+        moves.append((moved, item.target))
+        changed = False
+    if changed or proven is None or ledger.describe(moved, kind) != proven:
+        raise ChainError(f"the {item.option} {item.target} changed while chain was publishing; "
+                         "nothing was published and it is as it was: run again, or choose another name")
+
+
+def _fill(item: Staged, moves: list[tuple[Path, Path]]) -> None:
+    """Move the staged folder's entries into the (emptied) folder at its target."""
+    if any(item.target.iterdir()):
+        raise ChainError(f"the {item.option} {item.target} changed while chain was publishing; "
+                         "nothing was published and it is as it was: run again, or choose another name")
+    for entry in sorted(item.staging.iterdir()):
+        shutil.move(entry, item.target / entry.name)  # a rename, or a copy onto another file system
+        moves.append((item.target / entry.name, entry))
 
 
 def _proven_content(item: Staged) -> dict | None:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from chain.errors import ChainError, first_line
 from chain.labels import LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
 from chain.labels.saved import LABELS_META_FILE, space_from_meta
+from chain.media.images import open_image
 from chain.stages.base import Segmenter, Synthesizer, as_label_tensor
 from chain.stages.spec import StageContext, StageSpec
 from chain.weights.folder import read_json
@@ -139,7 +139,7 @@ class SavedLabelsSegmenter(Segmenter):
 
     def _read(self, path: Path) -> np.ndarray:
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 labels = np.asarray(image)
                 self._check(path, labels, image.mode)
         except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for damaged or foreign files

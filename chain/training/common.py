@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from chain.errors import ChainError
-from chain.media.targets import adopt, check_path, seal, staging_owner, staging_path
+from chain.media.targets import adopt, check_path, check_target, seal, staging_owner, staging_path
 from chain.signals import STOP_SIGNALS, Terminated
 
 LOSS_LOG = "losses.jsonl"
@@ -240,6 +240,8 @@ def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model
     if not resume and exists:
         raise ChainError(f"{out_dir} already holds a training run; pass --resume to continue it, or choose another --out")
     if not resume:
+        # The run saves its checkpoint there: whatever is in its place must be replaceable, known now.
+        check_target(checkpoint_path, "checkpoint", option="checkpoint folder")
         return None
     checkpoint = load_checkpoint(checkpoint_path, expect_model=expect_model)
     step = checkpoint.meta.get("step")

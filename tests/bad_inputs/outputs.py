@@ -520,3 +520,32 @@ for _option, _path, _message in (
 
     case(f"run-output-path-{_option.strip('-')}-{_path.replace('/', '_')}", "error", message=_message,
          check=lambda folder: (folder / "w" / "q").exists() and (_ for _ in ()).throw(AssertionError("w/q made")))(_build)
+
+
+for _left in ("notes.txt", "model.safetensors", "sub/"):
+    def _build(folder: Path, left: str = _left) -> list[str]:
+        run = _trained(folder)
+        (run / "checkpoint" / "config.json").unlink()  # no run to resume: a new run would save here
+        if left.endswith("/"):
+            (run / "checkpoint" / left).mkdir()
+        else:
+            (run / "checkpoint" / left).write_text("the user's")
+        return [*TRAIN, "--out", "run", "--max-steps", "1"]
+
+    case(f"new-run-over-a-checkpoint-folder-holding-{_left.strip('/')}", "error",
+         message=r"checkpoint folder run/checkpoint holds files chain did not write", may_change=("run",),
+         check=lambda folder: (folder / "run" / "losses.jsonl").read_text().count("step") == 1 or
+         (_ for _ in ()).throw(AssertionError("the loss log was rewritten")))(_build)
+
+
+@case("saved-labels-that-claim-to-be-huge", "error", message=r"000000.png says it is .*decompression bombs")
+def _(folder: Path) -> list[str]:
+    from PIL import Image
+
+    from tests.bad_inputs.images import claim_size
+
+    (folder / "labels").mkdir()
+    (folder / "labels" / "labels.json").write_text('{"label_space": "voc"}')
+    Image.new("L", (8, 8)).save(folder / "labels" / "000000.png")
+    claim_size(folder / "labels" / "000000.png", 20000, 10000)
+    return ["run", _clip(folder), "o.png", "--seg", "labels:labels", "--synth", "colorize", "-q", "--max-frames", "1"]
