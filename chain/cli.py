@@ -54,7 +54,8 @@ Remap = Annotated[list[str] | None, typer.Option(
     help="Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').")]
 Smooth = Annotated[str | None, typer.Option(
     help="Temporal smoothing of class probabilities: ema:ALPHA (moving average, ALPHA = weight of the past, "
-         "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), or none.")]
+         "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), window[:K] (each frame "
+         "fused with the K frames before and after it along the flow; default 2), or none.")]
 Background = Annotated[str | None, typer.Option(
     help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
 Device = Annotated[str, _parsed(parse_device, "DEVICE", help="auto, cpu, cuda, cuda:N or mps.")]

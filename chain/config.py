@@ -104,7 +104,8 @@ class ChainConfig:
     seg_options: Options = field(default_factory=Options)
     #: Synthesizer options (``--synth-opt fit=squash``).
     synth_options: Options = field(default_factory=Options)
-    #: Temporal smoothing: ``ema:ALPHA`` or ``flow[:ALPHA]`` (`chain.stages.smoothing`), or None.
+    #: Temporal smoothing: ``ema:ALPHA``, ``flow[:ALPHA]`` (`chain.stages.smoothing`), ``window[:K]``
+    #: (`chain.stages.window`), or None.
     smooth: str | None = None
     #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
     remap: tuple[str, ...] = ()
