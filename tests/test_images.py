@@ -216,3 +216,20 @@ def test_cmyk_with_a_damaged_profile_is_converted_plainly() -> None:
     plain = to_rgb(cmyk)
     cmyk.info["icc_profile"] = b"not a profile"
     assert np.array_equal(to_rgb(cmyk), plain) and np.array_equal(plain, colour_picture())
+
+
+def test_an_image_folder_skips_hidden_files(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("001.png", "002.png"):
+        Image.fromarray(colour_picture((8, 6))).save(folder / name)
+    Image.fromarray(colour_picture((20, 40))).save(folder / ".thumb.jpg")  # a thumbnail cache, another size
+    (folder / "._001.png").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # AppleDouble: not an image
+    Image.fromarray(colour_picture((20, 40))).save(folder / ".000.part.png")  # a hidden staging part
+    with open_source(folder) as source:
+        assert (source.info.width, source.info.height, source.info.frame_count) == (8, 6, 2)
+        assert len(list(source)) == 2
+    for name in ("001.png", "002.png"):
+        (folder / name).unlink()
+    with pytest.raises(ChainError, match="no images"):
+        open_source(folder)

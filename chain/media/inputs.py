@@ -70,7 +70,9 @@ def open_source(
 
 
 def _open_image_folder(folder: Path, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    # Hidden names are not frames: macOS's ``._`` resource forks and thumbnail caches are named like
+    # images (and are other sizes), and chain's own staging parts are hidden while they are written.
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     if not files:
         raise ChainError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {folder}")
     for file in files:  # a pipe named like an image would block the run half-way; a stat is cheap

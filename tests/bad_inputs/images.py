@@ -245,6 +245,33 @@ def _(folder: Path) -> list[str]:
     return [*RUN, "--fps", "10", "in.webp", "frames"]
 
 
+# --- image folders: hidden files are not frames -------------------------------------------------
+
+#: What hides among a folder's frames: a macOS resource fork (not an image at all), a thumbnail
+#: cache of another size, a hidden image named to sort first.
+HIDDEN_FILES = {"apple-double": "._001.png", "thumbnail": ".thumb.jpg", "dot-first": ".000.png"}
+
+
+def _check_hidden(folder: Path) -> None:
+    names = sorted(p.name for p in (folder / "out").glob("*.png"))
+    assert names == [f"{i:06d}.png" for i in range(2)], names  # the two frames, not the hidden file
+    with Image.open(folder / "out" / names[0]) as first:
+        assert first.size == (64, 48), first.size  # the first visible frame sets the size
+
+
+for _kind, _hidden in HIDDEN_FILES.items():
+    @case(f"image-folder-hidden-{_kind}", "output", outputs=("out/000001.png",), check=_check_hidden)
+    def _(folder: Path, hidden: str = _hidden, kind: str = _kind) -> list[str]:
+        (folder / "frames").mkdir()
+        for name in ("001.png", "002.png"):
+            Image.fromarray(colour_picture()).save(folder / "frames" / name)
+        if kind == "apple-double":
+            (folder / "frames" / hidden).write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+        else:
+            Image.fromarray(colour_picture((20, 40))).save(folder / "frames" / hidden)
+        return [*RUN, "frames", "out"]
+
+
 # --- decompression bombs: the header's claim is refused before decoding -------------------------
 
 BOMB = r"says it is .*pixels\)?: chain decodes images of at most 134,217,728 pixels"
