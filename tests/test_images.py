@@ -21,7 +21,15 @@ from chain.errors import ChainError
 from chain.media import Trim, open_source
 from chain.media.images import MAX_IMAGE_PIXELS, probe_image, read_frames, read_image, to_rgb
 from tests.bad_inputs import make_video
-from tests.bad_inputs.images import FRAME_MS, VOC_COLOURS, claim_size, colour_picture, save_animation, save_oriented
+from tests.bad_inputs.images import (
+    FRAME_MS,
+    UNEVEN_MS,
+    VOC_COLOURS,
+    claim_size,
+    colour_picture,
+    save_animation,
+    save_oriented,
+)
 from tests.bad_inputs.media import PAUSE_TIMES, make_clip, make_empty_video, make_faststart_video
 
 
@@ -233,3 +241,25 @@ def test_an_image_folder_skips_hidden_files(tmp_path: Path) -> None:
         (folder / name).unlink()
     with pytest.raises(ChainError, match="no images"):
         open_source(folder)
+
+
+@pytest.mark.parametrize("ext", ["gif", "webp", "png"])
+def test_an_animation_lasts_until_its_last_frame_ends(ext: str, tmp_path: Path) -> None:
+    path = save_animation(tmp_path / f"in.{ext}", durations=UNEVEN_MS)  # 0.2, 0.2, 0.05 and 1 s
+    assert probe_image(path).durations == pytest.approx((0.2, 0.2, 0.05, 1.0))
+    with open_source(path) as source:
+        assert source.info.duration == pytest.approx(1.45) and source.info.fps == 20  # its 50 ms grid
+        assert [f.time for f in source] == pytest.approx([0.0, 0.2, 0.4, 0.45])
+    with open_source(path, fps=10) as source:  # the 1 s frame is held for its second
+        colours = [tuple(f.rgb[0, 0]) for f in source]
+        assert source.info.frame_count == len(colours) == 15
+    assert colours[5:] == [tuple(VOC_COLOURS[4])] * 10
+    with open_source(path, fps=10, trim=Trim(start=0.3)) as source:  # from the middle of the second frame
+        colours = [tuple(f.rgb[0, 0]) for f in source]
+        assert source.info.frame_count == len(colours) == 12
+    assert colours[:2] == [tuple(VOC_COLOURS[2]), tuple(VOC_COLOURS[3])] and colours[-1] == tuple(VOC_COLOURS[4])
+    with open_source(path, trim=Trim(start=0.3)) as source:
+        assert source.info.duration == pytest.approx(1.15)
+        assert [f.time for f in source] == pytest.approx([0.0, 0.1, 0.15])
+    with open_source(path, trim=Trim(duration=0.3)) as source:
+        assert source.info.frame_count == 2 and [f.time for f in source] == pytest.approx([0.0, 0.2])

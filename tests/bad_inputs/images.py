@@ -197,11 +197,16 @@ for _orientation in range(1, 9):
 FRAME_MS = [100, 200, 0, 300]  # 0 ms plays for 100 ms, as browsers do
 
 
-def save_animation(path: Path, frames: int = len(FRAME_MS)) -> Path:
-    """Frames of one VOC colour each (frame i: colour i + 1), with `FRAME_MS` where the format keeps time."""
+#: Uneven durations ending on a long frame: 1.45 s, on a 50 ms grid (20 fps).
+UNEVEN_MS = [200, 200, 50, 1000]
+
+
+def save_animation(path: Path, frames: int | None = None, durations: list[int] = FRAME_MS) -> Path:
+    """Frames of one VOC colour each (frame i: colour i + 1), with ``durations`` (ms) where the format keeps time."""
+    frames = len(durations) if frames is None else frames
     images = [Image.fromarray(np.broadcast_to(VOC_COLOURS[i + 1], (48, 64, 3)).copy()) for i in range(frames)]
     lossless = {"lossless": True} if path.suffix == ".webp" else {}
-    images[0].save(path, save_all=True, append_images=images[1:], duration=FRAME_MS[:frames], loop=0, **lossless)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations[:frames], loop=0, **lossless)
     return path
 
 
@@ -236,13 +241,37 @@ for _ext, _timed in (("gif", True), ("webp", True), ("png", True), ("tif", False
 
 def _check_retimed(folder: Path) -> None:
     names = sorted(p.name for p in (folder / "frames").glob("*.png"))
-    assert names == [f"{i:06d}.png" for i in range(5)], names  # ticks 0-0.4 s; the last frame once, as video's
+    assert names == [f"{i:06d}.png" for i in range(7)], names  # ticks 0-0.6 s: the last frame shows for its 0.3 s
 
 
-@case("animated-webp-to-frames-at-fps", "output", outputs=("frames/000004.png",), check=_check_retimed)
+@case("animated-webp-to-frames-at-fps", "output", outputs=("frames/000006.png",), check=_check_retimed)
 def _(folder: Path) -> list[str]:
     save_animation(folder / "in.webp")  # frames at 0, 0.1, 0.3 and 0.4 s, retimed to 10 fps
     return [*RUN, "--fps", "10", "in.webp", "frames"]
+
+
+def _check_uneven(retimed: bool) -> Callable[[Path], None]:
+    def check(folder: Path) -> None:
+        import av
+
+        with av.open(str(folder / "out.mp4")) as container:
+            times = [f.time for f in container.decode(video=0)]
+        colours = [int(np.argmin(np.abs(VOC_COLOURS.astype(int) - c).sum(1))) for c in _frame_colours(folder)]
+        if retimed:  # 10 fps over the whole 1.45 s: the last frame held for its second
+            assert len(times) == 15 and colours == [1, 1, 2, 2, 3] + [4] * 10, colours
+        else:  # each frame at its own time, exactly (not rounded to an average rate's ticks)
+            assert times == [0.0, 0.2, 0.4, 0.45] and colours == [1, 2, 3, 4], (times, colours)
+
+    return check
+
+
+for _ext in ("gif", "webp", "png"):
+    for _retimed in (False, True):
+        @case(f"animated-{_ext}-uneven-{'fps' if _retimed else 'own-times'}", "output", outputs=("out.mp4",),
+              check=_check_uneven(_retimed))
+        def _(folder: Path, ext: str = _ext, retimed: bool = _retimed) -> list[str]:
+            save_animation(folder / f"in.{ext}", durations=UNEVEN_MS)
+            return [*RUN, *(["--fps", "10"] if retimed else []), f"in.{ext}", "out.mp4"]
 
 
 # --- image folders: hidden files are not frames -------------------------------------------------
