@@ -263,3 +263,23 @@ def test_an_animation_lasts_until_its_last_frame_ends(ext: str, tmp_path: Path) 
         assert [f.time for f in source] == pytest.approx([0.0, 0.1, 0.15])
     with open_source(path, trim=Trim(duration=0.3)) as source:
         assert source.info.frame_count == 2 and [f.time for f in source] == pytest.approx([0.0, 0.2])
+
+
+def test_a_frame_without_a_duration_plays_as_browsers_play_it(tmp_path: Path) -> None:
+    path = save_animation(tmp_path / "in.gif", durations=[0, 10, 50, 1000])  # PIL leaves frame 0's out
+    assert probe_image(path).durations == pytest.approx((0.1, 0.1, 0.05, 1.0))  # not None: 25 fps throughout
+    with open_source(path) as source:
+        assert source.info.duration == pytest.approx(1.25)
+        assert [f.time for f in source] == pytest.approx([0.0, 0.1, 0.2, 0.25])
+
+
+def test_an_apng_default_image_is_not_a_frame(tmp_path: Path) -> None:
+    path = save_animation(tmp_path / "in.png", durations=[100] * 3, default_image=True)
+    with Image.open(path) as image:
+        assert image.info.get("default_image") and image.n_frames == 4  # PIL counts it as a frame
+    probe = probe_image(path)
+    assert probe.pages == (1, 2, 3) and probe.durations == pytest.approx((0.1, 0.1, 0.1))
+    with open_source(path) as source:
+        frames = list(source)
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.1, 0.2])
+    assert [tuple(f.rgb[0, 0]) for f in frames] == [tuple(c) for c in VOC_COLOURS[1:4]]

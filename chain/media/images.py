@@ -99,6 +99,10 @@ def probe_image(path: str | Path) -> ImageProbe:
         with _reading(path):
             pages, durations = [0], [_duration(image)]
             if fmt in _MULTI_FRAME_FORMATS and getattr(image, "n_frames", 1) > 1:
+                if fmt == "PNG" and image.info.get("default_image"):
+                    # An APNG's default image, shown by viewers that do not animate: not a frame
+                    # (PIL counts it as frame 0, without a duration).
+                    pages, durations = [], []
                 for page in range(1, image.n_frames):
                     image.seek(page)
                     if fmt == "TIFF" and int(image.tag_v2.get(254, 0)) & _REDUCED_RESOLUTION:
@@ -106,7 +110,10 @@ def probe_image(path: str | Path) -> ImageProbe:
                     _check_pixels(path, image.size)
                     pages.append(page)
                     durations.append(_duration(image))
-    timed = None if any(d is None for d in durations) else tuple(durations)
+    if all(d is None for d in durations):
+        timed = None
+    else:  # a frame without one (a GIF's first frame of delay 0: PIL leaves it out) plays as browsers play it
+        timed = tuple(SHORT_FRAME_SECONDS if d is None else d for d in durations)
     return ImageProbe(path, width, height, fmt, mode, tuple(pages), timed)
 
 

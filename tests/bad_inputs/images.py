@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.bad_inputs import case
@@ -201,11 +202,18 @@ FRAME_MS = [100, 200, 0, 300]  # 0 ms plays for 100 ms, as browsers do
 UNEVEN_MS = [200, 200, 50, 1000]
 
 
-def save_animation(path: Path, frames: int | None = None, durations: list[int] = FRAME_MS) -> Path:
-    """Frames of one VOC colour each (frame i: colour i + 1), with ``durations`` (ms) where the format keeps time."""
+def save_animation(path: Path, frames: int | None = None, durations: list[int] = FRAME_MS,
+                   default_image: bool = False) -> Path:
+    """Frames of one VOC colour each (frame i: colour i + 1), with ``durations`` (ms) where the format keeps time.
+
+    ``default_image``: an APNG whose first image (colour 5, the last VOC colour) is the one shown
+    by viewers that do not animate, not a frame."""
     frames = len(durations) if frames is None else frames
     images = [Image.fromarray(np.broadcast_to(VOC_COLOURS[i + 1], (48, 64, 3)).copy()) for i in range(frames)]
     lossless = {"lossless": True} if path.suffix == ".webp" else {}
+    if default_image:
+        images.insert(0, Image.fromarray(np.broadcast_to(VOC_COLOURS[5], (48, 64, 3)).copy()))
+        lossless = {"default_image": True}
     images[0].save(path, save_all=True, append_images=images[1:], duration=durations[:frames], loop=0, **lossless)
     return path
 
@@ -272,6 +280,45 @@ for _ext in ("gif", "webp", "png"):
         def _(folder: Path, ext: str = _ext, retimed: bool = _retimed) -> list[str]:
             save_animation(folder / f"in.{ext}", durations=UNEVEN_MS)
             return [*RUN, *(["--fps", "10"] if retimed else []), f"in.{ext}", "out.mp4"]
+
+
+#: A GIF whose first frame asks for 0 ms (PIL leaves its duration out): it plays for 100 ms as
+#: browsers play it, and the others keep theirs (10 ms is 100 ms too): 1.25 s, not 25 fps throughout.
+FIRST_DELAY_0_MS = [0, 10, 50, 1000]
+
+
+def _check_held_second(times: list[float]) -> Callable[[Path], None]:
+    def check(folder: Path) -> None:
+        import av
+
+        with av.open(str(folder / "out.mp4")) as container:
+            got = [f.time for f in container.decode(video=0)]
+        colours = [int(np.argmin(np.abs(VOC_COLOURS.astype(int) - c).sum(1))) for c in _frame_colours(folder)]
+        assert got == pytest.approx(times, abs=1e-6) and colours == [1, 2, 3, 4][:len(times)], (got, colours)
+
+    return check
+
+
+@case("animated-gif-first-delay-0", "output", outputs=("out.mp4",), check=_check_held_second([0.0, 0.1, 0.2, 0.25]))
+def _(folder: Path) -> list[str]:
+    save_animation(folder / "in.gif", durations=FIRST_DELAY_0_MS)
+    return [*RUN, "in.gif", "out.mp4"]
+
+
+def _check_13_frames(folder: Path) -> None:
+    assert len(list((folder / "frames").glob("*.png"))) == 13
+
+
+@case("animated-gif-first-delay-0-at-fps", "output", outputs=("frames/000012.png",), check=_check_13_frames)
+def _(folder: Path) -> list[str]:
+    save_animation(folder / "in.gif", durations=FIRST_DELAY_0_MS)  # 1.25 s at 10 fps: 13 frames, the 1 s one held
+    return [*RUN, "--fps", "10", "in.gif", "frames"]
+
+
+@case("apng-with-default-image", "output", outputs=("out.mp4",), check=_check_held_second([0.0, 0.1, 0.2]))
+def _(folder: Path) -> list[str]:
+    save_animation(folder / "in.png", durations=[100] * 3, default_image=True)  # the default image is no frame
+    return [*RUN, "in.png", "out.mp4"]
 
 
 # --- image folders: hidden files are not frames -------------------------------------------------
