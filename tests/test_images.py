@@ -28,6 +28,7 @@ from tests.bad_inputs.images import (
     claim_size,
     colour_picture,
     save_animation,
+    save_late_exif_png,
     save_oriented,
 )
 from tests.bad_inputs.media import PAUSE_TIMES, make_clip, make_empty_video, make_faststart_video
@@ -283,3 +284,16 @@ def test_an_apng_default_image_is_not_a_frame(tmp_path: Path) -> None:
         frames = list(source)
     assert [f.time for f in frames] == pytest.approx([0.0, 0.1, 0.2])
     assert [tuple(f.rgb[0, 0]) for f in frames] == [tuple(c) for c in VOC_COLOURS[1:4]]
+
+
+def test_a_png_with_its_exif_after_the_pixels_is_turned_not_stretched(tmp_path: Path) -> None:
+    upright = colour_picture((64, 32))
+    for orientation in range(1, 9):
+        path = save_late_exif_png(tmp_path / f"{orientation}.png", upright, orientation)
+        with Image.open(path) as image:
+            assert "exif" not in image.info  # the header alone does not say
+        assert probe_image(path).size == (64, 32), orientation
+        with open_source(path) as source:
+            assert source.info.size == (64, 32)
+            (frame,) = [f.rgb for f in source]
+        assert np.array_equal(frame, upright), orientation

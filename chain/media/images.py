@@ -230,16 +230,34 @@ def _upright_size(image: Image.Image, path: Path) -> tuple[int, int]:
         return image.size
     with _reading(path):
         if image.format == "PNG":
-            # PIL's getexif() decodes a whole PNG looking for an eXIf chunk after the pixels; the
-            # header's is enough (writers put it first; a late one is still applied on reading).
+            # PIL's getexif() decodes a whole PNG looking for an eXIf chunk after the pixels, and
+            # reading applies such a late one: its chunk is found by walking the chunk headers.
             exif = Image.Exif()
-            if image.info.get("exif"):
-                exif.load(image.info["exif"])
+            data = image.info.get("exif") or _late_png_exif(path)
+            if data:
+                exif.load(data)
             orientation = exif.get(_ORIENTATION_TAG, 1)
         else:
             orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     width, height = image.size
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _late_png_exif(path: Path) -> bytes | None:
+    """The eXIf chunk of the PNG ``path`` found after its pixel data (which PIL's header reading
+    does not see), read by skipping from chunk header to chunk header: nothing is decoded."""
+    with path.open("rb") as file:
+        if file.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while len(header := file.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"eXIf":
+                data = file.read(length)
+                return data if len(data) == length else None
+            if kind == b"IEND":
+                return None
+            file.seek(length + 4, io.SEEK_CUR)  # the data and its CRC
+    return None
 
 
 def _duration(image: Image.Image) -> float | None:

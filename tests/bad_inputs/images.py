@@ -178,6 +178,21 @@ def save_oriented(path: Path, upright: np.ndarray, orientation: int) -> Path:
     return path
 
 
+def save_late_exif_png(path: Path, upright: np.ndarray, orientation: int) -> Path:
+    """A PNG whose eXIf chunk comes after its pixel data (IDAT), just before IEND: legal, and
+    missed by a reader that looks at the header alone."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = exif.tobytes()
+    payload = payload[6:] if payload.startswith(b"Exif\x00\x00") else payload
+    Image.fromarray(np.ascontiguousarray(stored_for(upright, orientation))).save(path)
+    data = path.read_bytes()
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    end = data.rindex(b"IEND") - 4
+    path.write_bytes(data[:end] + chunk + data[end:])
+    return path
+
+
 def _orientation_case(orientation: int, ext: str) -> None:
     @case(f"exif-orientation-{orientation}-{ext}", "output", outputs=("out.png",),
           check=same_output(tolerance=0.05 if ext in LOSSY else 0.0))
@@ -191,6 +206,19 @@ def _orientation_case(orientation: int, ext: str) -> None:
 for _orientation in range(1, 9):
     for _ext in ("jpg", "png", "webp", "tif"):
         _orientation_case(_orientation, _ext)
+
+
+def _late_exif_case(orientation: int) -> None:
+    @case(f"exif-orientation-{orientation}-png-late", "output", outputs=("out.png",), check=same_output())
+    def _(folder: Path) -> list[str]:
+        upright = colour_picture((64, 48))
+        save_late_exif_png(folder / "in.png", upright, orientation)  # turned, never stretched
+        Image.fromarray(upright).save(folder / "ref.png")
+        return [*RUN, "in.png", "out.png"]
+
+
+for _orientation in range(1, 9):
+    _late_exif_case(_orientation)
 
 
 # --- animated and multi-page images -------------------------------------------------------------
