@@ -297,3 +297,13 @@ def test_a_png_with_its_exif_after_the_pixels_is_turned_not_stretched(tmp_path: 
             assert source.info.size == (64, 32)
             (frame,) = [f.rgb for f in source]
         assert np.array_equal(frame, upright), orientation
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_grey_png_transparent_colour_is_composited_on_white(bits: int, tmp_path: Path) -> None:
+    grey = np.array([[0, 128, 255]], np.uint8)
+    values = grey.astype(np.uint16) * 257 if bits == 16 else grey
+    Image.fromarray(values).save(tmp_path / "in.png", transparency=0)  # tRNS: black is transparent
+    with Image.open(tmp_path / "in.png") as image:
+        assert image.info.get("transparency") == 0, image.info
+    assert read_image(tmp_path / "in.png")[0, :, 0].tolist() == [255, 128, 255]

@@ -9,7 +9,8 @@ What users bring is turned into upright RGB uint8 frames, the same way everywher
   as 0…1, clipped (the float convention of imaging libraries; per pixel, so frames of a folder
   never flicker as a per-image min-max would). Every other mode (1, L, P, RGB, CMYK, YCbCr, LAB,
   HSV…) is converted by PIL; CMYK with an embedded ICC profile through that profile.
-- **Alpha** (RGBA, LA, PA, palette or RGB transparency) is composited over `ALPHA_BACKGROUND`.
+- **Alpha** (RGBA, LA, PA, palette, grey or RGB transparency, 16-bit grey's too) is composited
+  over `ALPHA_BACKGROUND`.
 - **EXIF orientation** is applied (`PIL.ImageOps.exif_transpose`): a phone photo comes out upright.
 - **Frames.** Animated GIF, WebP and PNG and multi-page TIFF have every frame read, with their
   durations where the format has them (`ImageProbe.durations`); reduced-resolution TIFF pages
@@ -149,7 +150,11 @@ def to_rgb(image: Image.Image) -> np.ndarray:
             grey = np.round(np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0) * 255)
         else:
             grey = np.round(np.clip(values.astype(np.float64), 0, 65535) / 257)
-        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+        rgb = np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+        transparent = image.info.get("transparency")
+        if mode != "F" and isinstance(transparent, int):  # a 16-bit grey PNG's tRNS: one fully transparent value
+            rgb[values == transparent] = ALPHA_BACKGROUND
+        return rgb
     if mode == "CMYK" and image.info.get("icc_profile"):
         from PIL import ImageCms  # Little CMS, loaded for the files that need it
 

@@ -91,6 +91,14 @@ def in_mode(mode: str) -> tuple[Image.Image, np.ndarray]:
         image = Image.fromarray((grey.astype(np.int32) * 257).astype(dtype))  # 16-bit samples, as PNG and TIFF store them
         assert image.mode == mode, image.mode
         return image, np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("L+transparency", "I;16+transparency"):  # a grey tRNS: one transparent value, stored 7 (shown white)
+        values = grey.astype(np.uint16) * 257 if mode.startswith("I;16") else grey.copy()
+        values[:, :20] = 7
+        image = Image.fromarray(values)
+        image.info["transparency"] = 7
+        shown = np.repeat(grey[..., None], 3, axis=2)
+        shown[:, :20] = 255
+        return image, shown
     if mode == "F":
         return Image.fromarray(grey.astype(np.float32) / 255, "F"), np.repeat(grey[..., None], 3, axis=2)
     if mode in ("1", "L"):
@@ -121,7 +129,8 @@ def in_mode(mode: str) -> tuple[Image.Image, np.ndarray]:
 #: (mode, formats that store it as such) — what PIL writes; the rest it cannot.
 MODE_FORMATS = {
     "1": ("png", "tif", "bmp"), "L": ("png", "tif", "jpg", "bmp", "gif", "webp"), "LA": ("png", "tif"),
-    "P": ("png", "tif", "bmp", "gif"), "PA": ("tif",), "P+transparency": ("png", "gif"), "I": ("tif",),
+    "P": ("png", "tif", "bmp", "gif"), "PA": ("tif",), "P+transparency": ("png", "gif"), "L+transparency": ("png",),
+    "I;16+transparency": ("png",), "I": ("tif",),
     "I;16": ("png", "tif"), "I;16B": ("png", "tif"), "F": ("tif",),
     "RGB": ("png", "tif", "jpg", "bmp", "gif", "webp"), "RGBA": ("png", "tif", "webp"),
     "CMYK": ("tif", "jpg"), "YCbCr": ("jpg",), "LAB": ("tif",),
