@@ -21,7 +21,16 @@ from chain.errors import ChainError
 from chain.media import Trim, open_source
 from chain.media.images import MAX_IMAGE_PIXELS, probe_image, read_frames, read_image, to_rgb
 from tests.bad_inputs import make_video
-from tests.bad_inputs.images import FRAME_MS, VOC_COLOURS, claim_size, colour_picture, save_animation, save_oriented
+from tests.bad_inputs.images import (
+    FRAME_MS,
+    UNEVEN_MS,
+    VOC_COLOURS,
+    claim_size,
+    colour_picture,
+    save_animation,
+    save_late_exif_png,
+    save_oriented,
+)
 from tests.bad_inputs.media import PAUSE_TIMES, make_clip, make_empty_video, make_faststart_video
 
 
@@ -216,3 +225,85 @@ def test_cmyk_with_a_damaged_profile_is_converted_plainly() -> None:
     plain = to_rgb(cmyk)
     cmyk.info["icc_profile"] = b"not a profile"
     assert np.array_equal(to_rgb(cmyk), plain) and np.array_equal(plain, colour_picture())
+
+
+def test_an_image_folder_skips_hidden_files(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("001.png", "002.png"):
+        Image.fromarray(colour_picture((8, 6))).save(folder / name)
+    Image.fromarray(colour_picture((20, 40))).save(folder / ".thumb.jpg")  # a thumbnail cache, another size
+    (folder / "._001.png").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # AppleDouble: not an image
+    Image.fromarray(colour_picture((20, 40))).save(folder / ".000.part.png")  # a hidden staging part
+    with open_source(folder) as source:
+        assert (source.info.width, source.info.height, source.info.frame_count) == (8, 6, 2)
+        assert len(list(source)) == 2
+    for name in ("001.png", "002.png"):
+        (folder / name).unlink()
+    with pytest.raises(ChainError, match="no images"):
+        open_source(folder)
+
+
+@pytest.mark.parametrize("ext", ["gif", "webp", "png"])
+def test_an_animation_lasts_until_its_last_frame_ends(ext: str, tmp_path: Path) -> None:
+    path = save_animation(tmp_path / f"in.{ext}", durations=UNEVEN_MS)  # 0.2, 0.2, 0.05 and 1 s
+    assert probe_image(path).durations == pytest.approx((0.2, 0.2, 0.05, 1.0))
+    with open_source(path) as source:
+        assert source.info.duration == pytest.approx(1.45) and source.info.fps == 20  # its 50 ms grid
+        assert [f.time for f in source] == pytest.approx([0.0, 0.2, 0.4, 0.45])
+    with open_source(path, fps=10) as source:  # the 1 s frame is held for its second
+        colours = [tuple(f.rgb[0, 0]) for f in source]
+        assert source.info.frame_count == len(colours) == 15
+    assert colours[5:] == [tuple(VOC_COLOURS[4])] * 10
+    with open_source(path, fps=10, trim=Trim(start=0.3)) as source:  # from the middle of the second frame
+        colours = [tuple(f.rgb[0, 0]) for f in source]
+        assert source.info.frame_count == len(colours) == 12
+    assert colours[:2] == [tuple(VOC_COLOURS[2]), tuple(VOC_COLOURS[3])] and colours[-1] == tuple(VOC_COLOURS[4])
+    with open_source(path, trim=Trim(start=0.3)) as source:
+        assert source.info.duration == pytest.approx(1.15)
+        assert [f.time for f in source] == pytest.approx([0.0, 0.1, 0.15])
+    with open_source(path, trim=Trim(duration=0.3)) as source:
+        assert source.info.frame_count == 2 and [f.time for f in source] == pytest.approx([0.0, 0.2])
+
+
+def test_a_frame_without_a_duration_plays_as_browsers_play_it(tmp_path: Path) -> None:
+    path = save_animation(tmp_path / "in.gif", durations=[0, 10, 50, 1000])  # PIL leaves frame 0's out
+    assert probe_image(path).durations == pytest.approx((0.1, 0.1, 0.05, 1.0))  # not None: 25 fps throughout
+    with open_source(path) as source:
+        assert source.info.duration == pytest.approx(1.25)
+        assert [f.time for f in source] == pytest.approx([0.0, 0.1, 0.2, 0.25])
+
+
+def test_an_apng_default_image_is_not_a_frame(tmp_path: Path) -> None:
+    path = save_animation(tmp_path / "in.png", durations=[100] * 3, default_image=True)
+    with Image.open(path) as image:
+        assert image.info.get("default_image") and image.n_frames == 4  # PIL counts it as a frame
+    probe = probe_image(path)
+    assert probe.pages == (1, 2, 3) and probe.durations == pytest.approx((0.1, 0.1, 0.1))
+    with open_source(path) as source:
+        frames = list(source)
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.1, 0.2])
+    assert [tuple(f.rgb[0, 0]) for f in frames] == [tuple(c) for c in VOC_COLOURS[1:4]]
+
+
+def test_a_png_with_its_exif_after_the_pixels_is_turned_not_stretched(tmp_path: Path) -> None:
+    upright = colour_picture((64, 32))
+    for orientation in range(1, 9):
+        path = save_late_exif_png(tmp_path / f"{orientation}.png", upright, orientation)
+        with Image.open(path) as image:
+            assert "exif" not in image.info  # the header alone does not say
+        assert probe_image(path).size == (64, 32), orientation
+        with open_source(path) as source:
+            assert source.info.size == (64, 32)
+            (frame,) = [f.rgb for f in source]
+        assert np.array_equal(frame, upright), orientation
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_grey_png_transparent_colour_is_composited_on_white(bits: int, tmp_path: Path) -> None:
+    grey = np.array([[0, 128, 255]], np.uint8)
+    values = grey.astype(np.uint16) * 257 if bits == 16 else grey
+    Image.fromarray(values).save(tmp_path / "in.png", transparency=0)  # tRNS: black is transparent
+    with Image.open(tmp_path / "in.png") as image:
+        assert image.info.get("transparency") == 0, image.info
+    assert read_image(tmp_path / "in.png")[0, :, 0].tolist() == [255, 128, 255]

@@ -150,3 +150,13 @@ def test_run_errors_are_the_cli_one_line(tmp_path: Path) -> None:
     runner.start(Settings(source=str(tmp_path / "missing.mp4"), seg="palette:voc"), output_paths("missing", tmp_path))
     state = runner.wait(30)
     assert state.status == "failed" and state.message == f"input not found: {tmp_path / 'missing.mp4'}"
+
+
+def test_preview_frames_of_an_animation_are_its_frames_counted(tmp_path: Path) -> None:
+    from chain.ui.preview import read_frame
+    from tests.bad_inputs.images import UNEVEN_MS, VOC_COLOURS, save_animation
+
+    path = save_animation(tmp_path / "in.gif", durations=UNEVEN_MS)  # 0.2, 0.2, 0.05, 1 s: not index / fps
+    assert [tuple(read_frame(path, index)[0, 0]) for index in range(4)] == [tuple(c) for c in VOC_COLOURS[1:5]]
+    with pytest.raises(ChainError, match="has no frame 4"):
+        read_frame(path, 4)

@@ -9,7 +9,8 @@ What users bring is turned into upright RGB uint8 frames, the same way everywher
   as 0…1, clipped (the float convention of imaging libraries; per pixel, so frames of a folder
   never flicker as a per-image min-max would). Every other mode (1, L, P, RGB, CMYK, YCbCr, LAB,
   HSV…) is converted by PIL; CMYK with an embedded ICC profile through that profile.
-- **Alpha** (RGBA, LA, PA, palette or RGB transparency) is composited over `ALPHA_BACKGROUND`.
+- **Alpha** (RGBA, LA, PA, palette, grey or RGB transparency, 16-bit grey's too) is composited
+  over `ALPHA_BACKGROUND`.
 - **EXIF orientation** is applied (`PIL.ImageOps.exif_transpose`): a phone photo comes out upright.
 - **Frames.** Animated GIF, WebP and PNG and multi-page TIFF have every frame read, with their
   durations where the format has them (`ImageProbe.durations`); reduced-resolution TIFF pages
@@ -99,6 +100,10 @@ def probe_image(path: str | Path) -> ImageProbe:
         with _reading(path):
             pages, durations = [0], [_duration(image)]
             if fmt in _MULTI_FRAME_FORMATS and getattr(image, "n_frames", 1) > 1:
+                if fmt == "PNG" and image.info.get("default_image"):
+                    # An APNG's default image, shown by viewers that do not animate: not a frame
+                    # (PIL counts it as frame 0, without a duration).
+                    pages, durations = [], []
                 for page in range(1, image.n_frames):
                     image.seek(page)
                     if fmt == "TIFF" and int(image.tag_v2.get(254, 0)) & _REDUCED_RESOLUTION:
@@ -106,7 +111,10 @@ def probe_image(path: str | Path) -> ImageProbe:
                     _check_pixels(path, image.size)
                     pages.append(page)
                     durations.append(_duration(image))
-    timed = None if any(d is None for d in durations) else tuple(durations)
+    if all(d is None for d in durations):
+        timed = None
+    else:  # a frame without one (a GIF's first frame of delay 0: PIL leaves it out) plays as browsers play it
+        timed = tuple(SHORT_FRAME_SECONDS if d is None else d for d in durations)
     return ImageProbe(path, width, height, fmt, mode, tuple(pages), timed)
 
 
@@ -142,7 +150,11 @@ def to_rgb(image: Image.Image) -> np.ndarray:
             grey = np.round(np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0) * 255)
         else:
             grey = np.round(np.clip(values.astype(np.float64), 0, 65535) / 257)
-        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+        rgb = np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+        transparent = image.info.get("transparency")
+        if mode != "F" and isinstance(transparent, int):  # a 16-bit grey PNG's tRNS: one fully transparent value
+            rgb[values == transparent] = ALPHA_BACKGROUND
+        return rgb
     if mode == "CMYK" and image.info.get("icc_profile"):
         from PIL import ImageCms  # Little CMS, loaded for the files that need it
 
@@ -223,16 +235,34 @@ def _upright_size(image: Image.Image, path: Path) -> tuple[int, int]:
         return image.size
     with _reading(path):
         if image.format == "PNG":
-            # PIL's getexif() decodes a whole PNG looking for an eXIf chunk after the pixels; the
-            # header's is enough (writers put it first; a late one is still applied on reading).
+            # PIL's getexif() decodes a whole PNG looking for an eXIf chunk after the pixels, and
+            # reading applies such a late one: its chunk is found by walking the chunk headers.
             exif = Image.Exif()
-            if image.info.get("exif"):
-                exif.load(image.info["exif"])
+            data = image.info.get("exif") or _late_png_exif(path)
+            if data:
+                exif.load(data)
             orientation = exif.get(_ORIENTATION_TAG, 1)
         else:
             orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     width, height = image.size
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _late_png_exif(path: Path) -> bytes | None:
+    """The eXIf chunk of the PNG ``path`` found after its pixel data (which PIL's header reading
+    does not see), read by skipping from chunk header to chunk header: nothing is decoded."""
+    with path.open("rb") as file:
+        if file.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while len(header := file.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"eXIf":
+                data = file.read(length)
+                return data if len(data) == length else None
+            if kind == b"IEND":
+                return None
+            file.seek(length + 4, io.SEEK_CUR)  # the data and its CRC
+    return None
 
 
 def _duration(image: Image.Image) -> float | None:

@@ -8,6 +8,7 @@ here, in one line, before any work: a named pipe, a device or a socket is never 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from fractions import Fraction
 from itertools import accumulate
@@ -22,6 +23,7 @@ from chain.media.sizes import Size, parse_size, resolve_size
 from chain.media.source import (
     DEFAULT_IMAGE_FPS,
     IMAGE_EXTENSIONS,
+    MAX_FPS,
     Frame,
     FrameSource,
     SourceInfo,
@@ -70,7 +72,9 @@ def open_source(
 
 
 def _open_image_folder(folder: Path, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    # Hidden names are not frames: macOS's ``._`` resource forks and thumbnail caches are named like
+    # images (and are other sizes), and chain's own staging parts are hidden while they are written.
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     if not files:
         raise ChainError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {folder}")
     for file in files:  # a pipe named like an image would block the run half-way; a stat is cheap
@@ -103,42 +107,78 @@ def _open_images(files: list[Path], path: Path, kind: str, trim: Trim, wanted: S
 def _open_animation(probe: ImageProbe, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
     """Every frame of an animated or multi-page image: at its own time (GIF, WebP and PNG say how
     long each frame shows), or one after another at ``rate`` (default 25 fps) where the format has
-    no timing (TIFF pages); with --fps, retimed to it like a video."""
+    no timing (TIFF pages); with --fps, retimed to it like a video.
+
+    A timed animation lasts until its last frame's own duration ends, and plays at the rate of its
+    time grid (`_grid_rate`), so that a video written at that rate keeps every frame's time exactly.
+    --start begins with the frame shown at that moment.
+    """
     path = probe.path
     if probe.durations is not None:
-        total = sum(probe.durations)
-        own_rate = Fraction(probe.frames / total).limit_denominator(1001)
-        starts = [0.0, *accumulate(probe.durations)][:-1]
-    else:
+        own_rate = _grid_rate(probe.durations)
+        ends = list(accumulate(probe.durations))
+        first = next((i for i, end in enumerate(ends) if end > trim.start + 1e-6), None)
+    else:  # pages: frames one after another, --start rounded to a frame as in an image folder
         own_rate = rate or DEFAULT_IMAGE_FPS
-        total = probe.frames / float(own_rate)
-        starts = [index / float(own_rate) for index in range(probe.frames)]
+        ends = [(index + 1) / float(own_rate) for index in range(probe.frames)]
+        first = round(trim.start * own_rate)
+        first = first if first < probe.frames else None
+    total = ends[-1]
+    starts = [0.0, *ends[:-1]]
     out_rate = rate or check_rate(own_rate, path, "plays at")
-    half = 0.5 / float(own_rate)
-    first = next((i for i, start in enumerate(starts) if start >= trim.start - half), None)
     if first is None:
         raise ChainError(f"--start {trim.start}s is past the end of {path} ({total:.2f}s long)")
+    origin = trim.start if probe.durations is not None else starts[first]
+    # Each frame's time from the start of the output; one at or past a --duration cut ends the
+    # input there (with --fps it still marks where the frame before it stops showing).
+    times: list[float] = []
+    for start in starts[first:]:
+        times.append(start - origin)
+        if trim.duration is not None and start - origin >= trim.duration:
+            break
     out = resolve_size(Size(*probe.size), wanted, path)
     limit = trim.frame_limit(out_rate)
-    count = max(1, round((total - trim.start) * out_rate)) if rate is not None else probe.frames - first
-    count = min(count, limit) if limit is not None else count
+    end = total - origin
 
     def timed() -> Iterator[tuple[float, np.ndarray]]:
-        for start, rgb in zip(starts[first:], read_frames(path, probe.pages[first:])):
-            yield start - trim.start, _fit(rgb, out)
-            if trim.duration is not None and start - trim.start >= trim.duration:
-                return
+        yield from zip(times, (_fit(rgb, out) for rgb in read_frames(path, probe.pages[first:first + len(times)])))
 
-    def own_times() -> Iterator[Frame]:
-        for index, (time, rgb) in enumerate(timed()):
-            if limit is not None and index >= limit:
-                return
-            yield Frame(index, max(time, 0.0), rgb)
+    if rate is not None:
+        marker = np.empty(0, np.uint8)
+        count = sum(1 for _ in retime(((time, marker) for time in times), out_rate, limit, end=end))
+        frames = retime(timed(), out_rate, limit, end=end)
+        duration = float(count / out_rate)
+    else:
+        shown = [time for time in times if trim.duration is None or time < trim.duration] or times[:1]
+        count = min(len(shown), trim.max_frames or len(shown))  # --duration: cut by time above
+        last = first + count - 1
+        duration = ends[last] - origin
+        if trim.duration is not None:
+            duration = min(duration, trim.duration)
 
-    frames = retime(timed(), out_rate, limit) if rate is not None else own_times()
+        def own_times() -> Iterator[Frame]:
+            for index, (time, rgb) in enumerate(timed()):
+                if index >= count:
+                    return
+                yield Frame(index, max(time, 0.0), rgb)
+
+        frames = own_times()
     info = SourceInfo(path, "animation", out.width, out.height, probe.width, probe.height, out_rate, count,
-                      trim.start, float(count / out_rate), None, exact_count=rate is None)
+                      trim.start, duration, None, exact_count=rate is None)
     return FrameSource(info, frames)
+
+
+def _grid_rate(durations: tuple[float, ...]) -> Fraction:
+    """The rate whose ticks every frame of a timed animation starts on: one over the greatest
+    common divisor of its durations (GIF's are hundredths, WebP's milliseconds): 20 fps for
+    frames of 0.2, 0.05 and 1 s. Where that would pass `MAX_FPS` (APNG's odd fractions), the
+    average rate, on whose ticks the frames' times are rounded."""
+    exact = [Fraction(seconds).limit_denominator(10**6) for seconds in durations]
+    denominator = math.lcm(*(value.denominator for value in exact))
+    step = Fraction(math.gcd(*(int(value * denominator) for value in exact)), denominator)
+    if step > 0 and 1 / step <= MAX_FPS:
+        return 1 / step
+    return Fraction(len(durations) / sum(durations)).limit_denominator(1001)
 
 
 def _fit(rgb: np.ndarray, out: Size) -> np.ndarray:

@@ -179,12 +179,14 @@ class FrameSource:
 
 
 def retime(timed: Iterable[tuple[float, np.ndarray]], rate: Fraction, limit: int | None,
-           ended: Callable[[], bool] = lambda: True) -> Iterator[Frame]:
+           ended: Callable[[], bool] = lambda: True, end: float | None = None) -> Iterator[Frame]:
     """Frames at a constant ``rate`` from frames that carry their own times (seconds from the start).
 
     Each output tick shows the latest frame at or before it (within half a tick), which repeats
     frames when slowing down and drops them when speeding up. The last frame is shown once more
-    at the end only when ``ended()`` says the input ended there (not at a --duration cut).
+    at the end only when ``ended()`` says the input ended there (not at a --duration cut), and
+    held for every tick up to ``end`` (where its own duration ends, when the input says: an
+    animation's last frame), as if a frame followed at ``end``.
     """
     period = 1 / float(rate)
     index = 0
@@ -201,6 +203,10 @@ def retime(timed: Iterable[tuple[float, np.ndarray]], rate: Fraction, limit: int
             return
     if previous is not None and (limit is None or index < limit) and ended():
         yield Frame(index, index * period, previous)
+        index += 1
+        while end is not None and index / rate <= end - 0.5 * period + 1e-9 and (limit is None or index < limit):
+            yield Frame(index, index * period, previous)
+            index += 1
 
 
 def check_rate(rate: Fraction, path: Path, what: str) -> Fraction:

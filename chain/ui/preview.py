@@ -54,8 +54,15 @@ def read_info(source: str | Path, size: str | None = None) -> SourceInfo:
 
 
 def read_frame(source: str | Path, index: int, size: str | None = None) -> np.ndarray:
-    """Frame ``index`` of ``source`` at the working ``size``: the frame at time index / fps, as ``--start`` seeks."""
+    """Frame ``index`` of ``source`` at the working ``size``: the frame at time index / fps, as ``--start`` seeks
+    (an animation's frames keep their own uneven times: its ``index``-th frame, counted)."""
     info = read_info(source, size)
+    if info.kind == "animation" and info.exact_count:
+        with open_source(source, trim=Trim(max_frames=index + 1), size=size) as frames:
+            for frame in frames:
+                if frame.index == index:
+                    return frame.rgb
+        raise ChainError(f"{source} has no frame {index}")
     with open_source(source, trim=Trim(start=index / float(info.fps), max_frames=1), size=size) as frames:
         for frame in frames:
             return frame.rgb

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.bad_inputs import case
@@ -90,6 +91,14 @@ def in_mode(mode: str) -> tuple[Image.Image, np.ndarray]:
         image = Image.fromarray((grey.astype(np.int32) * 257).astype(dtype))  # 16-bit samples, as PNG and TIFF store them
         assert image.mode == mode, image.mode
         return image, np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("L+transparency", "I;16+transparency"):  # a grey tRNS: one transparent value, stored 7 (shown white)
+        values = grey.astype(np.uint16) * 257 if mode.startswith("I;16") else grey.copy()
+        values[:, :20] = 7
+        image = Image.fromarray(values)
+        image.info["transparency"] = 7
+        shown = np.repeat(grey[..., None], 3, axis=2)
+        shown[:, :20] = 255
+        return image, shown
     if mode == "F":
         return Image.fromarray(grey.astype(np.float32) / 255, "F"), np.repeat(grey[..., None], 3, axis=2)
     if mode in ("1", "L"):
@@ -120,7 +129,8 @@ def in_mode(mode: str) -> tuple[Image.Image, np.ndarray]:
 #: (mode, formats that store it as such) — what PIL writes; the rest it cannot.
 MODE_FORMATS = {
     "1": ("png", "tif", "bmp"), "L": ("png", "tif", "jpg", "bmp", "gif", "webp"), "LA": ("png", "tif"),
-    "P": ("png", "tif", "bmp", "gif"), "PA": ("tif",), "P+transparency": ("png", "gif"), "I": ("tif",),
+    "P": ("png", "tif", "bmp", "gif"), "PA": ("tif",), "P+transparency": ("png", "gif"), "L+transparency": ("png",),
+    "I;16+transparency": ("png",), "I": ("tif",),
     "I;16": ("png", "tif"), "I;16B": ("png", "tif"), "F": ("tif",),
     "RGB": ("png", "tif", "jpg", "bmp", "gif", "webp"), "RGBA": ("png", "tif", "webp"),
     "CMYK": ("tif", "jpg"), "YCbCr": ("jpg",), "LAB": ("tif",),
@@ -177,6 +187,21 @@ def save_oriented(path: Path, upright: np.ndarray, orientation: int) -> Path:
     return path
 
 
+def save_late_exif_png(path: Path, upright: np.ndarray, orientation: int) -> Path:
+    """A PNG whose eXIf chunk comes after its pixel data (IDAT), just before IEND: legal, and
+    missed by a reader that looks at the header alone."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = exif.tobytes()
+    payload = payload[6:] if payload.startswith(b"Exif\x00\x00") else payload
+    Image.fromarray(np.ascontiguousarray(stored_for(upright, orientation))).save(path)
+    data = path.read_bytes()
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    end = data.rindex(b"IEND") - 4
+    path.write_bytes(data[:end] + chunk + data[end:])
+    return path
+
+
 def _orientation_case(orientation: int, ext: str) -> None:
     @case(f"exif-orientation-{orientation}-{ext}", "output", outputs=("out.png",),
           check=same_output(tolerance=0.05 if ext in LOSSY else 0.0))
@@ -192,16 +217,41 @@ for _orientation in range(1, 9):
         _orientation_case(_orientation, _ext)
 
 
+def _late_exif_case(orientation: int) -> None:
+    @case(f"exif-orientation-{orientation}-png-late", "output", outputs=("out.png",), check=same_output())
+    def _(folder: Path) -> list[str]:
+        upright = colour_picture((64, 48))
+        save_late_exif_png(folder / "in.png", upright, orientation)  # turned, never stretched
+        Image.fromarray(upright).save(folder / "ref.png")
+        return [*RUN, "in.png", "out.png"]
+
+
+for _orientation in range(1, 9):
+    _late_exif_case(_orientation)
+
+
 # --- animated and multi-page images -------------------------------------------------------------
 
 FRAME_MS = [100, 200, 0, 300]  # 0 ms plays for 100 ms, as browsers do
 
 
-def save_animation(path: Path, frames: int = len(FRAME_MS)) -> Path:
-    """Frames of one VOC colour each (frame i: colour i + 1), with `FRAME_MS` where the format keeps time."""
+#: Uneven durations ending on a long frame: 1.45 s, on a 50 ms grid (20 fps).
+UNEVEN_MS = [200, 200, 50, 1000]
+
+
+def save_animation(path: Path, frames: int | None = None, durations: list[int] = FRAME_MS,
+                   default_image: bool = False) -> Path:
+    """Frames of one VOC colour each (frame i: colour i + 1), with ``durations`` (ms) where the format keeps time.
+
+    ``default_image``: an APNG whose first image (colour 5, the last VOC colour) is the one shown
+    by viewers that do not animate, not a frame."""
+    frames = len(durations) if frames is None else frames
     images = [Image.fromarray(np.broadcast_to(VOC_COLOURS[i + 1], (48, 64, 3)).copy()) for i in range(frames)]
     lossless = {"lossless": True} if path.suffix == ".webp" else {}
-    images[0].save(path, save_all=True, append_images=images[1:], duration=FRAME_MS[:frames], loop=0, **lossless)
+    if default_image:
+        images.insert(0, Image.fromarray(np.broadcast_to(VOC_COLOURS[5], (48, 64, 3)).copy()))
+        lossless = {"default_image": True}
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations[:frames], loop=0, **lossless)
     return path
 
 
@@ -236,13 +286,103 @@ for _ext, _timed in (("gif", True), ("webp", True), ("png", True), ("tif", False
 
 def _check_retimed(folder: Path) -> None:
     names = sorted(p.name for p in (folder / "frames").glob("*.png"))
-    assert names == [f"{i:06d}.png" for i in range(5)], names  # ticks 0-0.4 s; the last frame once, as video's
+    assert names == [f"{i:06d}.png" for i in range(7)], names  # ticks 0-0.6 s: the last frame shows for its 0.3 s
 
 
-@case("animated-webp-to-frames-at-fps", "output", outputs=("frames/000004.png",), check=_check_retimed)
+@case("animated-webp-to-frames-at-fps", "output", outputs=("frames/000006.png",), check=_check_retimed)
 def _(folder: Path) -> list[str]:
     save_animation(folder / "in.webp")  # frames at 0, 0.1, 0.3 and 0.4 s, retimed to 10 fps
     return [*RUN, "--fps", "10", "in.webp", "frames"]
+
+
+def _check_uneven(retimed: bool) -> Callable[[Path], None]:
+    def check(folder: Path) -> None:
+        import av
+
+        with av.open(str(folder / "out.mp4")) as container:
+            times = [f.time for f in container.decode(video=0)]
+        colours = [int(np.argmin(np.abs(VOC_COLOURS.astype(int) - c).sum(1))) for c in _frame_colours(folder)]
+        if retimed:  # 10 fps over the whole 1.45 s: the last frame held for its second
+            assert len(times) == 15 and colours == [1, 1, 2, 2, 3] + [4] * 10, colours
+        else:  # each frame at its own time, exactly (not rounded to an average rate's ticks)
+            assert times == [0.0, 0.2, 0.4, 0.45] and colours == [1, 2, 3, 4], (times, colours)
+
+    return check
+
+
+for _ext in ("gif", "webp", "png"):
+    for _retimed in (False, True):
+        @case(f"animated-{_ext}-uneven-{'fps' if _retimed else 'own-times'}", "output", outputs=("out.mp4",),
+              check=_check_uneven(_retimed))
+        def _(folder: Path, ext: str = _ext, retimed: bool = _retimed) -> list[str]:
+            save_animation(folder / f"in.{ext}", durations=UNEVEN_MS)
+            return [*RUN, *(["--fps", "10"] if retimed else []), f"in.{ext}", "out.mp4"]
+
+
+#: A GIF whose first frame asks for 0 ms (PIL leaves its duration out): it plays for 100 ms as
+#: browsers play it, and the others keep theirs (10 ms is 100 ms too): 1.25 s, not 25 fps throughout.
+FIRST_DELAY_0_MS = [0, 10, 50, 1000]
+
+
+def _check_held_second(times: list[float]) -> Callable[[Path], None]:
+    def check(folder: Path) -> None:
+        import av
+
+        with av.open(str(folder / "out.mp4")) as container:
+            got = [f.time for f in container.decode(video=0)]
+        colours = [int(np.argmin(np.abs(VOC_COLOURS.astype(int) - c).sum(1))) for c in _frame_colours(folder)]
+        assert got == pytest.approx(times, abs=1e-6) and colours == [1, 2, 3, 4][:len(times)], (got, colours)
+
+    return check
+
+
+@case("animated-gif-first-delay-0", "output", outputs=("out.mp4",), check=_check_held_second([0.0, 0.1, 0.2, 0.25]))
+def _(folder: Path) -> list[str]:
+    save_animation(folder / "in.gif", durations=FIRST_DELAY_0_MS)
+    return [*RUN, "in.gif", "out.mp4"]
+
+
+def _check_13_frames(folder: Path) -> None:
+    assert len(list((folder / "frames").glob("*.png"))) == 13
+
+
+@case("animated-gif-first-delay-0-at-fps", "output", outputs=("frames/000012.png",), check=_check_13_frames)
+def _(folder: Path) -> list[str]:
+    save_animation(folder / "in.gif", durations=FIRST_DELAY_0_MS)  # 1.25 s at 10 fps: 13 frames, the 1 s one held
+    return [*RUN, "--fps", "10", "in.gif", "frames"]
+
+
+@case("apng-with-default-image", "output", outputs=("out.mp4",), check=_check_held_second([0.0, 0.1, 0.2]))
+def _(folder: Path) -> list[str]:
+    save_animation(folder / "in.png", durations=[100] * 3, default_image=True)  # the default image is no frame
+    return [*RUN, "in.png", "out.mp4"]
+
+
+# --- image folders: hidden files are not frames -------------------------------------------------
+
+#: What hides among a folder's frames: a macOS resource fork (not an image at all), a thumbnail
+#: cache of another size, a hidden image named to sort first.
+HIDDEN_FILES = {"apple-double": "._001.png", "thumbnail": ".thumb.jpg", "dot-first": ".000.png"}
+
+
+def _check_hidden(folder: Path) -> None:
+    names = sorted(p.name for p in (folder / "out").glob("*.png"))
+    assert names == [f"{i:06d}.png" for i in range(2)], names  # the two frames, not the hidden file
+    with Image.open(folder / "out" / names[0]) as first:
+        assert first.size == (64, 48), first.size  # the first visible frame sets the size
+
+
+for _kind, _hidden in HIDDEN_FILES.items():
+    @case(f"image-folder-hidden-{_kind}", "output", outputs=("out/000001.png",), check=_check_hidden)
+    def _(folder: Path, hidden: str = _hidden, kind: str = _kind) -> list[str]:
+        (folder / "frames").mkdir()
+        for name in ("001.png", "002.png"):
+            Image.fromarray(colour_picture()).save(folder / "frames" / name)
+        if kind == "apple-double":
+            (folder / "frames" / hidden).write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+        else:
+            Image.fromarray(colour_picture((20, 40))).save(folder / "frames" / hidden)
+        return [*RUN, "frames", "out"]
 
 
 # --- decompression bombs: the header's claim is refused before decoding -------------------------
