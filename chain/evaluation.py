@@ -205,7 +205,7 @@ def _dataset_layout(root: Path, split: str) -> DatasetLayout | None:
     try:
         return dataset_layout(root, split)
     except ChainError:
-        if any(path.suffix.lower() in IMAGE_SUFFIXES for path in root.iterdir()):
+        if any(path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") for path in root.iterdir()):
             return None  # a folder of frames: labelled by the judge, like a video
         raise  # a dataset folder without this split: say what was expected
 

@@ -332,3 +332,12 @@ def test_perceptual_loss_only_with_user_weights(tmp_path: Path) -> None:
     without = tmp_path / "plain"
     train_spade(data, without, **TINY, epochs=1, progress=False, device="cpu")
     assert all(r["g_vgg"] == 0 for r in read_loss_log(without))
+
+
+def test_a_datasets_hidden_files_are_not_pairs(tmp_path: Path) -> None:
+    """A macOS ``._`` fork or a thumbnail beside the images is no training pair (nor an unreadable one)."""
+    data = make_camvid(tmp_path / "camvid", "train", 3)
+    (data / "train" / "._f000.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (data / "trainannot" / "._f000.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    cache = build_dataset_cache(data, "train", tmp_path / "pairs", size=Size(32, 32))
+    assert len(cache) == 3

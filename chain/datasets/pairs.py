@@ -103,7 +103,9 @@ def dataset_layout(root: str | os.PathLike, split: str) -> DatasetLayout:
 
 def dataset_pairs(layout: DatasetLayout) -> list[tuple[Path, Path]]:
     """(image, label) file pairs, sorted by name; ChainError when an image has no label."""
-    images = sorted(p for p in layout.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    # Hidden files (macOS ._ forks, thumbnails) are no dataset's images, as in image folders.
+    images = sorted(p for p in layout.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                    and not p.name.startswith("."))
     if not images:
         raise ChainError(f"no images in {layout.image_dir}")
     pairs = []
