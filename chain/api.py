@@ -145,12 +145,11 @@ def run(config: RunConfig | str | Path, output: str | Path | None = None, *, pro
     smoothing = parse_smoothing(config.chain.smooth)
     if config.cluster is not None:
         from chain.cluster import run_sharded, warmup_frames
-        from chain.cluster.plan import check_shard_seconds
+        from chain.cluster.plan import check_shard_seconds, look_ahead_frames
 
         check_shard_seconds(config.shard_seconds)  # before a Ray instance is started or joined
         # A partial of a module-level function and a frozen config: Ray pickles it to every worker.
         factory = functools.partial(build_chain, config.chain)
-        look_ahead = smoothing.radius if smoothing is not None and smoothing.mode == "window" else 0
-        return run_sharded(config, factory=factory, warmup=warmup_frames(smoothing), look_ahead=look_ahead,
-                           progress=progress)
+        return run_sharded(config, factory=factory, warmup=warmup_frames(smoothing),
+                           look_ahead=look_ahead_frames(smoothing), progress=progress)
     return build_chain(config.chain)(config, progress=progress)

@@ -14,6 +14,7 @@ from chain.errors import describe_os_error
 from chain.media import targets
 from chain.media.sink import ImageFolderSink
 from tests.bad_inputs import make_video
+from tests.test_bad_inputs import run_cli
 
 
 def test_staging_names_carry_host_and_pid(tmp_path: Path) -> None:
@@ -157,12 +158,9 @@ RUN = ["run", "in.mp4", "--seg", "palette:voc", "--synth", "colorize", "-q"]
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    """`tests.test_bad_inputs.run_cli`, with stderr as its non-blank lines."""
+    code, stderr = run_cli(args, capsys)
+    return code, [line for line in stderr.splitlines() if line.strip()]
 
 
 def test_a_file_appearing_at_a_second_output_mid_run_publishes_nothing(

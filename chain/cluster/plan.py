@@ -45,6 +45,11 @@ class RunFrames:
     fps: Fraction
 
 
+def look_ahead_frames(smoothing: Smoothing | None) -> int:
+    """Frames after a shard its last frames' labels depend on: ``--smooth window:K``'s K, else 0."""
+    return smoothing.radius if smoothing is not None and smoothing.mode == "window" else 0
+
+
 def warmup_frames(smoothing: Smoothing | float | None) -> int:
     """Frames of warm-up before a shard for ``--smooth ema:ALPHA`` or ``flow:ALPHA`` (0 without
     smoothing): enough for the weight of the frames before the warm-up to fall below the residue."""

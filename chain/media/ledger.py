@@ -89,9 +89,10 @@ def describe(path: Path, kind: str, *, digests: bool = True) -> dict[str, Any] |
         if path.is_symlink():
             return None
         if kind == "file":
-            if not stat.S_ISREG(path.stat().st_mode):
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
                 return None
-            return {"size": path.stat().st_size, "sha256": _file_digest(path) if digests else None}
+            return {"size": info.st_size, "sha256": _file_digest(path) if digests else None}
         if not path.is_dir():
             return None
         entries: dict[str, list[Any]] = {}

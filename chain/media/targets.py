@@ -294,18 +294,21 @@ def _move_aside(item: Staged, proven: dict | None, moves: list[tuple[Path, Path]
         moves.append((moved, item.target))
         changed = False
     if changed or proven is None or ledger.describe(moved, kind) != proven:
-        raise ChainError(f"the {item.option} {item.target} changed while chain was publishing; "
-                         "nothing was published and it is as it was: run again, or choose another name")
+        raise _changed_while_publishing(item)
 
 
 def _fill(item: Staged, moves: list[tuple[Path, Path]]) -> None:
     """Move the staged folder's entries into the (emptied) folder at its target."""
     if any(item.target.iterdir()):
-        raise ChainError(f"the {item.option} {item.target} changed while chain was publishing; "
-                         "nothing was published and it is as it was: run again, or choose another name")
+        raise _changed_while_publishing(item)
     for entry in sorted(item.staging.iterdir()):
         shutil.move(entry, item.target / entry.name)  # a rename, or a copy onto another file system
         moves.append((item.target / entry.name, entry))
+
+
+def _changed_while_publishing(item: Staged) -> ChainError:
+    return ChainError(f"the {item.option} {item.target} changed while chain was publishing; "
+                      "nothing was published and it is as it was: run again, or choose another name")
 
 
 def _proven_content(item: Staged) -> dict | None:
