@@ -14,6 +14,7 @@ from chain.errors import ChainError, MissingWeightsError
 from chain.pipeline import Chain, Progress
 from chain.stages import StageContext, build_stage, get_stage, stages
 from chain.stages.base import Segmenter, Synthesizer
+from chain.stages.deflicker import DeflickerSettings
 from chain.stages.registry import parse_stage_name
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.stages.window import WindowSmoothedSegmenter
@@ -53,7 +54,7 @@ def build_chain(config: ChainConfig | None = None, /, **options: object) -> Chai
     if segmenter is None and synthesizer is None:
         raise ChainError("--seg none and --synth none leave nothing to run")
     pipeline = Chain(segmenter=segmenter, synthesizer=synthesizer, remap=config.remap, background=config.background,
-                     class_overrides=dict(config.class_overrides) or None)
+                     class_overrides=dict(config.class_overrides) or None, deflicker=_deflicker(config))
     # The summary's request: every field as asked, except what the chain resolved (remap, background,
     # class overrides: already recorded by Chain) and the threads torch was given.
     pipeline.request.update({name: value for name, value in config.as_dict().items() if name not in pipeline.request},
@@ -61,6 +62,10 @@ def build_chain(config: ChainConfig | None = None, /, **options: object) -> Chai
     if config.compile:
         pipeline.compile()
     return pipeline
+
+
+def _deflicker(config: ChainConfig) -> DeflickerSettings | None:
+    return DeflickerSettings(strength=config.deflicker) if config.deflicker else None
 
 
 def _build_all(wanted: Mapping[str, tuple[str, StageContext]]) -> dict[str, Segmenter | Synthesizer]:
@@ -150,6 +155,8 @@ def run(config: RunConfig | str | Path, output: str | Path | None = None, *, pro
         check_shard_seconds(config.shard_seconds)  # before a Ray instance is started or joined
         # A partial of a module-level function and a frozen config: Ray pickles it to every worker.
         factory = functools.partial(build_chain, config.chain)
+        deflicker = _deflicker(config.chain)
         return run_sharded(config, factory=factory, warmup=warmup_frames(smoothing),
-                           look_ahead=look_ahead_frames(smoothing), progress=progress)
+                           look_ahead=look_ahead_frames(smoothing), margin=deflicker.radius if deflicker else 0,
+                           progress=progress)
     return build_chain(config.chain)(config, progress=progress)

@@ -34,7 +34,8 @@ class Part:
     before ``first - warmup`` are decoded and dropped, the ``warmup`` frames before ``first`` go
     through the segmenter only (``--smooth`` state), and ``anchor``, the run's first frame, is
     painted unwritten first where the synthesizer anchors on it. Outputs carry no audio: the
-    driver muxes it once over the joined parts. The run leaves its trackers in ``labels`` and
+    driver muxes it once over the joined parts. With a ``margin``, the frames within it on either
+    side are painted but not written (``--deflicker`` steadies a painting with its neighbours'). The run leaves its trackers in ``labels`` and
     ``changes`` so that summaries join across boundaries.
     """
 
@@ -42,15 +43,32 @@ class Part:
     warmup: int = 0
     #: The run frame after the shard's last: frames from here on are only looked ahead at (None: to the end).
     stop: int | None = None
+    #: ``--deflicker``'s reach: this many frames before ``first`` (the last of the warm-up) and after
+    #: ``stop`` are painted, unwritten, for the paintings written next to them.
+    margin: int = 0
     anchor: np.ndarray | None = None  # (H, W, 3) uint8
     labels: ClassShareTracker | None = None
     changes: FrameChangeTracker | None = None
     steadiness: SteadinessTracker | None = None
 
+    @property
+    def painted_from(self) -> int:
+        """The first frame painted: earlier warm-up frames go through the segmenter only."""
+        return max(0, self.first - self.margin)
+
+    @property
+    def painted_until(self) -> int | None:
+        """The frame after the last painted (None: to the end); later frames are only looked ahead at."""
+        return None if self.stop is None else self.stop + self.margin
+
+    def written(self, index: int) -> bool:
+        """Whether run frame ``index`` is this part's to write."""
+        return self.first <= index and (self.stop is None or index < self.stop)
+
 
 def batches(frames: FrameSource, batch_size: int, timer: StageTimer, part: Part | None = None) -> Iterator[Batch]:
     """Batches of frames; for a `Part`, without the frames before its warm-up, and none straddling
-    its first frame (warm-up batches are segmented only)."""
+    its edges: where painting starts and ends, and where writing starts and ends."""
     iterator = iter(frames)
     if part is not None:
         iterator = itertools.dropwhile(lambda frame: frame.index < part.first - part.warmup, iterator)
@@ -59,7 +77,8 @@ def batches(frames: FrameSource, batch_size: int, timer: StageTimer, part: Part 
         with timer("decode"):
             chunk = pending + list(itertools.islice(iterator, batch_size - len(pending)))
         pending = []
-        for edge in (part.first, part.stop) if part is not None else ():
+        edges = (part.painted_from, part.first, part.stop, part.painted_until) if part is not None else ()
+        for edge in edges:
             if edge is not None and chunk and chunk[0].index < edge <= chunk[-1].index:
                 split = next(i for i, frame in enumerate(chunk) if frame.index >= edge)
                 chunk, pending = chunk[:split], chunk[split:] + pending

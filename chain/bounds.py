@@ -204,6 +204,24 @@ def parse_cluster(text: str | None) -> str | None:
     return value
 
 
+# --- --deflicker ----------------------------------------------------------------------------------
+#: STRENGTH of a bare ``--deflicker``: all the way to the steady target (measured: benchmarks/steadiness.py).
+DEFAULT_DEFLICKER = 1.0
+DEFLICKER = Bound("--deflicker", 0, 1, float)
+
+
+def parse_deflicker(value: str | float | bool | None) -> float | None:
+    """``--deflicker``'s STRENGTH from 0 (off) to 1: ``on`` (or True) is the default, ``off``/0 is None."""
+    if value is None or value is False:
+        return None
+    if value is True or (isinstance(value, str) and value.strip().lower() in ("on", "")):
+        return DEFAULT_DEFLICKER
+    if isinstance(value, str) and value.strip().lower() in ("off", "none"):
+        return None
+    strength = DEFLICKER.parse(value)
+    return strength or None
+
+
 # --- environment variables ------------------------------------------------------------------------
 OMP_NUM_THREADS = Bound("OMP_NUM_THREADS", 1, MAX_THREADS)
 _WAIT_POLICIES = ("active", "passive")

@@ -6,6 +6,7 @@ place where errors become messages and exit codes.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,30 @@ Smooth = Annotated[str | None, typer.Option(
     help="Temporal smoothing of class probabilities: ema:ALPHA (moving average, ALPHA = weight of the past, "
          "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), window[:K] (each frame "
          "fused with the K frames before and after it along the flow; default 2), or none.")]
+Deflicker = Annotated[float | None, typer.Option(
+    "--deflicker", parser=bounds.parse_deflicker, metavar="[STRENGTH]",
+    help="Steady the paintings over time, guided by the input's motion and looking 3 frames each way: STRENGTH from "
+         "0 (off) to 1 (the default, given as a bare --deflicker).")]
+#: Options whose value may be left out (a bare ``--deflicker``), and the value that stands for it.
+OPTIONAL_VALUES = {"--deflicker": "on"}
+_OPTIONAL_VALUE = re.compile(r"on|off|none|[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.IGNORECASE)
+
+
+def with_optional_values(args: list[str]) -> list[str]:
+    """``args`` with each bare option of `OPTIONAL_VALUES` given its value (click needs one)."""
+    expanded = []
+    for position, arg in enumerate(args):
+        expanded.append(arg)
+        if arg in OPTIONAL_VALUES:
+            following = args[position + 1] if position + 1 < len(args) else None
+            if following is None or not _OPTIONAL_VALUE.fullmatch(following):
+                expanded[-1] = f"{arg}={OPTIONAL_VALUES[arg]}"
+        if arg == "--":
+            expanded.extend(args[position + 1:])
+            break
+    return expanded
+
+
 Background = Annotated[str | None, typer.Option(
     help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
 Device = Annotated[str, _parsed(parse_device, "DEVICE", help="auto, cpu, cuda, cuda:N or mps.")]
@@ -146,7 +171,8 @@ def run(
                                                        "folder).")] = None,
     seg: Seg = DEFAULT_SEGMENTER, synth: Synth = DEFAULT_SYNTHESIZER, seg_weights: SegWeights = None,
     synth_weights: SynthWeights = None, seg_options: SegOpt = None, synth_options: SynthOpt = None,
-    remap: Remap = None, smooth: Smooth = None, background: Background = None, latent_noise: LatentNoise = None,
+    remap: Remap = None, smooth: Smooth = None, deflicker: Deflicker = None, background: Background = None,
+    latent_noise: LatentNoise = None,
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     size: Size = None, fps: Fps = None, batch_size: Batch = 1, device: Device = "auto", threads: Threads = None,

@@ -107,6 +107,9 @@ class ChainConfig:
     #: Temporal smoothing: ``ema:ALPHA``, ``flow[:ALPHA]`` (`chain.stages.smoothing`), ``window[:K]``
     #: (`chain.stages.window`), or None.
     smooth: str | None = None
+    #: ``--deflicker``: how far each painting moves towards its steady target, 0 to 1
+    #: (`chain.stages.deflicker`); True for the default, None for none.
+    deflicker: float | None = None
     #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
     remap: tuple[str, ...] = ()
     #: What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.
@@ -131,6 +134,7 @@ class ChainConfig:
         object.__setattr__(self, "device", parse_device(self.device))
         if self.threads is not None:
             object.__setattr__(self, "threads", bounds.THREADS.check(self.threads))
+        object.__setattr__(self, "deflicker", bounds.parse_deflicker(self.deflicker))
         if self.command is not None:
             object.__setattr__(self, "command", tuple(self.command))
 

@@ -51,7 +51,9 @@ def _run(args: list[str], *, debug: bool) -> None:
         from chain.bounds import check_environment
 
         check_environment()
-        from chain.cli import app
+        from chain.cli import app, with_optional_values
+
+        args = with_optional_values(args)
 
         with warnings.catch_warnings():
             warnings.simplefilter("always", ChainWarning)  # each concerns this command: none is deduplicated away

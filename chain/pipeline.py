@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import time
@@ -37,6 +38,7 @@ from chain.overlap import Lanes
 from chain.render import resize_frames
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer, check_segmenter
+from chain.stages.deflicker import Deflicker, DeflickerSettings
 from chain.stages.registry import synthesizers_in
 from chain.steadiness import SteadinessTracker
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
@@ -75,11 +77,12 @@ class Chain:
             ADE20K "other") becomes; default: the synthesizer's `default_background`.
         class_overrides: source-class → target-class names that win over the synonym table
             when converting between spaces (e.g. ``{"cow": "sheep"}``).
+        deflicker: steady the paintings over time (`chain.stages.deflicker`); None: as painted.
     """
 
     def __init__(self, *, segmenter: Segmenter | None, synthesizer: Synthesizer | None,
                  remap: Sequence[str] = (), background: str | None = None,
-                 class_overrides: dict[str, str] | None = None) -> None:
+                 class_overrides: dict[str, str] | None = None, deflicker: DeflickerSettings | None = None) -> None:
         if segmenter is not None:
             check_segmenter(segmenter)
         if synthesizer is not None and synthesizer.consumes == "labels":
@@ -88,8 +91,12 @@ class Chain:
                                  "choose a segmenter with --seg")
             if synthesizer.label_space is None:
                 synthesizer.bind(segmenter.label_space)
+        if deflicker is not None and synthesizer is None:
+            raise ChainError("--deflicker steadies the synthesizer's paintings: choose one with --synth")
         self.segmenter = segmenter
         self.synthesizer = synthesizer
+        self.deflicker: Deflicker[tuple[Batch, Inferred, bool]] | None = (
+            Deflicker(deflicker) if deflicker is not None else None)
         self.source_space: LabelSpace | None = segmenter.label_space if segmenter else None
         uses_labels = synthesizer is not None and synthesizer.consumes == "labels"
         self.target_space = synthesizer.label_space if uses_labels else self.source_space
@@ -211,12 +218,13 @@ class Chain:
                     progress.start(info.frame_count, Path(source).name)
                 batches = read_batches(frames_in, batch_size, timer, part)
                 if self.segmenter is not None:  # `--smooth window` labels a frame once it has seen what follows
-                    batches = looking_ahead(batches, self.segmenter.look_ahead, part.stop if part else None)
+                    batches = looking_ahead(batches, self.segmenter.look_ahead, part.painted_until if part else None)
                 if self._warm_up_pending:
                     batches = self._warm_up(batches, timer, (info.frame_count or 0) % batch_size)
-                for stage in (self.segmenter, self.synthesizer):
+                for stage in (self.segmenter, self.synthesizer, self.deflicker):
                     if stage is not None:
                         stage.reset()
+                emitted = (steadiness, changes, tracker, sinks, timer)
                 count = 0
                 if part is not None:
                     self._start_part(part, timer)
@@ -224,16 +232,23 @@ class Chain:
                 for batch in lanes.ahead(batches):
                     if batch.ahead is not None:
                         self.segmenter.look(batch.ahead.frames, indices=batch.ahead.indices)
-                    if part is not None and batch.indices[0] < part.first:
+                    if part is not None and batch.indices[0] < part.painted_from:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written
                                 self._segment(batch.frames, batch.indices)
                         continue
-                    lanes.behind(self._emit, batch, self._infer(batch, timer), sinks, tracker, changes, steadiness,
-                                 timer)
-                    count += len(batch.indices)
-                    if progress:
-                        lanes.behind(progress.advance, len(batch.indices))
+                    written = part is None or part.written(int(batch.indices[0]))
+                    inferred = self._infer(batch, timer)
+                    if self.deflicker is not None:  # it answers `radius` frames later, in order
+                        lanes.behind(self._steady, batch, inferred, written, emitted)
+                    elif written:
+                        lanes.behind(self._emit, batch, inferred, *emitted)
+                    if written:
+                        count += len(batch.indices)
+                        if progress:
+                            lanes.behind(progress.advance, len(batch.indices))
+                if self.deflicker is not None:
+                    lanes.behind(self._steady_rest, emitted)
                 lanes.finish()  # every batch written; the decoder and writer threads have ended
                 if count == 0:
                     raise ChainError(f"{source} yielded no frames (check --start/--duration)")
@@ -302,10 +317,10 @@ class Chain:
         return itertools.chain([first], batches)
 
     def _start_part(self, part: Part, timer: StageTimer) -> None:
-        """Bring frame-to-frame state where a one-machine run has it at ``part.first``."""
+        """Bring frame-to-frame state where a one-machine run has it at the part's first painted frame."""
         if self.synthesizer is None:
             return
-        if self.synthesizer.anchored_on_first_frame and part.anchor is not None and part.first > 0:
+        if self.synthesizer.anchored_on_first_frame and part.anchor is not None and part.painted_from > 0:
             frames, labels = part.anchor[None], None
             with timer("synthesize"):  # painted for its cross-frame state only
                 if self.synthesizer.consumes == "labels":
@@ -313,7 +328,7 @@ class Chain:
                 self.synthesizer.synthesize(labels=labels, frames=frames)
             if self.segmenter is not None:
                 self.segmenter.reset()  # the anchor is not part of the smoothing's past
-        self.synthesizer.seek(part.first)
+        self.synthesizer.seek(part.painted_from)
 
     def _summary(self, info: SourceInfo, count: int, timer: StageTimer, started: float,
                  tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, written: dict[str, str],
@@ -420,8 +435,28 @@ class Chain:
                 synthesized = resize_frames(synthesized, height, width)
         return Inferred(labels, target, synthesized)
 
-    def _emit(self, batch: Batch, inferred: Inferred, sinks: dict[str, FrameSink], tracker: ClassShareTracker | None,
-              changes: FrameChangeTracker | None, steadiness: SteadinessTracker, timer: StageTimer) -> None:
+    def _steady(self, batch: Batch, inferred: Inferred, written: bool, emitted: tuple[Any, ...]) -> None:
+        """``--deflicker``: hand a painted batch over; emit the batches it has steadied (the writer thread's part)."""
+        timer = emitted[-1]
+        with timer("deflicker"):
+            ready = self.deflicker.push(batch.indices, batch.frames, inferred.synthesized, (batch, inferred, written))
+        self._emit_steadied(ready, emitted)
+
+    def _steady_rest(self, emitted: tuple[Any, ...]) -> None:
+        """The batches the deflicker still holds at the end of the run (they have every frame there is)."""
+        with emitted[-1]("deflicker"):
+            ready = self.deflicker.drain()
+        self._emit_steadied(ready, emitted)
+
+    def _emit_steadied(self, ready: list[tuple[tuple[Batch, Inferred, bool], np.ndarray]],
+                       emitted: tuple[Any, ...]) -> None:
+        for (batch, inferred, written), steadied in ready:
+            if written:
+                self._emit(batch, dataclasses.replace(inferred, synthesized=steadied), *emitted)
+
+    def _emit(self, batch: Batch, inferred: Inferred, steadiness: SteadinessTracker,
+              changes: FrameChangeTracker | None, tracker: ClassShareTracker | None, sinks: dict[str, FrameSink],
+              timer: StageTimer) -> None:
         """Everything after the networks: trackers, views and every sink's writes (the writer
         thread's part of a batch; it only reads ``batch`` and ``inferred``)."""
         labels, target, synthesized = inferred.labels, inferred.target, inferred.synthesized

@@ -186,6 +186,24 @@ def test_window_smoothing_shards_look_both_ways_and_equal_one_machine(ray_local,
 
 
 @pytest.mark.slow
+def test_deflicker_shards_paint_both_margins_and_equal_one_machine(ray_local, clip: Path,  # noqa: ANN001
+                                                                  tmp_path: Path) -> None:
+    # With window smoothing too: a shard reads the smoothing's reach beyond the deflicker's, both ways.
+    options = dict(CHAIN, smooth="window:2", deflicker="on", duration=2.4)  # the run ends before the clip
+    for name, cluster in (("one", None), ("sharded", "ray")):
+        chain.run(clip, tmp_path / name, cluster=cluster, shards=4 if cluster else None, **options)
+    a, b = pngs(tmp_path / "one"), pngs(tmp_path / "sharded")
+    assert len(a) == 60 and list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    # Without painting the frames around them, the shards' edges differ.
+    blind = tmp_path / "blind"
+    factory = functools.partial(build_chain, **{k: v for k, v in options.items() if k != "duration"})
+    run_sharded(RunConfig(clip, Outputs(video=blind), cluster="ray", shards=4, trim=Trim(duration=2.4)),
+                warmup=2, look_ahead=2, margin=0, factory=factory)
+    c = pngs(blind)
+    assert list(c) == list(a) and any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.slow
 def test_spade_shards_equal_one_machine(ray_local, clip: Path, tmp_path: Path) -> None:  # noqa: ANN001
     weights = shared_file("fixtures/spade_reference/coco_ngf8_G.pth")
     options = dict(seg="palette:voc", synth="spade", synth_weights=str(weights), synth_options={"size": "64"},

@@ -31,7 +31,7 @@ _INSTALL = "--cluster needs Ray: pip install 'chain[cluster]' (or pip install ra
 
 
 def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
-                progress: Progress | None = None, retries: int = DEFAULT_RETRIES) -> RunSummary:
+                margin: int = 0, progress: Progress | None = None, retries: int = DEFAULT_RETRIES) -> RunSummary:
     """Run ``factory()``'s chain over ``config``'s input in shards on a Ray cluster, and write its outputs.
 
     Args:
@@ -43,6 +43,8 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
             ``config`` are pickled to the workers.
         warmup: frames before each shard that go through the segmenter unwritten (``--smooth``).
         look_ahead: frames after each shard that its segmenter reads unwritten (``--smooth window``).
+        margin: frames on either side of each shard that are painted unwritten (``--deflicker``), read
+            on top of ``warmup`` and ``look_ahead``.
         retries: how often Ray retries a failed shard before the run stops.
 
     The source, the weights and the outputs' folders must be at the same paths on every worker.
@@ -62,7 +64,7 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
     shards, shard_seconds = config.shards, config.shard_seconds
     wanted = shards if shards is not None or shard_seconds is not None else _slots(ray)
     plan = plan_shards(frames, shards=wanted if shard_seconds is None else None, shard_seconds=shard_seconds,
-                       warmup=warmup)
+                       warmup=warmup + margin)
     split_seconds = time.perf_counter() - started
     given = outputs.given()
     parts_dirs = {name: staging_path(path) for name, path in given.items()}
@@ -72,7 +74,7 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
             folder.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_staging(given[name])  # what killed runs left here (not their outputs)
             folder.mkdir()
-        results = _run_tasks(ray, plan, config, parts_dirs, factory, warmup=warmup, look_ahead=look_ahead,
+        results = _run_tasks(ray, plan, config, parts_dirs, factory, warmup=warmup, look_ahead=look_ahead, margin=margin,
                              progress=progress, total=len(frames.times), retries=retries)
         joined = time.perf_counter()
         summary, boundaries = _join(source, outputs, info, trim, plan, results, parts_dirs, stagings, started)
@@ -170,7 +172,7 @@ def _part_outputs(outputs: Outputs, parts_dirs: dict[str, Path], shard: Shard) -
 
 
 def _run_tasks(ray, plan: list[Shard], config: RunConfig, parts_dirs: dict[str, Path],  # noqa: ANN001
-               factory: Callable[[], Chain], *, warmup: int, look_ahead: int, progress: Progress | None,
+               factory: Callable[[], Chain], *, warmup: int, look_ahead: int, margin: int, progress: Progress | None,
                total: int, retries: int) -> list[tuple[RunSummary, Part]]:
     """One Ray task per shard; the shards' progress feeds one bar; the first shard to fail for good
     cancels the others and stops the run."""
@@ -180,8 +182,8 @@ def _run_tasks(ray, plan: list[Shard], config: RunConfig, parts_dirs: dict[str, 
     counter = _Counter.remote() if progress else None
     gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
     task = ray.remote(num_gpus=gpus, max_retries=retries, retry_exceptions=True)(_shard_task)
-    refs = {task.remote(factory, _shard_config(config, parts_dirs, shard, min(look_ahead, total - shard.stop)),
-                        Part(first=shard.first, warmup=min(warmup, shard.first), stop=shard.stop),
+    refs = {task.remote(factory, _shard_config(config, parts_dirs, shard, min(look_ahead + margin, total - shard.stop)),
+                        Part(first=shard.first, warmup=min(warmup + margin, shard.first), stop=shard.stop, margin=margin),
                         shard.number, counter): shard
             for shard in plan}
     results: dict[int, tuple[RunSummary, Part]] = {}
@@ -250,7 +252,7 @@ def _shard_task(factory: Callable[[], Chain], config: RunConfig, part: Part, num
             refusal = chain.synthesizer.unshardable()
             if refusal:
                 return ChainError(f"{refusal}: it cannot run with --cluster; drop --cluster or that option")
-            if chain.synthesizer.anchored_on_first_frame and part.first > 0:
+            if chain.synthesizer.anchored_on_first_frame and part.painted_from > 0:
                 first_frame = Trim(config.trim.start, max_frames=1)
                 with open_source(config.source, trim=first_frame, size=config.size) as first:
                     part.anchor = next(iter(first)).rgb

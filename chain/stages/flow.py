@@ -13,7 +13,9 @@ current one there (what the consistency check misses where both flows are equall
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -140,3 +142,64 @@ def warp(values: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
     grid = torch.stack((x, y), dim=-1)[None]
     return F.grid_sample(values[None].float(), grid, mode="bilinear", padding_mode="border",
                          align_corners=True)[0].to(values.dtype)
+
+
+#: A frame's checked flow to a neighbour, as `MotionEstimator.compare` gives it: ``(flow (h, w, 2) from
+#: this frame's pixels, reliable (h, w))``; None across a cut.
+Link = tuple[np.ndarray, np.ndarray] | None
+
+
+class Linked(Protocol):
+    """A frame of a window: its checked flows to the frame before (``links[-1]``) and after (``links[+1]``)."""
+
+    links: dict[int, Link]
+
+
+def link(motion: MotionEstimator, earlier_gray: np.ndarray, later_gray: np.ndarray,
+         earlier: Linked, later: Linked) -> None:
+    """Compare two consecutive frames both ways and store the checked flows on each; none across a cut."""
+    compared = motion.compare(earlier_gray, later_gray, both_ways=True)
+    later.links[-1] = None if compared.cut else (compared.flow, compared.reliable)
+    earlier.links[+1] = None if compared.cut else (compared.forward, compared.forward_reliable)
+
+
+def carried(frames: Mapping[int, Linked], index: int, radius: int,
+            size: tuple[int, int]) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """For each neighbour of frame ``index`` up to ``radius`` frames away on either side, in turn:
+    ``(its index, the grid that carries it to frame index (for `sample`), trust (h, w))``.
+
+    Consecutive flows are chained: a pixel is followed frame by frame, and its trust is the product
+    of every link's reliability where it passes (and zero once it leaves the frame), so an occluded
+    or newly revealed pixel takes nothing from a neighbour. The chain stops at a cut, or where a
+    frame is missing.
+    """
+    height, width = size
+    grid_y, grid_x = torch.meshgrid(torch.arange(height, dtype=torch.float32),
+                                    torch.arange(width, dtype=torch.float32), indexing="ij")
+    for step in (-1, +1):
+        x, y = grid_x.clone(), grid_y.clone()
+        trust = torch.ones(height, width)
+        current = frames[index]
+        for distance in range(1, radius + 1):
+            checked = current.links.get(step)
+            neighbour = frames.get(index + step * distance)
+            if checked is None or neighbour is None:
+                break
+            flow, reliable = (torch.from_numpy(part) for part in checked)
+            grid = _grid(x, y, width, height)
+            trust = trust * sample(reliable[None].float(), grid)[0]
+            moved = sample(flow.permute(2, 0, 1), grid)
+            x, y = x + moved[0], y + moved[1]
+            trust = trust * ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).float()
+            yield index + step * distance, _grid(x, y, width, height), trust
+            current = neighbour
+
+
+def _grid(x: torch.Tensor, y: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Pixel positions as `F.grid_sample`'s grid (align_corners: -1 and 1 are the outer pixel centres)."""
+    return torch.stack((x * (2 / max(1, width - 1)) - 1, y * (2 / max(1, height - 1)) - 1), dim=-1)[None]
+
+
+def sample(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(C, h, w)`` at ``grid``'s positions (from `carried`), bilinear, edges repeated."""
+    return F.grid_sample(values[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True)[0]

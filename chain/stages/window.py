@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from chain.stages.base import Segmenter, labels_from_scores
-from chain.stages.flow import MotionEstimator, gray_at
+from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link, sample
 
 #: K of a bare ``window``: measured on the shared clips (benchmarks/steadiness.py).
 DEFAULT_WINDOW_RADIUS = 2
@@ -38,9 +37,8 @@ class _Seen:
     gray: np.ndarray
     probabilities: torch.Tensor  # (C, h, w)
     confidence: torch.Tensor  # (h, w): the top probability
-    #: Towards the previous / next frame: (flow (h, w, 2) from this frame's pixels, reliable (h, w)),
-    #: None across a cut or at the ends.
-    links: dict[int, tuple[np.ndarray, np.ndarray] | None] = field(default_factory=dict)
+    #: Towards the previous / next frame (`chain.stages.flow.link`); absent at the ends.
+    links: dict[int, Link] = field(default_factory=dict)
 
 
 class WindowSmoothedSegmenter(Segmenter):
@@ -101,51 +99,16 @@ class WindowSmoothedSegmenter(Segmenter):
             # The frames after a batch are shown before it: a frame's neighbour may come first.
             for earlier, later in ((self._seen.get(index - 1), seen), (seen, self._seen.get(index + 1))):
                 if earlier is not None and later is not None:
-                    self._link(earlier, later)
-
-    def _link(self, earlier: _Seen, later: _Seen) -> None:
-        """The checked flows between consecutive frames, each way; none across a cut."""
-        motion = self._motion.compare(earlier.gray, later.gray, both_ways=True)
-        later.links[-1] = None if motion.cut else (motion.flow, motion.reliable)
-        earlier.links[+1] = None if motion.cut else (motion.forward, motion.forward_reliable)
+                    link(self._motion, earlier.gray, later.gray, earlier, later)
 
     def _fuse(self, index: int) -> torch.Tensor:
         """The frame's probabilities averaged with its neighbours' carried to it, weighted."""
         centre = self._seen[index]
         total = centre.probabilities * centre.confidence
         weights = centre.confidence.clone()
-        height, width = centre.confidence.shape
-        grid_y, grid_x = torch.meshgrid(torch.arange(height, dtype=torch.float32),
-                                        torch.arange(width, dtype=torch.float32), indexing="ij")
-        for step in (-1, +1):
-            x, y = grid_x.clone(), grid_y.clone()
-            trust = torch.ones(height, width)
-            current = centre
-            for distance in range(1, self.radius + 1):
-                link = current.links.get(step)
-                neighbour = self._seen.get(index + step * distance)
-                if link is None or neighbour is None:
-                    break
-                flow, reliable = (torch.from_numpy(part) for part in link)
-                grid = _grid(x, y, width, height)
-                trust = trust * _sample(reliable[None].float(), grid)[0]
-                moved = _sample(flow.permute(2, 0, 1), grid)
-                x, y = x + moved[0], y + moved[1]
-                inside = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).float()
-                trust = trust * inside
-                grid = _grid(x, y, width, height)
-                weight = trust * _sample(neighbour.confidence[None], grid)[0]
-                total += _sample(neighbour.probabilities, grid) * weight
-                weights += weight
-                current = neighbour
+        for neighbour, grid, trust in carried(self._seen, index, self.radius, tuple(centre.confidence.shape)):
+            seen = self._seen[neighbour]
+            weight = trust * sample(seen.confidence[None], grid)[0]
+            total += sample(seen.probabilities, grid) * weight
+            weights += weight
         return total / weights
-
-
-def _grid(x: torch.Tensor, y: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Pixel positions as `F.grid_sample`'s grid (align_corners: -1 and 1 are the outer pixel centres)."""
-    return torch.stack((x * (2 / max(1, width - 1)) - 1, y * (2 / max(1, height - 1)) - 1), dim=-1)[None]
-
-
-def _sample(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """``values`` ``(C, h, w)`` at ``grid``'s positions, bilinear, edges repeated."""
-    return F.grid_sample(values[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True)[0]

@@ -1,0 +1,161 @@
+"""``--deflicker``: paintings steadied along the input's motion, looking both ways."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import chain
+from chain.bounds import DEFAULT_DEFLICKER, parse_deflicker
+from chain.errors import ChainError
+from chain.stages.deflicker import Deflicker, DeflickerSettings
+from chain.steadiness import SteadinessTracker
+from tests.test_smoothing import SIDE, moving_square
+
+SETTINGS = DeflickerSettings()
+
+
+def steady_painting(clip: np.ndarray) -> np.ndarray:
+    """What a steady synthesizer paints from ``clip``: its colours, dimmed into mid-range."""
+    return (0.6 * clip.astype(np.float32) + 50).astype(np.uint8)
+
+
+def flickering(clip: np.ndarray, seed: int = 0) -> np.ndarray:
+    """What a flickering synthesizer paints from ``clip``: the steady painting, with per-frame shading
+    (a brightness offset and a broad colour blob) and fine noise that change every frame."""
+    rng = np.random.default_rng(seed)
+    height, width = clip.shape[1:3]
+    painted = []
+    for frame in steady_painting(clip).astype(np.float32):
+        blob = cv2.GaussianBlur(rng.standard_normal((height, width, 3)).astype(np.float32), (0, 0), 12)
+        shading = rng.uniform(-12, 12) + 10 * blob / blob.std()
+        painted.append(frame + shading + rng.normal(0, 2, (height, width, 3)))
+    return np.clip(np.stack(painted), 0, 255).astype(np.uint8)
+
+
+def steadied(clip: np.ndarray, painted: np.ndarray, batch: int = 1,
+             settings: DeflickerSettings = SETTINGS) -> np.ndarray:
+    """The paintings as the chain writes them: pushed a batch at a time, drained at the end."""
+    deflicker: Deflicker[int] = Deflicker(settings)
+    out: dict[int, np.ndarray] = {}
+    for start in range(0, len(clip), batch):
+        indices = np.arange(start, min(start + batch, len(clip)))
+        for first, frames in deflicker.push(indices, clip[indices], painted[indices], int(indices[0])):
+            out.update({first + i: frame for i, frame in enumerate(frames)})
+    for first, frames in deflicker.drain():
+        out.update({first + i: frame for i, frame in enumerate(frames)})
+    assert sorted(out) == list(range(len(clip)))
+    return np.stack([out[i] for i in range(len(clip))])
+
+
+def warp_error(clip: np.ndarray, painted: np.ndarray) -> float:
+    """E_warp judged with Farneback's flow (the deflicker follows DIS)."""
+    tracker = SteadinessTracker(flow="farneback")
+    tracker.add_batch(clip, None, painted)
+    return tracker.painted_warp_error
+
+
+def test_strength_specs() -> None:
+    assert parse_deflicker("on") == parse_deflicker(True) == DEFAULT_DEFLICKER
+    assert parse_deflicker("0.4") == 0.4 and parse_deflicker(0.25) == 0.25
+    for off in (None, False, "off", "0", 0):
+        assert parse_deflicker(off) is None
+    for bad in ("1.5", "-0.1", "nan", "strong", "inf"):
+        with pytest.raises(ChainError, match="--deflicker"):
+            parse_deflicker(bad)
+
+
+def test_a_flickering_painting_comes_out_steady_and_in_place() -> None:
+    clip, lefts = moving_square(24)
+    painted = flickering(clip)
+    out = steadied(clip, painted)
+    assert warp_error(clip, out) < 0.35 * warp_error(clip, painted)
+    # Nearer the steady painting than the per-frame painting is...
+    steady = steady_painting(clip).astype(np.float32)
+    error, plain_error = (np.abs(x - steady).mean() for x in (out, painted))
+    assert error < 0.8 * plain_error
+    # ...and no trail or ghost: around the square's edges, where the background is revealed and
+    # covered, the result is no further from the steady painting than the per-frame painting.
+    for t in (3, 12, 20):
+        band = np.zeros(clip.shape[1:3], bool)
+        for edge in (lefts[t], lefts[t] + SIDE - 1):
+            band[22:22 + SIDE, max(0, edge - 3):edge + 4] = True
+        ghost = np.abs(out[t] - steady[t])[band].mean()
+        assert ghost <= np.abs(painted[t] - steady[t])[band].mean() + 1.0, t
+
+
+@pytest.mark.parametrize("batch", [3, 8])
+def test_batches_give_identical_frames(batch: int) -> None:
+    clip, _ = moving_square(14)
+    painted = flickering(clip, seed=1)
+    assert np.array_equal(steadied(clip, painted, batch), steadied(clip, painted, 1))
+
+
+def test_nothing_crosses_a_cut() -> None:
+    before, _ = moving_square(8)
+    after, _ = moving_square(8, background="bicycle", seed=1, x0=40)
+    clip = np.concatenate([before, after])
+    painted = flickering(clip, seed=2)
+    whole = steadied(clip, painted, batch=4)
+    assert np.array_equal(whole[:8], steadied(before, painted[:8]))
+    assert np.array_equal(whole[8:], steadied(after, painted[8:]))
+
+
+def test_strength_moves_part_way() -> None:
+    clip, _ = moving_square(10)
+    painted = flickering(clip, seed=3)
+    full, half = steadied(clip, painted), steadied(clip, painted, settings=DeflickerSettings(strength=0.5))
+    moved_full = np.abs(full.astype(np.float32) - painted).mean()
+    moved_half = np.abs(half.astype(np.float32) - painted).mean()
+    assert 0.4 * moved_full < moved_half < 0.6 * moved_full
+
+
+def test_memory_stays_flat_over_2000_frames() -> None:
+    clip, _ = moving_square(30)
+    painted = flickering(clip, seed=4)
+    deflicker: Deflicker[int] = Deflicker(SETTINGS)
+    tracemalloc.start()
+    try:
+        sizes = []
+        for index in range(2000):
+            i = index % len(clip)  # the square jumps back every 30 frames: a cut, as in a film
+            deflicker.push(np.array([index]), clip[i:i + 1], painted[i:i + 1], index)
+            assert len(deflicker._held) <= 2 * SETTINGS.radius + 2 and len(deflicker._waiting) <= SETTINGS.radius + 1
+            if index in (200, 1999):
+                sizes.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    assert sizes[1] < sizes[0] + 256 * 1024, sizes
+
+
+def _write_clip(folder: Path, clip: np.ndarray) -> Path:
+    folder.mkdir()
+    for index, frame in enumerate(clip):
+        Image.fromarray(frame).save(folder / f"{index:03d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_deflicker_through_the_chain(tmp_path: Path, batch: int) -> None:
+    clip, _ = moving_square(12)
+    source = _write_clip(tmp_path / "clip", clip)
+    runs = {}
+    for name, deflicker in (("plain", None), ("steady", "on")):
+        runs[name] = chain.run(source, tmp_path / name, seg="palette:voc", synth="colorize:voc", deflicker=deflicker,
+                               batch_size=batch, summary=tmp_path / f"{name}.json")
+    assert runs["steady"].frames == 12 and runs["steady"].request["deflicker"] == DEFAULT_DEFLICKER
+    assert "deflicker" in runs["steady"].stage_seconds and "deflicker" not in runs["plain"].stage_seconds
+    assert len(list((tmp_path / "steady").glob("*.png"))) == 12
+
+
+def test_deflicker_needs_a_synthesizer(tmp_path: Path) -> None:
+    clip, _ = moving_square(3)
+    source = _write_clip(tmp_path / "clip", clip)
+    with pytest.raises(ChainError, match="--deflicker.*--synth"):
+        chain.run(source, masks=tmp_path / "masks", seg="palette:voc", synth="none", deflicker=1.0)
+    assert not (tmp_path / "masks").exists()
