@@ -56,7 +56,7 @@ Remap = Annotated[list[str] | None, typer.Option(
 Smooth = Annotated[str | None, typer.Option(
     help="Temporal smoothing of class probabilities: ema:ALPHA (moving average, ALPHA = weight of the past, "
          "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), window[:K] (each frame "
-         "fused with the K frames before and after it along the flow; default 2), or none.")]
+         "fused with the K frames before and after it along the flow; default 5, at most 8), or none.")]
 Deflicker = Annotated[float | None, typer.Option(
     "--deflicker", parser=bounds.parse_deflicker, metavar="[STRENGTH]",
     help="Steady the paintings over time, guided by the input's motion and looking 3 frames each way: STRENGTH from "

@@ -29,7 +29,7 @@ def windowed(clip: np.ndarray, batch: int, radius: int = 2, glitches: tuple[int,
 
 
 def test_window_specs() -> None:
-    assert parse_smoothing("window") == Smoothing("window", 0.0, 2)
+    assert parse_smoothing("window") == Smoothing("window", 0.0, 5)
     assert parse_smoothing("window:4") == Smoothing("window", 0.0, 4)
     for text in ("window:0", f"window:{MAX_WINDOW_RADIUS + 1}", "window:-1"):
         with pytest.raises(ChainError, match="window"):

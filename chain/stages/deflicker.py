@@ -36,10 +36,9 @@ from typing import Generic, TypeVar
 
 import cv2
 import numpy as np
-import torch
 
 from chain.bounds import DEFAULT_DEFLICKER
-from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link, sample
+from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link
 
 #: The frames it looks at each way (a bare ``--deflicker``'s STRENGTH is `chain.bounds.DEFAULT_DEFLICKER`):
 #: measured on the shared clips (benchmarks/steadiness.py).
@@ -69,7 +68,7 @@ class _Painted:
     """A frame the deflicker holds, at working size: its gray input, its painting, its flows."""
 
     gray: np.ndarray
-    painting: torch.Tensor  # (3, h, w) float32 in 0..1
+    painting: np.ndarray  # (h, w, 3) float32 in 0..1
     links: dict[int, Link] = field(default_factory=dict)
 
 
@@ -117,7 +116,7 @@ class Deflicker(Generic[Item]):
         size = self._size
         if painting.shape[:2] != size:
             painting = cv2.resize(np.ascontiguousarray(painting), (size[1], size[0]), interpolation=cv2.INTER_AREA)
-        held = _Painted(gray_at(frame, size), torch.from_numpy(painting).permute(2, 0, 1).float() / 255)
+        held = _Painted(gray_at(frame, size), painting.astype(np.float32) / 255)
         self._held[index] = held
         before = self._held.get(index - 1)
         if before is not None:
@@ -140,12 +139,12 @@ class Deflicker(Generic[Item]):
     def correction(self, index: int) -> np.ndarray:
         """What moves frame ``index``'s painting (0..1, working size, ``(h, w, 3)``) towards its steady target."""
         centre = self._held[index]
-        total = centre.painting.clone()
-        weights = torch.ones_like(total[:1])
-        for neighbour, grid, trust in carried(self._held, index, self.radius, self._size):
-            total += sample(self._held[neighbour].painting, grid) * trust
-            weights += trust
-        towards = (total / weights - centre.painting).permute(1, 2, 0).numpy()
+        total = centre.painting.copy()
+        weights = np.ones(self._size, np.float32)
+        for neighbour, carry in carried(self._held, index, self.radius, self._size):
+            total += carry.sample(self._held[neighbour].painting) * carry.trust[..., None]
+            weights += carry.trust
+        towards = total / weights[..., None] - centre.painting
         if self.settings.detail > 0:
             towards = cv2.GaussianBlur(towards, (0, 0), self.settings.detail, borderType=cv2.BORDER_REPLICATE)
         return self.settings.strength * towards

@@ -13,6 +13,7 @@ current one there (what the consistency check misses where both flows are equall
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+#: The most channels `cv2.remap` takes at once (CV_CN_MAX).
+_MAX_CHANNELS = 512
 #: DIS refuses images under 12 pixels; under this short side, assume no motion.
 _MIN_FLOW_SIDE = 16
 
@@ -98,12 +101,15 @@ class MotionEstimator:
     def _reliable(self, flow: np.ndarray, reverse: np.ndarray, image: np.ndarray, other: np.ndarray) -> np.ndarray:
         """Pixels of ``image`` whose ``flow`` into ``other`` passes every check (``reverse``: back)."""
         height, width = image.shape
-        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+        grid_x, grid_y = _pixel_grid(height, width)
+        flow_x, flow_y = flow[..., 0], flow[..., 1]
+        map_x, map_y = grid_x + flow_x, grid_y + flow_y
         inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
         reverse_there = cv2.remap(reverse, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        round_trip = np.sum((flow + reverse_there) ** 2, axis=-1)
-        lengths = np.sum(flow ** 2, axis=-1) + np.sum(reverse_there ** 2, axis=-1)
+        back_x, back_y = reverse_there[..., 0], reverse_there[..., 1]
+        # Written out: numpy's sum over a last axis of 2 is several times slower.
+        round_trip = (flow_x + back_x) ** 2 + (flow_y + back_y) ** 2
+        lengths = flow_x ** 2 + flow_y ** 2 + back_x ** 2 + back_y ** 2
         consistent = round_trip <= 0.01 * lengths + self.consistency
         # A 3x3 blur first: bilinear sampling of fine texture alone would fail the warp check.
         blurred_other = cv2.blur(other, (3, 3)).astype(np.float32)
@@ -127,7 +133,7 @@ class MotionEstimator:
         histograms = [cv2.calcHist([image], [0], None, [32], [0, 256]).ravel() / image.size
                       for image in (previous, current)]
         distance = 0.5 * float(np.abs(histograms[0] - histograms[1]).sum())
-        return distance > self.cut_histogram or float(np.mean(~reliable)) > self.cut_unreliable
+        return distance > self.cut_histogram or 1 - np.count_nonzero(reliable) / reliable.size > self.cut_unreliable
 
 
 def warp(values: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
@@ -144,9 +150,9 @@ def warp(values: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
                          align_corners=True)[0].to(values.dtype)
 
 
-#: A frame's checked flow to a neighbour, as `MotionEstimator.compare` gives it: ``(flow (h, w, 2) from
-#: this frame's pixels, reliable (h, w))``; None across a cut.
-Link = tuple[np.ndarray, np.ndarray] | None
+#: A frame's checked flow to a neighbour, from this frame's pixels: ``(h, w, 3)`` float32, the flow's x
+#: and y and 1 where it is reliable, else 0 (one array: carrying samples both at once); None across a cut.
+Link = np.ndarray | None
 
 
 class Linked(Protocol):
@@ -159,14 +165,15 @@ def link(motion: MotionEstimator, earlier_gray: np.ndarray, later_gray: np.ndarr
          earlier: Linked, later: Linked) -> None:
     """Compare two consecutive frames both ways and store the checked flows on each; none across a cut."""
     compared = motion.compare(earlier_gray, later_gray, both_ways=True)
-    later.links[-1] = None if compared.cut else (compared.flow, compared.reliable)
-    earlier.links[+1] = None if compared.cut else (compared.forward, compared.forward_reliable)
+    later.links[-1] = None if compared.cut else np.dstack((compared.flow, compared.reliable.astype(np.float32)))
+    earlier.links[+1] = None if compared.cut else np.dstack((compared.forward,
+                                                            compared.forward_reliable.astype(np.float32)))
 
 
 def carried(frames: Mapping[int, Linked], index: int, radius: int,
-            size: tuple[int, int]) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+            size: tuple[int, int]) -> Iterator[tuple[int, Carry]]:
     """For each neighbour of frame ``index`` up to ``radius`` frames away on either side, in turn:
-    ``(its index, the grid that carries it to frame index (for `sample`), trust (h, w))``.
+    ``(its index, how to carry it to frame index)``.
 
     Consecutive flows are chained: a pixel is followed frame by frame, and its trust is the product
     of every link's reliability where it passes (and zero once it leaves the frame), so an occluded
@@ -174,32 +181,44 @@ def carried(frames: Mapping[int, Linked], index: int, radius: int,
     frame is missing.
     """
     height, width = size
-    grid_y, grid_x = torch.meshgrid(torch.arange(height, dtype=torch.float32),
-                                    torch.arange(width, dtype=torch.float32), indexing="ij")
+    grid_x, grid_y = _pixel_grid(height, width)
     for step in (-1, +1):
-        x, y = grid_x.clone(), grid_y.clone()
-        trust = torch.ones(height, width)
+        map_x, map_y = grid_x, grid_y
+        trust = np.ones((height, width), np.float32)
         current = frames[index]
         for distance in range(1, radius + 1):
             checked = current.links.get(step)
             neighbour = frames.get(index + step * distance)
             if checked is None or neighbour is None:
                 break
-            flow, reliable = (torch.from_numpy(part) for part in checked)
-            grid = _grid(x, y, width, height)
-            trust = trust * sample(reliable[None].float(), grid)[0]
-            moved = sample(flow.permute(2, 0, 1), grid)
-            x, y = x + moved[0], y + moved[1]
-            trust = trust * ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).float()
-            yield index + step * distance, _grid(x, y, width, height), trust
+            moved = Carry(map_x, map_y, trust).sample(checked)  # the flow and its reliability, where the pixel is
+            trust = trust * moved[..., 2]
+            map_x, map_y = map_x + moved[..., 0], map_y + moved[..., 1]
+            trust *= (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+            yield index + step * distance, Carry(map_x, map_y, trust)
             current = neighbour
 
 
-def _grid(x: torch.Tensor, y: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Pixel positions as `F.grid_sample`'s grid (align_corners: -1 and 1 are the outer pixel centres)."""
-    return torch.stack((x * (2 / max(1, width - 1)) - 1, y * (2 / max(1, height - 1)) - 1), dim=-1)[None]
+@dataclass(frozen=True)
+class Carry:
+    """Where each pixel of a frame was in a neighbour (``map_x``, ``map_y``, ``(h, w)`` float32) and how far
+    that can be trusted (``trust``, 0 to 1)."""
+
+    map_x: np.ndarray
+    map_y: np.ndarray
+    trust: np.ndarray
+
+    def sample(self, values: np.ndarray) -> np.ndarray:
+        """The neighbour's ``values`` ``(h, w[, C])`` float32 at those places: bilinear, edges repeated."""
+        if values.ndim == 3 and values.shape[2] > _MAX_CHANNELS:  # OpenCV's limit: a few at a time
+            return np.concatenate([self.sample(np.ascontiguousarray(values[..., start:start + _MAX_CHANNELS]))
+                                   for start in range(0, values.shape[2], _MAX_CHANNELS)], axis=-1)
+        carried = cv2.remap(values, self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return carried[..., None] if values.ndim == 3 and carried.ndim == 2 else carried
 
 
-def sample(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """``values`` ``(C, h, w)`` at ``grid``'s positions (from `carried`), bilinear, edges repeated."""
-    return F.grid_sample(values[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid_x.flags.writeable = grid_y.flags.writeable = False  # shared by every call
+    return grid_x, grid_y
