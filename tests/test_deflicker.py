@@ -159,3 +159,63 @@ def test_deflicker_needs_a_synthesizer(tmp_path: Path) -> None:
     with pytest.raises(ChainError, match="--deflicker.*--synth"):
         chain.run(source, masks=tmp_path / "masks", seg="palette:voc", synth="none", deflicker=1.0)
     assert not (tmp_path / "masks").exists()
+
+
+def _painted_pngs(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(path).convert("RGB")) for path in sorted(folder.glob("*.png"))])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def real_clip_with_a_cut(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
+    """12 frames of the shared carphone clip, then 8 of fresco-dog, at 96x80, as PNG folders (the
+    whole, and the part after the cut alone); and the cut's frame number."""
+    from chain.media import Trim, open_source
+    from tests.conftest import shared_file
+
+    root = tmp_path_factory.mktemp("cut")
+    frames = []
+    for name, count in (("carphone_pristine.mp4", 12), ("fresco-dog.mp4", 8)):
+        with open_source(shared_file(f"data/videos/{name}"), trim=Trim(max_frames=count), size="96x80") as source:
+            frames += [frame.rgb for frame in source]
+    whole, after = root / "whole", root / "after"
+    for folder, part in ((whole, frames), (after, frames[12:])):
+        folder.mkdir()
+        for index, frame in enumerate(part):
+            Image.fromarray(frame).save(folder / f"{index:03d}.png")
+    return whole, after, 12
+
+
+def _spade() -> dict[str, object]:
+    from tests.conftest import shared_file
+
+    return dict(synth="spade", synth_weights=str(shared_file("fixtures/spade_reference/coco_ngf8_G.pth")),
+                synth_options={"size": "64"})
+
+
+def _controlnet(root: Path) -> dict[str, object]:
+    from tests.tiny_diffusion import write_tiny_controlnet
+
+    base, controlnet = write_tiny_controlnet(root)
+    return dict(synth="controlnet", device="cpu",
+                synth_options={"base": str(base), "controlnet": str(controlnet), "steps": "2", "size": "32",
+                               "guidance": "1"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("synthesizer", ["spade", "controlnet"])
+def test_real_synthesizers_steadier_close_to_plain_and_nothing_crosses_the_cut(
+        real_clip_with_a_cut: tuple[Path, Path, int], tmp_path: Path, synthesizer: str) -> None:
+    whole, after, cut = real_clip_with_a_cut
+    options = _spade() if synthesizer == "spade" else _controlnet(tmp_path / "tiny")
+    for name, source, deflicker in (("plain", whole, None), ("steady", whole, "on"), ("after", after, "on")):
+        chain.run(source, tmp_path / name, seg="palette:voc", deflicker=deflicker, batch_size=4, **options)
+    plain, steady = _painted_pngs(tmp_path / "plain"), _painted_pngs(tmp_path / "steady")
+    inputs = _painted_pngs(whole)
+    assert warp_error(inputs, steady) < 0.8 * warp_error(inputs, plain)
+    assert _psnr(steady, plain) >= 32
+    # The cut: the frames after it are steadied from their own side alone, as if the clip began there.
+    assert np.array_equal(steady[cut:], _painted_pngs(tmp_path / "after"))
