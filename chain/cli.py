@@ -60,7 +60,7 @@ Smooth = Annotated[str | None, typer.Option(
 Deflicker = Annotated[float | None, typer.Option(
     "--deflicker", parser=bounds.parse_deflicker, metavar="[STRENGTH]",
     help="Steady the paintings over time, guided by the input's motion and looking 3 frames each way: STRENGTH from "
-         "0 (off) to 1 (the default, given as a bare --deflicker).")]
+         "0 (off) to 1 (all the way to the steady target); a bare --deflicker is 0.8.")]
 #: Options whose value may be left out (a bare ``--deflicker``), and the value that stands for it.
 OPTIONAL_VALUES = {"--deflicker": "on"}
 _OPTIONAL_VALUE = re.compile(r"on|off|none|[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.IGNORECASE)

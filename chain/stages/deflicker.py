@@ -9,22 +9,23 @@ For each painted frame ``P`` it builds a target ``T``: ``P`` averaged with the p
 ``radius`` frames before and after it, each carried to it along the input's optical flow
 (`chain.stages.flow.carried`) and weighted by how far that flow can be trusted, so that an occluded
 or newly revealed pixel, and everything across a scene cut, keeps the frame's own painting (no
-ghost). Then it moves the painting towards the target in its coarse structure only:
+ghost). The result is ``P + strength * (T - P)``.
 
-    out = P + strength * lowpass(T - P)
+What was measured and left out (benchmarks/steadiness.py, README "Steady films"): Bonneel et al.'s
+gradient-domain step (taking only the coarse part of ``T - P``, keeping the frame's own fine
+detail) changed nothing on a VAE-GAN's reconstructions, whose flicker is fine-grained texture;
+weights that fall with the distance in frames, or with the colour difference, gave a worse
+trade of steadiness against closeness to the painting than ``strength``. On that trade, an exact
+solve over the whole clip (every output that could be made) does at most a little better.
 
-The fine detail stays the frame's own (Bonneel et al. keep the painting's gradients for the same
-reason: averaged detail is blurred detail, while flicker lives mostly in the coarse colour and
-shading), and ``lowpass`` is a Gaussian of ``detail`` pixels at the working size (0: the target
-itself, detail included). Unlike Bonneel et al.'s recursive filter, a frame's result depends
-only on the ``2 * radius + 1`` frames around it: it looks ahead, as a file allows, so a moving
-edge is pulled as much forwards as backwards, and batches and shards give identical frames
-(a shard paints ``radius`` frames on either side of its part, unwritten). The learned methods
-(Lai et al. 2018, Lei et al. 2020) need downloaded weights or per-video training: out of reach
-of a CPU at film scale.
+Unlike Bonneel et al.'s recursive filter, a frame's result depends only on the ``2 * radius + 1``
+frames around it: it looks ahead, as a file allows, so a moving edge is pulled as much forwards
+as backwards, and batches and shards give identical frames (a shard paints ``radius`` frames on
+either side of its part, unwritten). The learned methods (Lai et al. 2018, Lei et al. 2020) need
+downloaded weights or per-video training: out of reach of a CPU at film scale.
 
-The work is done at a working size (short side at most 256, as `chain.steadiness` measures);
-the correction, which is smooth by construction, is scaled up to the painting's size.
+The work is done at a working size (short side at most 256, as `chain.steadiness` measures); the
+correction is scaled up to the painting's size, where it is smooth enough for a bilinear scale-up.
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link
 #: The frames it looks at each way (a bare ``--deflicker``'s STRENGTH is `chain.bounds.DEFAULT_DEFLICKER`):
 #: measured on the shared clips (benchmarks/steadiness.py).
 DEFAULT_RADIUS = 3
-#: The Gaussian (pixels at the working size) below which detail stays the frame's own.
-DEFAULT_DETAIL = 1.0
 #: The short side the deflicker works at (paintings are never enlarged for it).
 WORKING_SIDE = 256
 
@@ -57,7 +56,6 @@ class DeflickerSettings:
 
     strength: float = DEFAULT_DEFLICKER
     radius: int = DEFAULT_RADIUS
-    detail: float = DEFAULT_DETAIL
 
     def __str__(self) -> str:
         return f"deflicker {self.strength:g} (±{self.radius} frames along the motion)"
@@ -144,10 +142,7 @@ class Deflicker(Generic[Item]):
         for neighbour, carry in carried(self._held, index, self.radius, self._size):
             total += carry.sample(self._held[neighbour].painting) * carry.trust[..., None]
             weights += carry.trust
-        towards = total / weights[..., None] - centre.painting
-        if self.settings.detail > 0:
-            towards = cv2.GaussianBlur(towards, (0, 0), self.settings.detail, borderType=cv2.BORDER_REPLICATE)
-        return self.settings.strength * towards
+        return self.settings.strength * (total / weights[..., None] - centre.painting)
 
 
 def _working_size(height: int, width: int) -> tuple[int, int]:
