@@ -211,11 +211,11 @@ def import_tflite(
     from chain.media.targets import check_target
 
     check_target(out, "checkpoint", option="--out folder")
-    from chain.weights.deeplab_mnv2 import default_checkpoint
+    from chain.weights.locations import deeplab_mnv2_checkpoint
 
     written = save_imported(file, out, label_space=labels)
     # Where chain looks anyway needs no --seg-weights.
-    weights = "" if Path(written).resolve() == default_checkpoint(labels).resolve() else f" --seg-weights {written}"
+    weights = "" if Path(written).resolve() == deeplab_mnv2_checkpoint(labels).resolve() else f" --seg-weights {written}"
     err.print(f"wrote {written} (use --seg deeplab-mnv2:{labels}{weights})", soft_wrap=True)
 
 
@@ -358,18 +358,23 @@ def labels(space: Annotated[str | None, typer.Argument(help="A label space; omit
 @app.command("list")
 def list_stages() -> None:
     """List segmenters and synthesizers, their label spaces and where their weights are."""
-    from chain.stages import stages
+    from chain.stages.registry import parse_stage_name, stages  # descriptions only: no torch
 
     # One line per fact, never cut: names and weight paths are what the user copies from here.
-    for kind in ("segmenter", "synthesizer"):
-        out.print(f"[bold]{kind}s[/]")
+    for kind, option, default in (("segmenter", "--seg", DEFAULT_SEGMENTER), ("synthesizer", "--synth", DEFAULT_SYNTHESIZER)):
+        out.print(Text.assemble((f"{kind}s", "bold"), f" ({option}; without it chain run uses {default})"), soft_wrap=True)
+        default_name, default_variant = parse_stage_name(default)
         for spec in stages(kind).values():
-            for variant in spec.variants or (spec.default_variant,):
-                name = spec.name + (f":{variant}" if variant and len(spec.variants) > 1 else "")
-                default = " (default)" if variant and variant == spec.default_variant and len(spec.variants) > 1 else ""
+            # A stage that takes any variant (colorize:SPACE) lists the one chain run uses, if it is this stage.
+            taken = (default_variant,) if spec.name == default_name and default_variant else ()
+            for variant in spec.variants or (*taken, spec.default_variant):
+                name = spec.name + (f":{variant}" if variant and (spec.variants or variant in taken) else "")
+                marks = [f"or just {spec.name}"] if variant and len(spec.variants) > 1 and variant == spec.default_variant else []
+                if (spec.name, variant or spec.default_variant) == (default_name, default_variant or spec.default_variant):
+                    marks.append("default")
                 status = spec.weights(variant, None) if spec.weights else None
-                out.print(Text.assemble((name, "bold cyan"), default, f"  label space: {spec.label_space(variant) or '-'}"),
-                          soft_wrap=True)
+                out.print(Text.assemble((name, "bold cyan"), (f" ({'; '.join(marks)})" if marks else "", "bold"),
+                                        f"  label space: {spec.label_space(variant) or '-'}"), soft_wrap=True)
                 out.print(Text(f"    {spec.summary}"), soft_wrap=True)
                 if status is not None:
                     present = ("present", "green") if status.present else ("missing", "yellow")

@@ -24,7 +24,7 @@ from chain.pipeline import Chain, Outputs
 from chain.render import MaskRenderer
 from chain.stages.base import Synthesizer
 from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
-from chain.weights.folder import CONFIG_FILE
+from chain.weights.locations import CONFIG_FILE
 from tests.conftest import shared_file
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 import difflib
 import warnings
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chain.errors import ChainError
-from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.spec import StageContext, StageKind, StageSpec
+
+if TYPE_CHECKING:
+    from chain.stages.base import Segmenter, Synthesizer
 
 ENTRY_POINT_GROUP = "chain.stages"
 
@@ -39,8 +41,8 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    # Imported here, not at the top: the built-in list imports every stage module (and their
-    # networks), which only a caller asking for stages needs.
+    # Imported here, not at the top: only a caller asking for stages needs the list (a plugin's
+    # entry point may import torch; the built-in specs do not).
     from chain.stages.builtin import BUILTIN_STAGES
 
     for spec in BUILTIN_STAGES:
