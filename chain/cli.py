@@ -155,10 +155,12 @@ def run(
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
     from chain.checks import check_run
+    from chain.stages.registry import check_stages
 
     config = run_config(ctx.params, command=_command_line(ctx))
     # The cheap checks before torch is imported (api.run repeats them: the Python API's callers need them too).
     check_run(config)
+    check_stages(config.chain)
     from chain import api
 
     if quiet and cluster is not None:

@@ -30,7 +30,7 @@ from chain.media import (
     open_sink,
     open_source,
 )
-from chain.media.outputs import Outputs, check_output_paths, option_name
+from chain.media.outputs import Outputs, check_image_outputs, check_output_paths, option_name
 from chain.media.source import InputDamage
 from chain.media.targets import publish_all
 from chain.overlap import Lanes
@@ -355,6 +355,7 @@ class Chain:
 
     def _open_outputs(self, outputs: Outputs, info: SourceInfo, trim: Trim, *, crf: int | None,
                       preset: str | None, audio: bool = True) -> tuple[dict[str, FrameSink], SummaryFile | None]:
+        check_image_outputs(outputs, info.frame_count)  # from the header: before a frame is decoded
         sinks: dict[str, FrameSink] = {}
         try:
             for name in ("video", "masks", "overlay", "compare"):
@@ -362,9 +363,6 @@ class Chain:
                 if path is None:
                     continue
                 kind = outputs.kind(name)
-                if kind == "image" and (info.frame_count or 0) > 1:
-                    raise ChainError(f"{path} is an image file but {info.frame_count} frames will be made; "
-                                     "write to a video file or a folder, or pass --max-frames 1")
                 sound = None
                 if audio and name == "video" and info.kind == "video" and info.audio_codec is not None:
                     sound = open_audio(info.path, start=trim.start, duration=info.duration)

@@ -64,7 +64,7 @@ def _spade_weights(variant: str | None, weights_arg: str | None) -> WeightsStatu
 
 def _vaegan_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     if weights_arg is None:
-        return WeightsStatus("(none given)", False, how_to_get=VAEGAN_HOW_TO_TRAIN)
+        return WeightsStatus("none given", False, how_to_get=VAEGAN_HOW_TO_TRAIN)
     folder, present = locations.find_vaegan(weights_arg)
     return WeightsStatus(str(folder), present, how_to_get=VAEGAN_HOW_TO_TRAIN)
 
