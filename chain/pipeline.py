@@ -121,7 +121,8 @@ class Chain:
         #: synthesizer is given, the remapped classes marked).
         self.views = Views(self.source_space, self.target_space,
                            notes=remap_notes(self.target_space, self.remap_lut) if self.remap_lut is not None else None,
-                           painted_labels=synthesizer is not None and synthesizer.paints_labels)
+                           painted_labels=synthesizer is not None and synthesizer.paints_labels,
+                           target_ids=np.unique(self.target_lut) if self.target_lut is not None else None)
         # Conversion and remap as one table, built once and applied where the labels are (None: nothing changes).
         lut = self.target_lut
         identity = lut is None or np.array_equal(lut, np.arange(len(lut)))
