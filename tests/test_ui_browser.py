@@ -185,6 +185,9 @@ def test_remap_from_the_class_list_changes_the_preview(server: tuple[str, Path],
     assert "unknown class 'beer' in label space 'coco-stuff'; did you mean 'bear'" in refusal
     assert "Traceback" not in browser.page_source
     assert css(browser, "#remap textarea").get_attribute("value") == ""
+    # The refused remap's error is not shown above the previous painting, which would look applied.
+    for view in ("painting", "masks", "target-labels"):
+        wait_for(lambda view=view: not browser.find_elements(By.CSS_SELECTOR, f"#{view} img"), f"no {view} shown")
 
     type_into(browser, "#rule-to input", "bear")
     css(browser, "#add-rule").click()
