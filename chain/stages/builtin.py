@@ -45,26 +45,26 @@ def _deeplab_weights(variant: str | None, weights_arg: str | None) -> WeightsSta
     if weights_arg is not None:
         return WeightsStatus(weights_arg, Path(weights_arg).is_file())
     cache = locations.deeplab_cache_path(variant or "resnet50")
-    return WeightsStatus(str(cache), cache.is_file(), fetched=True,
+    return WeightsStatus(str(cache), cache.is_file(),
                          how_to_get=f"downloaded on first use from {DEEPLAB_URLS[variant or 'resnet50']}")
 
 
 def _deeplab_mnv2_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     variant = variant or "voc"
     path = Path(weights_arg) if weights_arg else locations.deeplab_mnv2_checkpoint(variant)
-    return WeightsStatus(str(path), (path / CONFIG_FILE).is_file(),
+    return WeightsStatus(str(path), (path / CONFIG_FILE).is_file(), refused_if_missing=True,
                          how_to_get=f"chain import tflite {DEEPLAB_MNV2_FILES[variant]} --labels {variant} --out {path}")
 
 
 def _spade_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     variant = variant or "coco"
     path = Path(weights_arg) if weights_arg else locations.spade_weights_path(variant)
-    return WeightsStatus(str(path), path.exists(), how_to_get=locations.spade_how_to_get(variant))
+    return WeightsStatus(str(path), path.exists(), how_to_get=locations.spade_how_to_get(variant), refused_if_missing=True)
 
 
 def _vaegan_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     if weights_arg is None:
-        return WeightsStatus("none given", False, how_to_get=VAEGAN_HOW_TO_TRAIN)
+        return WeightsStatus("none given", False, how_to_get=VAEGAN_HOW_TO_TRAIN, refused_if_missing=True)
     folder, present = locations.find_vaegan(weights_arg)
     return WeightsStatus(str(folder), present, how_to_get=VAEGAN_HOW_TO_TRAIN)
 
@@ -77,8 +77,7 @@ def _hub_weights(repos: dict[str, str] | None) -> Callable[[str | None, str | No
                                  how_to_get="--seg hf:REPO_OR_FOLDER")
         folder = Path(source).expanduser().is_dir()
         return WeightsStatus(str(Path(source).expanduser()) if folder else f"{source} (Hugging Face cache)",
-                             in_cache_or_folder(source, "config.json"), how_to_get=f"hf download {source}",
-                             fetched=not folder)
+                             in_cache_or_folder(source, "config.json"), how_to_get=f"hf download {source}")
     return status
 
 
@@ -87,7 +86,7 @@ def _controlnet_weights(variant: str | None, weights_arg: str | None) -> Weights
     controlnet = weights_arg or CONTROLNET_REPOS[variant or "v11"]
     present = all(in_cache_or_folder(repo, file) for repo, file in ((controlnet, "config.json"),
                                                                       (CONTROLNET_BASE_REPO, "model_index.json")))
-    return WeightsStatus(f"{controlnet} + {CONTROLNET_BASE_REPO} (Hugging Face cache)", present, fetched=True,
+    return WeightsStatus(f"{controlnet} + {CONTROLNET_BASE_REPO} (Hugging Face cache)", present,
                          how_to_get=f"hf download {controlnet}; hf download {CONTROLNET_BASE_REPO}")
 
 

@@ -101,8 +101,9 @@ def _checked(kind: StageKind, text: str, options: Iterable[str]) -> tuple[StageS
 
 def check_stages(config: ChainConfig) -> None:
     """What a chain's stages need, checked from their descriptions before anything is loaded: known
-    names, variants and options, and weights that are on disk or fetched on first use. Weights a
-    user names (``--seg-weights``) are checked by the stage as it loads them."""
+    names, variants and options, and the weights a stage looks for by default where they cannot be
+    fetched on first use (`WeightsStatus.refused_if_missing`). Weights a user names
+    (``--seg-weights``, ``hf:FOLDER``) are checked by the stage as it loads them."""
     wanted = [(kind, text, weights, options) for kind, text, weights, options in (
         ("segmenter", config.seg, config.seg_weights, config.seg_options),
         ("synthesizer", config.synth, config.synth_weights, config.synth_options)) if text and text != "none"]
@@ -110,7 +111,7 @@ def check_stages(config: ChainConfig) -> None:
     for kind, text, weights, options in wanted:
         spec, variant = _checked(kind, text, options)
         status = spec.weights(variant, None) if spec.weights is not None and weights is None else None
-        if status is not None and not status.present and not status.fetched:
+        if status is not None and not status.present and status.refused_if_missing:
             missing.append(f"{kind} {text!r}: weights not found ({status.location}): {status.how_to_get}")
     if missing:
         raise MissingWeightsError(missing_weights(missing, len(wanted)))

@@ -32,8 +32,10 @@ class WeightsStatus:
     location: str
     present: bool
     how_to_get: str = ""
-    #: Fetched on first use (torchvision's or the Hugging Face download): absent now is no refusal.
-    fetched: bool = False
+    #: Absent weights are refused from this status alone, before anything loads: they cannot be
+    #: fetched on first use (as torchvision's and the Hugging Face Hub's are), and the stage would
+    #: say nothing more than where they go and how to get them.
+    refused_if_missing: bool = False
 
 
 def _cpu() -> torch.device:
