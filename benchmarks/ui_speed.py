@@ -168,7 +168,7 @@ def main() -> None:
 
 def screenshots(driver: webdriver.Chrome, url: str, folder: Path) -> None:
     """The page with Big Buck Bunny (CC-BY): the preview after bird=bear, and a finished run."""
-    driver.set_window_size(1400, 1500)
+    driver.set_window_size(1400, 2100)  # the label views are one a row
     open_clip(driver, url, SHARED / "data/videos/bigbuckbunny.mp4", size="360")
     type_into(driver, "#background textarea", "grass")
     type_into(driver, "#frame input[type=number]", "75", end=Keys.TAB)

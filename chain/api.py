@@ -12,10 +12,10 @@ from chain.config import ChainConfig, RunConfig
 from chain.device import configure_cpu_threads, resolve_device
 from chain.errors import ChainError, MissingWeightsError
 from chain.pipeline import Chain, Progress
-from chain.stages import StageContext, build_stage, get_stage, stages
+from chain.stages import StageContext, build_stage, get_stage
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.deflicker import DeflickerSettings
-from chain.stages.registry import parse_stage_name
+from chain.stages.registry import check_stages, missing_weights, parse_stage_name, usable_alternatives
 from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
 from chain.stages.window import WindowSmoothedSegmenter
 from chain.summary import RunSummary
@@ -84,8 +84,7 @@ def _build_all(wanted: Mapping[str, tuple[str, StageContext]]) -> dict[str, Segm
         except MissingWeightsError as error:
             errors.append(f"{kind} {text!r}: {str(error).rstrip('.')}")
     if errors:
-        raise MissingWeightsError(f"missing weights ({len(errors)} of {len(wanted)} stages): " + "; ".join(errors)
-                                  + f". {usable_alternatives()}")
+        raise MissingWeightsError(missing_weights(errors, len(wanted)))
     return built
 
 
@@ -98,29 +97,6 @@ def _weights_present(kind: str, text: str, context: StageContext) -> bool:
         return spec.weights(spec.resolve_variant(variant), context.weights).present
     except ChainError:
         return True  # a bad variant: building it gives the message
-
-
-def usable_alternatives() -> str:
-    """The segmenters and synthesizers whose weights are here now (or that need none), for messages."""
-    parts = []
-    for kind in ("segmenter", "synthesizer"):
-        names = []
-        for spec in stages(kind).values():
-            # A stage whose space comes only from its argument (`labels:DIR`, `hf:REPO`) reads a
-            # folder the user names: not an alternative to offer.
-            if spec.weights is None:
-                if spec.label_space(spec.default_variant) is not None or kind == "synthesizer":
-                    names.append(spec.name)
-                continue
-            for variant in spec.variants or (spec.default_variant,):
-                try:
-                    present = spec.weights(variant, None).present
-                except Exception:  # noqa: BLE001 — a broken status check must not hide the real message
-                    present = False
-                if present:
-                    names.append(spec.name + (f":{variant}" if variant else ""))
-        parts.append(f"{kind}s usable here: {', '.join(names) if names else 'none'}")
-    return "; ".join(parts) + " (see `chain list`)"
 
 
 def run(config: RunConfig | str | Path, output: str | Path | None = None, *, progress: Progress | None = None,
@@ -145,8 +121,9 @@ def run(config: RunConfig | str | Path, output: str | Path | None = None, *, pro
     elif output is not None or options:
         raise TypeError("chain.run(config) takes the whole run from its RunConfig: change it with "
                         "dataclasses.replace, or pass the input and keywords instead")
-    # Cheap checks first: a typo should not wait for weights to load.
+    # Cheap checks first: a typo or missing weights should not wait for networks to load.
     check_run(config)
+    check_stages(config.chain)
     smoothing = parse_smoothing(config.chain.smooth)
     if config.cluster is not None:
         from chain.cluster import run_sharded, warmup_frames

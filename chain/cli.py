@@ -6,8 +6,10 @@ place where errors become messages and exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,6 +26,7 @@ from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER
 
 if TYPE_CHECKING:
     from chain.config import RunConfig
+    from chain.media.outputs import Outputs
 
 # chain.api (torch, the stages) is imported inside the commands that need it: `chain --help` and
 # a typo in `chain run` answer without loading torch (about 2 s of CPU).
@@ -34,6 +37,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 err = Console(stderr=True)
 UNMAPPED_SHOWN = 12  # ADE20K -> CamVid leaves 109 classes unmapped: the summary file has them all
 out = Console()
+
+_type_shown = typer.core.TyperOption.display_type_rich
+
+
+def _no_type_on_flags(option: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+    """A flag (--quiet, --help) takes no value: typer's help would show ``<bool>`` after it."""
+    return None if option.is_flag else _type_shown(option, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_type_on_flags
 
 # --- options, declared once -------------------------------------------------------------
 
@@ -122,28 +135,81 @@ Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodab
 
 
 class _FramesPerSecond(ProgressColumn):
+    """frames/s as `chain.summary.frames_per_second` defines it: frames done ÷ seconds since the run
+    began (not rich's moving average, which the closing line would contradict); the run's own
+    figure once it has ended."""
+
+    def __init__(self, owner: RichProgress) -> None:
+        super().__init__()
+        self._owner = owner
+
     def render(self, task) -> Text:  # noqa: ANN001 (rich's Task)
-        speed = task.finished_speed or task.speed
+        speed = self._owner.frames_per_second()
         return Text(f"{speed:.2f} frames/s" if speed else "… frames/s", style="progress.data.speed")
 
 
 class RichProgress:
-    """A progress bar with frames/s and ETA, on stderr."""
+    """Progress on stderr: a bar with frames/s and the time left on a terminal; elsewhere (a log,
+    a pipe) a plain line every `LOG_EVERY` seconds and at the end, never cut to a width.
+
+    Use it as a context manager around the run and call `settle` with the run's own frames/s, so
+    that the last progress line and the closing line show one figure.
+    """
+
+    LOG_EVERY = 10.0
 
     def __init__(self) -> None:
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _FramesPerSecond(),
-                             TimeRemainingColumn(), console=err, transient=False)
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             _FramesPerSecond(self), TimeRemainingColumn(), console=err, transient=False)
+        self._live = err.is_terminal
         self._task = None
+        self._name, self._total, self._done = "", None, 0
+        self._started = self._logged = 0.0
+        self._final: float | None = None
 
     def start(self, total: int | None, description: str) -> None:
-        self._bar.start()
-        self._task = self._bar.add_task(description, total=total)
+        self._name, self._total, self._done = description, total, 0
+        self._started = self._logged = time.perf_counter()
+        if self._live:
+            self._bar.start()
+            self._task = self._bar.add_task(description, total=total)
 
     def advance(self, frames: int) -> None:
-        self._bar.advance(self._task, frames)
+        self._done += frames
+        if self._live:
+            self._bar.advance(self._task, frames)
+        elif time.perf_counter() - self._logged >= self.LOG_EVERY:
+            self._logged = time.perf_counter()
+            self._log("so far")
+
+    def frames_per_second(self) -> float:
+        from chain.summary import frames_per_second  # a run is under way: torch is loaded
+
+        if self._final is not None:
+            return self._final
+        return frames_per_second(self._done, time.perf_counter() - self._started)
 
     def stop(self) -> None:
-        self._bar.stop()
+        """The run has ended; the display waits for `settle` (or the end of the ``with`` block)."""
+
+    def settle(self, frames_per_second: float) -> None:
+        """Show the run's own figure (`chain.summary.RunSummary.frames_per_second`) as the last one."""
+        self._final = frames_per_second
+        if not self._live:
+            self._log("")
+
+    def _log(self, note: str) -> None:
+        total = f"/{self._total}" if self._total else ""
+        err.print(f"{self._name}: {self._done}{total} frames, {self.frames_per_second():.2f} frames/s"
+                  + (f" {note}" if note else ""), soft_wrap=True, highlight=False)
+
+    def __enter__(self) -> RichProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live and self._task is not None:
+            self._bar.refresh()
+            self._bar.stop()
 
 
 def _command_line(ctx: typer.Context) -> list[str]:
@@ -181,45 +247,61 @@ def run(
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
     from chain.checks import check_run
+    from chain.stages.registry import check_stages
 
     config = run_config(ctx.params, command=_command_line(ctx))
     # The cheap checks before torch is imported (api.run repeats them: the Python API's callers need them too).
     check_run(config)
+    check_stages(config.chain)
     from chain import api
 
     if quiet and cluster is not None:
         from chain.cluster.run import quiet_ray
 
         quiet_ray()
-    result = api.run(config, progress=None if quiet else RichProgress())
+    progress = None if quiet else RichProgress()
+    with progress or contextlib.nullcontext():
+        result = api.run(config, progress=progress)
+        if progress is not None:
+            progress.settle(result.frames_per_second)
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
         err.print(Text.assemble(("warning: ", "yellow"), f"{source}: {result.input_damage.describe()}; wrote the "
                                 f"{result.frames} frames that decoded (--strict makes this an error)"), soft_wrap=True)
     if quiet:
         return
     report = result.to_dict()
-    err.print(f"[bold]{report['frames']}[/] frames at {report['width']}x{report['height']}, "
-              f"{report['frames_per_second']:.2f} frames/s; audio: {report['audio']}")
+    frames = report["frames"]
+    # The speed unrounded, as the progress line settled on it: one figure (chain.summary.frames_per_second).
+    err.print(f"[bold]{frames}[/] frame{'' if frames == 1 else 's'} at {report['width']}x{report['height']}, "
+              f"{result.frames_per_second:.2f} frames/s; audio: {report['audio']}", soft_wrap=True)
     err.print("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in report["stage_ms_per_frame"].items())
               + (f"; compile (warm-up on the first batch) {report['stage_seconds']['compile']:.1f} s"
-                 if "compile" in report["stage_seconds"] else ""))
+                 if "compile" in report["stage_seconds"] else ""), soft_wrap=True)
     if report["label_flicker"] is not None:
-        err.print(f"label flicker: {100 * report['label_flicker']:.2f} % of pixels change label per frame")
+        err.print(f"label flicker: {100 * report['label_flicker']:.2f} % of pixels change label per frame", soft_wrap=True)
     steady = report.get("steadiness") or {}
     if steady.get("input_warp_error") is not None:
         err.print(_steadiness_line(steady), soft_wrap=True)
     if report.get("output_flicker") is not None:
         err.print(f"output flicker: {report['output_flicker']:.2f}x the input's change between frames "
-                  f"(mean |Δ| {report['output_change']:.2f} vs {report['input_change']:.2f} levels)")
+                  f"(mean |Δ| {report['output_change']:.2f} vs {report['input_change']:.2f} levels)", soft_wrap=True)
     if report["unmapped_classes"]:
         unmapped = report["unmapped_classes"]
         shown = ", ".join(unmapped[:UNMAPPED_SHOWN])
         more = f", … ({len(unmapped) - UNMAPPED_SHOWN} more in --summary)" if len(unmapped) > UNMAPPED_SHOWN else ""
-        err.print(f"unmapped into {report['target_space']} (became its fallback): {shown}{more}")
+        err.print(f"unmapped into {report['target_space']} (became its fallback): {shown}{more}", soft_wrap=True)
     if report["remapped"]:
-        err.print("remapped: " + "; ".join(report["remapped"]))
+        err.print("remapped: " + "; ".join(report["remapped"]), soft_wrap=True)
     for name, path in report["outputs"].items():
-        err.print(f"wrote {name}: {path}")
+        err.print(f"wrote {_written(name, config.outputs)}: {path}", soft_wrap=True, highlight=False)
+
+
+def _written(name: str, outputs: Outputs) -> str:
+    """What an output is, for the closing lines: ``image``, ``compare video``, ``PNG frames``, ``label maps``."""
+    if name in ("summary", "labels"):
+        return {"summary": "summary", "labels": "label maps"}[name]
+    kind = {"video": "video", "image": "image", "folder": "PNG frames"}[outputs.kind(name)]
+    return kind if name == "video" else f"{name} {kind}"
 
 
 import_app = typer.Typer(help="Bring networks from other formats into chain checkpoints.", no_args_is_help=True)
@@ -237,11 +319,11 @@ def import_tflite(
     from chain.media.targets import check_target
 
     check_target(out, "checkpoint", option="--out folder")
-    from chain.weights.deeplab_mnv2 import default_checkpoint
+    from chain.weights.locations import deeplab_mnv2_checkpoint
 
     written = save_imported(file, out, label_space=labels)
     # Where chain looks anyway needs no --seg-weights.
-    weights = "" if Path(written).resolve() == default_checkpoint(labels).resolve() else f" --seg-weights {written}"
+    weights = "" if Path(written).resolve() == deeplab_mnv2_checkpoint(labels).resolve() else f" --seg-weights {written}"
     err.print(f"wrote {written} (use --seg deeplab-mnv2:{labels}{weights})", soft_wrap=True)
 
 
@@ -384,18 +466,23 @@ def labels(space: Annotated[str | None, typer.Argument(help="A label space; omit
 @app.command("list")
 def list_stages() -> None:
     """List segmenters and synthesizers, their label spaces and where their weights are."""
-    from chain.stages import stages
+    from chain.stages.registry import parse_stage_name, stages  # descriptions only: no torch
 
     # One line per fact, never cut: names and weight paths are what the user copies from here.
-    for kind in ("segmenter", "synthesizer"):
-        out.print(f"[bold]{kind}s[/]")
+    for kind, option, default in (("segmenter", "--seg", DEFAULT_SEGMENTER), ("synthesizer", "--synth", DEFAULT_SYNTHESIZER)):
+        out.print(Text.assemble((f"{kind}s", "bold"), f" ({option}; without it chain run uses {default})"), soft_wrap=True)
+        default_name, default_variant = parse_stage_name(default)
         for spec in stages(kind).values():
-            for variant in spec.variants or (spec.default_variant,):
-                name = spec.name + (f":{variant}" if variant and len(spec.variants) > 1 else "")
-                default = " (default)" if variant and variant == spec.default_variant and len(spec.variants) > 1 else ""
+            # A stage that takes any variant (colorize:SPACE) lists the one chain run uses, if it is this stage.
+            taken = (default_variant,) if spec.name == default_name and default_variant else ()
+            for variant in spec.variants or (*taken, spec.default_variant):
+                name = spec.name + (f":{variant}" if variant and (spec.variants or variant in taken) else "")
+                marks = [f"or just {spec.name}"] if variant and len(spec.variants) > 1 and variant == spec.default_variant else []
+                if (spec.name, variant or spec.default_variant) == (default_name, default_variant or spec.default_variant):
+                    marks.append("default")
                 status = spec.weights(variant, None) if spec.weights else None
-                out.print(Text.assemble((name, "bold cyan"), default, f"  label space: {spec.label_space(variant) or '-'}"),
-                          soft_wrap=True)
+                out.print(Text.assemble((name, "bold cyan"), (f" ({'; '.join(marks)})" if marks else "", "bold"),
+                                        f"  label space: {spec.label_space(variant) or '-'}"), soft_wrap=True)
                 out.print(Text(f"    {spec.summary}"), soft_wrap=True)
                 if status is not None:
                     present = ("present", "green") if status.present else ("missing", "yellow")

@@ -31,7 +31,7 @@ from chain.media import (
     open_sink,
     open_source,
 )
-from chain.media.outputs import Outputs, check_output_paths, option_name
+from chain.media.outputs import Outputs, check_image_outputs, check_output_paths, option_name
 from chain.media.source import InputDamage
 from chain.media.targets import publish_all
 from chain.overlap import Lanes
@@ -128,7 +128,8 @@ class Chain:
         #: synthesizer is given, the remapped classes marked).
         self.views = Views(self.source_space, self.target_space,
                            notes=remap_notes(self.target_space, self.remap_lut) if self.remap_lut is not None else None,
-                           painted_labels=synthesizer is not None and synthesizer.paints_labels)
+                           painted_labels=synthesizer is not None and synthesizer.paints_labels,
+                           target_ids=np.unique(self.target_lut) if self.target_lut is not None else None)
         # Conversion and remap as one table, built once and applied where the labels are (None: nothing changes).
         lut = self.target_lut
         identity = lut is None or np.array_equal(lut, np.arange(len(lut)))
@@ -370,6 +371,7 @@ class Chain:
 
     def _open_outputs(self, outputs: Outputs, info: SourceInfo, trim: Trim, *, crf: int | None,
                       preset: str | None, audio: bool = True) -> tuple[dict[str, FrameSink], SummaryFile | None]:
+        check_image_outputs(outputs, info.frame_count)  # from the header: before a frame is decoded
         sinks: dict[str, FrameSink] = {}
         try:
             for name in ("video", "masks", "overlay", "compare"):
@@ -377,9 +379,6 @@ class Chain:
                 if path is None:
                     continue
                 kind = outputs.kind(name)
-                if kind == "image" and (info.frame_count or 0) > 1:
-                    raise ChainError(f"{path} is an image file but {info.frame_count} frames will be made; "
-                                     "write to a video file or a folder, or pass --max-frames 1")
                 sound = None
                 if audio and name == "video" and info.kind == "video" and info.audio_codec is not None:
                     sound = open_audio(info.path, start=trim.start, duration=info.duration)

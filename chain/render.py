@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -13,6 +14,10 @@ from chain.labels import LabelSpace
 
 _LABEL_GRID = 8          # class names are placed on an 8× coarser grid: cheap, and plenty precise
 _MAX_EROSIONS = 12       # how deep into a region we look for the spot farthest from its edges
+_LEGEND_SHARE = 0.005    # classes below this share round to 0 %: the legend counts them instead of listing them
+_LEGEND_MARGIN = 6
+_LEGEND_BACKGROUND = (24, 24, 24)
+_SWATCH_EDGE = (200, 200, 200)
 
 
 @lru_cache(maxsize=8)
@@ -61,40 +66,59 @@ def region_anchors(labels: np.ndarray, ids: list[int]) -> dict[int, tuple[int, i
 
 
 class MaskRenderer:
-    """Colourised labels with class names written on the larger regions and a legend panel.
+    """Colourised labels (or labels blended over the frame) with class names written on the larger
+    regions and a legend panel.
 
     Args:
         space: the label space of the maps it draws.
         min_share: regions covering less of the frame than this get no name on them.
         notes: id → a note written after the class name in the legend, e.g. ``{bear_id: "was person"}``
             for the classes a ``--remap`` made.
+        possible: the ids the maps can hold (a converted and remapped segmentation reaches few of
+            its space's classes); the legend is as wide as the longest of their lines, so that a
+            video's frames keep one size. Default: every id of ``space``.
 
     ``legend`` holds the legend lines of the last frame drawn (class name, note, share), so
-    callers and tests can read what the picture says without OCR.
+    callers and tests can read what the picture says without OCR. A class under 1 % of the frame
+    is left out of the legend (a line would say 0 %), unless it has a note.
     """
 
-    def __init__(self, space: LabelSpace, *, min_share: float = 0.015, notes: dict[int, str] | None = None) -> None:
+    def __init__(self, space: LabelSpace, *, min_share: float = 0.015, notes: dict[int, str] | None = None,
+                 possible: Iterable[int] | None = None) -> None:
         self.space = space
         self.min_share = min_share
         self.notes = dict(notes or {})
+        self.possible = sorted({int(i) for i in possible}) if possible is not None else range(len(space))
         self.legend: list[str] = []
+        self._widths: dict[int, int] = {}
 
     def legend_text(self, label_id: int, share: float) -> str:
-        """One legend line: ``"bear (was person) 23%"``."""
+        """One legend line: ``"bear (was person) 23%"`` (``"<1%"`` for a noted class under 1 %)."""
         note = self.notes.get(label_id)
         name = self.space.names[label_id] + (f" ({note})" if note else "")
-        return f"{name} {100 * share:.0f}%"
+        return f"{name} {100 * share:.0f}%" if share >= _LEGEND_SHARE else f"{name} <1%"
+
+    @staticmethod
+    def font_size(height: int) -> int:
+        """The legend's text size: readable when the picture is shown small (a web page's panel)."""
+        return max(11, height // 18)
 
     def legend_width(self, height: int) -> int:
-        # Notes ("bear (was person)") make lines longer: widen the panel rather than cut them.
-        return max(120, int(height * (0.7 if self.notes else 0.45)))
+        """The legend panel's width: its longest possible line, a swatch and margins."""
+        if height not in self._widths:
+            font, size = _font(self.font_size(height)), self.font_size(height)
+            widest = max(font.getlength(self.legend_text(i, 1.0)) for i in self.possible)
+            self._widths[height] = int(np.ceil(widest)) + size + 4 + 2 * _LEGEND_MARGIN
+        return self._widths[height]
 
-    def __call__(self, labels: np.ndarray) -> np.ndarray:
+    def __call__(self, labels: np.ndarray, *, under: np.ndarray | None = None, alpha: float = 0.5) -> np.ndarray:
+        """The labels in their colours (blended over ``under``, the frame, when given), named, with the legend."""
         height, width = labels.shape
         shares = class_shares(labels, self.space)
         present = [int(i) for i in np.argsort(-shares) if shares[i] > 0]
-        canvas = Image.new("RGB", (width + self.legend_width(height), height), (24, 24, 24))
-        canvas.paste(Image.fromarray(self.space.colorize(labels)), (0, 0))
+        canvas = Image.new("RGB", (width + self.legend_width(height), height), _LEGEND_BACKGROUND)
+        picture = self.space.colorize(labels) if under is None else overlay(under, labels, self.space, alpha=alpha)
+        canvas.paste(Image.fromarray(picture), (0, 0))
         draw = ImageDraw.Draw(canvas)
         font_size = max(9, height // 28)
         named = [i for i in present if shares[i] >= self.min_share]
@@ -109,22 +133,28 @@ class MaskRenderer:
             y = min(max(y, -top), height - bottom)
             draw.text((x, y), name, font=_font(font_size), fill=fill, anchor="mm", stroke_width=stroke,
                       stroke_fill=outline)
-        self._draw_legend(draw, present, shares, x0=width + 6, height=height, font_size=font_size)
+        self._draw_legend(draw, present, shares, x0=width + _LEGEND_MARGIN, height=height,
+                          font_size=self.font_size(height))
         return np.asarray(canvas)
 
     def _draw_legend(self, draw: ImageDraw.ImageDraw, present: list[int], shares: np.ndarray, *, x0: int,
                      height: int, font_size: int) -> None:
         row = font_size + 4
         rows = max(1, (height - 4) // row)
-        shown = present if len(present) <= rows else present[: rows - 1]
+        listed = [i for i in present if shares[i] >= _LEGEND_SHARE or i in self.notes]
+        small = len(present) - len(listed)
+        shown = listed if len(listed) + (small > 0) <= rows else listed[: rows - 1]
         self.legend = [self.legend_text(label_id, shares[label_id]) for label_id in shown]
         for slot, (label_id, text) in enumerate(zip(shown, self.legend)):
             y = 4 + slot * row
-            draw.rectangle((x0, y, x0 + font_size, y + font_size), fill=tuple(int(c) for c in
-                                                                               self.space.palette[label_id]))
+            # A light edge: black (COCO-Stuff's "unlabeled") and dark swatches stay visible on the panel.
+            draw.rectangle((x0, y, x0 + font_size, y + font_size), outline=_SWATCH_EDGE,
+                           fill=tuple(int(c) for c in self.space.palette[label_id]))
             draw.text((x0 + font_size + 4, y), text, font=_font(font_size), fill=(235, 235, 235))
-        if len(shown) < len(present):
-            more = f"+{len(present) - len(shown)} more"
+        rest = [f"+{len(listed) - len(shown)} more"] if len(shown) < len(listed) else []
+        rest += [f"+{small} under 1%"] if small else []
+        if rest:
+            more = ", ".join(rest)
             self.legend.append(more)
             draw.text((x0, 4 + len(shown) * row), more, font=_font(font_size), fill=(170, 170, 170))
 

@@ -46,6 +46,14 @@ class StageTimer:
                 self.seconds[stage] += elapsed
 
 
+def frames_per_second(frames: int, seconds: float) -> float:
+    """chain's one definition of a run's speed, used by the summary, the closing line, the progress
+    bar and the web page: frames written ÷ wall-clock seconds since the run opened its input
+    (loading the networks comes before and is not counted; decoding, the networks, encoding and,
+    at the end, the encoder's flush are). A bar shows it so far, not a moving average."""
+    return frames / seconds if seconds > 0 else 0.0
+
+
 @dataclass
 class RunSummary:
     """The result of `Chain.__call__`: totals of the run (per-frame records live in the JSON file)."""
@@ -85,7 +93,8 @@ class RunSummary:
 
     @property
     def frames_per_second(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """The run's speed, as `frames_per_second` defines it (``seconds`` is from opening the input)."""
+        return frames_per_second(self.frames, self.seconds)
 
     def to_dict(self) -> dict[str, Any]:
         # The --compile warm-up happens once per run, not per frame: it is in stage_seconds only.

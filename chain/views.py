@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from chain.labels import LabelSpace
-from chain.render import MaskRenderer, overlay, side_by_side
+from chain.render import MaskRenderer, side_by_side
 from chain.stages.base import labels_to_numpy
 
 
@@ -17,19 +17,26 @@ class Views:
     save them.
 
     Args:
-        source_space: the segmenter's labels (masks, overlay, saved label maps).
-        target_space: the synthesizer's (the compare's label panel); None without labels.
-        notes: class id → a note for the compare's legend (``"was person"``).
+        source_space: the segmenter's labels (masks, saved label maps).
+        target_space: the synthesizer's, after ``--remap`` (the overlay and the compare's label
+            panel: what will be painted); None without labels.
+        notes: class id → a note for those legends (``"was person"``).
         painted_labels: the synthesizer paints the label colours (``colorize``): the compare shows
             that panel once, not twice.
+        target_ids: the ids the target labels can hold (the conversion and remap's values), which
+            size the legends; None: any id of the target space.
     """
 
     def __init__(self, source_space: LabelSpace | None, target_space: LabelSpace | None, *,
-                 notes: dict[int, str] | None = None, painted_labels: bool = False) -> None:
+                 notes: dict[int, str] | None = None, painted_labels: bool = False,
+                 target_ids: np.ndarray | None = None) -> None:
         self.source_space = source_space
         self.target_space = target_space
         self.painted_labels = painted_labels
-        self.compare_renderer = MaskRenderer(target_space, notes=notes) if target_space is not None else None
+        self.compare_renderer = (MaskRenderer(target_space, notes=notes, possible=target_ids)
+                                 if target_space is not None else None)
+        self.overlay_renderer = (MaskRenderer(target_space, notes=notes, possible=target_ids)
+                                 if target_space is not None else None)
 
     def __call__(self, frames: np.ndarray, labels: torch.Tensor | None, target: torch.Tensor | None,
                  synthesized: np.ndarray | None, *, wanted: Collection[str]) -> dict[str, list[np.ndarray]]:
@@ -37,14 +44,14 @@ class Views:
         views: dict[str, list[np.ndarray]] = {}
         if "video" in wanted:
             views["video"] = list(synthesized)
-        host_labels = (labels_to_numpy(labels, self.source_space)
-                       if {"masks", "overlay", "labels"} & set(wanted) else None)
+        host_labels = labels_to_numpy(labels, self.source_space) if {"masks", "labels"} & set(wanted) else None
         if "masks" in wanted:
             renderer = MaskRenderer(self.source_space)
             views["masks"] = [renderer(frame_labels) for frame_labels in host_labels]
-        if "overlay" in wanted:
-            views["overlay"] = [overlay(frame, frame_labels, self.source_space)
-                                for frame, frame_labels in zip(frames, host_labels)]
+        if "overlay" in wanted:  # the colours that will be painted, over the input, with their legend
+            host_target = labels_to_numpy(target, self.target_space)
+            views["overlay"] = [self.overlay_renderer(frame_labels, under=frame)
+                                for frame, frame_labels in zip(frames, host_target)]
         if "compare" in wanted:
             views["compare"] = self._compare(frames, target, synthesized)
         if "labels" in wanted:

@@ -21,10 +21,9 @@ from chain.errors import ChainError, MissingWeightsError
 from chain.labels import COCO_STUFF, VOC
 from chain.media import Trim
 from chain.pipeline import Chain, Outputs
-from chain.render import MaskRenderer
 from chain.stages.base import Synthesizer
 from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
-from chain.weights.folder import CONFIG_FILE
+from chain.weights.locations import CONFIG_FILE
 from tests.conftest import shared_file
 
 
@@ -64,7 +63,7 @@ def test_compare_legend_names_the_remapped_class_in_the_synthesizers_space(tmp_p
     assert sorted(legend) == ["bear (was person) 50%", "car 50%"]  # no "person": not what was painted from
     # input | labels with legend | synthesized
     frame = np.asarray(Image.open(tmp_path / "compare" / "000000.png"))
-    assert frame.shape[1] == 64 + 64 + MaskRenderer(COCO_STUFF, notes={1: "x"}).legend_width(48) + 64
+    assert frame.shape[1] == 64 + 64 + pipeline.views.compare_renderer.legend_width(48) + 64
     assert summary.target_class_share == {"bear": 0.5, "car": 0.5}
     run = json.loads((tmp_path / "run.json").read_text())["run"]
     assert run["mean_class_share"] == {"person": 0.5, "car": 0.5}  # the segmenter's space

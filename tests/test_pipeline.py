@@ -15,8 +15,9 @@ from PIL import Image
 
 import chain
 from chain.errors import ChainError, MissingWeightsError
-from chain.labels import COCO_STUFF, LABEL_SPACES, VOC
+from chain.labels import COCO_STUFF, LABEL_SPACES, VOC, conversion
 from chain.pipeline import Chain, Outputs
+from chain.render import MaskRenderer
 from chain.stages import StageContext, build_stage, registry
 from chain.stages.base import Synthesizer
 from chain.stages.lookup import PaletteSegmenter
@@ -87,7 +88,10 @@ def test_all_inspection_outputs_on_a_real_clip(carphone: Path, tmp_path: Path) -
         assert frame_count(tmp_path / f"{name}.mp4") == 6, name
     with av.open(str(tmp_path / "compare.mp4")) as container:
         # input | labels with legend (colorize's painting is that panel: not shown twice)
-        assert container.streams.video[0].codec_context.width == 176 + 176 + 120
+        width = container.streams.video[0].codec_context.width
+    # as wide as the longest line the legend can hold (VOC's classes converted to COCO-Stuff)
+    legend = MaskRenderer(COCO_STUFF, possible=np.unique(conversion(VOC, COCO_STUFF).lut)).legend_width(144)
+    assert width == 176 + 176 + legend + legend % 2
     saved = sorted((tmp_path / "labels").glob("*.png"))
     assert [p.name for p in saved] == [f"{i:06d}.png" for i in range(6)]
     first = read_png(saved[0])

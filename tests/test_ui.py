@@ -125,6 +125,9 @@ def test_run_writes_outputs_and_cancel_leaves_nothing(carphone: Path, tmp_path: 
     state = runner.wait(60)
     assert state.status == "done", state.message
     assert state.done == state.total == 12 and state.frames_per_second > 0
+    # One speed on the page: the bar's figure becomes the run's own, and the message repeats none.
+    assert state.frames_per_second == pytest.approx(state.summary["frames_per_second"], abs=1e-3)
+    assert "frames/s" not in state.message and state.message.startswith("12 frames at ")
     assert set(state.outputs) == {"video", "masks", "compare", "summary"}
     assert state.summary["remapped"] == ["person → bear"]
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}

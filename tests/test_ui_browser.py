@@ -168,6 +168,30 @@ def open_clip(driver, url: str, clip: Path, *, upload: bool = False) -> None:  #
     wait_for(lambda: css(driver, "#seg-menu input").get_attribute("value") == "deeplab-mnv2:voc", "the segmenter")
 
 
+TEXT_LINES = """
+const box = arguments[0], lines = [], walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  if (!walker.currentNode.textContent.trim()) continue;
+  const range = document.createRange();
+  range.selectNodeContents(walker.currentNode);
+  const r = range.getBoundingClientRect();
+  lines.push([walker.currentNode.textContent.trim(), r.top, r.bottom]);
+}
+const outer = box.getBoundingClientRect();
+return {top: outer.top, bottom: outer.bottom, lines: lines};
+"""
+
+
+def test_the_upload_box_shows_its_text_whole(server: tuple[str, Path], browser) -> None:
+    url, _ = server
+    browser.get(url)
+    box = wait_for(lambda: css(browser, "#upload"), "the upload box")
+    shown = wait_for(lambda: (found := browser.execute_script(TEXT_LINES, box))
+                     and any(line[0] == "Click to Upload" for line in found["lines"]) and found, "its text")
+    cut = [text for text, top, bottom in shown["lines"] if top < shown["top"] or bottom > shown["bottom"]]
+    assert not cut, f"the upload box cuts {cut}"
+
+
 def test_remap_from_the_class_list_changes_the_preview(server: tuple[str, Path], browser, carphone: Path) -> None:
     url, _ = server
     open_clip(browser, url, carphone, upload=True)
@@ -185,6 +209,9 @@ def test_remap_from_the_class_list_changes_the_preview(server: tuple[str, Path],
     assert "unknown class 'beer' in label space 'coco-stuff'; did you mean 'bear'" in refusal
     assert "Traceback" not in browser.page_source
     assert css(browser, "#remap textarea").get_attribute("value") == ""
+    # The refused remap's error is not shown above the previous painting, which would look applied.
+    for view in ("painting", "masks", "target-labels"):
+        wait_for(lambda view=view: not browser.find_elements(By.CSS_SELECTOR, f"#{view} img"), f"no {view} shown")
 
     type_into(browser, "#rule-to input", "bear")
     css(browser, "#add-rule").click()

@@ -23,7 +23,8 @@ from chain.stages.spec import StageContext
 from chain.stages.vaegan import VAEGANSynthesizer, build_vaegan
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
 from chain.training.vaegan import TrainingInterrupted, losses_so_far, train_vaegan
-from chain.weights.folder import checkpoint_dir, save_checkpoint
+from chain.weights.folder import save_checkpoint
+from chain.weights.locations import checkpoint_dir
 from chain.weights.vaegan import MODEL_KIND, load_vaegan
 from models.vaegan import (
     VAEGAN,

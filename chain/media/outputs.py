@@ -77,6 +77,17 @@ def check_output_paths(source: Path, outputs: Outputs) -> None:
                              f"{given[other]}, which chain replaces whole; give outputs that do not hold one another")
 
 
+def check_image_outputs(outputs: Outputs, frame_count: int | None) -> None:
+    """Refuse an image file as an output (``out.png``) when more than one frame will be made:
+    known from the input's header, so it is said before anything is decoded or loaded."""
+    if (frame_count or 0) <= 1:
+        return
+    for name in ("video", "masks", "overlay", "compare"):
+        if getattr(outputs, name) is not None and outputs.kind(name) == "image":
+            raise ChainError(f"{getattr(outputs, name)} is an image file but {frame_count} frames will be made; "
+                             "write to a video file or a folder, or pass --max-frames 1")
+
+
 _OPTION_NAMES = {"video": "output", "masks": "--masks output", "overlay": "--overlay output",
                  "compare": "--compare output", "labels": "--save-labels folder", "summary": "--summary file"}
 

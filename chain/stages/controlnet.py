@@ -36,15 +36,15 @@ from chain.labels.resize import resize_labels
 from chain.media.sizes import Size
 from chain.media.sizes import parse_size as parse_size_option
 from chain.stages.base import Synthesizer
+from chain.stages.builtin import CONTROLNET_BASE_REPO as BASE_REPO
+from chain.stages.builtin import CONTROLNET_REPOS
 from chain.stages.controlnet_attention import (
     CrossFrameState,
     enable_cross_frame_attention,
 )
-from chain.stages.hub import hub_offline, in_cache_or_folder, missing_model, quiet_loading, short_name
-from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.stages.hub import hub_offline, missing_model, quiet_loading, short_name
+from chain.stages.spec import StageContext
 
-BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-CONTROLNET_REPOS = {"v11": "lllyasviel/control_v11p_sd15_seg", "v10": "lllyasviel/sd-controlnet-seg"}
 DEFAULT_VARIANT = "v11"
 # ControlNet's own demo defaults (gradio_seg2image.py: a_prompt / n_prompt), trimmed to what
 # applies to scenes rather than hands.
@@ -55,8 +55,6 @@ DEFAULT_SHORT_SIDE = 512  # Stable Diffusion 1.5's training size
 # model's scheduler config. unipc is diffusers' recommendation for ControlNet (good at ~20 steps).
 SCHEDULERS = {"unipc": "UniPCMultistepScheduler", "ddim": "DDIMScheduler", "euler": "EulerDiscreteScheduler",
               "euler_a": "EulerAncestralDiscreteScheduler", "dpm": "DPMSolverMultistepScheduler"}
-OPTIONS = ("prompt", "negative_prompt", "steps", "guidance", "control_scale", "seed", "scheduler", "size", "noise",
-           "cross_frame", "img2img", "attention_slicing", "cpu_offload", "base", "controlnet")
 OFF_ON = ("off", "on")
 
 # --- the control image ------------------------------------------------------------------------
@@ -365,25 +363,3 @@ def build_controlnet(variant: str | None, context: StageContext) -> ControlNetSy
         pipeline, settings=settings, attention_slicing=slicing,
         description=f"ControlNet {short_name(controlnet)} on {short_name(base)}, {settings.steps} steps "
                     f"{settings.scheduler}, {', '.join(coherence)}")
-
-
-def controlnet_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-    """Whether the ControlNet and the base model are in the Hugging Face cache (nothing is fetched)."""
-    controlnet = weights_arg or CONTROLNET_REPOS[variant or DEFAULT_VARIANT]
-    present = all(in_cache_or_folder(repo, file) for repo, file in ((controlnet, "config.json"),
-                                                                      (BASE_REPO, "model_index.json")))
-    return WeightsStatus(f"{controlnet} + {BASE_REPO} (Hugging Face cache)", present,
-                         how_to_get=f"hf download {controlnet}; hf download {BASE_REPO}")
-
-
-SPEC = StageSpec(
-    name="controlnet",
-    kind="synthesizer",
-    build=build_controlnet,
-    summary="Stable Diffusion 1.5 + segmentation ControlNet (diffusers); a prompt sets the style",
-    variants=tuple(CONTROLNET_REPOS),
-    default_variant=DEFAULT_VARIANT,
-    label_space=lambda variant: ADE20K.name,
-    weights=controlnet_weights_status,
-    options=OPTIONS,
-)

@@ -8,14 +8,12 @@ and the preprocessing travel with torchvision's weight enums.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from torchvision.models import segmentation
 
 from chain.labels import VOC
-from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext
 from chain.stages.torch_segmenter import TorchSegmenter
-from chain.weights.deeplab import RANDOM, load_deeplab_state_dict, weights_cache_path
+from chain.weights.deeplab import load_deeplab_state_dict
 from chain.weights.fit import build_fitted
 
 _BUILDERS = {
@@ -40,26 +38,3 @@ def build_deeplab(variant: str | None, context: StageContext) -> TorchSegmenter:
     return TorchSegmenter(network, label_space=VOC, mean=preprocessing.mean, std=preprocessing.std,
                           input_size=size, device=context.device,
                           description=f"torchvision DeepLabV3 {backbone} ({source}), short side {size}")
-
-
-def deeplab_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-    _, weights, _ = _BUILDERS[variant or "resnet50"]
-    if weights_arg == RANDOM:
-        return WeightsStatus("random", True)
-    if weights_arg is not None:
-        return WeightsStatus(weights_arg, Path(weights_arg).is_file())
-    cache = weights_cache_path(weights)
-    return WeightsStatus(str(cache), cache.is_file(), how_to_get=f"downloaded on first use from {weights.url}")
-
-
-SPEC = StageSpec(
-    name="deeplab",
-    kind="segmenter",
-    build=build_deeplab,
-    summary="torchvision DeepLabV3, PASCAL VOC classes (COCO-VOC weights)",
-    variants=tuple(_BUILDERS),
-    default_variant="resnet50",
-    label_space=lambda variant: VOC.name,
-    weights=deeplab_weights_status,
-    options=("size",),
-)

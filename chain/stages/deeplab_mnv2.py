@@ -28,12 +28,11 @@ from chain.device import onnx_threads
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import get_label_space
 from chain.stages.onnx_segmenter import OnnxSegmenter
-from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext
 from chain.stages.torch_segmenter import TorchSegmenter
 from chain.weights.deeplab_mnv2 import default_checkpoint, load_deeplab_mnv2
-from chain.weights.folder import CONFIG_FILE
+from chain.weights.locations import DEEPLAB_MNV2_FILES
 
-VARIANTS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
 FITS = ("square", "aspect")
 # --seg-opt quantization=...: the port's activation_quantization for the file's hybrid convs.
 BACKENDS = ("torch", "onnx")
@@ -46,7 +45,7 @@ def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegme
     if not path.exists():
         raise MissingWeightsError(
             f"no DeepLabV3-MobileNetV2 {variant} checkpoint at {path}: make one with `chain import tflite "
-            f"{VARIANTS[variant]} --labels {variant} --out {path}` (or pass --seg-weights DIR)")
+            f"{DEEPLAB_MNV2_FILES[variant]} --labels {variant} --out {path}` (or pass --seg-weights DIR)")
     quantization = context.choice_option("quantization", tuple(QUANTIZATIONS))
     backend = _backend(context, quantization)
     network, meta = load_deeplab_mnv2(path, activation_quantization=QUANTIZATIONS[quantization])
@@ -75,23 +74,3 @@ def _backend(context: StageContext, quantization: str) -> str:
         raise ChainError(f"--seg-opt quantization={quantization} emulates TF Lite's int8 arithmetic in torch only; "
                          "drop backend=onnx or use quantization=float")
     return backend
-
-
-def deeplab_mnv2_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-    variant = variant or "voc"
-    path = Path(weights_arg) if weights_arg else default_checkpoint(variant)
-    return WeightsStatus(str(path), (path / CONFIG_FILE).is_file(),
-                         how_to_get=f"chain import tflite {VARIANTS[variant]} --labels {variant} --out {path}")
-
-
-SPEC = StageSpec(
-    name="deeplab-mnv2",
-    kind="segmenter",
-    build=build_deeplab_mnv2,
-    summary="DeepLabV3-MobileNetV2 ported from TF Lite (chain import tflite)",
-    variants=tuple(VARIANTS),
-    default_variant="voc",
-    label_space=lambda variant: get_label_space(variant or "voc").name,
-    weights=deeplab_mnv2_weights_status,
-    options=("fit", "size", "quantization", "backend"),
-)

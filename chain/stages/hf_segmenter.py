@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import inspect
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,27 +32,14 @@ from chain.labels import LabelSpace
 from chain.labels.model_space import class_names, model_label_space
 from chain.labels.resize import resize_labels
 from chain.stages.base import LABEL_DTYPE, Segmenter
-from chain.stages.hub import hub_offline, in_cache_or_folder, local_file, missing_model, quiet_loading, short_name
-from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.stages.hub import hub_offline, local_file, missing_model, quiet_loading, short_name
+from chain.stages.spec import StageContext
 from chain.weights.folder import read_json
 
-#: Short names → Hub repositories (Meta's Mask2Former ports, NVIDIA's SegFormers).
-MASK2FORMER_REPOS = {
-    "coco": "facebook/mask2former-swin-tiny-coco-panoptic",
-    "coco-large": "facebook/mask2former-swin-large-coco-panoptic",
-    "ade20k": "facebook/mask2former-swin-tiny-ade-semantic",
-    "ade20k-large": "facebook/mask2former-swin-large-ade-semantic",
-}
-SEGFORMER_REPOS = {
-    "ade20k": "nvidia/segformer-b2-finetuned-ade-512-512",
-    "ade20k-b0": "nvidia/segformer-b0-finetuned-ade-512-512",
-    "ade20k-b4": "nvidia/segformer-b4-finetuned-ade-512-512",
-}
 # The post-processing upsamples every class's scores to the size it is asked for: 133 classes at
 # 1080p would be 1.1 GB per frame. Past this many values it is asked for a smaller size, and the
 # label map is enlarged by nearest neighbour (the models' own masks are 1/4 of their input).
 MAX_SCORE_VALUES = 64 << 20
-OPTIONS = ("size",)
 
 
 class TransformersSegmenter(Segmenter):
@@ -227,7 +213,7 @@ def build_transformers_segmenter(source: str, context: StageContext) -> Transfor
                                              + (f", short side {size})" if size else ")"))
 
 
-def _build_hf(variant: str | None, context: StageContext) -> TransformersSegmenter:
+def build_hf(variant: str | None, context: StageContext) -> TransformersSegmenter:
     if variant and context.weights:
         raise ChainError("give the model once: --seg hf:REPO_OR_FOLDER or --seg-weights, not both")
     source = variant or context.weights
@@ -237,37 +223,6 @@ def _build_hf(variant: str | None, context: StageContext) -> TransformersSegment
     return build_transformers_segmenter(source, context)
 
 
-def _weights_status(repos: dict[str, str] | None):  # noqa: ANN202
-    def status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-        source = weights_arg or (repos[variant] if repos and variant else variant)
-        if not source:
-            return WeightsStatus("a Hub repository id or save_pretrained folder", False,
-                                 how_to_get="--seg hf:REPO_OR_FOLDER")
-        where = str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else f"{source} (Hugging Face cache)"
-        return WeightsStatus(where, in_cache_or_folder(source, "config.json"), how_to_get=f"hf download {source}")
-    return status
-
-
-def _family(name: str, repos: dict[str, str], summary: str, spaces: dict[str, str]) -> StageSpec:
-    def build(variant: str | None, context: StageContext) -> TransformersSegmenter:
-        return build_transformers_segmenter(context.weights or repos[variant], context)
-    return StageSpec(name=name, kind="segmenter", build=build, summary=summary, variants=tuple(repos),
-                     default_variant=next(iter(repos)), label_space=lambda variant: spaces[variant or next(iter(repos))],
-                     weights=_weights_status(repos), options=OPTIONS)
-
-
-HF = StageSpec(
-    name="hf",
-    kind="segmenter",
-    build=_build_hf,
-    summary="any transformers semantic/instance/panoptic segmentation model: --seg hf:REPO_OR_FOLDER",
-    label_space=lambda variant: "(the model's)",
-    weights=_weights_status(None),
-    options=OPTIONS,
-)
-MASK2FORMER = _family(
-    "mask2former", MASK2FORMER_REPOS,
-    "Mask2Former (transformers): COCO panoptic 133 classes (snow, sand, baseball bat...), or ADE20K",
-    {variant: "coco-panoptic" if variant.startswith("coco") else "ade20k" for variant in MASK2FORMER_REPOS})
-SEGFORMER = _family("segformer", SEGFORMER_REPOS, "SegFormer (transformers), ADE20K 150 classes",
-                    dict.fromkeys(SEGFORMER_REPOS, "ade20k"))
+def build_hub_model(repos: dict[str, str], variant: str | None, context: StageContext) -> TransformersSegmenter:
+    """A ``mask2former``/``segformer`` variant: its Hub repository from ``repos``, or ``--seg-weights``."""
+    return build_transformers_segmenter(context.weights or repos[variant], context)

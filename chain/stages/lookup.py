@@ -15,7 +15,7 @@ from chain.labels.resize import resize_labels
 from chain.labels.saved import LABELS_META_FILE, space_from_meta
 from chain.media.images import open_image
 from chain.stages.base import Segmenter, Synthesizer, as_label_tensor
-from chain.stages.spec import StageContext, StageSpec
+from chain.stages.spec import StageContext
 from chain.weights.folder import read_json
 
 _COLOURS = 1 << 24  # every 8-bit RGB colour, packed as 0xRRGGBB
@@ -181,7 +181,7 @@ def _space_or_error(variant: str | None) -> LabelSpace:
     return get_label_space(variant or "coco-stuff")
 
 
-def _build_saved_labels(variant: str | None, context: StageContext) -> SavedLabelsSegmenter:
+def build_saved_labels(variant: str | None, context: StageContext) -> SavedLabelsSegmenter:
     if not variant:
         raise ChainError("the labels segmenter needs a folder: --seg labels:DIR (a folder written by --save-labels)")
     folder = Path(variant)
@@ -190,26 +190,11 @@ def _build_saved_labels(variant: str | None, context: StageContext) -> SavedLabe
     return SavedLabelsSegmenter(folder)
 
 
-PALETTE = StageSpec(
-    name="palette",
-    kind="segmenter",
-    build=lambda variant, context: PaletteSegmenter(_space_or_error(variant), context.device),
-    summary="nearest palette colour of a label space (variant: any space; feed cartoons and 8-bit games in)",
-    default_variant="coco-stuff",
-    label_space=lambda variant: _space_or_error(variant).name,
-)
-SAVED_LABELS = StageSpec(
-    name="labels",
-    kind="segmenter",
-    build=_build_saved_labels,
-    summary="label maps saved earlier with --save-labels (variant: the folder, --seg labels:DIR)",
-    label_space=lambda variant: None,
-)
-COLORIZE = StageSpec(
-    name="colorize",
-    kind="synthesizer",
-    build=lambda variant, context: ColorizeSynthesizer(get_label_space(variant) if variant else None),
-    summary="paint label maps with their palette (variant: a label space; default: the segmenter's)",
-    variants=(),
-    label_space=lambda variant: variant or "(segmenter's)",
-)
+def build_palette(variant: str | None, context: StageContext) -> PaletteSegmenter:
+    """``palette[:SPACE]``: nearest palette colour of a label space (default COCO-Stuff)."""
+    return PaletteSegmenter(_space_or_error(variant), context.device)
+
+
+def build_colorize(variant: str | None, context: StageContext) -> ColorizeSynthesizer:
+    """``colorize[:SPACE]``: paints labels with a space's palette (default: the segmenter's space)."""
+    return ColorizeSynthesizer(get_label_space(variant) if variant else None)

@@ -27,7 +27,7 @@ from onnx import compose
 
 from chain.stages.onnx_cache import cached_export
 from chain.stages.resized_argmax import Resize, resize_matrix
-from chain.weights.folder import CONFIG_FILE, weights_dir
+from chain.weights.locations import CONFIG_FILE, weights_dir
 
 #: Class scores × output pixels (summed over the sizes asked for) up to which the labels are
 #: computed in the graph, densely; above it `resized_argmax` (interpolating only near class

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Iterable
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chain.errors import ChainError
-from chain.stages.base import Segmenter, Synthesizer
+from chain.errors import ChainError, MissingWeightsError
 from chain.stages.spec import StageContext, StageKind, StageSpec
+
+if TYPE_CHECKING:
+    from chain.config import ChainConfig
+    from chain.stages.base import Segmenter, Synthesizer
 
 ENTRY_POINT_GROUP = "chain.stages"
 
@@ -39,8 +43,8 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    # Imported here, not at the top: the built-in list imports every stage module (and their
-    # networks), which only a caller asking for stages needs.
+    # Imported here, not at the top: only a caller asking for stages needs the list (a plugin's
+    # entry point may import torch; the built-in specs do not).
     from chain.stages.builtin import BUILTIN_STAGES
 
     for spec in BUILTIN_STAGES:
@@ -80,13 +84,66 @@ def get_stage(kind: StageKind, name: str) -> StageSpec:
 
 def build_stage(kind: StageKind, text: str, context: StageContext) -> Segmenter | Synthesizer:
     """Build the stage named by ``text`` (``NAME`` or ``NAME:VARIANT``)."""
+    spec, variant = _checked(kind, text, context.options)
+    return spec.build(variant, context)
+
+
+def _checked(kind: StageKind, text: str, options: Iterable[str]) -> tuple[StageSpec, str | None]:
+    """The spec ``text`` names and its variant, or a `ChainError` for an unknown name, variant or option."""
     name, variant = parse_stage_name(text)
     spec = get_stage(kind, name)
-    unknown = sorted(set(context.options) - set(spec.options))
+    unknown = sorted(set(options) - set(spec.options))
     if unknown:
         known = f"it knows {', '.join(spec.options)}" if spec.options else "it takes none"
         raise ChainError(f"{kind} {spec.name!r} has no option {', '.join(unknown)}; {known}")
-    return spec.build(spec.resolve_variant(variant), context)
+    return spec, spec.resolve_variant(variant)
+
+
+def check_stages(config: ChainConfig) -> None:
+    """What a chain's stages need, checked from their descriptions before anything is loaded: known
+    names, variants and options, and the weights a stage looks for by default where they cannot be
+    fetched on first use (`WeightsStatus.refused_if_missing`). Weights a user names
+    (``--seg-weights``, ``hf:FOLDER``) are checked by the stage as it loads them."""
+    wanted = [(kind, text, weights, options) for kind, text, weights, options in (
+        ("segmenter", config.seg, config.seg_weights, config.seg_options),
+        ("synthesizer", config.synth, config.synth_weights, config.synth_options)) if text and text != "none"]
+    missing = []
+    for kind, text, weights, options in wanted:
+        spec, variant = _checked(kind, text, options)
+        status = spec.weights(variant, None) if spec.weights is not None and weights is None else None
+        if status is not None and not status.present and status.refused_if_missing:
+            missing.append(f"{kind} {text!r}: weights not found ({status.location}): {status.how_to_get}")
+    if missing:
+        raise MissingWeightsError(missing_weights(missing, len(wanted)))
+
+
+def missing_weights(reasons: list[str], stages_asked: int) -> str:
+    """The one line that names every stage whose weights are missing, and what is usable instead."""
+    return (f"missing weights ({len(reasons)} of {stages_asked} stages): " + "; ".join(reasons)
+            + f". {usable_alternatives()}")
+
+
+def usable_alternatives() -> str:
+    """The segmenters and synthesizers whose weights are here now (or that need none), for messages."""
+    parts = []
+    for kind in ("segmenter", "synthesizer"):
+        names = []
+        for spec in stages(kind).values():
+            # A stage whose space comes only from its argument (`labels:DIR`, `hf:REPO`) reads a
+            # folder the user names: not an alternative to offer.
+            if spec.weights is None:
+                if spec.label_space(spec.default_variant) is not None or kind == "synthesizer":
+                    names.append(spec.name)
+                continue
+            for variant in spec.variants or (spec.default_variant,):
+                try:
+                    present = spec.weights(variant, None).present
+                except Exception:  # noqa: BLE001 — a broken status check must not hide the real message
+                    present = False
+                if present:
+                    names.append(spec.name + (f":{variant}" if variant else ""))
+        parts.append(f"{kind}s usable here: {', '.join(names) if names else 'none'}")
+    return "; ".join(parts) + " (see `chain list`)"
 
 
 def synthesizers_in(spaces: list[str]) -> str:

@@ -22,15 +22,16 @@ import torch
 
 from chain.device import inference_context, inference_dtype
 from chain.errors import ChainError, ChainWarning, MissingWeightsError
-from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, LabelSpace, get_label_space
+from chain.labels import LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
 from chain.stages.base import Synthesizer, as_label_tensor
-from chain.stages.spec import StageContext, StageSpec, WeightsStatus
-from chain.weights.folder import CONFIG_FILE, checkpoint_dir, training_caveat
-from chain.weights.spade import NVLABS_URL, default_weights_path, load_spade, load_spade_checkpoint
+from chain.stages.builtin import SPADE_SPACES as VARIANT_SPACES
+from chain.stages.spec import StageContext
+from chain.weights.folder import training_caveat
+from chain.weights.locations import CONFIG_FILE, checkpoint_dir, spade_how_to_get
+from chain.weights.spade import default_weights_path, load_spade, load_spade_checkpoint
 from models.spade import UPSAMPLINGS, SPADEGenerator, make_spade_input
 
-VARIANT_SPACES: dict[str, LabelSpace] = {"coco": COCO_STUFF, "ade20k": ADE20K, "cityscapes": CITYSCAPES}
 # What VOC's "background" becomes: something SPADE paints convincingly behind people and things.
 DEFAULT_BACKGROUND = {"coco": "grass", "ade20k": "grass", "cityscapes": "vegetation"}
 FITS = ("native", "squash")
@@ -110,9 +111,7 @@ def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:
         if context.weights:
             raise ChainError(f"SPADE weights not found: {path}")
         raise MissingWeightsError(
-            f"SPADE {variant} weights not found at {path}: download the pretrained checkpoints archive linked from "
-            f"{NVLABS_URL} and put checkpoints/{variant}_pretrained/ under {path.parent.parent}, "
-            "or pass --synth-weights PATH")
+            f"SPADE {variant} weights not found at {path}: {spade_how_to_get(variant)}")
     space = VARIANT_SPACES[variant]
     if path.is_dir() and (checkpoint_dir(path) / CONFIG_FILE).is_file():
         path = checkpoint_dir(path)  # the checkpoint itself, or a `chain train spade` run folder
@@ -142,22 +141,3 @@ def spade_caveat(ngf: int, meta: dict) -> str | None:
         share = f"1/{REFERENCE_NGF // ngf}" if REFERENCE_NGF % ngf == 0 else f"{ngf / REFERENCE_NGF:.2f}"
         reasons.append(f"ngf {ngf}, {share} of the reference width")
     return ", ".join(reason for reason in reasons if reason) or None
-
-
-def spade_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-    variant = variant or "coco"
-    path = Path(weights_arg) if weights_arg else default_weights_path(variant)
-    return WeightsStatus(str(path), path.exists(), how_to_get=f"NVlabs pretrained checkpoints, {NVLABS_URL}")
-
-
-SPEC = StageSpec(
-    name="spade",
-    kind="synthesizer",
-    build=build_spade,
-    summary="NVIDIA SPADE/GauGAN generator (NVlabs checkpoints or chain-trained folders)",
-    variants=tuple(VARIANT_SPACES),
-    default_variant="coco",
-    label_space=lambda variant: VARIANT_SPACES[variant or "coco"].name,
-    weights=spade_weights_status,
-    options=("fit", "size"),
-)

@@ -1,21 +1,26 @@
 """What a stage is, for the registry and for whoever builds one: its `StageSpec` (name, kind,
 builder, variants, options, weights) and the `StageContext` its builder is given.
 
-Stage modules import these (and `chain.stages.base`), never the registry, so the registry can
-import the built-in stages without an import circle.
+Stage modules import these (and `chain.stages.base`), never the registry. Nothing here imports
+torch: a spec says where a stage's weights are and builds it through `deferred`, which imports
+the stage's module only when it is built, so `chain list` and the checks before a run load no
+network code.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from chain.bounds import Bound
 from chain.errors import ChainError
-from chain.stages.base import Segmenter, Synthesizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from chain.stages.base import Segmenter, Synthesizer
 
 StageKind = Literal["segmenter", "synthesizer"]
 
@@ -27,6 +32,27 @@ class WeightsStatus:
     location: str
     present: bool
     how_to_get: str = ""
+    #: Absent weights are refused from this status alone, before anything loads: they cannot be
+    #: fetched on first use (as torchvision's and the Hugging Face Hub's are), and the stage would
+    #: say nothing more than where they go and how to get them.
+    refused_if_missing: bool = False
+
+
+def _cpu() -> torch.device:
+    import torch  # only a stage being built needs a device
+
+    return torch.device("cpu")
+
+
+def deferred(module: str, function: str, *args: Any) -> Callable[[str | None, StageContext], Segmenter | Synthesizer]:
+    """A `StageSpec.build` that imports ``module`` when a stage is built and calls
+    ``function(*args, variant, context)``: describing a stage loads none of its code."""
+
+    def build(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+        return getattr(importlib.import_module(module), function)(*args, variant, context)
+
+    build.__qualname__ = f"{module}.{function}"
+    return build
 
 
 @dataclass(frozen=True)
@@ -40,7 +66,7 @@ class StageContext:
     """
 
     weights: str | None = None
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=_cpu)
     options: Mapping[str, str] = field(default_factory=dict)
     threads: int | None = None
 

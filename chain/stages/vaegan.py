@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from chain.device import inference_context
 from chain.errors import ChainError, ChainWarning, MissingWeightsError
 from chain.stages.base import Synthesizer
-from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.stages.spec import StageContext
 from chain.weights.folder import training_caveat
-from chain.weights.vaegan import HOW_TO_TRAIN, find_vaegan, load_vaegan
+from chain.weights.vaegan import HOW_TO_TRAIN, load_vaegan
 from models.vaegan import VAEGAN
 
 
@@ -92,21 +92,3 @@ def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesize
                    f"({step} steps)" + (f", latent noise {noise:g}" if noise else ""))
     return VAEGANSynthesizer(model, device=context.device, latent_noise=noise, seed=seed, batch_size=batch,
                              description=description)
-
-
-def vaegan_weights_status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-    if weights_arg is None:
-        return WeightsStatus("(none given)", False, how_to_get=HOW_TO_TRAIN)
-    folder, present = find_vaegan(weights_arg)
-    return WeightsStatus(str(folder), present, how_to_get=HOW_TO_TRAIN)
-
-
-SPEC = StageSpec(
-    name="vaegan",
-    kind="synthesizer",
-    build=build_vaegan,
-    summary="VAE-GAN autoencoder (Larsen et al. 2015) trained on a film with `chain train vaegan`: "
-            "reconstructs frames (--seg none --synth-weights DIR)",
-    weights=vaegan_weights_status,
-    options=("latent_noise", "seed", "batch"),
-)

@@ -231,7 +231,8 @@ def open_run(out_dir: Path, checkpoint_path: Path, *, resume: bool, expect_model
 
     Refuses to resume where nothing was saved, and to start over a run that exists.
     """
-    from chain.weights.folder import CONFIG_FILE, load_checkpoint
+    from chain.weights.folder import load_checkpoint
+    from chain.weights.locations import CONFIG_FILE
 
     check_run_folder(out_dir)
     exists = (checkpoint_path / CONFIG_FILE).is_file()

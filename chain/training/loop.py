@@ -39,7 +39,8 @@ from chain.training.common import (
     write_image_grid,
 )
 from chain.training.options import options_from_flags, resumed_options
-from chain.weights.folder import CHECKPOINT_DIR, CONFIG_FILE, save_checkpoint
+from chain.weights.folder import save_checkpoint
+from chain.weights.locations import CHECKPOINT_DIR, CONFIG_FILE
 
 SAMPLES_DIR = "samples"
 

@@ -71,7 +71,8 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
                 source_box = gr.Textbox(source or "", label="video (a path on this computer)", elem_id="source")
-                upload = gr.File(label="…or upload one", file_types=["video", "image"], elem_id="upload", height=90)
+                # Tall enough for gradio's "Drop File Here - or - Click to Upload" (90 px cut its last line).
+                upload = gr.File(label="…or upload one", file_types=["video", "image"], elem_id="upload", height=150)
                 video_info = gr.Markdown(elem_id="video-info")
                 frame = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="frame")
                 seg = _stage_menu("segmenter", DEFAULT_SEG)
@@ -100,9 +101,10 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
                 with gr.Row():
                     input_image = gr.Image(label="input", elem_id="input-image", **picture)
                     painting = gr.Image(label="painting", elem_id="painting", **picture)
-                with gr.Row():
-                    masks = gr.Image(label="segmenter labels", elem_id="masks", **picture)
-                    labels = gr.Image(label="remapped labels, synthesizer's space", elem_id="target-labels", **picture)
+                # One label view a row: a frame and its legend side by side are wide, and at half the
+                # column's width the legend's lines were too small to read.
+                masks = gr.Image(label="segmenter labels", elem_id="masks", **picture)
+                labels = gr.Image(label="remapped labels, synthesizer's space", elem_id="target-labels", **picture)
                 classes = gr.Radio([], label="classes found (synthesizer's space): click one to remap it",
                                    elem_id="classes")
                 with gr.Row():
@@ -153,8 +155,13 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
                     _message(f"frame {result.index}: {what}; {ms}"),
                     settings.command_line(output_paths(settings.source, out_dir)), result.key]
 
-        def failed(error: BaseException) -> list:
-            return [gr.update()] * 6 + [_message(error_line(error), error=True), gr.update(), gr.update()]
+        def failed(error: BaseException, *, clear: bool = True) -> list:
+            """The error line; with ``clear``, the pictures made from other settings go, so that a refused
+            remap cannot look applied (the input frame stays; the next preview sends it again)."""
+            if not clear:
+                return [gr.update()] * 6 + [_message(error_line(error), error=True), gr.update(), gr.update()]
+            return [gr.update(), None, None, None, gr.Radio(choices=[], value=None), gr.update(),
+                    _message(error_line(error), error=True), gr.update(), ()]
 
         def attempt(on_page, index, values) -> tuple[list, bool]:
             try:
@@ -185,7 +192,8 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
             values = list(values)
             rule = f"{(rule_src or '').strip()}={(rule_dst or '').strip()}"
             if rule.startswith("=") or rule.endswith("="):
-                return [gr.update()] + failed(ChainError("choose a class to swap and what it becomes"))
+                # Nothing was tried: the preview on the page is still what the settings make.
+                return [gr.update()] + failed(ChainError("choose a class to swap and what it becomes"), clear=False)
             old = values[5] or ""
             values[5] = f"{old.rstrip().rstrip(',')}, {rule}" if old.strip() else rule
             result, ok = attempt(on_page, index, values)  # an unknown class is refused, with the CLI's suggestions

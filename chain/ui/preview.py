@@ -149,7 +149,8 @@ class Previewer:
             shares = class_shares(converted, chain.target_space)
             classes = [(chain.target_space.names[i], float(shares[i])) for i in np.argsort(-shares) if shares[i] > 0]
             target = chain.remapped(converted)
-            target_view = MaskRenderer(chain.target_space)(target)
+            legend = chain.views.compare_renderer  # its notes ("bear (was bird)") and the ids it can show
+            target_view = MaskRenderer(chain.target_space, notes=legend.notes, possible=legend.possible)(target)
         if synthesizer is not None:
             synthesizer.reset()
             given = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from chain import api
 from chain.errors import ChainError, error_line
 from chain.pipeline import Outputs
+from chain.summary import frames_per_second
 from chain.ui.settings import Settings
 
 
@@ -55,8 +56,7 @@ class _Progress:
     def advance(self, frames: int) -> None:
         state = self._runner.state()
         done = state.done + frames
-        elapsed = time.perf_counter() - self._started
-        rate = done / elapsed if elapsed > 0 else None
+        rate = frames_per_second(done, time.perf_counter() - self._started) or None  # so far
         eta = (state.total - done) / rate if rate and state.total else None
         self._runner._update(done=done, frames_per_second=rate, eta_seconds=eta)
         self._runner._check_cancel()
@@ -126,6 +126,8 @@ class Runner:
         else:
             report = summary.to_dict()
             written = {name: given[name] for name in summary.outputs if name in given}
+            # The bar's frames/s becomes the run's own figure: one number on the page, as in the CLI.
             self._update(status="done", outputs=written, summary=report, done=summary.frames,
-                         message=f"{summary.frames} frames at {summary.width}x{summary.height}, "
-                                 f"{summary.frames_per_second:.2f} frames/s")
+                         frames_per_second=summary.frames_per_second,
+                         message=f"{summary.frames} frame{'' if summary.frames == 1 else 's'} at "
+                                 f"{summary.width}x{summary.height}")

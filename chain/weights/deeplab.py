@@ -14,8 +14,7 @@ from torchvision.models._api import WeightsEnum
 from chain.errors import ChainError, MissingWeightsError
 from chain.weights.fit import read_torch_file
 from chain.weights.folder import read_safetensors
-
-RANDOM = "random"
+from chain.weights.locations import RANDOM
 
 
 def weights_cache_path(weights: WeightsEnum) -> Path:

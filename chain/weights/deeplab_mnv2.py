@@ -19,7 +19,8 @@ import torch
 from chain.errors import ChainError, first_line
 from chain.labels import get_label_space
 from chain.weights.fit import build_fitted
-from chain.weights.folder import CONFIG_FILE, load_checkpoint, save_checkpoint, weights_dir
+from chain.weights.folder import load_checkpoint, save_checkpoint
+from chain.weights.locations import CONFIG_FILE, deeplab_mnv2_checkpoint
 from chain.weights.schema import Field, Schema, integer, items, label_space, mapping, meta_error, number, text
 from models.deeplab_mnv2 import ACTIVATION_QUANTIZATIONS, DeepLabMNv2, DeepLabMNv2Config
 
@@ -43,7 +44,7 @@ META_SCHEMA: Schema = {
 
 def default_checkpoint(variant: str) -> Path:
     """Where ``chain import tflite`` output for ``variant`` (voc, ade20k) is looked for."""
-    return weights_dir() / f"deeplab-mnv2-{variant}"
+    return deeplab_mnv2_checkpoint(variant)
 
 
 def save_deeplab_mnv2(out_dir: str | os.PathLike, *, config: DeepLabMNv2Config, state_dict: dict[str, torch.Tensor],

@@ -1,5 +1,5 @@
 """Our own checkpoint format, a folder with ``model.safetensors`` and ``config.json``, and where
-the user keeps weights (`weights_dir`).
+the user keeps weights (`chain.weights.locations`).
 
 ``config.json`` holds ``{"model": KIND, "config": {...dataclass fields...}, "meta": {...}}``,
 where ``meta`` carries what travels with the weights: the label space name, the
@@ -20,15 +20,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from chain.bounds import weights_folder
 from chain.errors import ChainError
 from chain.media.targets import check_target, remove_stale_staging, replace_with, staging_path
+from chain.weights.locations import CONFIG_FILE
 from chain.weights.schema import Schema, check_meta
 
 WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-# Where a training run (`chain train ... --out DIR`) keeps its latest checkpoint.
-CHECKPOINT_DIR = "checkpoint"
 # Below this many optimisation steps (`chain train` records "step" in a checkpoint's meta) a
 # generator's paintings are still mostly its initialisation: a default SPADE run on CamVid
 # takes about 4,600 (50 epochs), NVIDIA's took hundreds of thousands.
@@ -47,20 +44,6 @@ def training_caveat(meta: dict[str, Any]) -> str | None:
     if isinstance(step, int) and not isinstance(step, bool) and step < FEW_TRAINING_STEPS:
         return f"trained {step} step{'' if step == 1 else 's'}"
     return None
-
-
-def weights_dir() -> Path:
-    """The user's weights folder, ``$CHAIN_WEIGHTS`` else ``~/.cache/chain/weights`` (it need not exist yet)."""
-    configured = weights_folder()  # checked: ~nosuchuser or a file there is one line, for Python callers too
-    return configured if configured is not None else Path.home() / ".cache" / "chain" / "weights"
-
-
-def checkpoint_dir(weights: str | os.PathLike) -> Path:
-    """The checkpoint folder for ``weights``: a training run's ``--out`` folder or the checkpoint itself."""
-    path = Path(weights)
-    if (path / CONFIG_FILE).is_file():
-        return path
-    return path / CHECKPOINT_DIR
 
 
 @dataclasses.dataclass

@@ -21,12 +21,12 @@ import torch
 
 from chain.errors import ChainError, first_line
 from chain.weights.fit import check_fit, read_torch_file
-from chain.weights.folder import load_checkpoint, save_checkpoint, weights_dir
+from chain.weights.folder import load_checkpoint, save_checkpoint
+from chain.weights.locations import NVLABS_URL, spade_weights_path
 from chain.weights.schema import Field, Schema, integer, label_space, mapping
 from models.spade import PRESETS, SPADEConfig, SPADEGenerator
 
 MODEL_KIND = "spade"
-NVLABS_URL = "https://github.com/NVlabs/SPADE"
 REMEDY = f"train it again with `chain train spade`, or use NVIDIA's generator ({NVLABS_URL})"
 #: A checkpoint's meta (`chain train spade` writes it): the space of the generator's label channels.
 META_SCHEMA: Schema = {"label_space": Field(label_space), "step": Field(integer(0)), "train": Field(mapping({}))}
@@ -34,7 +34,7 @@ META_SCHEMA: Schema = {"label_space": Field(label_space), "step": Field(integer(
 
 def default_weights_path(variant: str) -> Path:
     """Where the NVlabs archive's generator for ``variant`` goes in the user's weights folder."""
-    return weights_dir() / "spade" / f"{variant}_pretrained" / "latest_net_G.pth"
+    return spade_weights_path(variant)
 
 
 def read_nvidia_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

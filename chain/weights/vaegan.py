@@ -15,21 +15,16 @@ import torch
 
 from chain.errors import ChainError, MissingWeightsError, first_line
 from chain.weights.fit import build_fitted
-from chain.weights.folder import CONFIG_FILE, Checkpoint, checkpoint_dir, load_checkpoint, save_checkpoint
+from chain.weights.folder import Checkpoint, load_checkpoint, save_checkpoint
+from chain.weights.locations import VAEGAN_HOW_TO_TRAIN, find_vaegan
 from chain.weights.schema import Field, Schema, integer, mapping, text
 from models.vaegan import VAEGAN, VAEGANConfig
 
 MODEL_KIND = "vaegan"
-HOW_TO_TRAIN = "train one with `chain train vaegan FILM --out DIR` and pass --synth-weights DIR"
+HOW_TO_TRAIN = VAEGAN_HOW_TO_TRAIN
 #: A checkpoint's meta (`chain train vaegan` writes it): the film and steps it was trained on.
 META_SCHEMA: Schema = {"step": Field(integer(0)), "frames": Field(integer(0)),
                        "train": Field(mapping({"film": Field(text)}))}
-
-
-def find_vaegan(weights: str | os.PathLike) -> tuple[Path, bool]:
-    """The checkpoint folder ``weights`` points at (a run folder or the checkpoint), and whether it holds one."""
-    folder = checkpoint_dir(weights)
-    return folder, (folder / CONFIG_FILE).is_file()
 
 
 def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAEGAN, Checkpoint]:
