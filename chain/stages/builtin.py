@@ -3,38 +3,34 @@ loads this list the first time stages are asked for.
 
 A description is what `chain list` shows and what a run is checked against before it starts:
 names, variants, label spaces, options and where the weights are. Nothing here imports torch or a
-stage's module: each is built through `deferred`, so listing stages takes a fraction of a second
+stage's module: each builder below imports its stage's module when called, so listing stages takes a fraction of a second
 and a missing SPADE checkpoint is refused before any network code loads. The tables a stage's
-module shares with its description (its Hub repositories) live here, once.
+module shares with its description (its Hub repositories) live in `chain.stages.variants`, once.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from chain.labels import ADE20K, CITYSCAPES, COCO_STUFF, VOC, LabelSpace, get_label_space
+from chain.labels import ADE20K, VOC, get_label_space
 from chain.stages.hub import in_cache_or_folder
-from chain.stages.spec import StageSpec, WeightsStatus, deferred
+from chain.stages.spec import StageContext, StageSpec, WeightsStatus
+from chain.stages.variants import (
+    CONTROLNET_BASE_REPO,
+    CONTROLNET_REPOS,
+    MASK2FORMER_REPOS,
+    SEGFORMER_REPOS,
+    SPADE_SPACES,
+)
 from chain.weights import locations
 from chain.weights.locations import CONFIG_FILE, DEEPLAB_MNV2_FILES, DEEPLAB_URLS, RANDOM, VAEGAN_HOW_TO_TRAIN
 
-#: spade's variants and the label space each one paints from.
-SPADE_SPACES: dict[str, LabelSpace] = {"coco": COCO_STUFF, "ade20k": ADE20K, "cityscapes": CITYSCAPES}
-#: Short names → Hub repositories (Meta's Mask2Former ports, NVIDIA's SegFormers).
-MASK2FORMER_REPOS = {
-    "coco": "facebook/mask2former-swin-tiny-coco-panoptic",
-    "coco-large": "facebook/mask2former-swin-large-coco-panoptic",
-    "ade20k": "facebook/mask2former-swin-tiny-ade-semantic",
-    "ade20k-large": "facebook/mask2former-swin-large-ade-semantic",
-}
-SEGFORMER_REPOS = {
-    "ade20k": "nvidia/segformer-b2-finetuned-ade-512-512",
-    "ade20k-b0": "nvidia/segformer-b0-finetuned-ade-512-512",
-    "ade20k-b4": "nvidia/segformer-b4-finetuned-ade-512-512",
-}
-CONTROLNET_BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-CONTROLNET_REPOS = {"v11": "lllyasviel/control_v11p_sd15_seg", "v10": "lllyasviel/sd-controlnet-seg"}
+if TYPE_CHECKING:
+    from chain.stages.base import Segmenter, Synthesizer
+
 CONTROLNET_OPTIONS = ("prompt", "negative_prompt", "steps", "guidance", "control_scale", "seed", "scheduler", "size",
                       "noise", "cross_frame", "img2img", "attention_slicing", "cpu_offload", "base", "controlnet")
 
@@ -90,45 +86,108 @@ def _controlnet_weights(variant: str | None, weights_arg: str | None) -> Weights
                          how_to_get=f"hf download {controlnet}; hf download {CONTROLNET_BASE_REPO}")
 
 
+# Each stage's code (and torch with it) is imported only when that stage is built.
+
+
+def _build_controlnet(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.controlnet import build_controlnet
+
+    return build_controlnet(variant, context)
+
+
+def _build_deeplab(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.deeplab import build_deeplab
+
+    return build_deeplab(variant, context)
+
+
+def _build_deeplab_mnv2(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.deeplab_mnv2 import build_deeplab_mnv2
+
+    return build_deeplab_mnv2(variant, context)
+
+
+def _build_hf(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.hf_segmenter import build_hf
+
+    return build_hf(variant, context)
+
+
+def _build_hub_model(repos: dict[str, str], variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.hf_segmenter import build_hub_model
+
+    return build_hub_model(repos, variant, context)
+
+
+def _build_colorize(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.lookup import build_colorize
+
+    return build_colorize(variant, context)
+
+
+def _build_palette(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.lookup import build_palette
+
+    return build_palette(variant, context)
+
+
+def _build_saved_labels(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.lookup import build_saved_labels
+
+    return build_saved_labels(variant, context)
+
+
+def _build_spade(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.spade import build_spade
+
+    return build_spade(variant, context)
+
+
+def _build_vaegan(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+    from chain.stages.vaegan import build_vaegan
+
+    return build_vaegan(variant, context)
+
+
 def _hub_family(name: str, repos: dict[str, str], summary: str, spaces: dict[str, str]) -> StageSpec:
-    return StageSpec(name=name, kind="segmenter", build=deferred("chain.stages.hf_segmenter", "build_hub_model", repos),
+    return StageSpec(name=name, kind="segmenter", build=functools.partial(_build_hub_model, repos),
                      summary=summary, variants=tuple(repos), default_variant=next(iter(repos)),
                      label_space=lambda variant: spaces[variant or next(iter(repos))], weights=_hub_weights(repos),
                      options=("size",))
 
 
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
-    StageSpec(name="deeplab", kind="segmenter", build=deferred("chain.stages.deeplab", "build_deeplab"),
+    StageSpec(name="deeplab", kind="segmenter", build=_build_deeplab,
               summary="torchvision DeepLabV3, PASCAL VOC classes (COCO-VOC weights)", variants=tuple(DEEPLAB_URLS),
               default_variant="resnet50", label_space=lambda variant: VOC.name, weights=_deeplab_weights,
               options=("size",)),
-    StageSpec(name="deeplab-mnv2", kind="segmenter", build=deferred("chain.stages.deeplab_mnv2", "build_deeplab_mnv2"),
+    StageSpec(name="deeplab-mnv2", kind="segmenter", build=_build_deeplab_mnv2,
               summary="DeepLabV3-MobileNetV2 ported from TF Lite (chain import tflite)",
               variants=tuple(DEEPLAB_MNV2_FILES), default_variant="voc",
               label_space=lambda variant: get_label_space(variant or "voc").name, weights=_deeplab_mnv2_weights,
               options=("fit", "size", "quantization", "backend")),
-    StageSpec(name="palette", kind="segmenter", build=deferred("chain.stages.lookup", "build_palette"),
+    StageSpec(name="palette", kind="segmenter", build=_build_palette,
               summary="nearest palette colour of a label space (variant: any space; feed cartoons and 8-bit games in)",
               default_variant="coco-stuff", label_space=lambda variant: get_label_space(variant or "coco-stuff").name),
-    StageSpec(name="labels", kind="segmenter", build=deferred("chain.stages.lookup", "build_saved_labels"),
+    StageSpec(name="labels", kind="segmenter", build=_build_saved_labels,
               summary="label maps saved earlier with --save-labels (variant: the folder, --seg labels:DIR)"),
-    StageSpec(name="colorize", kind="synthesizer", build=deferred("chain.stages.lookup", "build_colorize"),
+    StageSpec(name="colorize", kind="synthesizer", build=_build_colorize,
               summary="paint label maps with their palette (variant: a label space; default: the segmenter's)",
               label_space=lambda variant: variant or "(segmenter's)"),
-    StageSpec(name="spade", kind="synthesizer", build=deferred("chain.stages.spade", "build_spade"),
+    StageSpec(name="spade", kind="synthesizer", build=_build_spade,
               summary="NVIDIA SPADE/GauGAN generator (NVlabs checkpoints or chain-trained folders)",
               variants=tuple(SPADE_SPACES), default_variant="coco",
               label_space=lambda variant: SPADE_SPACES[variant or "coco"].name, weights=_spade_weights,
               options=("fit", "size")),
-    StageSpec(name="vaegan", kind="synthesizer", build=deferred("chain.stages.vaegan", "build_vaegan"),
+    StageSpec(name="vaegan", kind="synthesizer", build=_build_vaegan,
               summary="VAE-GAN autoencoder (Larsen et al. 2015) trained on a film with `chain train vaegan`: "
                       "reconstructs frames (--seg none --synth-weights DIR)",
               weights=_vaegan_weights, options=("latent_noise", "seed", "batch")),
-    StageSpec(name="controlnet", kind="synthesizer", build=deferred("chain.stages.controlnet", "build_controlnet"),
+    StageSpec(name="controlnet", kind="synthesizer", build=_build_controlnet,
               summary="Stable Diffusion 1.5 + segmentation ControlNet (diffusers); a prompt sets the style",
               variants=tuple(CONTROLNET_REPOS), default_variant="v11", label_space=lambda variant: ADE20K.name,
               weights=_controlnet_weights, options=CONTROLNET_OPTIONS),
-    StageSpec(name="hf", kind="segmenter", build=deferred("chain.stages.hf_segmenter", "build_hf"),
+    StageSpec(name="hf", kind="segmenter", build=_build_hf,
               summary="any transformers semantic/instance/panoptic segmentation model: --seg hf:REPO_OR_FOLDER",
               label_space=lambda variant: "(the model's)", weights=_hub_weights(None), options=("size",)),
     _hub_family("mask2former", MASK2FORMER_REPOS,

@@ -36,14 +36,14 @@ from chain.labels.resize import resize_labels
 from chain.media.sizes import Size
 from chain.media.sizes import parse_size as parse_size_option
 from chain.stages.base import Synthesizer
-from chain.stages.builtin import CONTROLNET_BASE_REPO as BASE_REPO
-from chain.stages.builtin import CONTROLNET_REPOS
 from chain.stages.controlnet_attention import (
     CrossFrameState,
     enable_cross_frame_attention,
 )
 from chain.stages.hub import hub_offline, missing_model, quiet_loading, short_name
 from chain.stages.spec import StageContext
+from chain.stages.variants import CONTROLNET_BASE_REPO as BASE_REPO
+from chain.stages.variants import CONTROLNET_REPOS
 
 DEFAULT_VARIANT = "v11"
 # ControlNet's own demo defaults (gradio_seg2image.py: a_prompt / n_prompt), trimmed to what

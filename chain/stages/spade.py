@@ -25,8 +25,8 @@ from chain.errors import ChainError, ChainWarning, MissingWeightsError
 from chain.labels import LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
 from chain.stages.base import Synthesizer, as_label_tensor
-from chain.stages.builtin import SPADE_SPACES as VARIANT_SPACES
 from chain.stages.spec import StageContext
+from chain.stages.variants import SPADE_SPACES as VARIANT_SPACES
 from chain.weights.folder import training_caveat
 from chain.weights.locations import CONFIG_FILE, checkpoint_dir, spade_how_to_get
 from chain.weights.spade import default_weights_path, load_spade, load_spade_checkpoint

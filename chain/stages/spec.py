@@ -2,17 +2,16 @@
 builder, variants, options, weights) and the `StageContext` its builder is given.
 
 Stage modules import these (and `chain.stages.base`), never the registry. Nothing here imports
-torch: a spec says where a stage's weights are and builds it through `deferred`, which imports
-the stage's module only when it is built, so `chain list` and the checks before a run load no
+torch: a spec says where a stage's weights are, and its builder imports the stage's module only
+when it is called (`chain.stages.builtin`), so `chain list` and the checks before a run load no
 network code.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from chain.bounds import Bound
 from chain.errors import ChainError
@@ -42,17 +41,6 @@ def _cpu() -> torch.device:
     import torch  # only a stage being built needs a device
 
     return torch.device("cpu")
-
-
-def deferred(module: str, function: str, *args: Any) -> Callable[[str | None, StageContext], Segmenter | Synthesizer]:
-    """A `StageSpec.build` that imports ``module`` when a stage is built and calls
-    ``function(*args, variant, context)``: describing a stage loads none of its code."""
-
-    def build(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
-        return getattr(importlib.import_module(module), function)(*args, variant, context)
-
-    build.__qualname__ = f"{module}.{function}"
-    return build
 
 
 @dataclass(frozen=True)
