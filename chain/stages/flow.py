@@ -165,9 +165,15 @@ def link(motion: MotionEstimator, earlier_gray: np.ndarray, later_gray: np.ndarr
          earlier: Linked, later: Linked) -> None:
     """Compare two consecutive frames both ways and store the checked flows on each; none across a cut."""
     compared = motion.compare(earlier_gray, later_gray, both_ways=True)
-    later.links[-1] = None if compared.cut else np.dstack((compared.flow, compared.reliable.astype(np.float32)))
-    earlier.links[+1] = None if compared.cut else np.dstack((compared.forward,
-                                                            compared.forward_reliable.astype(np.float32)))
+    later.links[-1] = None if compared.cut else _packed(compared.flow, compared.reliable)
+    earlier.links[+1] = None if compared.cut else _packed(compared.forward, compared.forward_reliable)
+
+
+def _packed(flow: np.ndarray, reliable: np.ndarray) -> np.ndarray:
+    packed = np.empty((*reliable.shape, 3), np.float32)
+    packed[..., :2] = flow
+    packed[..., 2] = reliable
+    return packed
 
 
 def carried(frames: Mapping[int, Linked], index: int, radius: int,
@@ -191,7 +197,8 @@ def carried(frames: Mapping[int, Linked], index: int, radius: int,
             neighbour = frames.get(index + step * distance)
             if checked is None or neighbour is None:
                 break
-            moved = Carry(map_x, map_y, trust).sample(checked)  # the flow and its reliability, where the pixel is
+            # The flow and its reliability where the pixel is (the first link is where it starts: no sampling).
+            moved = checked if distance == 1 else Carry(map_x, map_y, trust).sample(checked)
             trust = trust * moved[..., 2]
             map_x, map_y = map_x + moved[..., 0], map_y + moved[..., 1]
             trust *= (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
