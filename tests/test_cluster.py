@@ -20,7 +20,7 @@ import chain
 from chain.api import build_chain
 from chain.cluster import plan_shards, run_frames, run_sharded, warmup_frames
 from chain.config import RunConfig
-from chain.errors import ChainError
+from chain.errors import ChainError, ChainWarning
 from chain.labels import VOC
 from chain.media import Trim
 from chain.pipeline import Outputs
@@ -31,10 +31,10 @@ FRAMES, GOP = 64, 8
 CHAIN = dict(seg="palette:voc", synth="colorize:coco-stuff", remap=["person=bear"])
 
 
-def make_clip(path: Path) -> Path:
-    """64x48, 25 fps, a keyframe every 8 frames, two moving VOC-coloured blocks, and AAC audio."""
+def make_clip(path: Path, gop: int = GOP) -> Path:
+    """64x48, 25 fps, a keyframe every ``gop`` frames, two moving VOC-coloured blocks, and AAC audio."""
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=25, options={"g": str(GOP), "keyint_min": str(GOP),
+        video = out.add_stream("libx264", rate=25, options={"g": str(gop), "keyint_min": str(gop),
                                                             "sc_threshold": "0"})
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         audio = out.add_stream("aac", rate=44100, layout="mono")
@@ -91,6 +91,16 @@ def video_facts(path: Path) -> tuple[list[int], object, list[tuple[int, bytes]]]
 
 
 # --- without Ray ------------------------------------------------------------------------------
+def test_shards_start_on_any_frame_and_fewer_only_for_fewer_frames(clip: Path) -> None:
+    frames = run_frames(clip, Trim())
+    plan = plan_shards(frames, shards=3)  # 64 frames: 21.3 a shard, between the keyframes (every 8)
+    assert [(s.first, s.stop) for s in plan] == [(0, 21), (21, 43), (43, 64)]
+    assert [s.seek_frame for s in plan] == [0, 16, 40]  # the keyframe at or before each start
+    short = run_frames(clip, Trim(max_frames=3))
+    with pytest.warns(ChainWarning, match="5 shards asked for, but the run has 3 frames"):
+        assert len(plan_shards(short, shards=5)) == 3
+
+
 def test_shards_start_on_keyframes_and_warm_up_before_them(clip: Path) -> None:
     frames = run_frames(clip, Trim())
     assert len(frames.times) == FRAMES and frames.keyframes == list(range(8, FRAMES, 8))
@@ -149,6 +159,24 @@ def test_sharded_pngs_labels_and_summary_equal_one_machine(ray_local, clip: Path
     for key in ("label_flicker_along_motion", "painting_warp_error", "input_warp_error"):
         assert sharded_steady[key] == pytest.approx(steady[key], rel=1e-4, abs=1e-6), key  # sums in another order
     assert sorted(p.name for p in sharded.iterdir()) == ["frames", "labels", "masks.mp4", "run.json"]  # no parts
+
+
+@pytest.mark.slow
+def test_three_shards_of_a_one_keyframe_clip_equal_one_machine(ray_local, tmp_path: Path) -> None:  # noqa: ANN001
+    one_keyframe = make_clip(tmp_path / "one-keyframe.mp4", gop=1000)
+    assert run_frames(one_keyframe, Trim()).keyframes == []
+    results = {}
+    for name, cluster in (("one", None), ("sharded", "ray")):
+        results[name] = chain.run(one_keyframe, tmp_path / f"{name}.mp4", cluster=cluster,
+                                  shards=3 if cluster else None, save_labels=tmp_path / f"{name}-labels", **CHAIN)
+    assert results["sharded"].extra["cluster"]["shards"] == 3
+    expected, got = video_facts(tmp_path / "one.mp4"), video_facts(tmp_path / "sharded.mp4")
+    assert len(got[0]) == FRAMES and got[0] == expected[0] and got[2] == expected[2]  # frame times, audio packets
+    a, b = pngs(tmp_path / "one-labels"), pngs(tmp_path / "sharded-labels")
+    assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    with av.open(str(tmp_path / "sharded.mp4")) as container:  # each part starts with a keyframe: a remux
+        keyframes = [packet.pts for packet in container.demux(video=0) if packet.is_keyframe and packet.pts is not None]
+    assert len(keyframes) >= 3
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Shard a run over a Ray cluster (``chain run ... --cluster ray``).
 
-The driver splits the input into time ranges that start on keyframes (`chain.cluster.plan`),
+The driver splits the input into equal frame ranges, each decoded from the keyframe before it
+(`chain.cluster.plan`),
 runs each as a Ray task that writes its part of every output under a hidden name beside the
 output (`chain.pipeline.Part`), then joins the parts (`chain.cluster.join`) and publishes the
 outputs together. A shard that fails is retried by Ray; one that fails for good stops the run

@@ -1,13 +1,15 @@
-"""Split a run into shards that start on keyframes, from packet flags alone (nothing is decoded)."""
+"""Split a run into shards, from packet flags alone (nothing is decoded): each starts on any frame,
+decoded from the keyframe before it."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from chain.errors import ChainError
+from chain.errors import ChainError, ChainWarning
 from chain.media import Trim
 from chain.media.video import media_origin, open_container
 from chain.stages.smoothing import Smoothing
@@ -102,9 +104,11 @@ def check_shard_seconds(shard_seconds: float | None) -> None:
 
 def plan_shards(frames: RunFrames, *, shards: int | None = None, shard_seconds: float | None = None,
                 warmup: int = 0) -> list[Shard]:
-    """Shards of about equal length (``shards`` of them, or ``shard_seconds`` each) on keyframes.
+    """Shards of equal length (``shards`` of them, or ``shard_seconds`` each), starting on any frame.
 
-    Fewer shards come out when the input has fewer keyframes than that.
+    A shard that starts between keyframes is decoded from the keyframe at or before its warm-up and
+    drops the frames before it. Fewer shards come out only when the run has fewer frames than that
+    (a `ChainWarning` says so).
     """
     total = len(frames.times)
     if shard_seconds is not None:
@@ -114,16 +118,11 @@ def plan_shards(frames: RunFrames, *, shards: int | None = None, shard_seconds: 
         wanted = shards or 1
         if wanted < 1:
             raise ChainError(f"--shards must be >= 1, got {wanted}")
-    starts = [0]
-    for i in range(1, wanted):
-        target = i * total / wanted
-        candidates = [k for k in frames.keyframes if k > starts[-1]]
-        if not candidates:
-            break
-        best = min(candidates, key=lambda k: abs(k - target))
-        if best not in starts:
-            starts.append(best)
-    starts = sorted(set(starts))
+    if wanted > total:
+        warnings.warn(f"{wanted} shards asked for, but the run has {total} frame{'s' if total != 1 else ''}: "
+                      f"running {total} shard{'s' if total != 1 else ''} of one frame", ChainWarning, stacklevel=2)
+        wanted = total
+    starts = [round(i * total / wanted) for i in range(wanted)]
     plan = []
     for number, (first, stop) in enumerate(zip(starts, starts[1:] + [total])):
         seek = max((k for k in frames.keyframes if k <= first - warmup), default=0) if first else 0
