@@ -125,6 +125,16 @@ def run(config: RunConfig | str | Path, output: str | Path | None = None, *, pro
     check_run(config)
     check_stages(config.chain)
     smoothing = parse_smoothing(config.chain.smooth)
+    if config.resume:
+        from chain.cluster.plan import look_ahead_frames, warmup_frames
+        from chain.cluster.resume import run_resumable
+
+        if config.cluster is not None:
+            raise ChainError("--resume runs on one machine; a --cluster run is not resumable yet: drop one of them")
+        deflicker = _deflicker(config.chain)
+        return run_resumable(config, factory=functools.partial(build_chain, config.chain),
+                             warmup=warmup_frames(smoothing), look_ahead=look_ahead_frames(smoothing),
+                             margin=deflicker.radius if deflicker else 0, progress=progress)
     if config.cluster is not None:
         from chain.cluster import run_sharded, warmup_frames
         from chain.cluster.plan import check_shard_seconds, look_ahead_frames

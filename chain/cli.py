@@ -130,6 +130,8 @@ MaxSteps = Annotated[int | None, _parsed(bounds.count("--max-steps", bounds.MAX_
                                          help="Stop after this many steps (resumable).")]
 Epochs = bounds.TRAINING["epochs"]
 TrainSize = bounds.ascii_text("--size")
+ResumeRun = Annotated[bool, typer.Option("--resume", help="Run in parts kept beside the outputs: if a run of the "
+                                                           "same command was stopped, do only what it left.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
                                                        "it says) is an error, not a warning.")]
 
@@ -242,7 +244,8 @@ def run(
     masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
     summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     size: Size = None, fps: Fps = None, batch_size: Batch = 1, device: Device = "auto", threads: Threads = None,
-    compile: Compile = False, crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False, cluster: Cluster = None,
+    compile: Compile = False, crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False,
+    resume: ResumeRun = False, cluster: Cluster = None,
     shards: Shards = None, shard_seconds: ShardSeconds = None,
 ) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""

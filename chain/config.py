@@ -178,6 +178,8 @@ class RunConfig:
     strict: bool = False
     #: Shard the run over Ray: ``"ray"`` (a local instance), ``"auto"`` or ``"ray://HOST:PORT"``.
     cluster: str | None = None
+    #: Run in parts that a stopped run of the same command continues from (`chain.cluster.resume`).
+    resume: bool = False
     #: With ``cluster``: this many shards (default: one per GPU, else per CPU).
     shards: int | None = None
     #: With ``cluster``: shards of about this many seconds.

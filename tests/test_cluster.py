@@ -282,7 +282,7 @@ def test_a_killed_worker_is_retried_and_a_failing_shard_leaves_nothing(ray_local
     before = sorted(p.name for p in tmp_path.iterdir())
     failing = Outputs(video=tmp_path / "failed.mp4", labels=tmp_path / "failed-labels",
                       summary=tmp_path / "failed.json")
-    with pytest.raises(ChainError, match=r"shard 3 of 3 \(frames 40-63\) failed after 1 retries: "
+    with pytest.raises(ChainError, match=r"shard 3 of 3 \(frames 43-63\) failed after 1 retries: "
                                          r"RuntimeError: this shard always fails; nothing was written"):
         run_sharded(RunConfig(clip, failing, cluster="ray", shards=3), factory=functools.partial(_faulty_chain, 50, None),
                     retries=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 from chain.media.audio import AudioPassthrough
@@ -60,18 +61,29 @@ def join_videos(parts: list[Path], staging: Path, target: Path, audio: AudioPass
 
 
 def join_folders(parts: list[tuple[Path, int]], staging: Path) -> None:
-    """Move the frames of each ``(part folder, its first frame's run index)`` into ``staging``,
-    renumbered to the run's frame numbers; side files (marker, ``labels.json``) come from the first."""
+    """Link the frames of each ``(part folder, its first frame's run index)`` into ``staging``,
+    renumbered to the run's frame numbers; side files (marker, ``labels.json``) come from the first.
+
+    Linked, not moved: the parts stay whole until the outputs are published, so a run stopped while
+    publishing can be joined again (``--resume``)."""
     staging.mkdir()
     for part, first in parts:
         for entry in sorted(part.iterdir()):
             match = _FRAME_FILE.match(entry.name)
             if match:
-                os.replace(entry, staging / f"{first + int(match.group(1)):06d}.png")
+                link_or_copy(entry, staging / f"{first + int(match.group(1)):06d}.png")
             elif not (staging / entry.name).exists():
-                os.replace(entry, staging / entry.name)
+                link_or_copy(entry, staging / entry.name)
     if not (staging / FOLDER_MARKER).exists():  # cannot happen with chain's parts; kept as a guard
         raise RuntimeError(f"joined parts in {staging} lack chain's folder marker")
+
+
+def link_or_copy(source: Path, destination: Path) -> None:
+    """A hard link (no data copied), or a copy where the file system has none."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def part_records(summary_part: Path) -> list[dict]:

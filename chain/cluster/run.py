@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chain.batches import Part
 from chain.bounds import parse_cluster
-from chain.cluster.join import join_folders, join_videos, part_records, write_records
+from chain.cluster.join import join_folders, join_videos, link_or_copy, part_records, write_records
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
 from chain.errors import ChainError, first_line
@@ -76,26 +76,8 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
             folder.mkdir()
         results = _run_tasks(ray, plan, config, parts_dirs, factory, warmup=warmup, look_ahead=look_ahead, margin=margin,
                              progress=progress, total=len(frames.times), retries=retries)
-        joined = time.perf_counter()
-        summary, boundaries = _join(source, outputs, info, trim, plan, results, parts_dirs, stagings, started)
-        summary.extra["cluster"] = {"shards": len(plan), "split_seconds": round(split_seconds, 3),
-                                    "join_seconds": round(time.perf_counter() - joined, 3)}
-        if outputs.summary is not None:
-            summary_file = SummaryFile(Path(outputs.summary))
-            stagings["summary"] = summary_file.staging
-            for i, (shard, flicker) in enumerate(zip(plan, boundaries)):
-                records = part_records(parts_dirs["summary"] / f"{shard.number:05d}.json")
-                if records and flicker is not None:
-                    records[0]["flicker"] = round(flicker, 5)  # across the boundary, as in one pass
-                write_records(summary_file.stream, records, first=i == 0)
-            summary_file.finish(summary)
-        with deferred_signals():
-            publish_all([Staged(staging, given[name], outputs.kind(name), option_name(name))
-                         for name, staging in stagings.items()])
-            stagings.clear()
-        if outputs.summary is not None:
-            summary.outputs["summary"] = str(outputs.summary)
-        return summary
+        return publish_parts(config, info, plan, results, parts_dirs, stagings, started,
+                             extra={"cluster": {"shards": len(plan), "split_seconds": round(split_seconds, 3)}})
     finally:
         with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
             for path in (*stagings.values(), *parts_dirs.values()):
@@ -247,20 +229,24 @@ def _shard_task(factory: Callable[[], Chain], config: RunConfig, part: Part, num
     """On a worker: build the chain and run it over one shard. A `ChainError` is returned, not
     raised, so that Ray does not retry what would fail the same way again."""
     try:
-        chain = factory()
-        if chain.synthesizer is not None:
-            refusal = chain.synthesizer.unshardable()
-            if refusal:
-                return ChainError(f"{refusal}: it cannot run with --cluster; drop --cluster or that option")
-            if chain.synthesizer.anchored_on_first_frame and part.painted_from > 0:
-                first_frame = Trim(config.trim.start, max_frames=1)
-                with open_source(config.source, trim=first_frame, size=config.size) as first:
-                    part.anchor = next(iter(first)).rgb
         progress = _ShardProgress(counter, number) if counter is not None else None
-        summary = chain(config, progress=progress, part=part)
-        return summary, part
+        return run_part(factory(), config, part, progress=progress)
     except ChainError as error:
         return error
+
+
+def run_part(chain: Chain, config: RunConfig, part: Part, *, progress: Progress | None = None,
+             option: str = "--cluster") -> tuple[RunSummary, Part]:
+    """Run ``chain`` over one part of a run (``config`` is the part's: its outputs and trim)."""
+    if chain.synthesizer is not None:
+        refusal = chain.synthesizer.unshardable()
+        if refusal:
+            raise ChainError(f"{refusal}: it cannot run with {option}; drop {option} or that option")
+        if chain.synthesizer.anchored_on_first_frame and part.painted_from > 0:
+            first_frame = Trim(config.trim.start, max_frames=1)
+            with open_source(config.source, trim=first_frame, size=config.size) as first:
+                part.anchor = next(iter(first)).rgb
+    return chain(config, progress=progress, part=part), part
 
 
 class _ShardProgress:
@@ -306,6 +292,35 @@ class _LazyCounter:
 _Counter = _LazyCounter()
 
 
+def publish_parts(config: RunConfig, info, plan: list[Shard], results: list[tuple[RunSummary, Part]],  # noqa: ANN001
+                  parts_dirs: dict[str, Path], stagings: dict[str, Path], started: float,
+                  extra: dict[str, dict]) -> RunSummary:
+    """Join the parts of every output under its staging name (listed in ``stagings``, which the
+    caller discards if this fails), write the summary file, and publish all outputs together."""
+    outputs, given = config.outputs, config.outputs.given()
+    joined = time.perf_counter()
+    summary, boundaries = _join(config.source, outputs, info, config.trim, plan, results, parts_dirs, stagings,
+                                started)
+    for name, values in extra.items():
+        summary.extra[name] = {**values, "join_seconds": round(time.perf_counter() - joined, 3)}
+    if outputs.summary is not None:
+        summary_file = SummaryFile(Path(outputs.summary))
+        stagings["summary"] = summary_file.staging
+        for i, (shard, flicker) in enumerate(zip(plan, boundaries)):
+            records = part_records(parts_dirs["summary"] / f"{shard.number:05d}.json")
+            if records and flicker is not None:
+                records[0]["flicker"] = round(flicker, 5)  # across the boundary, as in one pass
+            write_records(summary_file.stream, records, first=i == 0)
+        summary_file.finish(summary)
+    with deferred_signals():
+        publish_all([Staged(staging, given[name], outputs.kind(name), option_name(name))
+                     for name, staging in stagings.items()])
+        stagings.clear()
+    if outputs.summary is not None:
+        summary.outputs["summary"] = str(outputs.summary)
+    return summary
+
+
 def _join(source: Path, outputs: Outputs, info, trim: Trim, plan: list[Shard],  # noqa: ANN001 (SourceInfo)
           results: list[tuple[RunSummary, Part]], parts_dirs: dict[str, Path], stagings: dict[str, Path],
           started: float) -> tuple[RunSummary, list[float | None]]:
@@ -326,7 +341,7 @@ def _join(source: Path, outputs: Outputs, info, trim: Trim, plan: list[Shard],  
         elif kind == "folder":
             join_folders([(part, shard.first) for part, shard in zip(parts, plan)], staging)
         elif kind == "image":
-            parts[0].rename(staging)  # one frame, so one shard
+            link_or_copy(parts[0], staging)  # one frame, so one shard
     return _merged_summary(info, outputs, results, copied, started)
 
 

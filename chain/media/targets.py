@@ -131,20 +131,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_staging(target: Path) -> list[Path]:
-    """Remove staging entries for ``target`` left by processes of this host that no longer run."""
-    removed = []
+def stale_staging(target: Path) -> list[Path]:
+    """Staging entries for ``target`` left by processes of this host that no longer run."""
     parent = target.parent if str(target.parent) else Path(".")
     try:
         entries = list(parent.iterdir())
     except OSError:
-        return removed
+        return []
+    stale = []
     for entry in entries:
         owner = _staging_owner(entry.name, target)
-        if owner is None or owner[0] != _HOST or owner[1] == os.getpid() or _alive(owner[1]):
-            continue
+        if owner is not None and owner[0] == _HOST and owner[1] != os.getpid() and not _alive(owner[1]):
+            stale.append(entry)
+    return stale
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Remove staging entries for ``target`` left by processes of this host that no longer run."""
+    removed = stale_staging(target)
+    for entry in removed:
         discard(entry)
-        removed.append(entry)
     return removed
 
 
