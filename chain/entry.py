@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _stop_ray()
         what = "interrupted" if exit_code(interrupt) == 130 else f"stopped by {interrupt}"
-        _say(f"{what}; no partial output was left (outputs are moved into place only when complete)")
+        if "--resume" in args and args[:1] == ["run"]:
+            _say(f"{what}; no output was written yet, and the finished parts are kept (hidden): run the same "
+                 "command with --resume to go on")
+        else:
+            _say(f"{what}; no partial output was left (outputs are moved into place only when complete)")
         sys.exit(exit_code(interrupt))
 
 
