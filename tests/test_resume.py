@@ -161,3 +161,32 @@ def test_resume_of_an_image_folder_is_refused(tmp_path: Path) -> None:
     Image.new("RGB", (32, 32)).save(tmp_path / "frames" / "0.png")
     with pytest.raises(ChainError, match="--resume runs video files in parts"):
         chain.run(tmp_path / "frames", tmp_path / "out.mp4", seg="palette:voc", synth="colorize", resume=True)
+
+
+class _StopAt:
+    """A progress hook that stops the run as Ctrl-C would, once ``frames`` are done."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames, self.done = frames, 0
+
+    def start(self, total: int | None, description: str) -> None:
+        pass
+
+    def advance(self, frames: int) -> None:
+        self.done += frames
+        if self.done >= self.frames:
+            raise KeyboardInterrupt
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_an_interrupted_call_resumes_in_the_same_process(clip: Path, uninterrupted: Path, tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        run(clip, tmp_path, resume=True, progress=_StopAt(40))
+    assert not (tmp_path / "out.mp4").exists()
+    summary = run(clip, tmp_path, resume=True)
+    assert summary.extra["resume"]["frames_kept"] >= 32
+    same_outputs(uninterrupted, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels", "masks", "out.mp4", "run.json"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.batches import Part
-from chain.cluster.plan import plan_shards, run_frames
+from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.cluster.run import _shard_config, publish_parts, run_part
 from chain.config import RunConfig
 from chain.errors import ChainError
@@ -42,6 +42,8 @@ from chain.summary import RunSummary
 PART_SECONDS = 30.0
 MIN_PARTS = 20
 MANIFEST = "resume.json"
+#: The parts folders of the resumable runs going on in this process (others of its own are stale).
+_IN_USE: set[Path] = set()
 
 
 def run_resumable(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
@@ -63,11 +65,23 @@ def run_resumable(config: RunConfig, *, factory: Callable[[], Chain], warmup: in
     described = describe(config)
     described["parts"] = [[shard.first, shard.stop] for shard in plan]
     parts_dirs, done = _adopt_or_start(config, described)
+    _IN_USE.update(parts_dirs.values())
+    try:
+        return _run_parts(config, factory, info, plan, parts_dirs, done, described, started,
+                          warmup=warmup, look_ahead=look_ahead, margin=margin, progress=progress)
+    finally:
+        _IN_USE.difference_update(parts_dirs.values())
+
+
+def _run_parts(config: RunConfig, factory: Callable[[], Chain], info, plan: list[Shard],  # noqa: ANN001 (SourceInfo)
+               parts_dirs: dict[str, Path], done: list[int], described: dict[str, Any], started: float, *,
+               warmup: int, look_ahead: int, margin: int, progress: Progress | None) -> RunSummary:
+    """The parts not done, then the join and the publishing; the parts folders go once published."""
     results = {number: _load_result(parts_dirs, number) for number in done}
     chain = factory()
-    total = len(frames.times)
+    total = plan[-1].stop
     if progress:
-        progress.start(total, source.name)
+        progress.start(total, config.source.name)
         progress.advance(sum(summary.frames for summary, _ in results.values()))
     stagings: dict[str, Path] = {}
     try:
@@ -177,8 +191,9 @@ def _remove_other_stale(given: dict[str, Path]) -> None:
 
 
 def _stale_folders(target: Path) -> list[Path]:
-    """Parts folders (with a manifest) that a stopped run left for ``target``, the newest first."""
-    folders = [entry for entry in stale_staging(target)
+    """Parts folders (with a manifest) that a stopped run left for ``target``, the newest first (an
+    earlier call in this process too, unless it is still running)."""
+    folders = [entry for entry in stale_staging(target, own_except=_IN_USE)
                if entry.is_dir() and not entry.is_symlink() and (entry / MANIFEST).is_file()]
     return sorted(folders, key=lambda entry: entry.stat().st_mtime, reverse=True)
 

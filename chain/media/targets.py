@@ -25,6 +25,7 @@ import re
 import secrets
 import shutil
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +132,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def stale_staging(target: Path) -> list[Path]:
-    """Staging entries for ``target`` left by processes of this host that no longer run."""
+def stale_staging(target: Path, *, own_except: Collection[Path] | None = None) -> list[Path]:
+    """Staging entries for ``target`` left by processes of this host that no longer run. With
+    ``own_except``, this process's own entries count too, except those listed (still in use): what
+    an earlier, stopped call of the Python API left."""
     parent = target.parent if str(target.parent) else Path(".")
     try:
         entries = list(parent.iterdir())
@@ -141,7 +144,12 @@ def stale_staging(target: Path) -> list[Path]:
     stale = []
     for entry in entries:
         owner = _staging_owner(entry.name, target)
-        if owner is not None and owner[0] == _HOST and owner[1] != os.getpid() and not _alive(owner[1]):
+        if owner is None or owner[0] != _HOST:
+            continue
+        if owner[1] == os.getpid():
+            if own_except is not None and entry not in own_except:
+                stale.append(entry)
+        elif not _alive(owner[1]):
             stale.append(entry)
     return stale
 
