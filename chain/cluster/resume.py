@@ -27,7 +27,7 @@ from typing import Any
 
 from chain.batches import Part
 from chain.cluster.plan import Shard, plan_shards, run_frames
-from chain.cluster.run import _shard_config, publish_parts, run_part
+from chain.cluster.run import publish_parts, run_part, shard_config
 from chain.config import RunConfig
 from chain.errors import ChainError
 from chain.media import open_source
@@ -92,7 +92,7 @@ def _run_parts(config: RunConfig, factory: Callable[[], Chain], info, plan: list
                 for leftover in folder.glob(f"{shard.number:05d}*"):
                     discard(leftover)
             part = Part(first=shard.first, warmup=min(warmup + margin, shard.first), stop=shard.stop, margin=margin)
-            part_config = _shard_config(config, parts_dirs, shard, min(look_ahead + margin, total - shard.stop))
+            part_config = shard_config(config, parts_dirs, shard, min(look_ahead + margin, total - shard.stop))
             results[shard.number] = run_part(chain, part_config, part, progress=_Forwarded(progress),
                                              option="--resume")
             _save_result(parts_dirs, shard.number, results[shard.number])

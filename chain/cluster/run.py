@@ -164,7 +164,7 @@ def _run_tasks(ray, plan: list[Shard], config: RunConfig, parts_dirs: dict[str, 
     counter = _Counter.remote() if progress else None
     gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
     task = ray.remote(num_gpus=gpus, max_retries=retries, retry_exceptions=True)(_shard_task)
-    refs = {task.remote(factory, _shard_config(config, parts_dirs, shard, min(look_ahead + margin, total - shard.stop)),
+    refs = {task.remote(factory, shard_config(config, parts_dirs, shard, min(look_ahead + margin, total - shard.stop)),
                         Part(first=shard.first, warmup=min(warmup + margin, shard.first), stop=shard.stop, margin=margin),
                         shard.number, counter): shard
             for shard in plan}
@@ -217,7 +217,7 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
-def _shard_config(config: RunConfig, parts_dirs: dict[str, Path], shard: Shard, read_past: int = 0) -> RunConfig:
+def shard_config(config: RunConfig, parts_dirs: dict[str, Path], shard: Shard, read_past: int = 0) -> RunConfig:
     """The run of one shard: its part of every output, its frames (and ``read_past`` more to look
     ahead at); the rest as the whole run's."""
     return dataclasses.replace(config, outputs=_part_outputs(config.outputs, parts_dirs, shard),
