@@ -159,7 +159,7 @@ def test_resume_runs_in_parts_and_equals_a_plain_run(clip: Path, tmp_path: Path)
 def test_resume_of_an_image_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "frames").mkdir()
     Image.new("RGB", (32, 32)).save(tmp_path / "frames" / "0.png")
-    with pytest.raises(ChainError, match="--resume runs video files in parts"):
+    with pytest.raises(ChainError, match="--resume splits video files into parts"):
         chain.run(tmp_path / "frames", tmp_path / "out.mp4", seg="palette:voc", synth="colorize", resume=True)
 
 

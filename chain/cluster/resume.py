@@ -27,10 +27,9 @@ from typing import Any
 
 from chain.batches import Part
 from chain.cluster.plan import Shard, plan_shards, run_frames
-from chain.cluster.run import publish_parts, run_part, shard_config
+from chain.cluster.run import probe_video, publish_parts, run_part, shard_config
 from chain.config import RunConfig
 from chain.errors import ChainError
-from chain.media import open_source
 from chain.media.targets import discard, remove_stale_staging, seal, staging_path, stale_staging
 from chain.pipeline import Chain, Progress
 from chain.stages import get_stage
@@ -49,17 +48,9 @@ _IN_USE: set[Path] = set()
 def run_resumable(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
                   margin: int = 0, progress: Progress | None = None) -> RunSummary:
     """Run ``config`` in parts, continuing what a stopped run of the same command finished."""
-    source, trim = config.source, config.trim
-    if config.fps is not None:
-        raise ChainError("--resume cannot be combined with --fps yet (parts keep the input's frame times); "
-                         "convert the frame rate first, or run without --resume")
-    with open_source(source, trim=trim, size=config.size) as probe:
-        info = probe.info
-    if info.kind != "video":
-        what = {"images": "an image folder", "animation": "an animated image"}.get(info.kind, "an image")
-        raise ChainError(f"--resume runs video files in parts; {source} is {what}: run it without --resume")
+    info = probe_video(config, "--resume", "run without --resume")
     started = time.perf_counter()
-    frames = run_frames(source, trim)
+    frames = run_frames(config.source, config.trim)
     duration = frames.times[-1] + 1 / float(frames.fps)
     plan = plan_shards(frames, shards=max(MIN_PARTS, math.ceil(duration / PART_SECONDS)), warmup=warmup + margin)
     described = describe(config)

@@ -17,7 +17,7 @@ from chain.cluster.join import join_folders, join_videos, link_or_copy, part_rec
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
 from chain.errors import ChainError, first_line
-from chain.media import Trim, open_audio, open_source
+from chain.media import SourceInfo, Trim, open_audio, open_source
 from chain.media.outputs import option_name
 from chain.media.source import InputDamage
 from chain.media.targets import Staged, discard, publish_all, remove_stale_staging, staging_path
@@ -50,14 +50,7 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
     The source, the weights and the outputs' folders must be at the same paths on every worker.
     """
     source, outputs, trim = config.source, config.outputs, config.trim
-    if config.fps is not None:
-        raise ChainError("--fps cannot be combined with --cluster yet (shards keep the input's frame times); "
-                         "convert the frame rate first, or run on one machine")
-    with open_source(source, trim=trim, size=config.size) as probe:
-        info = probe.info
-    if info.kind != "video":
-        what = {"images": "an image folder", "animation": "an animated image"}.get(info.kind, "an image")
-        raise ChainError(f"--cluster splits video files; {source} is {what}")
+    info = probe_video(config, "--cluster", "run on one machine")
     ray = _ray(config.cluster or "ray")
     started = time.perf_counter()
     frames = run_frames(source, trim)
@@ -82,6 +75,20 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
         with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
             for path in (*stagings.values(), *parts_dirs.values()):
                 discard(path)
+
+
+def probe_video(config: RunConfig, option: str, instead: str) -> SourceInfo:
+    """The input's facts, once it is known to be a video a run can split into parts (``option``
+    names the split in messages, ``instead`` what to do otherwise)."""
+    if config.fps is not None:
+        raise ChainError(f"--fps cannot be combined with {option} yet (its parts keep the input's frame times); "
+                         f"convert the frame rate first, or {instead}")
+    with open_source(config.source, trim=config.trim, size=config.size) as probe:
+        info = probe.info
+    if info.kind != "video":
+        what = {"images": "an image folder", "animation": "an animated image"}.get(info.kind, "an image")
+        raise ChainError(f"{option} splits video files into parts; {config.source} is {what}: {instead}")
+    return info
 
 
 def _ray(cluster: str):  # noqa: ANN202 (the ray module)
