@@ -156,6 +156,10 @@ class Chain:
         self._compiled = self._warm_up_pending = True
 
     @property
+    def _stages(self) -> list[Segmenter | Synthesizer]:
+        return [stage for stage in (self.segmenter, self.synthesizer) if stage is not None]
+
+    @property
     def target_lut(self) -> np.ndarray | None:
         """Source id → target id, conversion and remap together (None without a segmenter)."""
         if self.conversion is None:
@@ -218,8 +222,9 @@ class Chain:
                 if progress:  # before --compile's warm-up, which takes a while: the bar shows the time
                     progress.start(info.frame_count, Path(source).name)
                 batches = read_batches(frames_in, batch_size, timer, part)
-                if self.segmenter is not None:  # `--smooth window` labels a frame once it has seen what follows
-                    batches = looking_ahead(batches, self.segmenter.look_ahead, part.painted_until if part else None)
+                # `--smooth window` labels a frame once it has seen what follows; vaegan's smooth paints it so.
+                batches = looking_ahead(batches, max(stage.look_ahead for stage in self._stages),
+                                        part.painted_until if part else None)
                 if self._warm_up_pending:
                     batches = self._warm_up(batches, timer, (info.frame_count or 0) % batch_size)
                 for stage in (self.segmenter, self.synthesizer, self.deflicker):
@@ -232,7 +237,10 @@ class Chain:
                 # 2. Stream batches through the stages into the outputs.
                 for batch in lanes.ahead(batches):
                     if batch.ahead is not None:
-                        self.segmenter.look(batch.ahead.frames, indices=batch.ahead.indices)
+                        for stage in self._stages:
+                            if stage.look_ahead:
+                                stage.look(batch.ahead.frames[:stage.look_ahead],
+                                           indices=batch.ahead.indices[:stage.look_ahead])
                     if part is not None and batch.indices[0] < part.painted_from:
                         if self.segmenter is not None:
                             with timer("segment"):  # warm-up: the segmenter's state, nothing written

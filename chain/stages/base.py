@@ -177,8 +177,15 @@ class Synthesizer(ABC):
         """
         return False
 
+    #: Frames after a batch that its paintings depend on (``vaegan``'s ``smooth``): the chain shows
+    #: them with `look` before each batch. 0 for synthesizers that paint frames as they come.
+    look_ahead: int = 0
+
     def seek(self, index: int) -> None:  # noqa: B027 (an optional hook)
         """The next frame given is the run's frame ``index`` (a shard of a run starts past 0)."""
+
+    def look(self, frames: np.ndarray, *, indices: np.ndarray) -> None:  # noqa: B027 (optional, as seek)
+        """The (up to `look_ahead`) input frames that follow the next batch, shown before it is painted."""
 
     def unshardable(self) -> str | None:
         """Why this synthesizer cannot run in shards (`chain.cluster`), or None when it can."""

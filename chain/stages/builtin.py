@@ -182,7 +182,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec(name="vaegan", kind="synthesizer", build=_build_vaegan,
               summary="VAE-GAN autoencoder (Larsen et al. 2015) trained on a film with `chain train vaegan`: "
                       "reconstructs frames (--seg none --synth-weights DIR)",
-              weights=_vaegan_weights, options=("latent_noise", "seed", "batch")),
+              weights=_vaegan_weights, options=("latent_noise", "seed", "batch", "smooth")),
     StageSpec(name="controlnet", kind="synthesizer", build=_build_controlnet,
               summary="Stable Diffusion 1.5 + segmentation ControlNet (diffusers); a prompt sets the style",
               variants=tuple(CONTROLNET_REPOS), default_variant="v11", label_space=lambda variant: ADE20K.name,

@@ -130,10 +130,15 @@ class MotionEstimator:
     def _is_cut(self, previous: np.ndarray, current: np.ndarray, reliable: np.ndarray) -> bool:
         # Motion keeps a scene's histogram (objects move, they do not change colour); a cut
         # changes it, or leaves a scene the flow cannot explain.
-        histograms = [cv2.calcHist([image], [0], None, [32], [0, 256]).ravel() / image.size
-                      for image in (previous, current)]
-        distance = 0.5 * float(np.abs(histograms[0] - histograms[1]).sum())
-        return distance > self.cut_histogram or 1 - np.count_nonzero(reliable) / reliable.size > self.cut_unreliable
+        return (histogram_cut(previous, current, self.cut_histogram)
+                or 1 - np.count_nonzero(reliable) / reliable.size > self.cut_unreliable)
+
+
+def histogram_cut(previous: np.ndarray, current: np.ndarray, threshold: float = 0.3) -> bool:
+    """Whether two grayscale frames' 32-bin histograms differ by more than ``threshold`` (total
+    variation, 0-1): a scene cut, without any flow."""
+    histograms = [cv2.calcHist([image], [0], None, [32], [0, 256]).ravel() / image.size for image in (previous, current)]
+    return 0.5 * float(np.abs(histograms[0] - histograms[1]).sum()) > threshold
 
 
 def warp(values: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
