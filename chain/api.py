@@ -65,7 +65,10 @@ def build_chain(config: ChainConfig | None = None, /, **options: object) -> Chai
 
 
 def _deflicker(config: ChainConfig) -> DeflickerSettings | None:
-    return DeflickerSettings(strength=config.deflicker) if config.deflicker else None
+    if not config.deflicker:
+        return None
+    strength, frames = config.deflicker
+    return DeflickerSettings(strength=strength, radius=frames)
 
 
 def _build_all(wanted: Mapping[str, tuple[str, StageContext]]) -> dict[str, Segmenter | Synthesizer]:

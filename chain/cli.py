@@ -70,13 +70,14 @@ Smooth = Annotated[str | None, typer.Option(
     help="Temporal smoothing of class probabilities: ema:ALPHA (moving average, ALPHA = weight of the past, "
          "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), window[:K] (each frame "
          "fused with the K frames before and after it along the flow; default 5, at most 8), or none.")]
-Deflicker = Annotated[float | None, typer.Option(
-    "--deflicker", parser=bounds.parse_deflicker, metavar="[STRENGTH]",
-    help="Steady the paintings over time, guided by the input's motion and looking 3 frames each way: STRENGTH from "
-         "0 (off) to 1 (all the way to the steady target); a bare --deflicker is 0.8.")]
+# Annotated as text: typer would read a tuple annotation as two arguments (its parser makes the tuple).
+Deflicker = Annotated[str | None, typer.Option(
+    "--deflicker", parser=bounds.parse_deflicker, metavar="[STRENGTH[:FRAMES]]",
+    help="Steady the paintings over time, guided by the input's motion: STRENGTH from 0 (off) to 1 (all the way to "
+         "the steady target), looking FRAMES (1-24) each way; a bare --deflicker is 0.8:3.")]
 #: Options whose value may be left out (a bare ``--deflicker``), and the value that stands for it.
 OPTIONAL_VALUES = {"--deflicker": "on"}
-_OPTIONAL_VALUE = re.compile(r"on|off|none|[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.IGNORECASE)
+_OPTIONAL_VALUE = re.compile(r"on|off|none|[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?(:[0-9]+)?", re.IGNORECASE)
 
 
 def with_optional_values(args: list[str]) -> list[str]:

@@ -107,9 +107,9 @@ class ChainConfig:
     #: Temporal smoothing: ``ema:ALPHA``, ``flow[:ALPHA]`` (`chain.stages.smoothing`), ``window[:K]``
     #: (`chain.stages.window`), or None.
     smooth: str | None = None
-    #: ``--deflicker``: how far each painting moves towards its steady target, 0 to 1
-    #: (`chain.stages.deflicker`); True for the default, None for none.
-    deflicker: float | None = None
+    #: ``--deflicker STRENGTH[:FRAMES]``: how far each painting moves towards its steady target (0 to 1)
+    #: and how many frames each way it looks at (`chain.stages.deflicker`); True for the default, None for none.
+    deflicker: tuple[float, int] | None = None
     #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
     remap: tuple[str, ...] = ()
     #: What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.

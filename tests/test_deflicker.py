@@ -61,11 +61,12 @@ def warp_error(clip: np.ndarray, painted: np.ndarray) -> float:
 
 
 def test_strength_specs() -> None:
-    assert parse_deflicker("on") == parse_deflicker(True) == DEFAULT_DEFLICKER
-    assert parse_deflicker("0.4") == 0.4 and parse_deflicker(0.25) == 0.25
-    for off in (None, False, "off", "0", 0):
+    assert parse_deflicker("on") == parse_deflicker(True) == DEFAULT_DEFLICKER == (0.8, 3)
+    assert parse_deflicker("0.4") == (0.4, 3) and parse_deflicker(0.25) == (0.25, 3)
+    assert parse_deflicker("1:14") == parse_deflicker((1, 14)) == (1.0, 14)
+    for off in (None, False, "off", "0", 0, "0:5"):
         assert parse_deflicker(off) is None
-    for bad in ("1.5", "-0.1", "nan", "strong", "inf"):
+    for bad in ("1.5", "-0.1", "nan", "strong", "inf", "0.5:0", "0.5:25", "0.5:x", "1:2:3"):
         with pytest.raises(ChainError, match="--deflicker"):
             parse_deflicker(bad)
 
@@ -148,7 +149,7 @@ def test_deflicker_through_the_chain(tmp_path: Path, batch: int) -> None:
     for name, deflicker in (("plain", None), ("steady", "on")):
         runs[name] = chain.run(source, tmp_path / name, seg="palette:voc", synth="colorize:voc", deflicker=deflicker,
                                batch_size=batch, summary=tmp_path / f"{name}.json")
-    assert runs["steady"].frames == 12 and runs["steady"].request["deflicker"] == DEFAULT_DEFLICKER
+    assert runs["steady"].frames == 12 and runs["steady"].request["deflicker"] == list(DEFAULT_DEFLICKER)
     assert "deflicker" in runs["steady"].stage_seconds and "deflicker" not in runs["plain"].stage_seconds
     assert len(list((tmp_path / "steady").glob("*.png"))) == 12
 
@@ -219,3 +220,20 @@ def test_real_synthesizers_steadier_close_to_plain_and_nothing_crosses_the_cut(
     assert _psnr(steady, plain) >= 32
     # The cut: the frames after it are steadied from their own side alone, as if the clip began there.
     assert np.array_equal(steady[cut:], _painted_pngs(tmp_path / "after"))
+
+
+@pytest.mark.parametrize(("given", "expected"), [(["--deflicker"], [0.8, 3]), (["--deflicker", "1:14"], [1.0, 14]),
+                                                 (["--deflicker=0.5"], [0.5, 3])])
+def test_deflicker_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], given: list[str],
+                                       expected: list[float]) -> None:
+    import json
+
+    from tests.test_bad_inputs import run_cli
+
+    clip, _ = moving_square(4)
+    source = _write_clip(tmp_path / "clip", clip)
+    # A bare --deflicker before another option and before the output path: neither is taken as its value.
+    code, _ = run_cli(["run", str(source), *given, "-q", str(tmp_path / "out"), "--seg", "palette:voc",
+                       "--synth", "colorize:voc", "--summary", str(tmp_path / "run.json")], capsys)
+    assert code == 0
+    assert json.loads((tmp_path / "run.json").read_text())["run"]["request"]["deflicker"] == expected

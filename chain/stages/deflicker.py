@@ -7,16 +7,17 @@ which is steady where the painting should be.
 
 For each painted frame ``P`` it builds a target ``T``: ``P`` averaged with the paintings of up to
 ``radius`` frames before and after it, each carried to it along the input's optical flow
-(`chain.stages.flow.carried`) and weighted by how far that flow can be trusted, so that an occluded
-or newly revealed pixel, and everything across a scene cut, keeps the frame's own painting (no
-ghost). The result is ``P + strength * (T - P)``.
+(`chain.stages.flow.carried`) and weighted by how far that flow can be trusted (so that an occluded
+or newly revealed pixel, and everything across a scene cut, keeps the frame's own painting: no
+ghost) and by ``decay`` to the power of its distance in frames. The result is ``P + strength * (T - P)``.
 
-What was measured and left out (benchmarks/steadiness.py, README "Steady films"): Bonneel et al.'s
+Why these weights: the output closest to the painting for a given steadiness (least squares of
+both, along a pixel's path) is the painting filtered by a two-sided exponential along the motion;
+`benchmarks/deflicker_frontier.py` solves that exactly over a whole clip, and this window comes
+within about 2 dB of it. What was measured and left out (README "Steady films"): Bonneel et al.'s
 gradient-domain step (taking only the coarse part of ``T - P``, keeping the frame's own fine
 detail) changed nothing on a VAE-GAN's reconstructions, whose flicker is fine-grained texture;
-weights that fall with the distance in frames, or with the colour difference, gave a worse
-trade of steadiness against closeness to the painting than ``strength``. On that trade, an exact
-solve over the whole clip (every output that could be made) does at most a little better.
+weights that fall with the colour difference gave a worse trade.
 
 Unlike Bonneel et al.'s recursive filter, a frame's result depends only on the ``2 * radius + 1``
 frames around it: it looks ahead, as a file allows, so a moving edge is pulled as much forwards
@@ -41,9 +42,9 @@ import numpy as np
 from chain.bounds import DEFAULT_DEFLICKER
 from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link
 
-#: The frames it looks at each way (a bare ``--deflicker``'s STRENGTH is `chain.bounds.DEFAULT_DEFLICKER`):
-#: measured on the shared clips (benchmarks/steadiness.py).
-DEFAULT_RADIUS = 3
+#: How fast a neighbour's weight falls with its distance in frames (measured on a VAE-GAN's
+#: reconstructions, benchmarks/deflicker_frontier.py; a bare ``--deflicker`` is `chain.bounds.DEFAULT_DEFLICKER`).
+DEFAULT_DECAY = 0.9
 #: The short side the deflicker works at (paintings are never enlarged for it).
 WORKING_SIDE = 256
 
@@ -54,8 +55,11 @@ Item = TypeVar("Item")
 class DeflickerSettings:
     """A parsed ``--deflicker``: how far towards the steady target, and how many frames each way."""
 
-    strength: float = DEFAULT_DEFLICKER
-    radius: int = DEFAULT_RADIUS
+    strength: float = DEFAULT_DEFLICKER[0]
+    radius: int = DEFAULT_DEFLICKER[1]
+    #: A neighbour d frames away weighs ``decay ** d`` (times the flow's trust): the two-sided
+    #: exponential that the least-squares trade of steadiness against change has along a path.
+    decay: float = DEFAULT_DECAY
 
     def __str__(self) -> str:
         return f"deflicker {self.strength:g} (±{self.radius} frames along the motion)"
@@ -140,8 +144,9 @@ class Deflicker(Generic[Item]):
         total = centre.painting.copy()
         weights = np.ones(self._size, np.float32)
         for neighbour, carry in carried(self._held, index, self.radius, self._size):
-            total += carry.sample(self._held[neighbour].painting) * carry.trust[..., None]
-            weights += carry.trust
+            weight = carry.trust * self.settings.decay ** abs(neighbour - index)
+            total += carry.sample(self._held[neighbour].painting) * weight[..., None]
+            weights += weight
         return self.settings.strength * (total / weights[..., None] - centre.painting)
 
 
