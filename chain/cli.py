@@ -333,7 +333,8 @@ app.add_typer(train_app, name="train")
 
 @train_app.command("vaegan")
 def train_vaegan(
-    film: Annotated[Path, typer.Argument(help="The film (or clip, image folder) to learn.")],
+    film: Annotated[list[Path], typer.Argument(
+        help="The film (or clip, image folder) to learn; several are learnt together, each weighted by its length.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
     size: Annotated[str | None, _parsed(TrainSize, "WxH", help="Training frame size WxH \\[default: 256x144].")] = None,
     latent: Annotated[int | None, _parsed(bounds.TRAINING["latent"], "N", help="Latent numbers \\[default: 200].")] = None,
@@ -350,7 +351,7 @@ def train_vaegan(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train a VAE-GAN autoencoder (Larsen et al. 2015) on FILM's frames."""
+    """Train a VAE-GAN autoencoder (Larsen et al. 2015) on the frames of one FILM or several."""
     from chain.training.vaegan import train_vaegan as train
 
     checkpoint = train(film, out, size=size, latent=latent, epochs=epochs, batch=batch, lr=lr, seed=seed,

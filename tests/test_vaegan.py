@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from chain.datasets.frames import BatchSampler, build_frame_cache
+from chain.datasets.frames import BatchSampler, FrameCache, FramePool, build_frame_cache
 from chain.errors import ChainError, ChainWarning, MissingWeightsError
 from chain.media import Trim, open_source
 from chain.pipeline import Chain, Outputs
@@ -328,6 +328,77 @@ def test_more_epochs_continue_a_finished_run(uninterrupted, tmp_path):
     meta = json.loads((out / "checkpoint" / "config.json").read_text())["meta"]
     assert (meta["step"], meta["epoch"], meta["train"]["epochs"]) == (9, 3, 3)
     assert (out / "samples" / "epoch_003.png").is_file()
+
+
+# -----------------------------------------------------------------------------
+# Several films (issue 26 item 2)
+
+
+def test_frame_pool_lays_films_end_to_end():
+    first = np.arange(3 * 2 * 2 * 3, dtype=np.uint8).reshape(3, 2, 2, 3)
+    second = (200 + np.arange(2 * 2 * 2 * 3)).astype(np.uint8).reshape(2, 2, 2, 3)
+    pool = FramePool([FrameCache(Path("a"), first, True), FrameCache(Path("b"), second, True)])
+    assert len(pool) == 5 and pool.film_of(np.array([0, 2, 3, 4])).tolist() == [0, 0, 1, 1]
+    np.testing.assert_array_equal(pool.take(np.array([4, 0, 3])), np.stack([second[1], first[0], second[0]]))
+    with pytest.raises(IndexError):
+        pool.take(np.array([5]))
+    with pytest.raises(ChainError, match="different sizes"):
+        FramePool([FrameCache(Path("a"), first, True), FrameCache(Path("c"), np.zeros((1, 3, 2, 3), np.uint8), True)])
+
+
+def smooth_folder(folder: Path, count: int) -> Path:
+    """An image folder of ``count`` smooth 64x40 frames (a second 'film')."""
+    folder.mkdir()
+    for i in range(count):
+        frame = frames_batch(1, VAEGANConfig(**{**TINY, "height": 40, "width": 64}), seed=i)[0]
+        Image.fromarray(((frame.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(folder / f"{i:03d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def two_films(tmp_path_factory) -> tuple[list[Path], Path]:
+    """A complete tiny run on carphone (12 frames) and an 8-frame image folder: 20 frames, 5 steps an epoch."""
+    if not CARPHONE.is_file():
+        pytest.skip(f"{CARPHONE} not found (set CHAIN_SHARED)")
+    root = tmp_path_factory.mktemp("films")
+    films = [CARPHONE, smooth_folder(root / "folder", 8)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_vaegan(films, root / "run", **TINY_RUN)
+    finally:
+        torch.set_num_threads(threads)
+    return films, root / "run"
+
+
+def test_several_films_are_cached_once_each_and_pooled(two_films):
+    films, run = two_films
+    meta = json.loads((run / "checkpoint" / "config.json").read_text())["meta"]
+    # Weighted by length: every frame of both films once an epoch, 20 // 4 = 5 steps.
+    assert (meta["frames"], meta["film_frames"], meta["total_steps"]) == (20, [12, 8], 10)
+    assert meta["train"]["film"] == str(films[0]) and meta["train"]["more_films"] == [str(films[1])]
+    for folder, count in (("frames", 12), ("frames-2", 8)):
+        assert np.load(run / folder / "frames.npy", mmap_mode="r").shape == (count, 32, 48, 3)
+    synthesizer = build_vaegan(None, StageContext(weights=str(run)))
+    assert "carphone_pristine.mp4 and 1 more film" in synthesizer.description
+
+
+def test_several_films_resume_bit_exact(two_films, tmp_path):
+    films, reference = two_films
+    out = tmp_path / "run"
+    train_vaegan(films, out, **{**TINY_RUN, "max_steps": 7})  # stops in epoch 2
+    frames_written = (out / "frames-2" / "frames.npy").stat().st_mtime_ns
+    train_vaegan(films[0], out, device="cpu", progress=False, resume=True)  # the first film stands for all
+    assert_identical(state_tensors(out / "checkpoint"), state_tensors(reference / "checkpoint"))
+    assert (out / "frames-2" / "frames.npy").stat().st_mtime_ns == frames_written  # decoded once
+    with pytest.raises(ChainError, match="--more-films"):
+        train_vaegan([films[0], CARPHONE], out, **{**TINY_RUN, "epochs": 3}, resume=True)
+
+
+def test_a_missing_film_is_refused_before_any_decoding(tmp_path):
+    with pytest.raises(ChainError, match="input not found: .*nope.mp4"):
+        train_vaegan([CARPHONE, tmp_path / "nope.mp4"], tmp_path / "run", **TINY_RUN)
+    assert not (tmp_path / "run" / "frames").exists()
 
 
 # -----------------------------------------------------------------------------

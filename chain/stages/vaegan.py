@@ -82,7 +82,11 @@ def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesize
     batch = context.int_option("batch", 16, minimum=1, maximum=1024)
     model, checkpoint = load_vaegan(context.weights, context.device)
     config = model.config
-    film = Path(checkpoint.meta.get("train", {}).get("film", "?")).name
+    trained = checkpoint.meta.get("train", {})
+    film = Path(trained.get("film", "?")).name
+    more = trained.get("more_films") or []
+    if isinstance(more, list) and more:
+        film += f" and {len(more)} more film" + ("s" if len(more) > 1 else "")
     step = checkpoint.meta.get("step", "?")
     caveat = training_caveat(checkpoint.meta)
     if caveat:

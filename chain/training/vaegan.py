@@ -1,8 +1,13 @@
-"""Train a VAE-GAN on one film: ``chain train vaegan FILM --size 256x144 --latent 200 --out DIR``.
+"""Train a VAE-GAN on films: ``chain train vaegan FILM [FILM...] --size 256x144 --latent 200 --out DIR``.
+
+Several films (videos or image folders) are learnt together, as Broad learnt a whole film: their
+frames are pooled and every frame is equally likely in a batch, so each film weighs by its
+length (each epoch visits every frame of every film once; `chain.datasets.frames.FramePool`).
 
 What a run writes into ``DIR``:
 
-* ``frames/``: the film decoded once at the training size (`chain.datasets.frames`).
+* ``frames/``: the (first) film decoded once at the training size (`chain.datasets.frames`);
+  ``frames-2/``, ``frames-3/``…: the further films, one cache each.
 * ``checkpoint/``: the latest checkpoint (`chain.weights.folder` format): ``model.safetensors``
   (encoder, decoder, discriminator), ``config.json`` (the `VAEGANConfig`, and in ``meta``
   the training options, the step and the loss scaler), and ``optimizer.safetensors`` (the
@@ -30,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from chain.datasets.frames import build_frame_cache, training_size
+from chain.datasets.frames import FramePool, build_frame_cache, training_size
 from chain.device import Precision
 from chain.errors import ChainError
 from chain.media import Trim
@@ -52,6 +57,7 @@ class VAEGANTrainOptions:
     """What defines a training run. Stored in the checkpoint; all but ``epochs`` must match on resume."""
 
     film: str
+    more_films: tuple[str, ...] = ()  # further films learnt with ``film`` (frames pooled, weighted by length)
     size: str | None = None  # WxH of the training frames; None: the model config's (256x144)
     model: VAEGANConfig = field(default_factory=VAEGANConfig)  # its height and width follow ``size``
     batch: int = 12
@@ -69,6 +75,7 @@ class VAEGANTrainOptions:
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs",)
 
     def __post_init__(self) -> None:
+        self.more_films = tuple(str(film) for film in self.more_films)  # JSON gives a list
         size = training_size(self.size or f"{self.model.width}x{self.model.height}")
         self.size = str(size)
         self.model = dataclasses.replace(self.model, height=size.height, width=size.width)  # checks it again
@@ -79,14 +86,20 @@ class VAEGANTrainOptions:
             raise ChainError(f"need lr > 0 and 0 <= beta1 < 1, got lr={self.lr}, beta1={self.beta1}")
 
     def trim(self) -> Trim:
+        """The same trim applies to every film."""
         return Trim(start=self.start, duration=self.duration, max_frames=self.max_frames)
+
+    @property
+    def films(self) -> tuple[str, ...]:
+        """Every film learnt, the first one first."""
+        return (self.film, *self.more_films)
 
 
 TrainOptions = VAEGANTrainOptions  # the name it had first
 
 
 def train_vaegan(
-    film: str | Path,
+    film: str | Path | Sequence[str | Path],
     out_dir: str | Path,
     *,
     size: str | None = None,
@@ -113,6 +126,10 @@ def train_vaegan(
 ) -> Path:
     """Train a VAE-GAN on ``film``'s frames; returns the checkpoint folder (``out_dir/checkpoint``).
 
+    ``film`` is one film (video or image folder) or several, learnt together (their frames
+    pooled, each film weighted by its length). On resume, the first film alone stands for the
+    run's films; giving several again must name the same ones.
+
     Options left as None take the `VAEGANTrainOptions` defaults (256x144, batch 12, 6 epochs,
     Adam 2e-4 / 0.5, seed 0; the network's from `VAEGANConfig`), or with ``resume`` the
     checkpoint's values; given ones must then agree with the checkpoint, except ``epochs``,
@@ -124,7 +141,11 @@ def train_vaegan(
     flags = {name: value for name, value in given.items() if name in option_flags(VAEGANTrainOptions)}
     settings = RunSettings(checkpoint_every=checkpoint_every, device=device, resume=resume, progress=progress,
                            max_steps=max_steps, on_step=on_step)
-    return train(VAEGANTrainer, out_dir, {**flags, "film": str(Path(film))}, settings)
+    films = [str(Path(film))] if isinstance(film, (str, Path)) else [str(Path(f)) for f in film]
+    if not films:
+        raise ChainError("chain train vaegan needs at least one film")
+    more = tuple(films[1:]) if len(films) > 1 else None  # None: a new run's default (), or the checkpoint's
+    return train(VAEGANTrainer, out_dir, {**flags, "film": films[0], "more_films": more}, settings)
 
 
 class VAEGANTrainer:
@@ -146,12 +167,18 @@ class VAEGANTrainer:
                   what="VAE-GAN its training options describe")
 
     def check_inputs(self) -> None:
-        """The film is checked as it is decoded."""
+        """Every film exists (its contents are checked as it is decoded): a missing third film is one
+        line before the first is decoded."""
+        for film in self.options.films:
+            if not Path(film).exists():
+                raise ChainError(f"input not found: {film}")
 
     def prepare(self, out_dir: Path, display: TrainingDisplay) -> int:
-        self.cache = build_frame_cache(self.options.film, out_dir / FRAMES_DIR, size=self.options.size,
-                                       trim=self.options.trim(), progress=display.decoding(Path(self.options.film).name))
-        return len(self.cache)
+        caches = [build_frame_cache(film, out_dir / frames_dir(i), size=self.options.size, trim=self.options.trim(),
+                                    progress=display.decoding(Path(film).name))
+                  for i, film in enumerate(self.options.films)]
+        self.frames = FramePool(caches)
+        return len(self.frames)
 
     def build(self) -> dict[str, torch.optim.Optimizer]:
         torch.manual_seed(self.options.seed)
@@ -165,7 +192,7 @@ class VAEGANTrainer:
 
     def train_step(self, indices: np.ndarray, step: int, precision: Precision) -> dict[str, float]:
         self.model.train()
-        x = _to_model(self.cache.frames[indices], self.device)
+        x = _to_model(self.frames.take(indices), self.device)
         with precision.autocast():
             losses = self.model.losses(x, self.noise)
         self.model.backward(losses, scale=precision.scaler.scale)
@@ -182,14 +209,15 @@ class VAEGANTrainer:
         return record
 
     def saved(self) -> Saved:
-        return Saved(config=self.model.config, state_dict=self.model.state_dict(), meta={"frames": len(self.cache)})
+        meta = {"frames": len(self.frames), "film_frames": [len(cache) for cache in self.frames.caches]}
+        return Saved(config=self.model.config, state_dict=self.model.state_dict(), meta=meta)
 
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
         """Real frames, their reconstructions and decoded prior samples, one row each (eval mode, no noise)."""
-        count = min(SAMPLE_COUNT, len(self.cache))
-        indices = np.unique(np.linspace(0, len(self.cache) - 1, count).round().astype(int))
-        real = _to_model(self.cache.frames[indices], self.device)
+        count = min(SAMPLE_COUNT, len(self.frames))
+        indices = np.unique(np.linspace(0, len(self.frames) - 1, count).round().astype(int))  # across all films
+        real = _to_model(self.frames.take(indices), self.device)
         # A generator of its own, so writing samples never moves the training noise stream.
         z = torch.randn(len(indices), self.options.model.latent_dim,
                         generator=torch.Generator().manual_seed(self.options.seed + 1))
@@ -204,6 +232,11 @@ class VAEGANTrainer:
     def describe(self, record: dict[str, Any]) -> str:
         return (f"ep {record['epoch']} enc {record['encoder']:.3f} dec {record['decoder']:.3f} "
                 f"dis {record['discriminator']:.3f} kl {record['kl']:.4f} psnr {record['recon_psnr']:.1f}")
+
+
+def frames_dir(index: int) -> str:
+    """The cache folder of film ``index`` (0-based) in a run folder: ``frames``, ``frames-2``, ``frames-3``…"""
+    return FRAMES_DIR if index == 0 else f"{FRAMES_DIR}-{index + 1}"
 
 
 def _to_model(frames: np.ndarray, device: torch.device) -> torch.Tensor:
