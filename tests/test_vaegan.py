@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -22,11 +23,12 @@ from chain.pipeline import Chain, Outputs
 from chain.stages.spec import StageContext
 from chain.stages.vaegan import VAEGANSynthesizer, build_vaegan
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
-from chain.training.vaegan import TrainingInterrupted, losses_so_far, train_vaegan
+from chain.training.vaegan import TrainingInterrupted, VAEGANTrainOptions, losses_so_far, train_vaegan
 from chain.weights.folder import save_checkpoint
 from chain.weights.locations import checkpoint_dir
 from chain.weights.vaegan import MODEL_KIND, load_vaegan
 from models.vaegan import (
+    LEGACY,
     VAEGAN,
     VAEGANConfig,
     decoder_gan_loss,
@@ -117,6 +119,69 @@ def test_config_checks():
         VAEGANConfig(**TINY, kernel_size=4)
     from_json = VAEGANConfig(**json.loads(json.dumps({**TINY, "similarity_layers": [0, 2]})))
     assert from_json.filters == (8, 16, 32, 64) and from_json.similarity_layers == (0, 2)
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 48), (36, 64), (72, 128)])
+def test_resize_decoder_mirrors_the_encoder_without_transposed_convolutions(height, width):
+    """Nearest upsampling + convolution (issue 26): the encoder's sizes mirrored, odd ones too."""
+    config = VAEGANConfig(**{**TINY, "height": height, "width": width}, upsample="resize")
+    torch.manual_seed(0)
+    model = VAEGAN(config)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+    with torch.no_grad():
+        assert model.decoder(torch.randn(2, 16)).shape == (2, 3, height, width)
+
+
+def test_resize_decoder_has_no_checkerboard_at_initialisation():
+    """A transposed stride-2 convolution paints a periodic 2x2 pattern even on a constant input (uneven
+    kernel overlap); a resize-convolution gives a constant map's interior a constant output."""
+    def pattern(upsample: str) -> float:
+        torch.manual_seed(0)
+        block = VAEGAN(VAEGANConfig(**TINY, upsample=upsample)).decoder.ups[0]
+        x = torch.ones(1, 64, 8, 12)  # a constant map, larger than the tiny grid, for a wide interior
+        with torch.no_grad():
+            if upsample == "resize":
+                y = block[1](torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+            else:
+                y = block[0](x)
+        y = y[0, :, 4:-4, 4:-4]  # away from the padded border
+        return float((y - y.mean(dim=(1, 2), keepdim=True)).abs().max())
+    assert pattern("resize") < 1e-5 < pattern("transposed")
+
+
+def test_configs_saved_before_a_field_existed_keep_the_old_network(tmp_path):
+    """Old config.json files lack upsample/spectral_norm/kl_weight: they mean transposed, off, 1."""
+    old = {k: v for k, v in dataclasses.asdict(VAEGANConfig(**TINY)).items() if k not in LEGACY}
+    assert VAEGANConfig.from_saved(old).upsample == "transposed" and not VAEGANConfig.from_saved(old).spectral_norm
+    assert VAEGANConfig(**TINY).upsample == "resize"  # the new default, for new runs
+    torch.manual_seed(0)
+    model = VAEGAN(VAEGANConfig(**TINY, upsample="transposed"))
+    folder = save_checkpoint(tmp_path / "checkpoint", model=MODEL_KIND, config=model.config,
+                             state_dict=model.state_dict())
+    document = json.loads((folder / "config.json").read_text())
+    document["config"] = {k: v for k, v in document["config"].items() if k not in LEGACY}
+    (folder / "config.json").write_text(json.dumps(document))
+    loaded, _ = load_vaegan(tmp_path)
+    assert loaded.config.upsample == "transposed"
+    upgraded = VAEGANTrainOptions.upgrade({"film": "f.mp4", "model": old})
+    assert upgraded["model"]["upsample"] == "transposed"
+    assert VAEGANTrainOptions.upgrade({"film": "f.mp4", "latent": 8})["model"]["upsample"] == "transposed"
+
+
+def test_spectral_norm_and_kl_weight():
+    torch.manual_seed(0)
+    plain = VAEGAN(VAEGANConfig(**TINY))
+    torch.manual_seed(0)
+    weighted = VAEGAN(VAEGANConfig(**TINY, kl_weight=0.25, spectral_norm=True))
+    assert any("parametrizations" in name for name in weighted.discriminator.state_dict())
+    x = frames_batch(4)
+    a = plain.losses(x, torch.Generator().manual_seed(1))
+    b = weighted.losses(x, torch.Generator().manual_seed(1))
+    assert b.kl.item() == pytest.approx(0.25 * a.kl.item(), rel=1e-5)  # same encoder, a quarter of the KL
+    weighted.backward(b)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in weighted.parameters())
+    with pytest.raises(ValueError, match="upsample"):
+        VAEGANConfig(**TINY, upsample="bilinear")
 
 
 def test_loss_functions_by_hand():

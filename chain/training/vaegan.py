@@ -45,7 +45,7 @@ from chain.training.options import option_flags
 from chain.weights.fit import check_fit
 from chain.weights.folder import WEIGHTS_FILE
 from chain.weights.vaegan import MODEL_KIND
-from models.vaegan import VAEGAN, VAEGANConfig, make_optimizers
+from models.vaegan import LEGACY, VAEGAN, VAEGANConfig, make_optimizers
 
 FRAMES_DIR = "frames"
 PLOTTED = ("encoder", "decoder", "discriminator", "kl", "similarity", "d_real", "d_recon", "recon_psnr")
@@ -73,6 +73,15 @@ class VAEGANTrainOptions:
                                        "similarity_layers": "model.similarity_layers", "gamma": "model.gamma",
                                        "gan_loss": "model.gan_loss", "pixel_weight": "model.pixel_weight"}
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs",)
+
+    @staticmethod
+    def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
+        """Saved options from an older checkpoint: model fields it lacks keep the values it was trained
+        with (`models.vaegan.LEGACY`), not today's defaults."""
+        model = saved.get("model")
+        if isinstance(model, dict):
+            return {**saved, "model": {**LEGACY, **model}}
+        return {**saved, "model": dict(LEGACY)} if model is None else saved  # flat flags: older still
 
     def __post_init__(self) -> None:
         self.more_films = tuple(str(film) for film in self.more_films)  # JSON gives a list
