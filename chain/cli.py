@@ -344,6 +344,10 @@ def train_vaegan(
     seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and noise \\[default: 0].")] = None,
     pixel_weight: Annotated[float | None, _parsed(
         bounds.TRAINING["pixel_weight"], "WEIGHT", help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
+    filters: Annotated[str | None, _parsed(  # the parser gives a tuple; typer reads a tuple annotation as several values
+        bounds.width_list("--filters"), "C1,C2,...", help="Channels of each stride-2 convolution \\[default: 80,160,320,640].")] = None,
+    upsample: Annotated[str | None, typer.Option(
+        help="Decoder upsampling: resize (nearest + convolution) or transposed (the first checkpoints') \\[default: resize].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: CheckpointEvery = 500,
     max_steps: MaxSteps = None,
@@ -355,7 +359,8 @@ def train_vaegan(
     from chain.training.vaegan import train_vaegan as train
 
     checkpoint = train(film, out, size=size, latent=latent, epochs=epochs, batch=batch, lr=lr, seed=seed,
-                       pixel_weight=pixel_weight, start=start or None, duration=duration, max_frames=max_frames,
+                       pixel_weight=pixel_weight, filters=filters, upsample=upsample, start=start or None,
+                       duration=duration, max_frames=max_frames,
                        checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, resume=resume,
                        progress=not quiet)
     err.print(f"checkpoint: {checkpoint} (reconstruct with: chain run FILM OUT --seg none --synth vaegan "

@@ -460,6 +460,21 @@ def test_several_films_resume_bit_exact(two_films, tmp_path):
         train_vaegan([films[0], CARPHONE], out, **{**TINY_RUN, "epochs": 3}, resume=True)
 
 
+def test_cli_takes_several_films_filters_and_upsample(tmp_path):
+    from tests.test_cli import chain_cli
+
+    folder = smooth_folder(tmp_path / "folder", 4)
+    result = chain_cli("train", "vaegan", str(CARPHONE), str(folder), "--out", str(tmp_path / "run"), "--size", "48x32",
+                       "--latent", "8", "--filters", "4,8,8,8", "--upsample", "transposed", "--batch", "4",
+                       "--epochs", "1", "--max-frames", "4", "--device", "cpu", "--quiet")
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
+    assert document["config"]["filters"] == [4, 8, 8, 8] and document["config"]["upsample"] == "transposed"
+    assert document["meta"]["train"]["more_films"] == [str(folder)] and document["meta"]["frames"] == 8
+    refused = chain_cli("train", "vaegan", str(CARPHONE), "--out", str(tmp_path / "bad"), "--filters", "8,x")
+    assert refused.returncode != 0 and "--filters needs comma-separated channel counts" in refused.stderr
+
+
 def test_a_missing_film_is_refused_before_any_decoding(tmp_path):
     with pytest.raises(ChainError, match="input not found: .*nope.mp4"):
         train_vaegan([CARPHONE, tmp_path / "nope.mp4"], tmp_path / "run", **TINY_RUN)

@@ -71,7 +71,9 @@ class VAEGANTrainOptions:
 
     FLAGS: ClassVar[dict[str, str]] = {"latent": "model.latent_dim", "filters": "model.filters",
                                        "similarity_layers": "model.similarity_layers", "gamma": "model.gamma",
-                                       "gan_loss": "model.gan_loss", "pixel_weight": "model.pixel_weight"}
+                                       "gan_loss": "model.gan_loss", "pixel_weight": "model.pixel_weight",
+                                       "upsample": "model.upsample", "spectral_norm": "model.spectral_norm",
+                                       "kl_weight": "model.kl_weight"}
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs",)
 
     @staticmethod
@@ -123,6 +125,9 @@ def train_vaegan(
     gamma: float | None = None,
     gan_loss: str | None = None,
     pixel_weight: float | None = None,
+    upsample: str | None = None,
+    spectral_norm: bool | None = None,
+    kl_weight: float | None = None,
     start: float | None = None,
     duration: float | None = None,
     max_frames: int | None = None,
