@@ -466,7 +466,7 @@ def test_cli_takes_several_films_filters_and_upsample(tmp_path):
     folder = smooth_folder(tmp_path / "folder", 4)
     result = chain_cli("train", "vaegan", str(CARPHONE), str(folder), "--out", str(tmp_path / "run"), "--size", "48x32",
                        "--latent", "8", "--filters", "4,8,8,8", "--upsample", "transposed", "--batch", "4",
-                       "--epochs", "1", "--max-frames", "4", "--device", "cpu", "--quiet")
+                       "--epochs", "1", "--max-frames", "4", "--device", "cpu", "--threads", "1", "--quiet")
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
     assert document["config"]["filters"] == [4, 8, 8, 8] and document["config"]["upsample"] == "transposed"
