@@ -346,6 +346,8 @@ def train_vaegan(
     batch: Annotated[int | None, _parsed(bounds.BATCH, "N", help="Frames per step \\[default: 12].")] = None,
     lr: Annotated[float | None, _parsed(bounds.TRAINING["lr"], "LR", help="Adam learning rate \\[default: 2e-4].")] = None,
     seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and noise \\[default: 0].")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(
+        help="constant, or cosine (from --lr down to 0 at the last step) \\[default: constant].")] = None,
     pixel_weight: Annotated[float | None, _parsed(
         bounds.TRAINING["pixel_weight"], "WEIGHT", help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
     filters: Annotated[str | None, _parsed(  # the parser gives a tuple; typer reads a tuple annotation as several values
@@ -367,7 +369,8 @@ def train_vaegan(
 
     if threads is not None or env_threads() is not None:  # else torch's own default, one thread per core
         configure_cpu_threads(threads)
-    checkpoint = train(film, out, size=size, latent=latent, epochs=epochs, batch=batch, lr=lr, seed=seed,
+    checkpoint = train(film, out, size=size, latent=latent, epochs=epochs, batch=batch, lr=lr, lr_schedule=lr_schedule,
+                       seed=seed,
                        pixel_weight=pixel_weight, filters=filters, upsample=upsample, start=start or None,
                        duration=duration, max_frames=max_frames,
                        checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, resume=resume,

@@ -8,7 +8,7 @@
 It runs these `chain` commands (each can be run by hand), then measures PSNR:
 
     chain train vaegan TRAIN [TRAIN...] --size 64x36 --latent 200 --epochs 50 --batch 12 \\
-        --filters 32,64,128,256 --pixel-weight 10 --threads 1 --out OUT
+        --filters 32,64,128,256 --pixel-weight 10 --lr-schedule cosine --threads 1 --out OUT
     chain run TRAIN OUT/recon-train --seg none --synth vaegan --synth-weights OUT --size 64x36 \\
         --compare OUT/compare-train.mp4
     chain run OTHER OUT/recon-other --seg none --synth vaegan --synth-weights OUT --size 64x36 \\
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--filters", default="32,64,128,256", help="channels of the stride-2 convolutions")
     parser.add_argument("--pixel-weight", default="10", help="pixel likelihood added to the learned similarity")
     parser.add_argument("--threads", default="1", help="CPU threads for training")
+    parser.add_argument("--lr-schedule", default="cosine", help="constant or cosine")
     parser.add_argument("--out", type=Path, default=Path("runs/vaegan-example"))
     parser.add_argument("--train-arg", action="append", default=[],
                         help="extra argument for `chain train vaegan` (repeatable), e.g. --train-arg=--seed=1")
@@ -70,7 +71,8 @@ def main() -> None:
     films: list[Path] = args.train or [VIDEOS / "pexels-koolshooters-7322716.mp4"]
     train = ["train", "vaegan", *map(str, films), "--size", args.size, "--latent", str(args.latent),
              "--epochs", str(args.epochs), "--batch", str(args.batch), "--filters", args.filters,
-             "--pixel-weight", args.pixel_weight, "--threads", args.threads, "--out", str(out), *args.train_arg]
+             "--pixel-weight", args.pixel_weight, "--lr-schedule", args.lr_schedule, "--threads", args.threads,
+             "--out", str(out), *args.train_arg]
     if (out / "checkpoint" / "config.json").is_file():
         train.append("--resume")
     started, load_at_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]

@@ -23,7 +23,7 @@ from chain.pipeline import Chain, Outputs
 from chain.stages.spec import StageContext
 from chain.stages.vaegan import VAEGANSynthesizer, build_vaegan
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
-from chain.training.vaegan import TrainingInterrupted, VAEGANTrainOptions, losses_so_far, train_vaegan
+from chain.training.vaegan import TrainingInterrupted, VAEGANTrainOptions, losses_so_far, lr_factor, train_vaegan
 from chain.weights.folder import save_checkpoint
 from chain.weights.locations import checkpoint_dir
 from chain.weights.vaegan import MODEL_KIND, load_vaegan
@@ -395,6 +395,22 @@ def test_more_epochs_continue_a_finished_run(uninterrupted, tmp_path):
     assert (out / "samples" / "epoch_003.png").is_file()
 
 
+@needs_carphone
+def test_cosine_schedule_runs_resume_bit_exact_and_old_runs_keep_one_rate(tmp_path):
+    assert lr_factor("cosine", 0, 10) == 1.0 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
+    assert lr_factor("cosine", 10, 10) == pytest.approx(0.0) and lr_factor("constant", 7, 10) == 1.0
+    run = {**TINY_RUN, "lr_schedule": "cosine"}
+    train_vaegan(CARPHONE, tmp_path / "whole", **run)
+    rates = [r["lr"] for r in losses_so_far(tmp_path / "whole")]
+    assert rates[0] == pytest.approx(2e-4) and rates == sorted(rates, reverse=True) and rates[-1] < 2e-5
+    train_vaegan(CARPHONE, tmp_path / "resumed", **{**run, "max_steps": 4})
+    train_vaegan(CARPHONE, tmp_path / "resumed", device="cpu", progress=False, resume=True)
+    assert_identical(state_tensors(tmp_path / "resumed" / "checkpoint"), state_tensors(tmp_path / "whole" / "checkpoint"))
+    assert VAEGANTrainOptions.upgrade({"film": "f.mp4"})["lr_schedule"] == "constant"  # saved before the option
+    with pytest.raises(ChainError, match="--lr-schedule"):
+        train_vaegan(CARPHONE, tmp_path / "bad", **{**TINY_RUN, "lr_schedule": "step"})
+
+
 # -----------------------------------------------------------------------------
 # Several films (issue 26 item 2)
 
@@ -460,6 +476,7 @@ def test_several_films_resume_bit_exact(two_films, tmp_path):
         train_vaegan([films[0], CARPHONE], out, **{**TINY_RUN, "epochs": 3}, resume=True)
 
 
+@needs_carphone
 def test_cli_takes_several_films_filters_and_upsample(tmp_path):
     from tests.test_cli import chain_cli
 
@@ -475,6 +492,7 @@ def test_cli_takes_several_films_filters_and_upsample(tmp_path):
     assert refused.returncode != 0 and "--filters needs comma-separated channel counts" in refused.stderr
 
 
+@needs_carphone
 def test_a_missing_film_is_refused_before_any_decoding(tmp_path):
     with pytest.raises(ChainError, match="input not found: .*nope.mp4"):
         train_vaegan([CARPHONE, tmp_path / "nope.mp4"], tmp_path / "run", **TINY_RUN)

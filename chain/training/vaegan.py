@@ -50,6 +50,15 @@ from models.vaegan import LEGACY, VAEGAN, VAEGANConfig, make_optimizers
 FRAMES_DIR = "frames"
 PLOTTED = ("encoder", "decoder", "discriminator", "kl", "similarity", "d_real", "d_recon", "recon_psnr")
 SAMPLE_COUNT = 8
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate's multiplier at (0-based) ``step`` of ``total_steps``: a pure function of the
+    step, so a resumed run sets exactly the rates an uninterrupted one did."""
+    if schedule == "constant" or total_steps <= 0:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
 @dataclass(kw_only=True)
@@ -63,6 +72,7 @@ class VAEGANTrainOptions:
     batch: int = 12
     epochs: int = 6
     lr: float = 2e-4
+    lr_schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * step / total steps)) / 2
     beta1: float = 0.5
     seed: int = 0
     start: float = 0.0
@@ -80,6 +90,7 @@ class VAEGANTrainOptions:
     def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
         """Saved options from an older checkpoint: model fields it lacks keep the values it was trained
         with (`models.vaegan.LEGACY`), not today's defaults."""
+        saved = {"lr_schedule": "constant", **saved}  # runs before the schedule existed kept one rate
         model = saved.get("model")
         if isinstance(model, dict):
             return {**saved, "model": {**LEGACY, **model}}
@@ -93,6 +104,8 @@ class VAEGANTrainOptions:
         for name in ("batch", "epochs"):
             if getattr(self, name) < 1:
                 raise ChainError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ChainError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
         if not self.lr > 0 or not 0 <= self.beta1 < 1:
             raise ChainError(f"need lr > 0 and 0 <= beta1 < 1, got lr={self.lr}, beta1={self.beta1}")
 
@@ -118,6 +131,7 @@ def train_vaegan(
     epochs: int | None = None,
     batch: int | None = None,
     lr: float | None = None,
+    lr_schedule: str | None = None,
     beta1: float | None = None,
     seed: int | None = None,
     filters: Sequence[int] | None = None,
@@ -192,6 +206,8 @@ class VAEGANTrainer:
                                     progress=display.decoding(Path(film).name))
                   for i, film in enumerate(self.options.films)]
         self.frames = FramePool(caches)
+        # The loop's step count (`chain.datasets.frames.BatchSampler`), for the learning-rate schedule.
+        self.total_steps = self.options.epochs * (len(self.frames) // self.options.batch)
         return len(self.frames)
 
     def build(self) -> dict[str, torch.optim.Optimizer]:
@@ -210,6 +226,10 @@ class VAEGANTrainer:
         with precision.autocast():
             losses = self.model.losses(x, self.noise)
         self.model.backward(losses, scale=precision.scaler.scale)
+        rate = self.options.lr * lr_factor(self.options.lr_schedule, step, self.total_steps)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = rate
         for optimizer in self.optimizers.values():  # all three from the same forward pass, as in the paper
             precision.scaler.step(optimizer)
         precision.scaler.update()
@@ -218,6 +238,7 @@ class VAEGANTrainer:
             "kl": losses.kl, "similarity": losses.similarity, "decoder_gan": losses.decoder_gan, **losses.stats,
         }
         record = {key: float(value.detach()) for key, value in values.items()}
+        record["lr"] = rate
         mse = record.pop("pixel_mse")
         record["recon_psnr"] = round(10 * math.log10(4.0 / mse), 4) if mse > 0 else float("inf")  # [-1, 1] range
         return record
