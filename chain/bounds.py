@@ -139,6 +139,21 @@ def width(name: str) -> Bound:
     return Bound(name, 1, MAX_WIDTH)
 
 
+def width_list(name: str):  # noqa: ANN201 (typer's parser: str -> tuple[int, ...])
+    """A parser for comma-separated network widths (``--filters 32,64,128,256``), each 1 to `MAX_WIDTH`."""
+    bound = width(name)
+
+    def parse(text: str | tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if text is None or isinstance(text, tuple):
+            return text
+        parts = [part.strip() for part in str(text).split(",")]
+        if not all(part.isascii() and part.isdigit() for part in parts):
+            raise ChainError(f"{name} needs comma-separated channel counts (e.g. 32,64,128,256), not {text!r}")
+        return tuple(bound.check(int(part)) for part in parts)
+
+    return parse
+
+
 def ascii_text(name: str):  # noqa: ANN201 (typer's parser: str -> str)
     """A parser for options that are text made of numbers (``--size 256x144``): non-ASCII digits such
     as ``²⁵⁶`` or ``２５６`` are refused in one line, the rest is left to the option's own parser."""

@@ -165,15 +165,47 @@ def overlay(frame: np.ndarray, labels: np.ndarray, space: LabelSpace, *, alpha: 
     return (frame.astype(np.float32) * (1 - alpha) + colours * alpha).round().astype(np.uint8)
 
 
+_CAPTION_SHARE = 0.1  # a caption drawn on a panel may be at most this share of the panel's height
+_MIN_CAPTION_FONT = 9  # pixels: smaller default-font text stops being readable
+
+
+def caption_layout(height: int) -> tuple[int, int]:
+    """(font size, band height) of the captions over panels ``height`` pixels tall.
+
+    The font scales with the frame (1/24 of its height, at least 9 px). Where that would cover
+    more than a tenth of the panel (frames under 90 px: a 64x36 frame's caption hid half of it),
+    the captions go in a band of their own above the panels (band height > 0), leaving every
+    panel's pixels as they are.
+    """
+    font_size = max(_MIN_CAPTION_FONT, height // 24)
+    if font_size <= height * _CAPTION_SHARE:
+        return font_size, 0
+    band = font_size + 4
+    return font_size, band + band % 2  # even, so the compare video keeps an even height
+
+
 def side_by_side(panels: list[np.ndarray], captions: list[str]) -> np.ndarray:
-    """Panels of one height placed left to right, each with a small caption."""
-    image = Image.fromarray(np.concatenate(panels, axis=1))
+    """Panels of one height placed left to right, each with a small caption (`caption_layout`: on
+    the panel's corner, or in a band above small frames)."""
+    row = np.concatenate(panels, axis=1)
+    font_size, band = caption_layout(row.shape[0])
+    if band:
+        image = Image.new("RGB", (row.shape[1], row.shape[0] + band), (0, 0, 0))
+        image.paste(Image.fromarray(row), (0, band))
+    else:
+        image = Image.fromarray(row)
     draw = ImageDraw.Draw(image)
-    font_size = max(9, panels[0].shape[0] // 24)
     x = 0
     for panel, caption in zip(panels, captions):
-        draw.text((x + 4, 3), caption, font=_font(font_size), fill=(255, 255, 255), stroke_width=1,
-                  stroke_fill=(0, 0, 0))
+        if band:
+            # Shrink a caption wider than its panel (down to 6 px) so it never runs into the next one.
+            size = font_size
+            while size > 6 and draw.textlength(caption, font=_font(size)) > panel.shape[1] - 4:
+                size -= 1
+            draw.text((x + 2, (band - size) // 2), caption, font=_font(size), fill=(255, 255, 255))
+        else:
+            draw.text((x + 4, 3), caption, font=_font(font_size), fill=(255, 255, 255), stroke_width=1,
+                      stroke_fill=(0, 0, 0))
         x += panel.shape[1]
     return np.asarray(image)
 

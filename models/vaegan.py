@@ -48,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 GAN_LOSSES = ("minimax", "non_saturating")
+UPSAMPLES = ("transposed", "resize")
 
 
 # -----------------------------------------------------------------------------
@@ -77,6 +78,9 @@ class VAEGANConfig:
     gamma: float = 1.0
     gan_loss: str = "minimax"
     pixel_weight: float = 0.0
+    upsample: str = "resize"
+    spectral_norm: bool = False
+    kl_weight: float = 1.0
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists.
@@ -99,8 +103,18 @@ class VAEGANConfig:
             raise ValueError(f"gamma must be >= 0, got {self.gamma}")
         if self.pixel_weight < 0:
             raise ValueError(f"pixel_weight must be >= 0, got {self.pixel_weight}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, not {self.upsample!r}")
+        if self.kl_weight < 0:
+            raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
         if self.gan_loss not in GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, not {self.gan_loss!r}")
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> VAEGANConfig:
+        """A config from a saved ``config.json`` dict: fields it lacks (it predates them) take the
+        values that rebuild the network it was saved from (`LEGACY`), not today's defaults."""
+        return cls(**{**LEGACY, **saved})
 
     @property
     def grids(self) -> list[tuple[int, int]]:
@@ -118,24 +132,33 @@ class VAEGANConfig:
         return h * w * self.filters[-1]
 
 
+#: What fields added after the first checkpoints were written meant before they existed.
+LEGACY: dict[str, object] = {"upsample": "transposed", "spectral_norm": False, "kl_weight": 1.0}
+
+
 # -----------------------------------------------------------------------------
 # The networks
 
 
-def down_block(config: VAEGANConfig, cin: int, cout: int, batch_norm: bool) -> nn.Sequential:
-    """5x5 stride-2 convolution, batch norm (except on the first layer), leaky ReLU."""
+def down_block(config: VAEGANConfig, cin: int, cout: int, batch_norm: bool,
+               spectral: bool = False) -> nn.Sequential:
+    """5x5 stride-2 convolution, batch norm (except on the first layer), leaky ReLU.
+
+    ``spectral`` wraps the convolution in spectral normalisation (Miyato et al. 2018).
+    """
     k = config.kernel_size
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride=2, padding=k // 2, bias=not batch_norm)]
+    conv = nn.Conv2d(cin, cout, k, stride=2, padding=k // 2, bias=not batch_norm)
+    layers: list[nn.Module] = [nn.utils.parametrizations.spectral_norm(conv) if spectral else conv]
     if batch_norm:
         layers.append(nn.BatchNorm2d(cout))
     layers.append(nn.LeakyReLU(config.leak))
     return nn.Sequential(*layers)
 
 
-def conv_stack(config: VAEGANConfig) -> nn.ModuleList:
+def conv_stack(config: VAEGANConfig, spectral: bool = False) -> nn.ModuleList:
     """The encoder's and the discriminator's shared shape: 3 → 80 → 160 → 320 → 640 channels."""
     channels = (3, *config.filters)
-    return nn.ModuleList(down_block(config, channels[i], channels[i + 1], batch_norm=i > 0)
+    return nn.ModuleList(down_block(config, channels[i], channels[i + 1], batch_norm=i > 0, spectral=spectral)
                          for i in range(len(config.filters)))
 
 
@@ -178,8 +201,15 @@ class Decoder(nn.Module):
             # A stride-2 transposed conv with padding k//2 gives 2*n - 1 + output_padding.
             padding = (h_out - (2 * h_in - 1), w_out - (2 * w_in - 1))
             last = i == len(ins) - 1
-            layers: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, k, stride=2, padding=k // 2,
-                                                          output_padding=padding, bias=last)]
+            layers: list[nn.Module]
+            if config.upsample == "resize":
+                # Nearest-neighbour upsampling then a stride-1 convolution (Odena et al. 2016): every
+                # output pixel sees the same number of kernel taps, so no checkerboard.
+                layers = [nn.Upsample(size=(h_out, w_out), mode="nearest"),
+                          nn.Conv2d(cin, cout, k, padding=k // 2, bias=last)]
+            else:
+                layers = [nn.ConvTranspose2d(cin, cout, k, stride=2, padding=k // 2,
+                                             output_padding=padding, bias=last)]
             if not last:
                 layers += [nn.BatchNorm2d(cout), nn.ReLU()]
             self.ups.append(nn.Sequential(*layers))
@@ -197,8 +227,9 @@ class Discriminator(nn.Module):
 
     def __init__(self, config: VAEGANConfig) -> None:
         super().__init__()
-        self.convs = conv_stack(config)
-        self.out = nn.Linear(config.flat_features, 1)
+        self.convs = conv_stack(config, spectral=config.spectral_norm)
+        out = nn.Linear(config.flat_features, 1)
+        self.out = nn.utils.parametrizations.spectral_norm(out) if config.spectral_norm else out
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         features = []
@@ -349,7 +380,7 @@ class VAEGAN(nn.Module):
                 "pixel_mse": (x_recon.float() - x.float()).square().mean(),  # in [-1, 1] units
             }
         return VAEGANLosses(
-            kl=kl_loss(mean, logvar).mean() / self.normalizer,
+            kl=self.config.kl_weight * kl_loss(mean, logvar).mean() / self.normalizer,
             similarity=similarity.mean() / self.normalizer,
             discriminator=discriminator_gan_loss(real_logits, recon_logits, prior_logits),
             decoder_gan=decoder_gan_loss(real_logits, recon_logits, prior_logits, kind=self.config.gan_loss),

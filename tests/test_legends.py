@@ -57,3 +57,23 @@ def test_legend_is_as_wide_as_its_longest_possible_line() -> None:
     assert longest < width <= longest + renderer.font_size(height) + 20
     # Every class of the space would need a wider panel: the bound comes from what can appear.
     assert MaskRenderer(COCO_STUFF, notes=renderer.notes).legend_width(height) > width
+
+
+def test_compare_captions_cover_a_small_share_of_each_panel_at_any_size() -> None:
+    """Issue 26: at 64x36 the caption hid half the frame. Now each panel keeps at least 95 % of its
+    pixels (small frames: all of them, the captions sit in a band above) and each caption is drawn."""
+    from chain.render import caption_layout, side_by_side
+
+    rng = np.random.default_rng(0)
+    for width, height in ((64, 36), (96, 54), (128, 72), (256, 144), (640, 360)):
+        panels = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2)]
+        image = side_by_side(panels, ["input", "synthesized"])
+        _, band = caption_layout(height)
+        assert image.shape == (height + band, 2 * width, 3)
+        for i, panel in enumerate(panels):
+            shown = image[band:, i * width:(i + 1) * width]
+            covered = np.any(shown != panel, axis=-1).mean()
+            assert covered < 0.05, (width, height, covered)
+            # The caption is there: light text in the black band, or some changed pixels on the panel.
+            assert (image[:band, i * width:(i + 1) * width] > 128).any() if band else covered > 0
+    assert caption_layout(36)[1] > 0 and caption_layout(144)[1] == 0  # small frames: a band; large: on the frame

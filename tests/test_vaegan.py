@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -15,18 +16,19 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from chain.datasets.frames import BatchSampler, build_frame_cache
+from chain.datasets.frames import BatchSampler, FrameCache, FramePool, build_frame_cache
 from chain.errors import ChainError, ChainWarning, MissingWeightsError
 from chain.media import Trim, open_source
 from chain.pipeline import Chain, Outputs
 from chain.stages.spec import StageContext
 from chain.stages.vaegan import VAEGANSynthesizer, build_vaegan
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
-from chain.training.vaegan import TrainingInterrupted, losses_so_far, train_vaegan
+from chain.training.vaegan import TrainingInterrupted, VAEGANTrainOptions, losses_so_far, lr_factor, train_vaegan
 from chain.weights.folder import save_checkpoint
 from chain.weights.locations import checkpoint_dir
 from chain.weights.vaegan import MODEL_KIND, load_vaegan
 from models.vaegan import (
+    LEGACY,
     VAEGAN,
     VAEGANConfig,
     decoder_gan_loss,
@@ -117,6 +119,69 @@ def test_config_checks():
         VAEGANConfig(**TINY, kernel_size=4)
     from_json = VAEGANConfig(**json.loads(json.dumps({**TINY, "similarity_layers": [0, 2]})))
     assert from_json.filters == (8, 16, 32, 64) and from_json.similarity_layers == (0, 2)
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 48), (36, 64), (72, 128)])
+def test_resize_decoder_mirrors_the_encoder_without_transposed_convolutions(height, width):
+    """Nearest upsampling + convolution (issue 26): the encoder's sizes mirrored, odd ones too."""
+    config = VAEGANConfig(**{**TINY, "height": height, "width": width}, upsample="resize")
+    torch.manual_seed(0)
+    model = VAEGAN(config)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+    with torch.no_grad():
+        assert model.decoder(torch.randn(2, 16)).shape == (2, 3, height, width)
+
+
+def test_resize_decoder_has_no_checkerboard_at_initialisation():
+    """A transposed stride-2 convolution paints a periodic 2x2 pattern even on a constant input (uneven
+    kernel overlap); a resize-convolution gives a constant map's interior a constant output."""
+    def pattern(upsample: str) -> float:
+        torch.manual_seed(0)
+        block = VAEGAN(VAEGANConfig(**TINY, upsample=upsample)).decoder.ups[0]
+        x = torch.ones(1, 64, 8, 12)  # a constant map, larger than the tiny grid, for a wide interior
+        with torch.no_grad():
+            if upsample == "resize":
+                y = block[1](torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+            else:
+                y = block[0](x)
+        y = y[0, :, 4:-4, 4:-4]  # away from the padded border
+        return float((y - y.mean(dim=(1, 2), keepdim=True)).abs().max())
+    assert pattern("resize") < 1e-5 < pattern("transposed")
+
+
+def test_configs_saved_before_a_field_existed_keep_the_old_network(tmp_path):
+    """Old config.json files lack upsample/spectral_norm/kl_weight: they mean transposed, off, 1."""
+    old = {k: v for k, v in dataclasses.asdict(VAEGANConfig(**TINY)).items() if k not in LEGACY}
+    assert VAEGANConfig.from_saved(old).upsample == "transposed" and not VAEGANConfig.from_saved(old).spectral_norm
+    assert VAEGANConfig(**TINY).upsample == "resize"  # the new default, for new runs
+    torch.manual_seed(0)
+    model = VAEGAN(VAEGANConfig(**TINY, upsample="transposed"))
+    folder = save_checkpoint(tmp_path / "checkpoint", model=MODEL_KIND, config=model.config,
+                             state_dict=model.state_dict())
+    document = json.loads((folder / "config.json").read_text())
+    document["config"] = {k: v for k, v in document["config"].items() if k not in LEGACY}
+    (folder / "config.json").write_text(json.dumps(document))
+    loaded, _ = load_vaegan(tmp_path)
+    assert loaded.config.upsample == "transposed"
+    upgraded = VAEGANTrainOptions.upgrade({"film": "f.mp4", "model": old})
+    assert upgraded["model"]["upsample"] == "transposed"
+    assert VAEGANTrainOptions.upgrade({"film": "f.mp4", "latent": 8})["model"]["upsample"] == "transposed"
+
+
+def test_spectral_norm_and_kl_weight():
+    torch.manual_seed(0)
+    plain = VAEGAN(VAEGANConfig(**TINY))
+    torch.manual_seed(0)
+    weighted = VAEGAN(VAEGANConfig(**TINY, kl_weight=0.25, spectral_norm=True))
+    assert any("parametrizations" in name for name in weighted.discriminator.state_dict())
+    x = frames_batch(4)
+    a = plain.losses(x, torch.Generator().manual_seed(1))
+    b = weighted.losses(x, torch.Generator().manual_seed(1))
+    assert b.kl.item() == pytest.approx(0.25 * a.kl.item(), rel=1e-5)  # same encoder, a quarter of the KL
+    weighted.backward(b)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in weighted.parameters())
+    with pytest.raises(ValueError, match="upsample"):
+        VAEGANConfig(**TINY, upsample="bilinear")
 
 
 def test_loss_functions_by_hand():
@@ -328,6 +393,110 @@ def test_more_epochs_continue_a_finished_run(uninterrupted, tmp_path):
     meta = json.loads((out / "checkpoint" / "config.json").read_text())["meta"]
     assert (meta["step"], meta["epoch"], meta["train"]["epochs"]) == (9, 3, 3)
     assert (out / "samples" / "epoch_003.png").is_file()
+
+
+@needs_carphone
+def test_cosine_schedule_runs_resume_bit_exact_and_old_runs_keep_one_rate(tmp_path):
+    assert lr_factor("cosine", 0, 10) == 1.0 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
+    assert lr_factor("cosine", 10, 10) == pytest.approx(0.0) and lr_factor("constant", 7, 10) == 1.0
+    run = {**TINY_RUN, "lr_schedule": "cosine"}
+    train_vaegan(CARPHONE, tmp_path / "whole", **run)
+    rates = [r["lr"] for r in losses_so_far(tmp_path / "whole")]
+    assert rates[0] == pytest.approx(2e-4) and rates == sorted(rates, reverse=True) and rates[-1] < 2e-5
+    train_vaegan(CARPHONE, tmp_path / "resumed", **{**run, "max_steps": 4})
+    train_vaegan(CARPHONE, tmp_path / "resumed", device="cpu", progress=False, resume=True)
+    assert_identical(state_tensors(tmp_path / "resumed" / "checkpoint"), state_tensors(tmp_path / "whole" / "checkpoint"))
+    assert VAEGANTrainOptions.upgrade({"film": "f.mp4"})["lr_schedule"] == "constant"  # saved before the option
+    with pytest.raises(ChainError, match="--lr-schedule"):
+        train_vaegan(CARPHONE, tmp_path / "bad", **{**TINY_RUN, "lr_schedule": "step"})
+
+
+# -----------------------------------------------------------------------------
+# Several films (issue 26 item 2)
+
+
+def test_frame_pool_lays_films_end_to_end():
+    first = np.arange(3 * 2 * 2 * 3, dtype=np.uint8).reshape(3, 2, 2, 3)
+    second = (200 + np.arange(2 * 2 * 2 * 3)).astype(np.uint8).reshape(2, 2, 2, 3)
+    pool = FramePool([FrameCache(Path("a"), first, True), FrameCache(Path("b"), second, True)])
+    assert len(pool) == 5 and pool.film_of(np.array([0, 2, 3, 4])).tolist() == [0, 0, 1, 1]
+    np.testing.assert_array_equal(pool.take(np.array([4, 0, 3])), np.stack([second[1], first[0], second[0]]))
+    with pytest.raises(IndexError):
+        pool.take(np.array([5]))
+    with pytest.raises(ChainError, match="different sizes"):
+        FramePool([FrameCache(Path("a"), first, True), FrameCache(Path("c"), np.zeros((1, 3, 2, 3), np.uint8), True)])
+
+
+def smooth_folder(folder: Path, count: int) -> Path:
+    """An image folder of ``count`` smooth 64x40 frames (a second 'film')."""
+    folder.mkdir()
+    for i in range(count):
+        frame = frames_batch(1, VAEGANConfig(**{**TINY, "height": 40, "width": 64}), seed=i)[0]
+        Image.fromarray(((frame.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(folder / f"{i:03d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def two_films(tmp_path_factory) -> tuple[list[Path], Path]:
+    """A complete tiny run on carphone (12 frames) and an 8-frame image folder: 20 frames, 5 steps an epoch."""
+    if not CARPHONE.is_file():
+        pytest.skip(f"{CARPHONE} not found (set CHAIN_SHARED)")
+    root = tmp_path_factory.mktemp("films")
+    films = [CARPHONE, smooth_folder(root / "folder", 8)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_vaegan(films, root / "run", **TINY_RUN)
+    finally:
+        torch.set_num_threads(threads)
+    return films, root / "run"
+
+
+def test_several_films_are_cached_once_each_and_pooled(two_films):
+    films, run = two_films
+    meta = json.loads((run / "checkpoint" / "config.json").read_text())["meta"]
+    # Weighted by length: every frame of both films once an epoch, 20 // 4 = 5 steps.
+    assert (meta["frames"], meta["film_frames"], meta["total_steps"]) == (20, [12, 8], 10)
+    assert meta["train"]["film"] == str(films[0]) and meta["train"]["more_films"] == [str(films[1])]
+    for folder, count in (("frames", 12), ("frames-2", 8)):
+        assert np.load(run / folder / "frames.npy", mmap_mode="r").shape == (count, 32, 48, 3)
+    synthesizer = build_vaegan(None, StageContext(weights=str(run)))
+    assert "carphone_pristine.mp4 and 1 more film" in synthesizer.description
+
+
+def test_several_films_resume_bit_exact(two_films, tmp_path):
+    films, reference = two_films
+    out = tmp_path / "run"
+    train_vaegan(films, out, **{**TINY_RUN, "max_steps": 7})  # stops in epoch 2
+    frames_written = (out / "frames-2" / "frames.npy").stat().st_mtime_ns
+    train_vaegan(films[0], out, device="cpu", progress=False, resume=True)  # the first film stands for all
+    assert_identical(state_tensors(out / "checkpoint"), state_tensors(reference / "checkpoint"))
+    assert (out / "frames-2" / "frames.npy").stat().st_mtime_ns == frames_written  # decoded once
+    with pytest.raises(ChainError, match="--more-films"):
+        train_vaegan([films[0], CARPHONE], out, **{**TINY_RUN, "epochs": 3}, resume=True)
+
+
+@needs_carphone
+def test_cli_takes_several_films_filters_and_upsample(tmp_path):
+    from tests.test_cli import chain_cli
+
+    folder = smooth_folder(tmp_path / "folder", 4)
+    result = chain_cli("train", "vaegan", str(CARPHONE), str(folder), "--out", str(tmp_path / "run"), "--size", "48x32",
+                       "--latent", "8", "--filters", "4,8,8,8", "--upsample", "transposed", "--batch", "4",
+                       "--epochs", "1", "--max-frames", "4", "--device", "cpu", "--threads", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
+    assert document["config"]["filters"] == [4, 8, 8, 8] and document["config"]["upsample"] == "transposed"
+    assert document["meta"]["train"]["more_films"] == [str(folder)] and document["meta"]["frames"] == 8
+    refused = chain_cli("train", "vaegan", str(CARPHONE), "--out", str(tmp_path / "bad"), "--filters", "8,x")
+    assert refused.returncode != 0 and "--filters needs comma-separated channel counts" in refused.stderr
+
+
+@needs_carphone
+def test_a_missing_film_is_refused_before_any_decoding(tmp_path):
+    with pytest.raises(ChainError, match="input not found: .*nope.mp4"):
+        train_vaegan([CARPHONE, tmp_path / "nope.mp4"], tmp_path / "run", **TINY_RUN)
+    assert not (tmp_path / "run" / "frames").exists()
 
 
 # -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -147,6 +147,43 @@ def build_frame_cache(
         stream.write(json.dumps({**key, "frames": count}, indent=2) + "\n")
     os.replace(staging, meta_path)
     return FrameCache(frames_path, np.load(frames_path, mmap_mode="r"), reused=False)
+
+
+class FramePool:
+    """Several films' frame caches as one set: index ``i`` is frame ``i`` of the films laid end to end.
+
+    Nothing is copied (a film may be larger than memory): `take` reads each batch from the
+    caches' memory maps. Sampling the pool uniformly weights each film by its length, as if
+    the films were one long film.
+    """
+
+    def __init__(self, caches: Sequence[FrameCache]) -> None:
+        if not caches:
+            raise ChainError("no films to train on")
+        shapes = {cache.frames.shape[1:] for cache in caches}
+        if len(shapes) != 1:
+            raise ChainError(f"frame caches of different sizes cannot be pooled: {sorted(shapes)}")
+        self.caches = list(caches)
+        self.offsets = np.cumsum([0] + [len(cache) for cache in self.caches])  # film f: offsets[f]..offsets[f+1]
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def film_of(self, indices: np.ndarray) -> np.ndarray:
+        """Which film (0-based) each pool index belongs to."""
+        return np.searchsorted(self.offsets, np.asarray(indices), side="right") - 1
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Frames ``(len(indices), H, W, 3)`` uint8 at pool ``indices``, in that order."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"frame index out of range 0..{len(self) - 1}")
+        films = self.film_of(indices)
+        out = np.empty((len(indices), *self.caches[0].frames.shape[1:]), dtype=np.uint8)
+        for film in np.unique(films):
+            chosen = films == film
+            out[chosen] = self.caches[film].frames[indices[chosen] - self.offsets[film]]
+        return out
 
 
 class BatchSampler:

@@ -157,7 +157,11 @@ def build_vaegan(variant: str | None, context: StageContext) -> VAEGANSynthesize
     smooth = context.int_option("smooth", 0, minimum=0, maximum=MAX_SMOOTH)
     model, checkpoint = load_vaegan(context.weights, context.device)
     config = model.config
-    film = Path(checkpoint.meta.get("train", {}).get("film", "?")).name
+    trained = checkpoint.meta.get("train", {})
+    film = Path(trained.get("film", "?")).name
+    more = trained.get("more_films") or []
+    if isinstance(more, list) and more:
+        film += f" and {len(more)} more film" + ("s" if len(more) > 1 else "")
     step = checkpoint.meta.get("step", "?")
     caveat = training_caveat(checkpoint.meta)
     if caveat:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import threading
@@ -262,6 +263,13 @@ RUN_MARKER = ".chain-run"
 # What a training run writes into its folder, and whether each is a folder (True) or a file.
 RUN_ENTRIES = {"checkpoint": True, "samples": True, "frames": True, "pairs": True, LOSS_LOG: False, LOSS_PLOT: False,
                RUN_MARKER: False}
+# A run on several films caches the second, third… in frames-2, frames-3… (`chain.training.vaegan.frames_dir`).
+_MORE_FRAMES = re.compile(r"frames-[1-9][0-9]*")
+
+
+def run_entry_kind(name: str) -> bool | None:
+    """Whether a run's entry ``name`` is a folder (True) or a file (False); None: no run writes it."""
+    return True if _MORE_FRAMES.fullmatch(name) else RUN_ENTRIES.get(name)
 # What a run's checkpoint folder holds (`chain.weights.folder.save_checkpoint`, with the optimizer
 # state and SPADE's discriminator, `chain.training.spade.DISCRIMINATOR_FILE`).
 CHECKPOINT_ENTRIES = frozenset({"config.json", "model.safetensors", OPTIMIZER_FILE, "discriminator.safetensors"})
@@ -284,8 +292,8 @@ def check_run_folder(out_dir: Path) -> None:
     entries = [entry for entry in out_dir.iterdir() if staging_owner(entry.name) is None] if out_dir.is_dir() else []
     if not entries:
         return
-    others = sorted(entry.name for entry in entries if RUN_ENTRIES.get(entry.name) is None or entry.is_symlink()
-                    or entry.is_dir() != RUN_ENTRIES[entry.name])
+    others = sorted(entry.name for entry in entries if run_entry_kind(entry.name) is None or entry.is_symlink()
+                    or entry.is_dir() != run_entry_kind(entry.name))
     if not others and not _sealed_marker(out_dir) and not _legacy_run(out_dir):
         others = sorted(entry.name for entry in entries)  # a run's names, but nothing says a run wrote them
     for folder in (entry for entry in entries if not others and entry.is_dir()):

@@ -98,6 +98,9 @@ def resumed_options(options_class: type[Options], saved: dict[str, Any], given: 
     """A run's saved options, after checking that the flags given again agree (``input_field``
     may be spelled as another path to the same file; ``RESUMABLE_CHANGES`` may differ)."""
     check_flags(given)
+    upgrade = getattr(options_class, "upgrade", None)  # fields an older checkpoint lacks keep their old meaning
+    if upgrade is not None:
+        saved = upgrade(saved)
     try:
         options = build_options(options_class, saved)
         reference = build_options(options_class, {**saved, **{k: v for k, v in given.items() if v is not None}})

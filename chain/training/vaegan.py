@@ -1,8 +1,13 @@
-"""Train a VAE-GAN on one film: ``chain train vaegan FILM --size 256x144 --latent 200 --out DIR``.
+"""Train a VAE-GAN on films: ``chain train vaegan FILM [FILM...] --size 256x144 --latent 200 --out DIR``.
+
+Several films (videos or image folders) are learnt together, as Broad learnt a whole film: their
+frames are pooled and every frame is equally likely in a batch, so each film weighs by its
+length (each epoch visits every frame of every film once; `chain.datasets.frames.FramePool`).
 
 What a run writes into ``DIR``:
 
-* ``frames/``: the film decoded once at the training size (`chain.datasets.frames`).
+* ``frames/``: the (first) film decoded once at the training size (`chain.datasets.frames`);
+  ``frames-2/``, ``frames-3/``…: the further films, one cache each.
 * ``checkpoint/``: the latest checkpoint (`chain.weights.folder` format): ``model.safetensors``
   (encoder, decoder, discriminator), ``config.json`` (the `VAEGANConfig`, and in ``meta``
   the training options, the step and the loss scaler), and ``optimizer.safetensors`` (the
@@ -30,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from chain.datasets.frames import build_frame_cache, training_size
+from chain.datasets.frames import FramePool, build_frame_cache, training_size
 from chain.device import Precision
 from chain.errors import ChainError
 from chain.media import Trim
@@ -40,11 +45,20 @@ from chain.training.options import option_flags
 from chain.weights.fit import check_fit
 from chain.weights.folder import WEIGHTS_FILE
 from chain.weights.vaegan import MODEL_KIND
-from models.vaegan import VAEGAN, VAEGANConfig, make_optimizers
+from models.vaegan import LEGACY, VAEGAN, VAEGANConfig, make_optimizers
 
 FRAMES_DIR = "frames"
 PLOTTED = ("encoder", "decoder", "discriminator", "kl", "similarity", "d_real", "d_recon", "recon_psnr")
 SAMPLE_COUNT = 8
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate's multiplier at (0-based) ``step`` of ``total_steps``: a pure function of the
+    step, so a resumed run sets exactly the rates an uninterrupted one did."""
+    if schedule == "constant" or total_steps <= 0:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
 @dataclass(kw_only=True)
@@ -52,11 +66,13 @@ class VAEGANTrainOptions:
     """What defines a training run. Stored in the checkpoint; all but ``epochs`` must match on resume."""
 
     film: str
+    more_films: tuple[str, ...] = ()  # further films learnt with ``film`` (frames pooled, weighted by length)
     size: str | None = None  # WxH of the training frames; None: the model config's (256x144)
     model: VAEGANConfig = field(default_factory=VAEGANConfig)  # its height and width follow ``size``
     batch: int = 12
     epochs: int = 6
     lr: float = 2e-4
+    lr_schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * step / total steps)) / 2
     beta1: float = 0.5
     seed: int = 0
     start: float = 0.0
@@ -65,28 +81,49 @@ class VAEGANTrainOptions:
 
     FLAGS: ClassVar[dict[str, str]] = {"latent": "model.latent_dim", "filters": "model.filters",
                                        "similarity_layers": "model.similarity_layers", "gamma": "model.gamma",
-                                       "gan_loss": "model.gan_loss", "pixel_weight": "model.pixel_weight"}
+                                       "gan_loss": "model.gan_loss", "pixel_weight": "model.pixel_weight",
+                                       "upsample": "model.upsample", "spectral_norm": "model.spectral_norm",
+                                       "kl_weight": "model.kl_weight"}
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs",)
 
+    @staticmethod
+    def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
+        """Saved options from an older checkpoint: model fields it lacks keep the values it was trained
+        with (`models.vaegan.LEGACY`), not today's defaults."""
+        saved = {"lr_schedule": "constant", **saved}  # runs before the schedule existed kept one rate
+        model = saved.get("model")
+        if isinstance(model, dict):
+            return {**saved, "model": {**LEGACY, **model}}
+        return {**saved, "model": dict(LEGACY)} if model is None else saved  # flat flags: older still
+
     def __post_init__(self) -> None:
+        self.more_films = tuple(str(film) for film in self.more_films)  # JSON gives a list
         size = training_size(self.size or f"{self.model.width}x{self.model.height}")
         self.size = str(size)
         self.model = dataclasses.replace(self.model, height=size.height, width=size.width)  # checks it again
         for name in ("batch", "epochs"):
             if getattr(self, name) < 1:
                 raise ChainError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ChainError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
         if not self.lr > 0 or not 0 <= self.beta1 < 1:
             raise ChainError(f"need lr > 0 and 0 <= beta1 < 1, got lr={self.lr}, beta1={self.beta1}")
 
     def trim(self) -> Trim:
+        """The same trim applies to every film."""
         return Trim(start=self.start, duration=self.duration, max_frames=self.max_frames)
+
+    @property
+    def films(self) -> tuple[str, ...]:
+        """Every film learnt, the first one first."""
+        return (self.film, *self.more_films)
 
 
 TrainOptions = VAEGANTrainOptions  # the name it had first
 
 
 def train_vaegan(
-    film: str | Path,
+    film: str | Path | Sequence[str | Path],
     out_dir: str | Path,
     *,
     size: str | None = None,
@@ -94,6 +131,7 @@ def train_vaegan(
     epochs: int | None = None,
     batch: int | None = None,
     lr: float | None = None,
+    lr_schedule: str | None = None,
     beta1: float | None = None,
     seed: int | None = None,
     filters: Sequence[int] | None = None,
@@ -101,6 +139,9 @@ def train_vaegan(
     gamma: float | None = None,
     gan_loss: str | None = None,
     pixel_weight: float | None = None,
+    upsample: str | None = None,
+    spectral_norm: bool | None = None,
+    kl_weight: float | None = None,
     start: float | None = None,
     duration: float | None = None,
     max_frames: int | None = None,
@@ -113,6 +154,10 @@ def train_vaegan(
 ) -> Path:
     """Train a VAE-GAN on ``film``'s frames; returns the checkpoint folder (``out_dir/checkpoint``).
 
+    ``film`` is one film (video or image folder) or several, learnt together (their frames
+    pooled, each film weighted by its length). On resume, the first film alone stands for the
+    run's films; giving several again must name the same ones.
+
     Options left as None take the `VAEGANTrainOptions` defaults (256x144, batch 12, 6 epochs,
     Adam 2e-4 / 0.5, seed 0; the network's from `VAEGANConfig`), or with ``resume`` the
     checkpoint's values; given ones must then agree with the checkpoint, except ``epochs``,
@@ -124,7 +169,11 @@ def train_vaegan(
     flags = {name: value for name, value in given.items() if name in option_flags(VAEGANTrainOptions)}
     settings = RunSettings(checkpoint_every=checkpoint_every, device=device, resume=resume, progress=progress,
                            max_steps=max_steps, on_step=on_step)
-    return train(VAEGANTrainer, out_dir, {**flags, "film": str(Path(film))}, settings)
+    films = [str(Path(film))] if isinstance(film, (str, Path)) else [str(Path(f)) for f in film]
+    if not films:
+        raise ChainError("chain train vaegan needs at least one film")
+    more = tuple(films[1:]) if len(films) > 1 else None  # None: a new run's default (), or the checkpoint's
+    return train(VAEGANTrainer, out_dir, {**flags, "film": films[0], "more_films": more}, settings)
 
 
 class VAEGANTrainer:
@@ -146,12 +195,20 @@ class VAEGANTrainer:
                   what="VAE-GAN its training options describe")
 
     def check_inputs(self) -> None:
-        """The film is checked as it is decoded."""
+        """Every film exists (its contents are checked as it is decoded): a missing third film is one
+        line before the first is decoded."""
+        for film in self.options.films:
+            if not Path(film).exists():
+                raise ChainError(f"input not found: {film}")
 
     def prepare(self, out_dir: Path, display: TrainingDisplay) -> int:
-        self.cache = build_frame_cache(self.options.film, out_dir / FRAMES_DIR, size=self.options.size,
-                                       trim=self.options.trim(), progress=display.decoding(Path(self.options.film).name))
-        return len(self.cache)
+        caches = [build_frame_cache(film, out_dir / frames_dir(i), size=self.options.size, trim=self.options.trim(),
+                                    progress=display.decoding(Path(film).name))
+                  for i, film in enumerate(self.options.films)]
+        self.frames = FramePool(caches)
+        # The loop's step count (`chain.datasets.frames.BatchSampler`), for the learning-rate schedule.
+        self.total_steps = self.options.epochs * (len(self.frames) // self.options.batch)
+        return len(self.frames)
 
     def build(self) -> dict[str, torch.optim.Optimizer]:
         torch.manual_seed(self.options.seed)
@@ -165,10 +222,14 @@ class VAEGANTrainer:
 
     def train_step(self, indices: np.ndarray, step: int, precision: Precision) -> dict[str, float]:
         self.model.train()
-        x = _to_model(self.cache.frames[indices], self.device)
+        x = _to_model(self.frames.take(indices), self.device)
         with precision.autocast():
             losses = self.model.losses(x, self.noise)
         self.model.backward(losses, scale=precision.scaler.scale)
+        rate = self.options.lr * lr_factor(self.options.lr_schedule, step, self.total_steps)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = rate
         for optimizer in self.optimizers.values():  # all three from the same forward pass, as in the paper
             precision.scaler.step(optimizer)
         precision.scaler.update()
@@ -177,19 +238,21 @@ class VAEGANTrainer:
             "kl": losses.kl, "similarity": losses.similarity, "decoder_gan": losses.decoder_gan, **losses.stats,
         }
         record = {key: float(value.detach()) for key, value in values.items()}
+        record["lr"] = rate
         mse = record.pop("pixel_mse")
         record["recon_psnr"] = round(10 * math.log10(4.0 / mse), 4) if mse > 0 else float("inf")  # [-1, 1] range
         return record
 
     def saved(self) -> Saved:
-        return Saved(config=self.model.config, state_dict=self.model.state_dict(), meta={"frames": len(self.cache)})
+        meta = {"frames": len(self.frames), "film_frames": [len(cache) for cache in self.frames.caches]}
+        return Saved(config=self.model.config, state_dict=self.model.state_dict(), meta=meta)
 
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
         """Real frames, their reconstructions and decoded prior samples, one row each (eval mode, no noise)."""
-        count = min(SAMPLE_COUNT, len(self.cache))
-        indices = np.unique(np.linspace(0, len(self.cache) - 1, count).round().astype(int))
-        real = _to_model(self.cache.frames[indices], self.device)
+        count = min(SAMPLE_COUNT, len(self.frames))
+        indices = np.unique(np.linspace(0, len(self.frames) - 1, count).round().astype(int))  # across all films
+        real = _to_model(self.frames.take(indices), self.device)
         # A generator of its own, so writing samples never moves the training noise stream.
         z = torch.randn(len(indices), self.options.model.latent_dim,
                         generator=torch.Generator().manual_seed(self.options.seed + 1))
@@ -204,6 +267,11 @@ class VAEGANTrainer:
     def describe(self, record: dict[str, Any]) -> str:
         return (f"ep {record['epoch']} enc {record['encoder']:.3f} dec {record['decoder']:.3f} "
                 f"dis {record['discriminator']:.3f} kl {record['kl']:.4f} psnr {record['recon_psnr']:.1f}")
+
+
+def frames_dir(index: int) -> str:
+    """The cache folder of film ``index`` (0-based) in a run folder: ``frames``, ``frames-2``, ``frames-3``…"""
+    return FRAMES_DIR if index == 0 else f"{FRAMES_DIR}-{index + 1}"
 
 
 def _to_model(frames: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -34,7 +34,7 @@ def load_vaegan(weights: str | os.PathLike, device: torch.device | str = "cpu") 
         raise MissingWeightsError(f"no VAE-GAN checkpoint in {weights}; {HOW_TO_TRAIN}")
     checkpoint = load_checkpoint(folder, expect_model=MODEL_KIND, meta_schema=META_SCHEMA, remedy=HOW_TO_TRAIN)
     try:
-        config = VAEGANConfig(**checkpoint.config)
+        config = VAEGANConfig.from_saved(checkpoint.config)
     except (TypeError, ValueError) as error:
         raise ChainError(f"{folder} has a bad VAE-GAN config: {first_line(error)}") from None
     model = build_fitted(lambda: VAEGAN(config), checkpoint.state_dict, source=folder, what="VAE-GAN its config describes")
