@@ -62,7 +62,8 @@ def test_a_frame_is_decoded_from_the_weighted_latents_around_it(model: VAEGAN) -
 @pytest.mark.parametrize("batch", [1, 5])
 def test_batches_give_the_same_frames(model: VAEGAN, batch: int) -> None:
     clip, _ = moving_square(11)
-    assert np.array_equal(painted(model, clip, 3, batch), painted(model, clip, 3, 11))
+    # Equal but for float rounding (the encoder's batches hold other frames): 1 level at most.
+    assert np.abs(painted(model, clip, 3, batch).astype(int) - painted(model, clip, 3, 11)).max() <= 1
 
 
 def test_nothing_crosses_a_cut(model: VAEGAN) -> None:
