@@ -175,10 +175,7 @@ def link(motion: MotionEstimator, earlier_gray: np.ndarray, later_gray: np.ndarr
 
 
 def _packed(flow: np.ndarray, reliable: np.ndarray) -> np.ndarray:
-    packed = np.empty((*reliable.shape, 3), np.float32)
-    packed[..., :2] = flow
-    packed[..., 2] = reliable
-    return packed
+    return cv2.merge([flow[..., 0], flow[..., 1], reliable.astype(np.float32)])
 
 
 def carried(frames: Mapping[int, Linked], index: int, radius: int,
@@ -196,22 +193,23 @@ def carried(frames: Mapping[int, Linked], index: int, radius: int,
     for step in (-1, +1):
         map_x, map_y = grid_x, grid_y
         trust = np.ones((height, width), np.float32)
-        current = frames[index]
+        current, here = frames[index], None
         for distance in range(1, radius + 1):
             checked = current.links.get(step)
             neighbour = frames.get(index + step * distance)
             if checked is None or neighbour is None:
                 break
             # The flow and its reliability where the pixel is (the first link is where it starts: no sampling).
-            moved = checked if distance == 1 else Carry(map_x, map_y, trust).sample(checked)
+            moved = checked if here is None else here.sample(checked)
             trust = trust * moved[..., 2]
             map_x, map_y = map_x + moved[..., 0], map_y + moved[..., 1]
             trust *= (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
-            yield index + step * distance, Carry(map_x, map_y, trust)
+            here = Carry(map_x, map_y, trust)
+            yield index + step * distance, here
             current = neighbour
 
 
-@dataclass(frozen=True)
+@dataclass
 class Carry:
     """Where each pixel of a frame was in a neighbour (``map_x``, ``map_y``, ``(h, w)`` float32) and how far
     that can be trusted (``trust``, 0 to 1)."""
@@ -219,13 +217,16 @@ class Carry:
     map_x: np.ndarray
     map_y: np.ndarray
     trust: np.ndarray
+    _fixed: tuple[np.ndarray, np.ndarray] | None = None
 
     def sample(self, values: np.ndarray) -> np.ndarray:
         """The neighbour's ``values`` ``(h, w[, C])`` float32 at those places: bilinear, edges repeated."""
         if values.ndim == 3 and values.shape[2] > _MAX_CHANNELS:  # OpenCV's limit: a few at a time
             return np.concatenate([self.sample(np.ascontiguousarray(values[..., start:start + _MAX_CHANNELS]))
                                    for start in range(0, values.shape[2], _MAX_CHANNELS)], axis=-1)
-        carried = cv2.remap(values, self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self._fixed is None:  # what remap makes of float maps on every call; made once, used by each sample
+            self._fixed = cv2.convertMaps(self.map_x, self.map_y, cv2.CV_16SC2)
+        carried = cv2.remap(values, *self._fixed, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return carried[..., None] if values.ndim == 3 and carried.ndim == 2 else carried
 
 
