@@ -20,11 +20,13 @@ frame (for the unseen clip that baseline even knows the clip's mean, which the m
 Running the script again continues the training run in OUT (``--resume``) if it was stopped.
 
 Why these settings (issue 26, measured on 2 busy CPU cores, docs/results/vaegan_cpu.json): at 64x36
-Broad's 80..640 filters cost 2.3 s a step; 32..256 cost a fifth of that and learn as fast per step.
-The decoder's resize-convolutions (chain's default) reach in 200 steps what transposed ones did
-not in 760. ``--pixel-weight 10`` adds the plain VAE's pixel likelihood to the learned similarity:
-the discriminator wins early, so the similarity alone gives the decoder little to go on. One
-thread: beside other busy processes two threads stalled each other (4 s a step against 0.7 s).
+Broad's 80..640 filters cost 2.3 s a step; 32..256 cost a fifth of that. The decoder's
+resize-convolutions (chain's default) reached 20.96 dB in 200 steps where transposed ones reached
+16.13. ``--pixel-weight 10`` adds the plain VAE's pixel likelihood to the learned similarity: the
+discriminator wins early, so the similarity alone gives the decoder little to go on. The cosine
+learning rate (chain's default) ends on settled weights: 26.02 dB against 21.75 with a constant
+rate. One thread: beside other busy processes two threads stalled each other (4 s a step against
+0.7 s). The defaults took 16.8 minutes on two shared cores.
 """
 
 from __future__ import annotations

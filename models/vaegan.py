@@ -178,6 +178,19 @@ class Encoder(nn.Module):
         return self.mean(x), self.logvar(x)
 
 
+class ResizeConv2d(nn.Conv2d):
+    """Nearest-neighbour upsampling to ``size``, then a stride-1 convolution (Odena et al. 2016): every
+    output pixel sees the same number of kernel taps, so, unlike a stride-2 transposed convolution,
+    no checkerboard. One module, so the decoder's state_dict keys are those of the transposed one."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, *, size: tuple[int, int], bias: bool) -> None:
+        super().__init__(cin, cout, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.interpolate(x, size=self.size, mode="nearest"))
+
+
 class Decoder(nn.Module):
     """Latents ``[B, latent_dim]`` → frames ``[B, 3, H, W]`` in [-1, 1]: the encoder mirrored.
 
@@ -203,10 +216,7 @@ class Decoder(nn.Module):
             last = i == len(ins) - 1
             layers: list[nn.Module]
             if config.upsample == "resize":
-                # Nearest-neighbour upsampling then a stride-1 convolution (Odena et al. 2016): every
-                # output pixel sees the same number of kernel taps, so no checkerboard.
-                layers = [nn.Upsample(size=(h_out, w_out), mode="nearest"),
-                          nn.Conv2d(cin, cout, k, padding=k // 2, bias=last)]
+                layers = [ResizeConv2d(cin, cout, k, size=(h_out, w_out), bias=last)]
             else:
                 layers = [nn.ConvTranspose2d(cin, cout, k, stride=2, padding=k // 2,
                                              output_padding=padding, bias=last)]
