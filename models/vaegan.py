@@ -36,7 +36,8 @@ Where this follows the paper, the blog, the paper's code, or none of them:
   stride-1 convolution; Odena et al. 2016) by default, ``upsample="transposed"`` for the
   paper's and blog's stride-2 transposed convolutions, which paint a checkerboard and, at 64x36,
   learnt far slower (16.1 against 21.0 dB after 200 steps, docs/results/vaegan_cpu.json).
-  ``spectral_norm`` (off) and ``kl_weight`` (1) are knobs that were measured, not adopted.
+  ``spectral_norm`` on the discriminator (off: with the non-saturating loss it learnt slower)
+  and ``kl_weight`` (1, the paper's balance; not yet measured) are knobs, not defaults.
   Configs saved before these fields existed load as they were trained (`LEGACY`).
 
 Pure torch: this file never imports ``chain``.
@@ -71,7 +72,9 @@ class VAEGANConfig:
     the GAN term in the decoder's loss. ``gan_loss`` is the paper's "minimax" (the decoder
     maximises the discriminator's loss) or "non_saturating" (it minimises -log D(fake)).
     ``pixel_weight`` > 0 adds that much of the pixel-space likelihood to the similarity (not in
-    the paper; 0 leaves it out).
+    the paper; 0 leaves it out). ``upsample`` is the decoder's: "resize" (nearest neighbour then a
+    convolution) or "transposed" (the first checkpoints'). ``spectral_norm`` wraps the
+    discriminator's layers in spectral normalisation; ``kl_weight`` multiplies the KL term.
     """
 
     height: int = 144
