@@ -351,7 +351,7 @@ def train_vaegan(
     lr: Annotated[float | None, _parsed(bounds.TRAINING["lr"], "LR", help="Adam learning rate \\[default: 2e-4].")] = None,
     seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and noise \\[default: 0].")] = None,
     lr_schedule: Annotated[str | None, typer.Option(
-        help="constant, or cosine (from --lr down to 0 at the last step) \\[default: constant].")] = None,
+        help="cosine (from --lr down to 0 at the last step) or constant \\[default: cosine].")] = None,
     pixel_weight: Annotated[float | None, _parsed(
         bounds.TRAINING["pixel_weight"], "WEIGHT", help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
     filters: Annotated[str | None, _parsed(  # the parser gives a tuple; typer reads a tuple annotation as several values

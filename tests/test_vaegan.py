@@ -140,8 +140,8 @@ def test_resize_decoder_has_no_checkerboard_at_initialisation():
         block = VAEGAN(VAEGANConfig(**TINY, upsample=upsample)).decoder.ups[0]
         x = torch.ones(1, 64, 8, 12)  # a constant map, larger than the tiny grid, for a wide interior
         with torch.no_grad():
-            if upsample == "resize":
-                y = block[1](torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+            if upsample == "resize":  # the block's convolution, on a larger grid than the tiny model's
+                y = torch.nn.Conv2d.forward(block[0], torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
             else:
                 y = block[0](x)
         y = y[0, :, 4:-4, 4:-4]  # away from the padded border

@@ -72,7 +72,9 @@ class VAEGANTrainOptions:
     batch: int = 12
     epochs: int = 6
     lr: float = 2e-4
-    lr_schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * step / total steps)) / 2
+    # "cosine": lr * (1 + cos(pi * step / total steps)) / 2, or "constant". Cosine by default: at 64x36
+    # a constant rate's last weights scored 21.75 dB where cosine's scored 26.02 (docs/results/vaegan_cpu.json).
+    lr_schedule: str = "cosine"
     beta1: float = 0.5
     seed: int = 0
     start: float = 0.0
