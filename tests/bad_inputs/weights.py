@@ -93,8 +93,8 @@ KINDS = [
           "running-mean": "head_0.norm_0.param_free_norm.running_mean",
           "running-var": "up_0.norm_1.param_free_norm.running_var"}, "SPADE generator"),
     Kind("vaegan", vaegan_checkpoint, ["out.mp4", "--seg", "none", "--synth", "vaegan", "--synth-weights", "vaegan"],
-         {"bias": "decoder.ups.3.1.bias", "conv-weight": "encoder.convs.0.0.weight",
-          "running-mean": "encoder.convs.1.1.running_mean", "running-var": "decoder.ups.0.2.running_var"},
+         {"bias": "decoder.ups.3.0.bias", "conv-weight": "encoder.convs.0.0.weight",
+          "running-mean": "encoder.convs.1.1.running_mean", "running-var": "decoder.ups.0.1.running_var"},
          "VAE-GAN"),
 ]
 NARROW_SPADE = r"ngf 4, 1/16 of the reference width"  # the tiny generator's one warning
