@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -163,28 +164,22 @@ def test_resume_of_an_image_folder_is_refused(tmp_path: Path) -> None:
         chain.run(tmp_path / "frames", tmp_path / "out.mp4", seg="palette:voc", synth="colorize", resume=True)
 
 
-class _StopAt:
+def _stopping_at(frames: int) -> SimpleNamespace:
     """A progress hook that stops the run as Ctrl-C would, once ``frames`` are done."""
+    done = [0]
 
-    def __init__(self, frames: int) -> None:
-        self.frames, self.done = frames, 0
-
-    def start(self, total: int | None, description: str) -> None:
-        pass
-
-    def advance(self, frames: int) -> None:
-        self.done += frames
-        if self.done >= self.frames:
+    def advance(count: int) -> None:
+        done[0] += count
+        if done[0] >= frames:
             raise KeyboardInterrupt
 
-    def stop(self) -> None:
-        pass
+    return SimpleNamespace(start=lambda total, description: None, advance=advance, stop=lambda: None)
 
 
 @pytest.mark.slow
 def test_an_interrupted_call_resumes_in_the_same_process(clip: Path, uninterrupted: Path, tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
-        run(clip, tmp_path, resume=True, progress=_StopAt(40))
+        run(clip, tmp_path, resume=True, progress=_stopping_at(40))
     assert not (tmp_path / "out.mp4").exists()
     summary = run(clip, tmp_path, resume=True)
     assert summary.extra["resume"]["frames_kept"] >= 32
