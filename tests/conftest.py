@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,11 @@ def voc_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tflite = shared_file("weights/deeplabv3_mnv2_voc_257.tflite")
     return save_imported(tflite, tmp_path_factory.mktemp("weights") / "deeplab-mnv2-voc", label_space="voc")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Ctrl-C as a terminal delivers it. A suite started in the background by a non-interactive shell
+    (``nohup … &``) inherits SIGINT ignored, and every process it starts would too: the tests of
+    stopping runs, training and the web page with Ctrl-C would then test nothing but that."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -56,7 +56,9 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path: Path) -> None:
     _, stderr = process.communicate(timeout=60)
     if process.returncode == 0:
         pytest.skip("the command finished before the signal came")
-    assert process.returncode == 130, stderr
+    # 130, or ended by the signal itself (-2, which a shell reports as 130 too): a Ctrl-C that lands
+    # as the interpreter winds down is re-raised by Python after its one line.
+    assert process.returncode in (130, -signal.SIGINT), stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
 
 
