@@ -26,10 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from chain.stages.flow import MotionEstimator, gray_at
-
-#: The short side the measures work at (frames are never enlarged).
-WORKING_SIDE = 256
+from chain.stages.flow import MotionEstimator, gray_at, working_size
 
 
 @dataclass
@@ -40,12 +37,6 @@ class _Frame:
     rgb: np.ndarray
     labels: np.ndarray | None
     painted: np.ndarray | None
-
-
-def working_size(height: int, width: int, side: int = WORKING_SIDE) -> tuple[int, int]:
-    """``(h, w)`` with the short side at most ``side``, the aspect kept."""
-    scale = min(1.0, side / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 class SteadinessTracker:

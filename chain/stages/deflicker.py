@@ -40,14 +40,11 @@ import cv2
 import numpy as np
 
 from chain.bounds import DEFAULT_DEFLICKER
-from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link
+from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link, working_size
 
 #: How fast a neighbour's weight falls with its distance in frames (measured on a VAE-GAN's
 #: reconstructions, benchmarks/deflicker_frontier.py; a bare ``--deflicker`` is `chain.bounds.DEFAULT_DEFLICKER`).
 DEFAULT_DECAY = 0.9
-#: The short side the deflicker works at (paintings are never enlarged for it).
-WORKING_SIDE = 256
-
 Item = TypeVar("Item")
 
 
@@ -99,7 +96,7 @@ class Deflicker(Generic[Item]):
              item: Item) -> list[tuple[Item, np.ndarray]]:
         """Take run frames ``indices``: inputs ``(B, H, W, 3)`` and paintings ``(B, H', W', 3)`` uint8."""
         if self._size is None:
-            self._size = _working_size(*paintings.shape[1:3])
+            self._size = working_size(*paintings.shape[1:3])
         for index, frame, painting in zip(indices, frames, paintings):
             self._hold(int(index), frame, painting)
         self._waiting.append((indices, paintings, item))
@@ -148,11 +145,6 @@ class Deflicker(Generic[Item]):
             total += carry.sample(self._held[neighbour].painting) * weight[..., None]
             weights += weight
         return self.settings.strength * (total / weights[..., None] - centre.painting)
-
-
-def _working_size(height: int, width: int) -> tuple[int, int]:
-    scale = min(1.0, WORKING_SIDE / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def steadied(deflicker: Deflicker[Item], stream: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, Item]]

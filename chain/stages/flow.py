@@ -45,6 +45,17 @@ class Motion:
     forward_reliable: np.ndarray | None = None
 
 
+#: The short side steadiness is measured and paintings steadied at (`chain.steadiness`,
+#: `chain.stages.deflicker`): a few milliseconds a frame.
+WORKING_SIDE = 256
+
+
+def working_size(height: int, width: int, side: int = WORKING_SIDE) -> tuple[int, int]:
+    """``(h, w)`` with the short side at most ``side``, the aspect kept (frames are never enlarged)."""
+    scale = min(1.0, side / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def gray_at(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """An RGB frame ``(H, W, 3)`` uint8 as grayscale resized (area) to ``size`` ``(h, w)``."""
     gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)

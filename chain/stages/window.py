@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from chain.stages.base import Segmenter, labels_from_scores
-from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link
+from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link, working_size
 
 #: K of a bare ``window``: measured on the shared clips (benchmarks/steadiness.py).
 DEFAULT_WINDOW_RADIUS = 5
@@ -100,7 +100,7 @@ class WindowSmoothedSegmenter(Segmenter):
             index = int(indices[position])
             # Channels last: OpenCV carries all of a pixel's classes in one pass, 5x faster than torch here.
             probabilities = _shrunk(np.ascontiguousarray(probabilities.cpu().permute(1, 2, 0).numpy()),
-                                    _working_size(*probabilities.shape[-2:], self.working_side))
+                                    working_size(*probabilities.shape[-2:], self.working_side))
             seen = _Seen(gray_at(frames[position], probabilities.shape[:2]), probabilities,
                          probabilities.max(axis=-1))
             self._seen[index] = seen
@@ -121,10 +121,6 @@ class WindowSmoothedSegmenter(Segmenter):
             weights += weight
         return torch.from_numpy(total / weights[..., None]).permute(2, 0, 1)
 
-
-def _working_size(height: int, width: int, side: int) -> tuple[int, int]:
-    scale = min(1.0, side / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _shrunk(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
