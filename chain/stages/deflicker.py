@@ -67,7 +67,7 @@ class _Painted:
     """A frame the deflicker holds, at working size: its gray input, its painting, its flows."""
 
     gray: np.ndarray
-    painting: np.ndarray  # (h, w, 3) float32 in 0..1
+    painting: np.ndarray  # (h, w, 4) float32: RGB in 0..1, then 1 (the weight's count when summed; four channels: fast to carry)
     links: dict[int, Link] = field(default_factory=dict)
 
 
@@ -115,7 +115,8 @@ class Deflicker(Generic[Item]):
         size = self._size
         if painting.shape[:2] != size:
             painting = cv2.resize(np.ascontiguousarray(painting), (size[1], size[0]), interpolation=cv2.INTER_AREA)
-        held = _Painted(gray_at(frame, size), painting.astype(np.float32) / 255)
+        painting = painting.astype(np.float32) / 255
+        held = _Painted(gray_at(frame, size), cv2.merge([painting, np.ones(size, np.float32)]))
         self._held[index] = held
         before = self._held.get(index - 1)
         if before is not None:
@@ -138,13 +139,12 @@ class Deflicker(Generic[Item]):
     def correction(self, index: int) -> np.ndarray:
         """What moves frame ``index``'s painting (0..1, working size, ``(h, w, 3)``) towards its steady target."""
         centre = self._held[index]
-        total = centre.painting.copy()
-        weights = np.ones(self._size, np.float32)
+        total = centre.painting.copy()  # its fourth channel sums the weights
         for neighbour, carry in carried(self._held, index, self.radius, self._size):
             weight = carry.trust * self.settings.decay ** abs(neighbour - index)
-            total += carry.sample(self._held[neighbour].painting) * weight[..., None]
-            weights += weight
-        return self.settings.strength * (total / weights[..., None] - centre.painting)
+            cv2.accumulateProduct(carry.sample(self._held[neighbour].painting), cv2.merge([weight] * 4), total)
+        target = total[..., :3] / total[..., 3:]
+        return self.settings.strength * (target - centre.painting[..., :3])
 
 
 def steadied(deflicker: Deflicker[Item], stream: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, Item]]
