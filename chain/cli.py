@@ -358,6 +358,9 @@ def train_vaegan(
         bounds.width_list("--filters"), "C1,C2,...", help="Channels of each stride-2 convolution \\[default: 80,160,320,640].")] = None,
     upsample: Annotated[str | None, typer.Option(
         help="Decoder upsampling: resize (nearest + convolution) or transposed (the first checkpoints') \\[default: resize].")] = None,
+    augment: Annotated[bool | None, typer.Option(
+        "--augment/--no-augment", help="Mirror, crop and recolour each batch at random: for reconstructing films "
+        "the model never saw \\[default: no].")] = None,
     start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
     checkpoint_every: CheckpointEvery = 500,
     max_steps: MaxSteps = None,
@@ -374,7 +377,7 @@ def train_vaegan(
     if threads is not None or env_threads() is not None:  # else torch's own default, one thread per core
         configure_cpu_threads(threads)
     checkpoint = train(film, out, size=size, latent=latent, epochs=epochs, batch=batch, lr=lr, lr_schedule=lr_schedule,
-                       seed=seed,
+                       seed=seed, augment=augment,
                        pixel_weight=pixel_weight, filters=filters, upsample=upsample, start=start or None,
                        duration=duration, max_frames=max_frames,
                        checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, resume=resume,

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from chain.datasets.augment import augmented
 from chain.datasets.frames import BatchSampler, FrameCache, FramePool, build_frame_cache
 from chain.errors import ChainError, ChainWarning, MissingWeightsError
 from chain.media import Trim, open_source
@@ -409,6 +410,36 @@ def test_cosine_schedule_runs_resume_bit_exact_and_old_runs_keep_one_rate(tmp_pa
     assert VAEGANTrainOptions.upgrade({"film": "f.mp4"})["lr_schedule"] == "constant"  # saved before the option
     with pytest.raises(ChainError, match="--lr-schedule"):
         train_vaegan(CARPHONE, tmp_path / "bad", **{**TINY_RUN, "lr_schedule": "step"})
+
+
+def test_augmentation_is_a_function_of_seed_and_step_and_keeps_pictures():
+    frames = torch.rand(6, 3, 36, 64, generator=torch.Generator().manual_seed(0))
+    once = augmented(frames, seed=3, step=5)
+    assert once.shape == frames.shape and once.dtype == frames.dtype
+    assert 0 <= float(once.min()) and float(once.max()) <= 1
+    assert torch.equal(once, augmented(frames, seed=3, step=5))  # what makes --resume exact
+    assert not torch.equal(once, augmented(frames, seed=3, step=6))
+    assert not torch.equal(once, augmented(frames, seed=4, step=5))
+    changed = (once - frames).abs().flatten(1).mean(1)
+    assert bool((changed > 1e-3).all())  # every frame is moved, cropped or recoloured
+    # A flat grey frame stays nearly flat grey: the changes are geometric and mild colour shifts.
+    grey = torch.full((4, 3, 36, 64), 0.5)
+    assert float((augmented(grey, seed=0, step=0) - 0.5).abs().max()) < 0.15
+
+
+@needs_carphone
+def test_augmented_runs_resume_bit_exact_and_differ_from_plain(tmp_path):
+    run = {**TINY_RUN, "augment": True}
+    train_vaegan(CARPHONE, tmp_path / "whole", **run)
+    train_vaegan(CARPHONE, tmp_path / "resumed", **{**run, "max_steps": 4})
+    train_vaegan(CARPHONE, tmp_path / "resumed", device="cpu", progress=False, resume=True)
+    whole = state_tensors(tmp_path / "whole" / "checkpoint")
+    assert_identical(state_tensors(tmp_path / "resumed" / "checkpoint"), whole)
+    train_vaegan(CARPHONE, tmp_path / "plain", **TINY_RUN)
+    plain = state_tensors(tmp_path / "plain" / "checkpoint")
+    assert any(not torch.equal(whole[name], plain[name]) for name in whole)
+    with pytest.raises(ChainError, match="augment"):  # a run keeps its setting
+        train_vaegan(CARPHONE, tmp_path / "resumed", **{**TINY_RUN, "augment": False}, resume=True)
 
 
 # -----------------------------------------------------------------------------

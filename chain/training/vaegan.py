@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from chain.datasets.augment import augmented
 from chain.datasets.frames import FramePool, build_frame_cache, training_size
 from chain.device import Precision
 from chain.errors import ChainError
@@ -76,6 +77,9 @@ class VAEGANTrainOptions:
     # a constant rate's last weights scored 21.75 dB where cosine's scored 26.02 (docs/results/vaegan_cpu.json).
     lr_schedule: str = "cosine"
     beta1: float = 0.5
+    # Each batch mirrored, cropped and recoloured at random (`chain.datasets.augment`): for models
+    # meant to reconstruct films they never saw.
+    augment: bool = False
     seed: int = 0
     start: float = 0.0
     duration: float | None = None
@@ -135,6 +139,7 @@ def train_vaegan(
     lr: float | None = None,
     lr_schedule: str | None = None,
     beta1: float | None = None,
+    augment: bool | None = None,
     seed: int | None = None,
     filters: Sequence[int] | None = None,
     similarity_layers: Sequence[int] | None = None,
@@ -225,6 +230,8 @@ class VAEGANTrainer:
     def train_step(self, indices: np.ndarray, step: int, precision: Precision) -> dict[str, float]:
         self.model.train()
         x = _to_model(self.frames.take(indices), self.device)
+        if self.options.augment:
+            x = augmented(x.add(1).div(2), seed=self.options.seed, step=step).mul(2).sub(1)
         with precision.autocast():
             losses = self.model.losses(x, self.noise)
         self.model.backward(losses, scale=precision.scaler.scale)
