@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from chain.version import __version__  # noqa: F401  (the package's version, as chain.__version__)
+
 # OpenMP threads (torch's) spin after each parallel region by default. Beside a busy core, or beside
 # ONNX Runtime's own pool, the spinning starves the thread doing the work: the deeplab-mnv2 stage
 # at --threads 2 fell from 81 to 13 frames/s (benchmarks/cpu_segmenter_speed.py). Sleeping
@@ -18,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 # it; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
 __all__ = ["Chain", "ChainConfig", "ChainError", "Outputs", "RunConfig", "RunSummary", "build_chain", "run"]
 
 _EXPORTS = {

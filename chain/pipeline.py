@@ -42,6 +42,7 @@ from chain.stages.deflicker import Deflicker, DeflickerSettings
 from chain.stages.registry import synthesizers_in
 from chain.steadiness import SteadinessTracker
 from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
+from chain.version import __version__
 from chain.views import Views
 
 #: Outputs that show or save labels at frame size (with the summary's class shares, they keep the
@@ -343,8 +344,6 @@ class Chain:
                  tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, written: dict[str, str],
                  video_sink: FrameSink | None, damage: InputDamage | None) -> RunSummary:
         """4. The run's report."""
-        from chain import __version__
-
         with_sound = video_sink is not None and hasattr(video_sink, "audio_copied")
         audio = audio_note(info.audio_codec, written=with_sound, copied=with_sound and video_sink.audio_copied)
         return RunSummary(

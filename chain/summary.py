@@ -22,6 +22,7 @@ import torch
 from chain.labels import LabelSpace
 from chain.media.source import InputDamage
 from chain.media.targets import SUMMARY_PREFIX, Staged, publish_all, remove_stale_staging, staging_path
+from chain.version import __version__
 
 
 class StageTimer:
@@ -337,8 +338,6 @@ class SummaryFile:
     """``{"per_frame": [...streamed...], "run": {...totals...}}`` written atomically."""
 
     def __init__(self, target: Path) -> None:
-        from chain import __version__
-
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(target)
