@@ -22,7 +22,7 @@ from rich.text import Text
 
 from chain import bounds  # light: no torch
 from chain.bounds import parse_device
-from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER
+from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, parse_stage_name
 
 if TYPE_CHECKING:
     from chain.config import RunConfig
@@ -258,8 +258,8 @@ def run(
     from chain.stages.registry import check_stages
 
     config = run_config(ctx.params, command=_command_line(ctx))
-    # The cheap checks before torch is imported (api.run repeats them: the Python API's callers need them too).
-    check_run(config)
+    # The cheap checks before torch is imported; api.run takes the checked run and does not repeat them.
+    checked = check_run(config)
     check_stages(config.chain)
     from chain import api
 
@@ -269,7 +269,7 @@ def run(
         quiet_ray()
     progress = None if quiet else RichProgress()
     with progress or contextlib.nullcontext():
-        result = api.run(config, progress=progress)
+        result = api.run(checked, progress=progress)
         if progress is not None:
             progress.settle(result.frames_per_second)
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
@@ -441,7 +441,7 @@ def eval_spade(
     start: Start = 0.0, duration: Duration = None, batch: Batch = 4, device: Device = "auto",
 ) -> None:
     """SPADE's test: segment synthesized images and score them against the labels they came from."""
-    from chain.checks import parse_options
+    from chain.config import parse_options
     from chain.evaluation import evaluate_spade
     from chain.media import Trim
 
@@ -488,7 +488,7 @@ def labels(space: Annotated[str | None, typer.Argument(help="A label space; omit
 @app.command("list")
 def list_stages() -> None:
     """List segmenters and synthesizers, their label spaces and where their weights are."""
-    from chain.stages.registry import parse_stage_name, stages  # descriptions only: no torch
+    from chain.stages.registry import stages  # descriptions only: no torch
 
     # One line per fact, never cut: names and weight paths are what the user copies from here.
     for kind, option, default in (("segmenter", "--seg", DEFAULT_SEGMENTER), ("synthesizer", "--synth", DEFAULT_SYNTHESIZER)):

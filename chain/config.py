@@ -19,11 +19,12 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from chain import bounds
-from chain.bounds import parse_device
+from chain.bounds import Smoothing, parse_device, parse_smoothing
 from chain.errors import ChainError
-from chain.media import Size, Trim
+from chain.media import Size, Trim, parse_size
 from chain.media.outputs import Outputs
 
 # The segmenter a run uses unless told: the one a user has after following the README (imported
@@ -81,6 +82,38 @@ class Options(Mapping[str, str]):
         return f"Options({self._items!r})"
 
 
+class StageName(NamedTuple):
+    """A stage as the command line names it: ``NAME`` or ``NAME:VARIANT`` (`parse_stage_name`)."""
+
+    name: str
+    variant: str | None
+
+
+#: How a run says "no stage of this kind" (``--seg none``).
+NO_STAGE = "none"
+
+
+def parse_stage_name(text: str) -> StageName:
+    """``"deeplab:resnet101"`` → ``("deeplab", "resnet101")``; variants may contain ':'."""
+    name, _, variant = text.strip().partition(":")
+    return StageName(name.strip().lower(), variant.strip() or None)
+
+
+def _stage(text: str | None) -> StageName | None:
+    """A configuration's ``seg``/``synth`` as a `StageName`; None for no stage (None or ``"none"``)."""
+    return parse_stage_name(text) if text and text != NO_STAGE else None
+
+
+def _parsed_rules(rules: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``--remap`` rules as ``(SRC, DST)`` pairs. `chain.labels` (its spaces' tables) is loaded only
+    for a run that remaps: ``chain --help`` builds no configuration with rules and need not wait for it."""
+    if not rules:
+        return ()
+    from chain.labels import parse_remap
+
+    return tuple(parse_remap(rules))
+
+
 def _rules(value: str | Iterable[str] | None) -> tuple[str, ...]:
     """``--remap`` rules as a tuple: one string is one argument (it may hold comma-separated rules)."""
     if value is None:
@@ -130,6 +163,13 @@ class ChainConfig:
         for name in ("seg_options", "synth_options", "class_overrides"):
             object.__setattr__(self, name, Options(getattr(self, name)))
         object.__setattr__(self, "remap", _rules(self.remap))
+        # The texts are kept as asked (the summary's request records them); what they mean is parsed
+        # here, once and torch-free: a typo fails as the configuration is built, and every user of the
+        # configuration reads the typed values (`segmenter`, `smoothing`, `remap_rules`…) instead.
+        object.__setattr__(self, "_remap_rules", _parsed_rules(self.remap))
+        object.__setattr__(self, "_smoothing", parse_smoothing(self.smooth))
+        object.__setattr__(self, "_segmenter", _stage(self.seg))
+        object.__setattr__(self, "_synthesizer", _stage(self.synth))
         # The command line's bounds (`chain.bounds`) hold for Python's callers too.
         object.__setattr__(self, "device", parse_device(self.device))
         if self.threads is not None:
@@ -137,6 +177,26 @@ class ChainConfig:
         object.__setattr__(self, "deflicker", bounds.parse_deflicker(self.deflicker))
         if self.command is not None:
             object.__setattr__(self, "command", tuple(self.command))
+
+    @property
+    def segmenter(self) -> StageName | None:
+        """``seg`` parsed; None when the chain has no segmenter."""
+        return self._segmenter
+
+    @property
+    def synthesizer(self) -> StageName | None:
+        """``synth`` parsed; None when the chain has no synthesizer."""
+        return self._synthesizer
+
+    @property
+    def smoothing(self) -> Smoothing | None:
+        """``smooth`` parsed (`chain.bounds.parse_smoothing`); None for no smoothing."""
+        return self._smoothing
+
+    @property
+    def remap_rules(self) -> tuple[tuple[str, str], ...]:
+        """``remap`` parsed: ``(SRC, DST)`` pairs in order (`chain.labels.parse_remap`)."""
+        return self._remap_rules
 
     def as_dict(self) -> dict[str, object]:
         """Every field as plain JSON values (options as dicts, rules as lists): the summary's ``request``."""
@@ -164,7 +224,8 @@ class RunConfig:
     chain: ChainConfig = field(default_factory=ChainConfig)
     #: Which part of the input: ``--start``, ``--duration``, ``--max-frames``.
     trim: Trim = field(default_factory=Trim)
-    #: Working and output size: ``WxH`` or a short side (``"256"``), or a `Size`; None keeps the input's.
+    #: Working and output size: ``WxH`` or a short side (``"256"``), or a `Size`; None keeps the input's
+    #: (parsed when the configuration is built: `working_size`).
     size: str | Size | None = None
     #: Output frame rate (frames dropped or repeated); None keeps every frame at its own time.
     fps: float | None = None
@@ -190,12 +251,19 @@ class RunConfig:
         object.__setattr__(self, "batch_size", bounds.BATCH.check(self.batch_size))
         if isinstance(self.size, str):
             bounds.ascii_text("--size")(self.size)
+        # Kept as asked, parsed once here: every reader opens the input at `working_size`.
+        object.__setattr__(self, "_working_size", parse_size(self.size) if isinstance(self.size, str) else self.size)
         object.__setattr__(self, "cluster", bounds.parse_cluster(self.cluster))
         for name, bound in (("crf", bounds.CRF), ("shards", bounds.SHARDS), ("shard_seconds", _SHARD_SECONDS)):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, bound.check(getattr(self, name)))
         if self.cluster is None and (self.shards is not None or self.shard_seconds is not None):
             raise ChainError("--shards and --shard-seconds split a run over a cluster: add --cluster ray")
+
+    @property
+    def working_size(self) -> Size | int | None:
+        """``size`` parsed: a `Size`, a short side, or None for the input's own size."""
+        return self._working_size
 
     @classmethod
     def of(cls, source: str | Path, output: str | Path | Outputs | None = None, **options: object) -> RunConfig:

@@ -28,12 +28,11 @@ from typing import Any
 from chain.batches import Part
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.cluster.run import probe_video, publish_parts, run_part, shard_config
-from chain.config import RunConfig
+from chain.config import RunConfig, StageName
 from chain.errors import ChainError
 from chain.media.targets import discard, remove_stale_staging, seal, staging_path, stale_staging
 from chain.pipeline import Chain, Progress
 from chain.stages import get_stage
-from chain.stages.registry import parse_stage_name
 from chain.summary import RunSummary
 
 #: A part is at most this long, and a run has at least ``MIN_PARTS`` of them (fewer frames, fewer parts):
@@ -110,9 +109,9 @@ def describe(config: RunConfig) -> dict[str, Any]:
     chain = config.chain.as_dict()
     chain.pop("command", None)
     stat = config.source.stat()
-    weights = {kind: _weights_digest(kind, text, given) for kind, text, given in
-               (("segmenter", config.chain.seg, config.chain.seg_weights),
-                ("synthesizer", config.chain.synth, config.chain.synth_weights))}
+    weights = {kind: _weights_digest(kind, stage, given) for kind, stage, given in
+               (("segmenter", config.chain.segmenter, config.chain.seg_weights),
+                ("synthesizer", config.chain.synthesizer, config.chain.synth_weights))}
     return {"input": str(config.source.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
             "trim": [config.trim.start, config.trim.duration, config.trim.max_frames], "size": str(config.size),
             "batch": config.batch_size, "crf": config.crf, "preset": config.preset, "strict": config.strict,
@@ -120,11 +119,11 @@ def describe(config: RunConfig) -> dict[str, Any]:
             "chain": json.loads(json.dumps(chain, default=str)), "weights": weights}
 
 
-def _weights_digest(kind: str, text: str | None, given: str | None) -> str | None:
+def _weights_digest(kind: str, stage: StageName | None, given: str | None) -> str | None:
     """SHA-256 over a stage's weight files (where they are files here), else where they are said to be."""
-    if not text or text == "none":
+    if stage is None:
         return None
-    name, variant = parse_stage_name(text)
+    name, variant = stage
     spec = get_stage(kind, name)
     location = given
     if location is None and spec.weights is not None:

@@ -83,7 +83,7 @@ def probe_video(config: RunConfig, option: str, instead: str) -> SourceInfo:
     if config.fps is not None:
         raise ChainError(f"--fps cannot be combined with {option} yet (its parts keep the input's frame times); "
                          f"convert the frame rate first, or {instead}")
-    with open_source(config.source, trim=config.trim, size=config.size) as probe:
+    with open_source(config.source, trim=config.trim, size=config.working_size) as probe:
         info = probe.info
     if info.kind != "video":
         what = {"images": "an image folder", "animation": "an animated image"}.get(info.kind, "an image")
@@ -251,7 +251,7 @@ def run_part(chain: Chain, config: RunConfig, part: Part, *, progress: Progress 
             raise ChainError(f"{refusal}: it cannot run with {option}; drop {option} or that option")
         if chain.synthesizer.anchored_on_first_frame and part.painted_from > 0:
             first_frame = Trim(config.trim.start, max_frames=1)
-            with open_source(config.source, trim=first_frame, size=config.size) as first:
+            with open_source(config.source, trim=first_frame, size=config.working_size) as first:
                 part.anchor = next(iter(first)).rgb
     return chain(config, progress=progress, part=part), part
 

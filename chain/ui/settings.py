@@ -6,12 +6,11 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from chain.bounds import BATCH, FRAMES, parse_device
-from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, RunConfig, parse_options
+from chain.bounds import BATCH, FRAMES
+from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, ChainConfig, RunConfig
 from chain.errors import ChainError
-from chain.labels import parse_remap
+from chain.media import Trim
 from chain.pipeline import Outputs
-from chain.stages.smoothing import parse_smoothing
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
@@ -42,23 +41,23 @@ class Settings:
         # The same one-line errors as the CLI, before any weights load.
         if not self.source or not self.source.strip():
             raise ChainError("choose a video: type its path or upload one")
-        parse_options(self.seg_options)
-        parse_options(self.synth_options)
-        parse_remap(self.remap)
-        parse_smoothing(self.smooth)
+        # The chain's half of the configuration, built (and so parsed: stage options, remap rules,
+        # --smooth, the device) once, here; `run_config` hands it on as it is.
+        chain = ChainConfig(seg=self.seg, synth=self.synth, seg_weights=self.seg_weights,
+                            synth_weights=self.synth_weights, seg_options=self.seg_options,
+                            synth_options=self.synth_options, remap=self.remap, background=self.background,
+                            smooth=self.smooth, device=self.device)
+        object.__setattr__(self, "_chain", chain)
         # The page's number boxes hand over floats (2.0): the command line's bounds, as whole numbers.
         object.__setattr__(self, "batch", BATCH.check(self.batch))
         if self.max_frames is not None:
             object.__setattr__(self, "max_frames", FRAMES.check(self.max_frames))
-        object.__setattr__(self, "device", parse_device(self.device))
+        object.__setattr__(self, "device", chain.device)
 
     def run_config(self, outputs: Outputs) -> RunConfig:
         """The `chain.run` configuration of these choices, writing ``outputs``."""
-        return RunConfig.of(self.source, outputs, seg=self.seg, synth=self.synth, seg_weights=self.seg_weights,
-                            synth_weights=self.synth_weights, seg_options=self.seg_options,
-                            synth_options=self.synth_options, remap=self.remap, background=self.background,
-                            smooth=self.smooth, size=self.size, max_frames=self.max_frames, batch_size=self.batch,
-                            device=self.device)
+        return RunConfig(source=Path(self.source), outputs=outputs, chain=self._chain,
+                         trim=Trim(max_frames=self.max_frames), size=self.size, batch_size=self.batch)
 
     def command_line(self, outputs: Outputs) -> str:
         """``chain run …`` that runs this chain into ``outputs``, quoted for a POSIX shell."""
