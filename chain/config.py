@@ -26,6 +26,7 @@ from chain.bounds import Smoothing, parse_device, parse_smoothing
 from chain.errors import ChainError
 from chain.media import Size, Trim, parse_size
 from chain.media.outputs import Outputs
+from chain.options import declared_options, option
 
 # The segmenter a run uses unless told: the one a user has after following the README (imported
 # from the shared TF Lite file, offline), light enough for a laptop CPU. For the blog's COCO
@@ -125,36 +126,63 @@ def _rules(value: str | Iterable[str] | None) -> tuple[str, ...]:
 class ChainConfig:
     """What a `Chain` is built from (`chain.api.build_chain`); recorded in the run summary's ``request``."""
 
+    # Each field the command line offers is declared once, with `option` (`chain.options`): its
+    # help, its type and flag on the command line, the parser of its text. The comment above a
+    # field is for readers of this file; the help is what users read.
+
     #: Segmenter ``NAME[:VARIANT]`` (`chain list`); None or ``"none"`` when the synthesizer reads frames.
-    seg: str | None = DEFAULT_SEGMENTER
+    seg: str | None = option("Segmenter NAME[:VARIANT], or 'none' (see `chain list`).", str,
+                             default=DEFAULT_SEGMENTER, flags=("--seg",))
     #: Synthesizer ``NAME[:VARIANT]``; None or ``"none"`` to only inspect the segmentation.
-    synth: str | None = DEFAULT_SYNTHESIZER
+    synth: str | None = option("Synthesizer NAME[:VARIANT], or 'none' (see `chain list`). The default paints COCO-Stuff "
+                               "labels: any COCO class can be a --remap target.", str,
+                               default=DEFAULT_SYNTHESIZER, flags=("--synth",))
     #: The segmenter's weights: a file or folder, or ``"random"`` (the architecture, untrained).
-    seg_weights: str | None = None
+    seg_weights: str | None = option("Segmenter weights: a file/folder, or 'random'.", str | None, default=None)
     #: The synthesizer's weights: a file or folder.
-    synth_weights: str | None = None
+    synth_weights: str | None = option("Synthesizer weights: a file or folder.", str | None, default=None)
     #: Segmenter options (``--seg-opt size=256``): a mapping or ``KEY=VALUE`` texts.
-    seg_options: Options = field(default_factory=Options)
+    seg_options: Options = option("Segmenter option KEY=VALUE (repeatable).", list[str] | None,
+                                  default_factory=Options, flags=("--seg-opt",))
     #: Synthesizer options (``--synth-opt fit=squash``).
-    synth_options: Options = field(default_factory=Options)
+    synth_options: Options = option("Synthesizer option KEY=VALUE (repeatable).", list[str] | None,
+                                    default_factory=Options, flags=("--synth-opt",))
+    #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
+    remap: tuple[str, ...] = option(
+        "Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').",
+        list[str] | None, default=())
     #: Temporal smoothing: ``ema:ALPHA``, ``flow[:ALPHA]`` (`chain.stages.smoothing`), ``window[:K]``
     #: (`chain.stages.window`), or None.
-    smooth: str | None = None
+    smooth: str | None = option(
+        "Temporal smoothing of class probabilities: ema:ALPHA (moving average, ALPHA = weight of the past, "
+        "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), window[:K] (each frame "
+        "fused with the K frames before and after it along the flow; default 5, at most 8), or none.",
+        str | None, default=None)
     #: ``--deflicker STRENGTH[:FRAMES]``: how far each painting moves towards its steady target (0 to 1)
     #: and how many frames each way it looks at (`chain.stages.deflicker`); True for the default, None for none.
-    deflicker: tuple[float, int] | None = None
-    #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
-    remap: tuple[str, ...] = ()
+    #: On the command line it is text (typer would read a tuple annotation as two arguments; the parser
+    #: makes the tuple).
+    deflicker: tuple[float, int] | None = option(
+        "Steady the paintings over time, guided by the input's motion: STRENGTH from 0 (off) to 1 (all the way to "
+        "the steady target), looking FRAMES (1-24) each way; a bare --deflicker is 0.8:3.", str | None,
+        default=None, flags=("--deflicker",), parser=bounds.parse_deflicker, metavar="[STRENGTH[:FRAMES]]")
     #: What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.
-    background: str | None = None
-    #: Source-class → target-class names that win over the synonym table (``{"cow": "sheep"}``).
+    background: str | None = option(
+        "What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.",
+        str | None, default=None)
+    #: Source-class → target-class names that win over the synonym table (``{"cow": "sheep"}``); Python only.
     class_overrides: Options = field(default_factory=Options)
     #: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (`chain.bounds.parse_device`).
-    device: str | None = "auto"
+    device: str | None = option("auto, cpu, cuda, cuda:N or mps.", str, default="auto", parser=parse_device,
+                                metavar="DEVICE")
     #: torch's CPU threads (default: $OMP_NUM_THREADS, else 1; `chain.device.cpu_threads`).
-    threads: int | None = None
+    threads: int | None = option(
+        "CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1 for torch (more stall when other "
+        "processes share the cores) and one per core for ONNX Runtime].", int | None, default=None,
+        parser=bounds.THREADS, metavar="N")
     #: ``torch.compile`` the stages' networks (`Chain.compile`; the warm-up is timed as "compile").
-    compile: bool = False
+    compile: bool = option("torch.compile the networks: a warm-up on the first batch (reported as 'compile'), then "
+                           "faster frames, mostly on GPUs.", bool, default=False, flags=("--compile",))
     #: The command line that asked for this (the CLI's), for the summary; None from Python.
     command: tuple[str, ...] | None = None
 
@@ -226,25 +254,35 @@ class RunConfig:
     trim: Trim = field(default_factory=Trim)
     #: Working and output size: ``WxH`` or a short side (``"256"``), or a `Size`; None keeps the input's
     #: (parsed when the configuration is built: `working_size`).
-    size: str | Size | None = None
+    size: str | Size | None = option("Working/output size: WxH (256x144) or a short side (256).", str | None,
+                                     default=None, parser=bounds.ascii_text("--size"), metavar="SIZE")
     #: Output frame rate (frames dropped or repeated); None keeps every frame at its own time.
-    fps: float | None = None
+    fps: float | None = option("Output frame rate (frames are dropped or repeated).", float | None, default=None,
+                               parser=bounds.FPS, metavar="FPS")
     #: Frames per network call.
-    batch_size: int = 1
+    batch_size: int = option("Frames per network call.", int, default=1, flags=("--batch",), parser=bounds.BATCH,
+                             metavar="N")
     #: x264/VP9 quality (lower is better); None: the encoder's default.
-    crf: int | None = None
+    crf: int | None = option("x264/VP9 quality (lower is better).", int | None, default=None, parser=bounds.CRF,
+                             metavar="0-63")
     #: x264 preset (``ultrafast`` … ``veryslow``).
-    preset: str | None = None
+    preset: str | None = option("x264 preset, e.g. ultrafast, medium, slow.", str | None, default=None)
     #: Damaged input is an error (nothing written) instead of a warning.
-    strict: bool = False
-    #: Shard the run over Ray: ``"ray"`` (a local instance), ``"auto"`` or ``"ray://HOST:PORT"``.
-    cluster: str | None = None
+    strict: bool = option("Damaged input (undecodable frames, a file shorter than it says) is an error, not a "
+                          "warning.", bool, default=False, flags=("--strict",))
     #: Run in parts that a stopped run of the same command continues from (`chain.cluster.resume`).
-    resume: bool = False
+    resume: bool = option("Run in parts kept beside the outputs: if a run of the same command was stopped, do only "
+                          "what it left.", bool, default=False, flags=("--resume",))
+    #: Shard the run over Ray: ``"ray"`` (a local instance), ``"auto"`` or ``"ray://HOST:PORT"``.
+    cluster: str | None = option("Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an "
+                                 "existing cluster).", str | None, default=None, parser=bounds.parse_cluster,
+                                 metavar="CLUSTER")
     #: With ``cluster``: this many shards (default: one per GPU, else per CPU).
-    shards: int | None = None
+    shards: int | None = option("--cluster: this many shards \\[default: one per GPU/CPU].", int | None, default=None,
+                                parser=bounds.SHARDS, metavar="N")
     #: With ``cluster``: shards of about this many seconds.
-    shard_seconds: float | None = None
+    shard_seconds: float | None = option("--cluster: shards of about this many seconds.", float | None, default=None,
+                                         parser=bounds.seconds("--shard-seconds", positive=True), metavar="SECONDS")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))
@@ -275,8 +313,10 @@ class RunConfig:
         ``trim``; every field of `ChainConfig` and of `RunConfig` is taken by its name.
         """
         chain = {name: options.pop(name) for name in _field_names(ChainConfig) if name in options}
-        paths = {_OUTPUT_FIELDS[name]: options.pop(name) for name in list(options) if name in _OUTPUT_FIELDS}
-        parts = {name: options.pop(name) for name in _TRIM_KEYWORDS if name in options}
+        paths = {declared.field: options.pop(declared.keyword) for declared in declared_options(Outputs)
+                 if declared.keyword in options}
+        parts = {declared: options.pop(declared.keyword) for declared in declared_options(Trim)
+                 if declared.keyword in options}
         unknown = sorted(set(options) - (_field_names(cls) - {"source", "outputs", "chain"}))
         if unknown:
             raise TypeError(f"unknown run option(s): {', '.join(unknown)}")
@@ -287,21 +327,15 @@ class RunConfig:
         else:
             outputs = Outputs.of(video=output, **paths)
         if parts:
-            for name, value in parts.items():  # the command line's bounds (Trim checks only the sign)
-                parts[name] = _TRIM_BOUNDS[name].parse(value)
+            # The command line's bounds (Trim checks only the sign), by each field's declared parser.
+            values = {declared.field: declared.option.parser(value) for declared, value in parts.items()}
             if "trim" in options:
                 raise TypeError("give either trim or start/duration/max_frames")
-            options["trim"] = Trim(**parts)
+            options["trim"] = Trim(**values)
         return cls(source=Path(source), outputs=outputs, chain=ChainConfig(**chain), **options)
 
 
 _SHARD_SECONDS = bounds.seconds("--shard-seconds", positive=True)
-_TRIM_BOUNDS = {"start": bounds.seconds("--start"), "duration": bounds.seconds("--duration", positive=True),
-                "max_frames": bounds.FRAMES}
-#: `RunConfig.of`'s keywords for outputs (the command line's names) → `Outputs` fields.
-_OUTPUT_FIELDS = {"masks": "masks", "overlay": "overlay", "compare": "compare", "save_labels": "labels",
-                  "summary": "summary"}
-_TRIM_KEYWORDS = ("start", "duration", "max_frames")
 
 
 def _field_names(cls: type) -> set[str]:
