@@ -23,17 +23,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 __all__ = ["Chain", "ChainConfig", "ChainError", "Outputs", "RunConfig", "RunSummary", "build_chain", "run"]
 
 _EXPORTS = {
-    "run": "chain.api", "build_chain": "chain.api", "Chain": "chain.pipeline", "Outputs": "chain.pipeline",
-    "RunSummary": "chain.summary", "ChainError": "chain.errors", "RunConfig": "chain.config",
+    "run": "chain.api", "build_chain": "chain.api", "Chain": "chain.engine.pipeline", "Outputs": "chain.media.outputs",
+    "RunSummary": "chain.engine.summary", "ChainError": "chain.errors", "RunConfig": "chain.config",
     "ChainConfig": "chain.config",
 }
 
 if TYPE_CHECKING:
     from chain.api import build_chain, run
     from chain.config import ChainConfig, RunConfig
+    from chain.engine.pipeline import Chain
+    from chain.engine.summary import RunSummary
     from chain.errors import ChainError
-    from chain.pipeline import Chain, Outputs
-    from chain.summary import RunSummary
+    from chain.media.outputs import Outputs
 
 
 def __getattr__(name: str) -> Any:

@@ -10,17 +10,17 @@ from pathlib import Path
 from chain.checks import CheckedRun, check_run
 from chain.config import ChainConfig, RunConfig, StageName
 from chain.device import configure_cpu_threads, resolve_device
+from chain.engine.pipeline import Chain, Progress
+from chain.engine.summary import RunSummary
 from chain.errors import ChainError, MissingWeightsError
-from chain.pipeline import Chain, Progress
 from chain.stages import StageContext, build_stage, get_stage
 from chain.stages.base import Segmenter, Synthesizer
 from chain.stages.deflicker import DeflickerSettings
-from chain.stages.registry import check_stages, missing_weights, usable_alternatives
+from chain.stages.registry import check_stages, missing_weights
 from chain.stages.smoothing import SmoothedSegmenter
 from chain.stages.window import WindowSmoothedSegmenter
-from chain.summary import RunSummary
 
-__all__ = ["ChainConfig", "RunConfig", "build_chain", "run", "usable_alternatives"]
+__all__ = ["build_chain", "run"]
 
 def build_chain(config: ChainConfig | None = None, /, **options: object) -> Chain:
     """Build stages by name (``"deeplab:resnet101"``, ``"none"``) and join them into a `Chain`.

@@ -126,7 +126,7 @@ TrainSize = bounds.ascii_text("--size")
 
 
 class _FramesPerSecond(ProgressColumn):
-    """frames/s as `chain.summary.frames_per_second` defines it: frames done ÷ seconds since the run
+    """frames/s as `chain.engine.summary.frames_per_second` defines it: frames done ÷ seconds since the run
     began (not rich's moving average, which the closing line would contradict); the run's own
     figure once it has ended."""
 
@@ -174,7 +174,7 @@ class RichProgress:
             self._log("so far")
 
     def frames_per_second(self) -> float:
-        from chain.summary import frames_per_second  # a run is under way: torch is loaded
+        from chain.engine.summary import frames_per_second  # a run is under way: torch is loaded
 
         if self._final is not None:
             return self._final
@@ -184,7 +184,7 @@ class RichProgress:
         """The run has ended; the display waits for `settle` (or the end of the ``with`` block)."""
 
     def settle(self, frames_per_second: float) -> None:
-        """Show the run's own figure (`chain.summary.RunSummary.frames_per_second`) as the last one."""
+        """Show the run's own figure (`chain.engine.summary.RunSummary.frames_per_second`) as the last one."""
         self._final = frames_per_second
         if not self._live:
             self._log("")
@@ -245,7 +245,7 @@ def run(ctx: typer.Context, source: Path, output: str | None = None, **options: 
         return
     report = result.to_dict()
     frames = report["frames"]
-    # The speed unrounded, as the progress line settled on it: one figure (chain.summary.frames_per_second).
+    # The speed unrounded, as the progress line settled on it: one figure (chain.engine.summary.frames_per_second).
     err.print(f"[bold]{frames}[/] frame{'' if frames == 1 else 's'} at {report['width']}x{report['height']}, "
               f"{result.frames_per_second:.2f} frames/s; audio: {report['audio']}", soft_wrap=True)
     err.print("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in report["stage_ms_per_frame"].items())

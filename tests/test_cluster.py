@@ -23,7 +23,7 @@ from chain.config import RunConfig
 from chain.errors import ChainError, ChainWarning
 from chain.labels import VOC
 from chain.media import Trim
-from chain.pipeline import Outputs
+from chain.media.outputs import Outputs
 from chain.stages.base import Segmenter
 from tests.conftest import shared_file
 

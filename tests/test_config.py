@@ -21,7 +21,7 @@ from chain.config import DEFAULT_SYNTHESIZER, ChainConfig, Options, RunConfig
 from chain.errors import ChainError
 from chain.labels import VOC
 from chain.media import Trim
-from chain.pipeline import Outputs
+from chain.media.outputs import Outputs
 
 #: Fields the command line does not offer: the Python API's own.
 PYTHON_ONLY = {"class_overrides", "command"}

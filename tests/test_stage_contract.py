@@ -167,9 +167,9 @@ def test_synthesizer_contract(name: str, tmp_path: Path) -> None:
 
 def test_a_segmenter_written_for_the_old_contract_is_refused_in_one_line() -> None:
     from chain.bounds import parse_smoothing
+    from chain.engine.pipeline import Chain
     from chain.errors import ChainError
     from chain.labels import get_label_space
-    from chain.pipeline import Chain
     from chain.stages.smoothing import SmoothedSegmenter
 
     class OldStyle(Segmenter):  # numpy labels at the frame size, no size= (before label tensors)

@@ -91,6 +91,6 @@ def part_records(summary_part: Path) -> list[dict]:
 
 
 def write_records(stream, records: list[dict], *, first: bool) -> None:  # noqa: ANN001 (a text stream)
-    """Append per-frame records to a summary file's stream, in `chain.summary`'s layout."""
+    """Append per-frame records to a summary file's stream, in `chain.engine.summary`'s layout."""
     for i, record in enumerate(records):
         stream.write(("" if first and i == 0 else ",\n") + json.dumps(record))

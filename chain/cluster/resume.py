@@ -25,15 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chain.batches import Part
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.cluster.run import probe_video, publish_parts, run_part, shard_config
 from chain.config import RunConfig, StageName
+from chain.engine.batches import Part
+from chain.engine.pipeline import Chain, Progress
+from chain.engine.summary import RunSummary
 from chain.errors import ChainError
 from chain.media.targets import discard, remove_stale_staging, seal, staging_path, stale_staging
-from chain.pipeline import Chain, Progress
 from chain.stages import get_stage
-from chain.summary import RunSummary
 
 #: A part is at most this long, and a run has at least ``MIN_PARTS`` of them (fewer frames, fewer parts):
 #: a stopped run loses at most one part's work.

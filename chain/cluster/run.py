@@ -11,19 +11,19 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from chain.batches import Part
 from chain.bounds import parse_cluster
 from chain.cluster.join import join_folders, join_videos, link_or_copy, part_records, write_records
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
+from chain.engine.batches import Part
+from chain.engine.pipeline import Chain, Progress
+from chain.engine.summary import RunSummary, SummaryFile, audio_note
 from chain.errors import ChainError, first_line
 from chain.media import SourceInfo, Trim, open_audio, open_source
-from chain.media.outputs import option_name
+from chain.media.outputs import Outputs, option_name
 from chain.media.source import InputDamage
 from chain.media.targets import Staged, discard, publish_all, remove_stale_staging, staging_path
-from chain.pipeline import Chain, Outputs, Progress
 from chain.signals import Terminated, deferred_signals
-from chain.summary import RunSummary, SummaryFile, audio_note
 
 #: Ray's own retries of a shard whose task raised or whose worker died.
 DEFAULT_RETRIES = 3

@@ -148,7 +148,7 @@ class VideoFileSink(FrameSink):
         stream.width, stream.height = even_size(Size(width, height))
         stream.pix_fmt = self._pix_fmt
         # FFmpeg's own threads (frame and slice; libx264 and libvpx take the count as theirs): the
-        # encoder runs behind the networks (`chain.overlap`) on whatever cores they leave.
+        # encoder runs behind the networks (`chain.engine.overlap`) on whatever cores they leave.
         stream.codec_context.thread_type = "AUTO"
         stream.codec_context.thread_count = 0
         ticks = 1 if self._output.format.name == "avi" else _TICKS_PER_FRAME

@@ -16,10 +16,10 @@ import numpy as np
 
 from chain.config import NO_STAGE, parse_options
 from chain.device import resolve_device
+from chain.engine.pipeline import Chain
+from chain.engine.render import MaskRenderer, class_shares, resize_frames
 from chain.errors import ChainError
 from chain.media import SourceInfo, Trim, open_source
-from chain.pipeline import Chain
-from chain.render import MaskRenderer, class_shares, resize_frames
 from chain.stages import StageContext, build_stage
 from chain.stages.base import Segmenter, Synthesizer, labels_to_numpy
 from chain.stages.spec import StageKind

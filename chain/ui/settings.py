@@ -10,7 +10,7 @@ from chain.bounds import BATCH, FRAMES
 from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, ChainConfig, RunConfig
 from chain.errors import ChainError
 from chain.media import Trim
-from chain.pipeline import Outputs
+from chain.media.outputs import Outputs
 
 
 def split_list(text: str | None) -> tuple[str, ...]:

@@ -15,10 +15,14 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from chain.batches import Batch, Part, looking_ahead
-from chain.batches import batches as read_batches
 from chain.checks import CheckedRun
 from chain.config import RunConfig, run_config_for_chain
+from chain.engine.batches import Batch, Part, looking_ahead
+from chain.engine.batches import batches as read_batches
+from chain.engine.overlap import Lanes
+from chain.engine.render import resize_frames
+from chain.engine.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
+from chain.engine.views import Views
 from chain.errors import ChainError, first_line
 from chain.labels import LabelSpace, conversion, describe_remap, remap_notes, remap_table
 from chain.labels.remap import UnknownRemapClass
@@ -35,16 +39,12 @@ from chain.media import (
 from chain.media.outputs import Outputs, check_image_outputs, check_output_paths, option_name
 from chain.media.source import InputDamage
 from chain.media.targets import publish_all
-from chain.overlap import Lanes
-from chain.render import resize_frames
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer, check_segmenter
 from chain.stages.deflicker import Deflicker, DeflickerSettings
 from chain.stages.registry import synthesizers_in
 from chain.steadiness import SteadinessTracker
-from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
 from chain.version import __version__
-from chain.views import Views
 
 #: Outputs that show or save labels at frame size (with the summary's class shares, they keep the
 #: segmenter's labels at frame size; otherwise it labels at the synthesizer's grid).
@@ -198,7 +198,7 @@ class Chain:
         Damaged input (frames that would not decode, a file shorter than it says) is reported in
         the summary's ``input_damage``; with ``strict`` it is an error and nothing is written.
         ``part`` makes this run one shard of a longer one (`chain.cluster`). With ``overlap``
-        (`chain.overlap`), decoding runs ahead of the networks and writing behind them, in their
+        (`chain.engine.overlap`), decoding runs ahead of the networks and writing behind them, in their
         own threads; ``overlap=False`` runs every step in this thread. Both write the same frames.
         """
         checked = isinstance(run, CheckedRun)
