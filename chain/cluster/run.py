@@ -17,7 +17,7 @@ from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
 from chain.engine.batches import Part
 from chain.engine.pipeline import Chain, Progress
-from chain.engine.summary import RunSummary, SummaryFile, audio_note
+from chain.engine.summary import RunSummary, SummaryFile, audio_note, publish_run, tracked_figures
 from chain.errors import ChainError, first_line
 from chain.media import SourceInfo, Trim, open_audio, open_source
 from chain.media.outputs import Outputs, option_name
@@ -310,6 +310,8 @@ def publish_parts(config: RunConfig, info, plan: list[Shard], results: list[tupl
                                 started)
     for name, values in extra.items():
         summary.extra[name] = {**values, "join_seconds": round(time.perf_counter() - joined, 3)}
+    staged = [Staged(staging, given[name], outputs.kind(name), option_name(name)) for name, staging in stagings.items()]
+    summary_file = None
     if outputs.summary is not None:
         summary_file = SummaryFile(Path(outputs.summary))
         stagings["summary"] = summary_file.staging
@@ -318,13 +320,7 @@ def publish_parts(config: RunConfig, info, plan: list[Shard], results: list[tupl
             if records and flicker is not None:
                 records[0]["flicker"] = round(flicker, 5)  # across the boundary, as in one pass
             write_records(summary_file.stream, records, first=i == 0)
-        summary_file.finish(summary)
-    with deferred_signals():
-        publish_all([Staged(staging, given[name], outputs.kind(name), option_name(name))
-                     for name, staging in stagings.items()])
-        stagings.clear()
-    if outputs.summary is not None:
-        summary.outputs["summary"] = str(outputs.summary)
+    publish_run(summary, staged, summary_file, published=stagings.clear, publish=publish_all)
     return summary
 
 
@@ -380,12 +376,9 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
                        copied=bool(copied))
     merged = dataclasses.replace(
         first_summary, frames=sum(summary.frames for summary, _ in results), seconds=time.perf_counter() - started,
-        stage_seconds=stage_seconds, mean_class_share=labels.mean_shares() if labels else {},
-        target_class_share=labels.mean_target_shares() if labels else {},
+        stage_seconds=stage_seconds,
         outputs={name: str(path) for name, path in outputs.given().items() if name != "summary"}, audio=audio,
-        label_flicker=labels.mean_flicker if labels else None,
-        output_flicker=changes.flicker if changes else None, output_change=changes.output_change if changes else None,
-        input_change=changes.input_change if changes else None, input_damage=damage,
-        steadiness=steadiness.to_dict() if steadiness else None, extra={})
+        input_damage=damage, steadiness=steadiness.to_dict() if steadiness else None, extra={},
+        **tracked_figures(labels, changes))
     return merged, boundaries
 

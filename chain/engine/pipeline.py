@@ -21,7 +21,16 @@ from chain.engine.batches import Batch, Part, looking_ahead
 from chain.engine.batches import batches as read_batches
 from chain.engine.overlap import Lanes
 from chain.engine.render import resize_frames
-from chain.engine.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
+from chain.engine.summary import (
+    ClassShareTracker,
+    FrameChangeTracker,
+    RunSummary,
+    StageTimer,
+    SummaryFile,
+    audio_note,
+    publish_run,
+    tracked_figures,
+)
 from chain.engine.views import Views
 from chain.errors import ChainError, first_line
 from chain.labels import LabelSpace, conversion, describe_remap, remap_notes, remap_table
@@ -38,7 +47,6 @@ from chain.media import (
 )
 from chain.media.outputs import Outputs, check_image_outputs, check_output_paths, option_name
 from chain.media.source import InputDamage
-from chain.media.targets import publish_all
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer, check_segmenter
 from chain.stages.deflicker import Deflicker, DeflickerSettings
@@ -282,18 +290,13 @@ class Chain:
                                         {name: str(sink.target) for name, sink in sinks.items()}, sinks.get("video"),
                                         damage)
                 summary.steadiness = steadiness.to_dict()
-                if summary_file:
-                    summary_file.finish(summary)
+                # A shard's parts go into the driver's own staging folders, which it joins and removes.
+                publish_run(summary, [sink.staged(option_name(name)) for name, sink in sinks.items()], summary_file,
+                            record=part is None)
                 if part is not None:
                     part.labels = tracker.detach() if tracker else None
                     part.changes = changes
                     part.steadiness = steadiness
-                with deferred_signals():
-                    staged = [sink.staged(option_name(name)) for name, sink in sinks.items()]
-                    # A shard's parts go into the driver's own staging folders, which it joins and removes.
-                    publish_all(staged + ([summary_file.staged()] if summary_file else []), record=part is None)
-                    if summary_file:
-                        summary.outputs["summary"] = str(outputs.summary)
             except BaseException:
                 with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
                     lanes.stop()  # no thread may still write to a sink being removed
@@ -363,12 +366,7 @@ class Chain:
             unmapped_classes=list(self.conversion.unmapped) if self.conversion else [],
             remapped=describe_remap(self.target_space, self.remap_lut) if self.remap_lut is not None else [],
             request={"input": str(info.path), "chain_version": __version__, **self.request},
-            mean_class_share=tracker.mean_shares() if tracker else {},
-            target_class_share=tracker.mean_target_shares() if tracker else {},
-            outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,
-            output_flicker=changes.flicker if changes else None,
-            output_change=changes.output_change if changes else None,
-            input_change=changes.input_change if changes else None, input_damage=damage,
+            outputs=written, audio=audio, input_damage=damage, **tracked_figures(tracker, changes),
         )
 
     def _check_outputs(self, source: Path, outputs: Outputs, *, paths_checked: bool) -> None:
