@@ -141,7 +141,7 @@ def run(config: RunConfig | CheckedRun | str | Path, output: str | Path | None =
         if config.cluster is not None:
             raise ChainError("--resume runs on one machine; a --cluster run is not resumable yet: drop one of them")
         deflicker = _deflicker(config.chain)
-        return run_resumable(config, factory=functools.partial(build_chain, config.chain),
+        return run_resumable(checked, factory=functools.partial(build_chain, config.chain),
                              warmup=warmup_frames(smoothing), look_ahead=look_ahead_frames(smoothing),
                              margin=deflicker.radius if deflicker else 0, progress=progress)
     if config.cluster is not None:
@@ -152,7 +152,7 @@ def run(config: RunConfig | CheckedRun | str | Path, output: str | Path | None =
         # A partial of a module-level function and a frozen config: Ray pickles it to every worker.
         factory = functools.partial(build_chain, config.chain)
         deflicker = _deflicker(config.chain)
-        return run_sharded(config, factory=factory, warmup=warmup_frames(smoothing),
+        return run_sharded(checked, factory=factory, warmup=warmup_frames(smoothing),
                            look_ahead=look_ahead_frames(smoothing), margin=deflicker.radius if deflicker else 0,
                            progress=progress)
     return build_chain(config.chain)(checked, progress=progress)

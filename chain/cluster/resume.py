@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chain.checks import CheckedRun
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.cluster.run import probe_video, publish_parts, run_part, shard_config
 from chain.config import RunConfig, StageName
@@ -44,10 +45,13 @@ MANIFEST = "resume.json"
 _IN_USE: set[Path] = set()
 
 
-def run_resumable(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
-                  margin: int = 0, progress: Progress | None = None) -> RunSummary:
-    """Run ``config`` in parts, continuing what a stopped run of the same command finished."""
-    info = probe_video(config, "--resume", "run without --resume")
+def run_resumable(config: RunConfig | CheckedRun, *, factory: Callable[[], Chain], warmup: int = 0,
+                  look_ahead: int = 0, margin: int = 0, progress: Progress | None = None) -> RunSummary:
+    """Run ``config`` in parts, continuing what a stopped run of the same command finished (a
+    `CheckedRun`'s input is not opened again to learn what it is)."""
+    checked = config if isinstance(config, CheckedRun) else None
+    config = checked.config if checked is not None else config
+    info = probe_video(config, "--resume", "run without --resume", checked.info if checked is not None else None)
     started = time.perf_counter()
     frames = run_frames(config.source, config.trim)
     duration = frames.times[-1] + 1 / float(frames.fps)

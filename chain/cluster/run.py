@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chain.bounds import parse_cluster
+from chain.checks import CheckedRun
 from chain.cluster.join import join_folders, join_videos, link_or_copy, part_records, write_records
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
@@ -30,12 +31,13 @@ DEFAULT_RETRIES = 3
 _INSTALL = "--cluster needs Ray: pip install 'chain[cluster]' (or pip install ray)"
 
 
-def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
+def run_sharded(config: RunConfig | CheckedRun, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
                 margin: int = 0, progress: Progress | None = None, retries: int = DEFAULT_RETRIES) -> RunSummary:
     """Run ``factory()``'s chain over ``config``'s input in shards on a Ray cluster, and write its outputs.
 
     Args:
-        config: the run; ``config.cluster`` is ``"ray"`` for a local Ray instance (or the one this
+        config: the run (or a `CheckedRun`: its input is not opened again to learn what it is);
+            ``config.cluster`` is ``"ray"`` for a local Ray instance (or the one this
             process already started; also when None), ``"auto"`` or ``"ray://HOST:PORT"`` for an
             existing cluster; ``shards`` or ``shard_seconds`` say how many shards or how long each
             (default: one per CPU or GPU). Each shard runs it with its own outputs and trim.
@@ -49,8 +51,10 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
 
     The source, the weights and the outputs' folders must be at the same paths on every worker.
     """
+    checked = config if isinstance(config, CheckedRun) else None
+    config = checked.config if checked is not None else config
     source, outputs, trim = config.source, config.outputs, config.trim
-    info = probe_video(config, "--cluster", "run on one machine")
+    info = probe_video(config, "--cluster", "run on one machine", checked.info if checked is not None else None)
     ray = _ray(config.cluster or "ray")
     started = time.perf_counter()
     frames = run_frames(source, trim)
@@ -77,14 +81,16 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
                 discard(path)
 
 
-def probe_video(config: RunConfig, option: str, instead: str) -> SourceInfo:
+def probe_video(config: RunConfig, option: str, instead: str, info: SourceInfo | None = None) -> SourceInfo:
     """The input's facts, once it is known to be a video a run can split into parts (``option``
-    names the split in messages, ``instead`` what to do otherwise)."""
+    names the split in messages, ``instead`` what to do otherwise). ``info``: what `check_run`
+    read of it already (the input is then not opened again)."""
     if config.fps is not None:
         raise ChainError(f"--fps cannot be combined with {option} yet (its parts keep the input's frame times); "
                          f"convert the frame rate first, or {instead}")
-    with open_source(config.source, trim=config.trim, size=config.working_size) as probe:
-        info = probe.info
+    if info is None:
+        with open_source(config.source, trim=config.trim, size=config.working_size) as probe:
+            info = probe.info
     if info.kind != "video":
         what = {"images": "an image folder", "animation": "an animated image"}.get(info.kind, "an image")
         raise ChainError(f"{option} splits video files into parts; {config.source} is {what}: {instead}")
