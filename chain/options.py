@@ -40,6 +40,10 @@ class Option:
     #: The flat keyword (`RunConfig.of`, the CLI's parameter); None: the field's name.
     keyword: str | None = None
 
+    def flag(self, keyword: str) -> str:
+        """The long flag that sets this option (``keyword`` is its keyword): how a command line spells it."""
+        return next((flag for flag in self.flags if flag.startswith("--")), "--" + keyword.replace("_", "-"))
+
 
 def option(help: str, type: Any, *, default: Any = dataclasses.MISSING,  # noqa: A002 (the option's words)
            default_factory: Any = dataclasses.MISSING, flags: tuple[str, ...] = (), metavar: str | None = None,
@@ -60,6 +64,11 @@ class Declared:
     option: Option
     #: The command line's default: the field's, or None where the field builds an empty value.
     default: Any
+
+    @property
+    def flag(self) -> str:
+        """The long flag that sets it (``--seg-opt``)."""
+        return self.option.flag(self.keyword)
 
 
 def declared_options(cls: type) -> Iterator[Declared]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from chain.bounds import BATCH, FRAMES
@@ -11,6 +11,7 @@ from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, ChainConfig, Ru
 from chain.errors import ChainError
 from chain.media import Trim
 from chain.media.outputs import Outputs
+from chain.options import declared_options
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
@@ -60,23 +61,28 @@ class Settings:
                          trim=Trim(max_frames=self.max_frames), size=self.size, batch_size=self.batch)
 
     def command_line(self, outputs: Outputs) -> str:
-        """``chain run …`` that runs this chain into ``outputs``, quoted for a POSIX shell."""
+        """``chain run …`` that runs this chain into ``outputs``, quoted for a POSIX shell: each
+        choice under the flag its option declares (`chain.options`), left out where it is the
+        option's default; the stages are always named, so that the line says what runs."""
+        declared = {item.keyword: item for cls in (ChainConfig, Outputs, Trim, RunConfig)
+                    for item in declared_options(cls)}
         words = ["chain", "run", self.source]
         if outputs.video is not None:
             words.append(str(outputs.video))
-        words += ["--seg", self.seg, "--synth", self.synth]
-        pairs = [("--seg-weights", self.seg_weights), ("--synth-weights", self.synth_weights),
-                 *(("--seg-opt", o) for o in self.seg_options), *(("--synth-opt", o) for o in self.synth_options),
-                 *(("--remap", r) for r in self.remap), ("--background", self.background), ("--smooth", self.smooth),
-                 ("--size", self.size),
-                 ("--max-frames", self.max_frames), ("--batch", self.batch if self.batch != 1 else None),
-                 ("--device", self.device if self.device != "auto" else None)]
-        for name in ("masks", "overlay", "compare", "labels", "summary"):
-            pairs.append(({"labels": "--save-labels"}.get(name, f"--{name}"), getattr(outputs, name)))
-        for option, value in pairs:
-            if value is not None:
-                words += [option, str(value)]
+        words += [declared["seg"].flag, self.seg, declared["synth"].flag, self.synth]
+        chosen = [(_CONTROL_KEYWORDS.get(item.name, item.name), getattr(self, item.name)) for item in fields(self)
+                  if item.name not in ("source", "seg", "synth")]
+        chosen += [(item.keyword, getattr(outputs, item.field)) for item in declared_options(Outputs)]
+        for keyword, value in chosen:
+            option = declared[keyword]
+            for one in (value if isinstance(value, tuple) else (value,)):  # a repeatable option, once a value
+                if one is not None and one != option.default:
+                    words += [option.flag, str(one)]
         return shlex.join(words)
+
+
+#: The page's controls named otherwise than the run option they set (the page's own, shorter names).
+_CONTROL_KEYWORDS = {"batch": "batch_size"}
 
 
 def output_paths(source: str, folder: Path) -> Outputs:
