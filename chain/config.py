@@ -147,10 +147,6 @@ class ChainConfig:
     #: Synthesizer options (``--synth-opt fit=squash``).
     synth_options: Options = option("Synthesizer option KEY=VALUE (repeatable).", list[str] | None,
                                     default_factory=Options, flags=("--synth-opt",))
-    #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
-    remap: tuple[str, ...] = option(
-        "Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').",
-        list[str] | None, default=())
     #: Temporal smoothing: ``ema:ALPHA``, ``flow[:ALPHA]`` (`chain.stages.smoothing`), ``window[:K]``
     #: (`chain.stages.window`), or None.
     smooth: str | None = option(
@@ -166,6 +162,10 @@ class ChainConfig:
         "Steady the paintings over time, guided by the input's motion: STRENGTH from 0 (off) to 1 (all the way to "
         "the steady target), looking FRAMES (1-24) each way; a bare --deflicker is 0.8:3.", str | None,
         default=None, flags=("--deflicker",), parser=bounds.parse_deflicker, metavar="[STRENGTH[:FRAMES]]")
+    #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
+    remap: tuple[str, ...] = option(
+        "Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').",
+        list[str] | None, default=())
     #: What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.
     background: str | None = option(
         "What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.",
