@@ -161,7 +161,7 @@ class ChainConfig:
     deflicker: tuple[float, int] | None = option(
         "Steady the paintings over time, guided by the input's motion: STRENGTH from 0 (off) to 1 (all the way to "
         "the steady target), looking FRAMES (1-24) each way; a bare --deflicker is 0.8:3.", str | None,
-        default=None, flags=("--deflicker",), parser=bounds.parse_deflicker, metavar="[STRENGTH[:FRAMES]]")
+        default=None, flags=("--deflicker",), parser=bounds.parse_deflicker, metavar="[STRENGTH[:FRAMES]]", page=False)
     #: ``SRC=DST`` rules in the synthesizer's label space (comma-separated allowed; ``*=snow``).
     remap: tuple[str, ...] = option(
         "Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').",
@@ -179,10 +179,10 @@ class ChainConfig:
     threads: int | None = option(
         "CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1 for torch (more stall when other "
         "processes share the cores) and one per core for ONNX Runtime].", int | None, default=None,
-        parser=bounds.THREADS, metavar="N")
+        parser=bounds.THREADS, metavar="N", page=False)
     #: ``torch.compile`` the stages' networks (`Chain.compile`; the warm-up is timed as "compile").
     compile: bool = option("torch.compile the networks: a warm-up on the first batch (reported as 'compile'), then "
-                           "faster frames, mostly on GPUs.", bool, default=False, flags=("--compile",))
+                           "faster frames, mostly on GPUs.", bool, default=False, flags=("--compile",), page=False)
     #: The command line that asked for this (the CLI's), for the summary; None from Python.
     command: tuple[str, ...] | None = None
 
@@ -258,31 +258,31 @@ class RunConfig:
                                      default=None, parser=bounds.ascii_text("--size"), metavar="SIZE")
     #: Output frame rate (frames dropped or repeated); None keeps every frame at its own time.
     fps: float | None = option("Output frame rate (frames are dropped or repeated).", float | None, default=None,
-                               parser=bounds.FPS, metavar="FPS")
+                               parser=bounds.FPS, metavar="FPS", page=False)
     #: Frames per network call.
     batch_size: int = option("Frames per network call.", int, default=1, flags=("--batch",), parser=bounds.BATCH,
                              metavar="N")
     #: x264/VP9 quality (lower is better); None: the encoder's default.
     crf: int | None = option("x264/VP9 quality (lower is better).", int | None, default=None, parser=bounds.CRF,
-                             metavar="0-63")
+                             metavar="0-63", page=False)
     #: x264 preset (``ultrafast`` … ``veryslow``).
-    preset: str | None = option("x264 preset, e.g. ultrafast, medium, slow.", str | None, default=None)
+    preset: str | None = option("x264 preset, e.g. ultrafast, medium, slow.", str | None, default=None, page=False)
     #: Damaged input is an error (nothing written) instead of a warning.
     strict: bool = option("Damaged input (undecodable frames, a file shorter than it says) is an error, not a "
-                          "warning.", bool, default=False, flags=("--strict",))
+                          "warning.", bool, default=False, flags=("--strict",), page=False)
     #: Run in parts that a stopped run of the same command continues from (`chain.cluster.resume`).
     resume: bool = option("Run in parts kept beside the outputs: if a run of the same command was stopped, do only "
-                          "what it left.", bool, default=False, flags=("--resume",))
+                          "what it left.", bool, default=False, flags=("--resume",), page=False)
     #: Shard the run over Ray: ``"ray"`` (a local instance), ``"auto"`` or ``"ray://HOST:PORT"``.
     cluster: str | None = option("Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an "
                                  "existing cluster).", str | None, default=None, parser=bounds.parse_cluster,
-                                 metavar="CLUSTER")
+                                 metavar="CLUSTER", page=False)
     #: With ``cluster``: this many shards (default: one per GPU, else per CPU).
     shards: int | None = option("--cluster: this many shards \\[default: one per GPU/CPU].", int | None, default=None,
-                                parser=bounds.SHARDS, metavar="N")
+                                parser=bounds.SHARDS, metavar="N", page=False)
     #: With ``cluster``: shards of about this many seconds.
     shard_seconds: float | None = option("--cluster: shards of about this many seconds.", float | None, default=None,
-                                         parser=bounds.seconds("--shard-seconds", positive=True), metavar="SECONDS")
+                                         parser=bounds.seconds("--shard-seconds", positive=True), metavar="SECONDS", page=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))

@@ -4,7 +4,8 @@ A field of `chain.config.ChainConfig` or `RunConfig`, of `chain.media.Outputs` o
 `chain.media.Trim` that the command line offers is declared with `option`: its help, its type
 on the command line, its flag, its metavar and the `chain.bounds` parser that checks its text.
 The field's own default is the option's. From these declarations `chain.cli` builds ``chain run``'s
-options, `RunConfig.of` sorts ``chain.run``'s flat keywords into the nested configuration, and the
+options, `RunConfig.of` sorts ``chain.run``'s flat keywords into the nested configuration, the web
+page (`chain.ui.settings`) offers those declared for it and spells its command line, and the
 summary's ``request`` records every `ChainConfig` field; adding a run option is one field (and its
 use).
 
@@ -39,6 +40,9 @@ class Option:
     parser: Callable[[Any], Any] | None = None
     #: The flat keyword (`RunConfig.of`, the CLI's parameter); None: the field's name.
     keyword: str | None = None
+    #: Whether the web page offers it (`chain.ui`: a control of the page's own, or one made from this
+    #: declaration); False for what only the command line and Python take.
+    page: bool = True
 
     def flag(self, keyword: str) -> str:
         """The long flag that sets this option (``keyword`` is its keyword): how a command line spells it."""
@@ -47,9 +51,9 @@ class Option:
 
 def option(help: str, type: Any, *, default: Any = dataclasses.MISSING,  # noqa: A002 (the option's words)
            default_factory: Any = dataclasses.MISSING, flags: tuple[str, ...] = (), metavar: str | None = None,
-           parser: Callable[[Any], Any] | None = None, keyword: str | None = None) -> Any:
+           parser: Callable[[Any], Any] | None = None, keyword: str | None = None, page: bool = True) -> Any:
     """A dataclass field that is also a run option (see the module's docstring)."""
-    declared = Option(help, type, flags, metavar, parser, keyword)
+    declared = Option(help, type, flags, metavar, parser, keyword, page)
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata={OPTION: declared})
     return dataclasses.field(default=default, metadata={OPTION: declared})

@@ -1,6 +1,6 @@
 """A run option is declared once, on its configuration field (issue 28): a field added here, in a
-test module, is a `chain run` option, a `chain.run` keyword and a key of run.json's ``request``,
-with nothing else written for it."""
+test module, is a `chain run` option, a `chain.run` keyword, one of the web page's options and a
+key of run.json's ``request``, with nothing else written for it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from PIL import Image
 
 import chain.cli
 import chain.config
+import chain.ui.settings
 from chain.bounds import Bound
 from chain.config import ChainConfig, RunConfig
 from chain.labels import VOC
@@ -35,6 +36,7 @@ def grain_option(monkeypatch: pytest.MonkeyPatch) -> None:
     """The configuration with ``grain``, where the CLI and `RunConfig.of` look for the chain's fields."""
     monkeypatch.setattr(chain.config, "ChainConfig", GrainyChainConfig)
     monkeypatch.setattr(chain.cli, "ChainConfig", GrainyChainConfig)
+    monkeypatch.setattr(chain.ui.settings, "ChainConfig", GrainyChainConfig)
     monkeypatch.setattr(chain.cli.run, "__signature__", chain.cli.run.__signature__)
     monkeypatch.setattr(chain.cli.run, "__annotations__", chain.cli.run.__annotations__)
     chain.cli.declare_run_options()
@@ -66,5 +68,22 @@ def test_a_declared_field_is_a_chain_run_option_a_keyword_and_recorded(grain_opt
     assert request["grain"] == 0.5
 
 
+def test_a_declared_field_is_one_of_the_web_page_s_options(grain_option: None, tmp_path: Path) -> None:
+    from chain.ui.settings import Settings, output_paths, page_options
+
+    assert [declared.keyword for declared in page_options()] == ["grain"]
+    settings = Settings(source="clip.mp4", seg="palette:voc", more=(("grain", "0.5"),))
+    assert settings.run_config(output_paths("clip.mp4", tmp_path)).chain.grain == 0.5
+    assert "--grain 0.5" in settings.command_line(output_paths("clip.mp4", tmp_path))
+    pytest.importorskip("gradio")
+    from chain.ui.page import build_page
+
+    labels = [getattr(block, "label", None) for block in build_page(tmp_path).blocks.values()]
+    assert "Film grain over the paintings, from 0 (none) to 1." in labels
+
+
 def test_without_the_field_there_is_no_such_option() -> None:
+    from chain.ui.settings import page_options
+
     assert "--grain" not in chain_cli("run", "--help").stdout
+    assert page_options() == []  # every option the page offers today has a control of the page's own

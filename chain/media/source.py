@@ -125,9 +125,9 @@ class Trim:
 
     # The command line's options (`chain.options`).
     start: float = option("Start this many seconds into the input.", float, default=0.0,
-                          parser=bounds.seconds("--start"), metavar="SECONDS")
+                          parser=bounds.seconds("--start"), metavar="SECONDS", page=False)
     duration: float | None = option("Process at most this many seconds.", float | None, default=None,
-                                    parser=bounds.seconds("--duration", positive=True), metavar="SECONDS")
+                                    parser=bounds.seconds("--duration", positive=True), metavar="SECONDS", page=False)
     max_frames: int | None = option("Process at most this many frames.", int | None, default=None,
                                     parser=bounds.FRAMES, metavar="N")
     #: A shard of a run (`chain.cluster`): decoding starts at the run's frame ``seek_frame``, a
