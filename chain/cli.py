@@ -1,7 +1,9 @@
 """The ``chain`` command: a thin shell over `chain.api`.
 
-Options are declared once below and reused. `chain.entry.main` runs this app and is the one
-place where errors become messages and exit codes.
+``chain run``'s options are declared once, on the configuration fields they set (`chain.options`),
+and made into typer options here; the other commands' own options are declared once below and
+reused. `chain.entry.main` runs this app and is the one place where errors become messages and
+exit codes.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def with_optional_values(args: list[str]) -> list[str]:
     return expanded
 
 
-
+# Options of other commands that are also `chain run`'s, as its fields declare them.
 SegWeights = _declared(ChainConfig, "seg_weights")
 SegOpt = _declared(ChainConfig, "seg_options")
 Device = _declared(ChainConfig, "device")
