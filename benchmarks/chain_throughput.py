@@ -6,7 +6,7 @@ On the same frames of one clip, in one process, interleaved and repeated (median
   decoded beforehand;
 - decode + encode alone: the clip decoded at the working size and encoded into an MP4 (x264), no
   networks, one thread;
-- end to end, pipelined (`chain.overlap`, what ``chain run`` does) and serial (``overlap=False``).
+- end to end, pipelined (`chain.engine.overlap`, what ``chain run`` does) and serial (``overlap=False``).
 
 Then a breakdown of the pipelined run: the pipeline's fill (until the first batch reaches the
 networks), the networks inside the run, the networks' waits for the decoder/writer, and the drain
@@ -37,7 +37,7 @@ SHARED = Path(os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents
 def build(args: argparse.Namespace):
     """The chain: ``--seg`` (+ real deeplab-mnv2 weights imported from ../shared) and the synthesizer."""
     import chain
-    from chain.pipeline import Chain
+    from chain.engine.pipeline import Chain
 
     weights = args.seg_weights
     if weights is None and args.seg.startswith("deeplab-mnv2"):
@@ -73,10 +73,10 @@ def timed(run) -> float:
 
 
 def main() -> None:
-    from chain.batches import batches as read_batches
+    from chain.engine.batches import batches as read_batches
+    from chain.engine.summary import StageTimer
     from chain.media import Trim, open_sink, open_source
-    from chain.pipeline import Outputs
-    from chain.summary import StageTimer
+    from chain.media.outputs import Outputs
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", type=Path, default=SHARED / "data/videos/pexels-koolshooters-7322716.mp4")

@@ -9,7 +9,7 @@ flicker: mean |difference| between consecutive output frames over the same for t
 
 Without ``--tiny`` it needs Stable Diffusion 1.5 and the segmentation ControlNet in the Hugging
 Face cache (see README) and a GPU to be quick. ``--tiny`` builds the random-weight miniature of
-tests/tiny_diffusion.py instead: its numbers only show that the settings do what they say,
+support/tiny_diffusion.py instead: its numbers only show that the settings do what they say,
 not what real weights look like.
 """
 
@@ -56,7 +56,7 @@ def main() -> None:
         base_options["prompt"] = args.prompt
     with tempfile.TemporaryDirectory() as scratch:
         if args.tiny:
-            from tests.tiny_diffusion import write_tiny_controlnet
+            from support.tiny_diffusion import write_tiny_controlnet
 
             torch.set_num_threads(1)  # networks this small only lose time to threads
             base, controlnet = write_tiny_controlnet(Path(scratch) / "tiny")

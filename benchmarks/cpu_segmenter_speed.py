@@ -47,7 +47,7 @@ from chain.device import configure_cpu_threads  # noqa: E402
 from chain.importers.tflite import save_imported  # noqa: E402
 from chain.media import Trim, open_source  # noqa: E402
 from chain.stages import StageContext, build_stage  # noqa: E402
-from tests.tflite_reference import TFLiteReference  # noqa: E402
+from support.tflite_reference import TFLiteReference  # noqa: E402
 
 NETWORK = "deeplabv3_mnv2_voc_257.tflite"
 CLIPS = ("carphone_pristine.mp4", "bigbuckbunny.mp4")

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chain.importers.tflite import save_imported  # noqa: E402
 from chain.weights.deeplab_mnv2 import load_deeplab_mnv2  # noqa: E402
-from tests.tflite_reference import TFLiteReference, float_weights_flatbuffer, reference_input  # noqa: E402
+from support.tflite_reference import TFLiteReference, float_weights_flatbuffer, reference_input  # noqa: E402
 
 NETWORKS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
 PHOTOS = ("astronaut.png", "chelsea.png", "motorcycle_left.png", "coffee.png")

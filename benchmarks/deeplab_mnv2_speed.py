@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chain.importers.tflite import import_tflite  # noqa: E402
 from models.deeplab_mnv2 import DeepLabMNv2  # noqa: E402
-from tests.tflite_reference import TFLiteReference, reference_input  # noqa: E402
+from support.tflite_reference import TFLiteReference, reference_input  # noqa: E402
 
 NETWORKS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
 THREADS = 2

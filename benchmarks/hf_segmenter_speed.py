@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/tiny_transformers.py writes the model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # support/tiny_transformers.py writes the model
 from chain.device import inference_context  # noqa: E402
 from chain.labels import COCO_PANOPTIC  # noqa: E402
 from chain.stages import StageContext, build_stage  # noqa: E402
-from tests.tiny_transformers import write_mask2former  # noqa: E402
+from support.tiny_transformers import write_mask2former  # noqa: E402
 
 SIDE = 512
 

@@ -24,8 +24,8 @@ from chain.labels import get_label_space
 from chain.media import Trim, open_source
 from chain.stages.lookup import PaletteSegmenter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the per-pixel search is the reference there
-from tests.test_palette_lookup import per_pixel_search  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # support/: the per-pixel search is the reference there
+from support.palette import per_pixel_search  # noqa: E402
 
 
 def load_frames(count: int, random: bool) -> tuple[list[np.ndarray], str]:

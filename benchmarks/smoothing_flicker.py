@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from chain.bounds import parse_smoothing
 from chain.importers.tflite import save_imported
 from chain.media import Trim, open_source
 from chain.stages import StageContext, build_stage
 from chain.stages.base import labels_from_scores
 from chain.stages.flow import MotionEstimator, gray_at, warp
-from chain.stages.smoothing import Smoother, parse_smoothing
+from chain.stages.smoothing import Smoother
 
 SHARED = Path(os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 FILES = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}

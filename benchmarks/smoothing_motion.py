@@ -32,11 +32,12 @@ import cv2
 import numpy as np
 import torch
 
+from chain.bounds import parse_smoothing
 from chain.importers.tflite import save_imported
 from chain.media import Trim, open_source
 from chain.stages import StageContext, build_stage
 from chain.stages.flow import gray_at
-from chain.stages.smoothing import Smoother, parse_smoothing
+from chain.stages.smoothing import Smoother
 
 SHARED = Path(os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 

@@ -47,7 +47,7 @@ def resident_mib() -> float:
 
 
 class Sampler:
-    """A `chain.pipeline.Progress` that samples memory, open files and speed every 1 % of the run."""
+    """A `chain.engine.pipeline.Progress` that samples memory, open files and speed every 1 % of the run."""
 
     def __init__(self, total: int) -> None:
         self.total, self.done, self.samples = total, 0, []

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from chain.engine.pipeline import Chain
+from chain.engine.render import resize_frames
 from chain.labels import COCO_STUFF, VOC
 from chain.media import open_sink
-from chain.pipeline import Chain
-from chain.render import resize_frames
 from chain.stages.lookup import PaletteSegmenter
 from chain.stages.spade import SpadeSynthesizer
 from models.spade import SPADEConfig, SPADEGenerator, count_parameters, make_spade_input

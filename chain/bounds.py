@@ -19,6 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from chain.errors import ChainError
 
@@ -244,6 +245,51 @@ def parse_deflicker(value: str | float | bool | tuple[float, int] | list | None)
         strength, frames = value, DEFAULT_DEFLICKER[1]
     strength, frames = DEFLICKER.parse(strength), DEFLICKER_FRAMES.parse(frames)
     return (strength, frames) if strength else None
+
+
+# --- --smooth ----------------------------------------------------------------------------------------
+_SMOOTH = re.compile(r"^(ema|flow)(?::(0(?:\.\d+)?|1(?:\.0*)?))?$")
+_WINDOW = re.compile(r"^window(?::(\d+))?$")
+#: ALPHA of a bare ``flow``: tuned on the shared clips (benchmarks/smoothing_flicker.py).
+DEFAULT_FLOW_ALPHA = 0.85
+#: ``window``'s K when not given, and its largest (`chain.stages.window` fuses 2K+1 frames; its
+#: module holds torch, so the command line's bounds are here, where the configuration reads them).
+DEFAULT_WINDOW_RADIUS = 5
+MAX_WINDOW_RADIUS = 8
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """A parsed ``--smooth``: the mode and the weight of the past (`chain.stages.smoothing` applies
+    ``ema`` and ``flow``, `chain.stages.window` ``window``)."""
+
+    mode: Literal["ema", "flow", "window"]
+    alpha: float
+    #: ``window``: how many frames before and after each frame are fused with it.
+    radius: int = 0
+
+    def __str__(self) -> str:
+        return f"window ±{self.radius}" if self.mode == "window" else f"{self.mode} {self.alpha}"
+
+
+def parse_smoothing(text: str | None) -> Smoothing | None:
+    """``"ema:0.6"``, ``"flow"``, ``"flow:0.7"``, ``"window:2"`` → a `Smoothing`; None/"none"/ALPHA 0 → None."""
+    if text is None or text.strip() in ("", "none"):
+        return None
+    window = _WINDOW.match(text.strip())
+    if window:
+        radius = int(window.group(1)) if window.group(1) is not None else DEFAULT_WINDOW_RADIUS
+        if not 1 <= radius <= MAX_WINDOW_RADIUS:
+            raise ChainError(f"--smooth {text!r}: window:K takes K from 1 to {MAX_WINDOW_RADIUS} frames")
+        return Smoothing("window", 0.0, radius)
+    match = _SMOOTH.match(text.strip())
+    if match and match.group(2) is None and match.group(1) == "flow":
+        return Smoothing("flow", DEFAULT_FLOW_ALPHA)
+    alpha = float(match.group(2)) if match and match.group(2) is not None else None
+    if alpha is None or not 0 <= alpha < 1:
+        raise ChainError(f"--smooth {text!r}: use ema:ALPHA or flow[:ALPHA] with 0 <= ALPHA < 1 "
+                         f"(e.g. ema:0.6, flow), window[:K], or none")
+    return Smoothing(match.group(1), alpha) if alpha > 0 else None
 
 
 # --- environment variables ------------------------------------------------------------------------

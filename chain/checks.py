@@ -1,34 +1,44 @@
 """The cheap checks of a run, made before torch and the stages are imported: a typo in a path,
-a size or a remap rule is reported in a fraction of a second, not after loading networks.
+a size or an output is reported in a fraction of a second, not after loading networks.
 
-Only `chain.config`, `chain.media` and `chain.labels` are needed here (none imports torch).
+`check_run` is the one place a run's input and outputs are checked; what it passed travels on as a
+`CheckedRun`, which `chain.api.run` and the `Chain` take without checking again. (The options' own
+syntax, remap rules and ``--smooth`` included, is parsed once as the `RunConfig` is built.) Only
+`chain.config` and `chain.media` are needed here (neither imports torch).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from chain.config import DEFAULT_SEGMENTER, RunConfig, parse_options
+from chain.config import RunConfig
 from chain.errors import ChainError
-from chain.labels import parse_remap
 from chain.media import SourceInfo, check_preset, open_source
 from chain.media.outputs import check_image_outputs, check_output_paths
 
 #: MPEG-4 Part 2 (the AVI output's codec) codes at most 8191 pixels a side; x264 takes 16384.
 MAX_AVI_SIDE = 8191
 
-__all__ = ["DEFAULT_SEGMENTER", "check_run", "parse_options"]  # the first and last live in chain.config
 
 
-def check_run(config: RunConfig) -> None:
-    """The input opens (with its trim, size and frame rate), the remap rules parse, the preset
-    exists, no output would overwrite the input, another output or a file chain did not write, an
-    image output gets one frame, and ``--seg labels:DIR`` holds a map for every frame: all known
-    from headers and folders, before a frame is decoded."""
-    with open_source(config.source, trim=config.trim, size=config.size, fps=config.fps) as source:
+@dataclass(frozen=True)
+class CheckedRun:
+    """A run whose input and outputs `check_run` has passed, with what it read of the input."""
+
+    config: RunConfig
+    #: The input's header, at the run's trim, size and frame rate.
+    info: SourceInfo
+
+
+def check_run(config: RunConfig) -> CheckedRun:
+    """The input opens (with its trim, size and frame rate), the preset exists, no output would
+    overwrite the input, another output or a file chain did not write, an image output gets one
+    frame, and ``--seg labels:DIR`` holds a map for every frame: all known from headers and
+    folders, before a frame is decoded."""
+    with open_source(config.source, trim=config.trim, size=config.working_size, fps=config.fps) as source:
         info = source.info
     width, height = info.width, info.height
-    parse_remap(config.chain.remap)
     check_preset(config.preset)
     check_output_paths(config.source, config.outputs)
     check_image_outputs(config.outputs, info.frame_count)
@@ -37,6 +47,7 @@ def check_run(config: RunConfig) -> None:
         if config.outputs.kind(name) == "video" and path.suffix.lower() == ".avi" and max(width, height) > MAX_AVI_SIDE:
             raise ChainError(f"{path}: AVI's MPEG-4 encoder takes at most {MAX_AVI_SIDE} pixels a side, and the "
                              f"frames are {width}x{height}; write .mp4 or .mkv, or give a smaller --size")
+    return CheckedRun(config, info)
 
 
 def check_saved_labels(seg: str | None, info: SourceInfo) -> None:

@@ -1,18 +1,21 @@
 """The ``chain`` command: a thin shell over `chain.api`.
 
-Options are declared once below and reused. `chain.entry.main` runs this app and is the one
-place where errors become messages and exit codes.
+``chain run``'s options are declared once, on the configuration fields they set (`chain.options`),
+and made into typer options here; the other commands' own options are declared once below and
+reused. `chain.entry.main` runs this app and is the one place where errors become messages and
+exit codes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,12 +24,10 @@ from rich.table import Table
 from rich.text import Text
 
 from chain import bounds  # light: no torch
-from chain.bounds import parse_device
-from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER
-
-if TYPE_CHECKING:
-    from chain.config import RunConfig
-    from chain.media.outputs import Outputs
+from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, ChainConfig, RunConfig, parse_stage_name
+from chain.media.outputs import Outputs
+from chain.media.source import Trim
+from chain.options import Declared, Option, declared_options
 
 # chain.api (torch, the stages) is imported inside the commands that need it: `chain --help` and
 # a typo in `chain run` answer without loading torch (about 2 s of CPU).
@@ -57,24 +58,34 @@ def _parsed(parser: Callable[[Any], Any], metavar: str, *, help: str) -> Any:  #
     return typer.Option(parser=parser, metavar=metavar, help=help)
 
 
-Seg = Annotated[str, typer.Option("--seg", help="Segmenter NAME[:VARIANT], or 'none' (see `chain list`).")]
-Synth = Annotated[str, typer.Option("--synth", help="Synthesizer NAME[:VARIANT], or 'none' (see `chain list`). The default paints COCO-Stuff "
-                                                      "labels: any COCO class can be a --remap target.")]
-SegWeights = Annotated[str | None, typer.Option(help="Segmenter weights: a file/folder, or 'random'.")]
-SynthWeights = Annotated[str | None, typer.Option(help="Synthesizer weights: a file or folder.")]
-SegOpt = Annotated[list[str] | None, typer.Option("--seg-opt", help="Segmenter option KEY=VALUE (repeatable).")]
-SynthOpt = Annotated[list[str] | None, typer.Option("--synth-opt", help="Synthesizer option KEY=VALUE (repeatable).")]
-Remap = Annotated[list[str] | None, typer.Option(
-    help="Swap classes in the synthesizer's label space: SRC=DST (repeatable, comma-separated; '*=snow').")]
-Smooth = Annotated[str | None, typer.Option(
-    help="Temporal smoothing of class probabilities: ema:ALPHA (moving average, ALPHA = weight of the past, "
-         "e.g. 0.6), flow[:ALPHA] (the average follows the optical flow; default 0.85), window[:K] (each frame "
-         "fused with the K frames before and after it along the flow; default 5, at most 8), or none.")]
-# Annotated as text: typer would read a tuple annotation as two arguments (its parser makes the tuple).
-Deflicker = Annotated[str | None, typer.Option(
-    "--deflicker", parser=bounds.parse_deflicker, metavar="[STRENGTH[:FRAMES]]",
-    help="Steady the paintings over time, guided by the input's motion: STRENGTH from 0 (off) to 1 (all the way to "
-         "the steady target), looking FRAMES (1-24) each way; a bare --deflicker is 0.8:3.")]
+def _as_typer(option: Option) -> Any:
+    """A declared run option (`chain.options`) as typer's annotation."""
+    return Annotated[option.type, typer.Option(*option.flags, help=option.help, metavar=option.metavar,
+                                               parser=option.parser)]
+
+
+def _declared(cls: type, name: str) -> Any:
+    """The annotation of the option that field ``name`` of ``cls`` declares (for commands beside
+    ``chain run`` that take the same option)."""
+    return next(_as_typer(declared.option) for declared in declared_options(cls) if declared.field == name)
+
+
+#: `chain run`'s own options, which set no configuration field: a shorthand for a synthesizer option,
+#: and how the run is shown.
+LATENT_NOISE = Declared("latent_noise", "latent_noise", Option(
+    "Autoencoder synthesizers: add Gaussian noise of this std to the latent code.", float | None,
+    parser=bounds.LATENT_NOISE, metavar="STD"), None)
+QUIET = Declared("quiet", "quiet", Option("No progress bar or summary table.", bool, flags=("--quiet", "-q")), False)
+
+
+def run_options() -> list[Declared]:
+    """``chain run``'s options, in ``--help``'s order: the chain's (`ChainConfig`), the outputs
+    (`Outputs`), the part of the input (`Trim`), the run's (`RunConfig`), each declared once on its
+    field; then `chain run`'s own."""
+    return [*declared_options(ChainConfig), LATENT_NOISE, *declared_options(Outputs), *declared_options(Trim),
+            *declared_options(RunConfig), QUIET]
+
+
 #: Options whose value may be left out (a bare ``--deflicker``), and the value that stands for it.
 OPTIONAL_VALUES = {"--deflicker": "on"}
 _OPTIONAL_VALUE = re.compile(r"on|off|none|[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?(:[0-9]+)?", re.IGNORECASE)
@@ -95,54 +106,29 @@ def with_optional_values(args: list[str]) -> list[str]:
     return expanded
 
 
-Background = Annotated[str | None, typer.Option(
-    help="What the segmenter's catch-all class (VOC background) becomes in the synthesizer's space.")]
-Device = Annotated[str, _parsed(parse_device, "DEVICE", help="auto, cpu, cuda, cuda:N or mps.")]
-Threads = Annotated[int | None, _parsed(
-    bounds.THREADS, "N", help="CPU threads for the networks \\[default: $OMP_NUM_THREADS, else 1 for torch (more stall when other "
-                "processes share the cores) and one per core for ONNX Runtime].")]
+# Options of other commands that are also `chain run`'s, as its fields declare them.
+SegWeights = _declared(ChainConfig, "seg_weights")
+SegOpt = _declared(ChainConfig, "seg_options")
+Device = _declared(ChainConfig, "device")
+Batch = _declared(RunConfig, "batch_size")
+Start = _declared(Trim, "start")
+Duration = _declared(Trim, "duration")
+MaxFrames = _declared(Trim, "max_frames")
+Quiet = _as_typer(QUIET.option)
 TrainThreads = Annotated[int | None, _parsed(
     bounds.THREADS, "N", help="CPU threads for training \\[default: $OMP_NUM_THREADS, else torch's, one per core]. Beside "
                 "other busy processes 1 thread can be several times faster: a VAE-GAN step at 64x36 took 4 s at 2 threads, "
                 "0.7 s at 1.")]
-Batch = Annotated[int, typer.Option("--batch", parser=bounds.BATCH, metavar="N", help="Frames per network call.")]
-Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the networks: a warm-up on the first batch "
-                                                         "(reported as 'compile'), then faster frames, mostly on GPUs.")]
-Start = Annotated[float, _parsed(bounds.seconds("--start"), "SECONDS", help="Start this many seconds into the input.")]
-Duration = Annotated[float | None, _parsed(bounds.seconds("--duration", positive=True), "SECONDS", help="Process at most this many seconds.")]
-MaxFrames = Annotated[int | None, _parsed(bounds.FRAMES, "N", help="Process at most this many frames.")]
-Size = Annotated[str | None, _parsed(bounds.ascii_text("--size"), "SIZE", help="Working/output size: WxH (256x144) or a short side (256).")]
-Fps = Annotated[float | None, _parsed(bounds.FPS, "FPS", help="Output frame rate (frames are dropped or repeated).")]
-# Outputs stay text: a trailing slash (out.v2/) names a folder, and `Path` would drop it.
-Masks = Annotated[str | None, typer.Option(help="Write colourised labels with class names and a legend.")]
-Overlay = Annotated[str | None, typer.Option(help="Write labels blended over the input.")]
-Compare = Annotated[str | None, typer.Option(help="Write input | labels | synthesized side by side.")]
-SaveLabels = Annotated[Path | None, typer.Option(help="Write lossless label PNGs (000000.png…) to a folder.")]
-Summary = Annotated[Path | None, typer.Option(help="Write a JSON summary: per-frame classes, timings.")]
-Crf = Annotated[int | None, _parsed(bounds.CRF, "0-63", help="x264/VP9 quality (lower is better).")]
-Preset = Annotated[str | None, typer.Option(help="x264 preset, e.g. ultrafast, medium, slow.")]
-LatentNoise = Annotated[float | None, _parsed(
-    bounds.LATENT_NOISE, "STD", help="Autoencoder synthesizers: add Gaussian noise of this std to the latent code.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
-Cluster = Annotated[str | None, _parsed(
-    bounds.parse_cluster, "CLUSTER", help="Shard the run over Ray: 'ray' (a local instance), 'auto' or ray://HOST:PORT (an existing cluster).")]
-Shards = Annotated[int | None, _parsed(bounds.SHARDS, "N", help="--cluster: this many shards \\[default: one per GPU/CPU].")]
-ShardSeconds = Annotated[float | None, _parsed(bounds.seconds("--shard-seconds", positive=True), "SECONDS",
-                                               help="--cluster: shards of about this many seconds.")]
 CheckpointEvery = Annotated[int, _parsed(bounds.count("--checkpoint-every", bounds.MAX_STEPS), "N",
                                          help="Steps between checkpoints.")]
 MaxSteps = Annotated[int | None, _parsed(bounds.count("--max-steps", bounds.MAX_STEPS), "N",
                                          help="Stop after this many steps (resumable).")]
 Epochs = bounds.TRAINING["epochs"]
 TrainSize = bounds.ascii_text("--size")
-ResumeRun = Annotated[bool, typer.Option("--resume", help="Run in parts kept beside the outputs: if a run of the "
-                                                           "same command was stopped, do only what it left.")]
-Strict = Annotated[bool, typer.Option("--strict", help="Damaged input (undecodable frames, a file shorter than "
-                                                       "it says) is an error, not a warning.")]
 
 
 class _FramesPerSecond(ProgressColumn):
-    """frames/s as `chain.summary.frames_per_second` defines it: frames done ÷ seconds since the run
+    """frames/s as `chain.engine.summary.frames_per_second` defines it: frames done ÷ seconds since the run
     began (not rich's moving average, which the closing line would contradict); the run's own
     figure once it has ended."""
 
@@ -190,7 +176,7 @@ class RichProgress:
             self._log("so far")
 
     def frames_per_second(self) -> float:
-        from chain.summary import frames_per_second  # a run is under way: torch is loaded
+        from chain.engine.summary import frames_per_second  # a run is under way: torch is loaded
 
         if self._final is not None:
             return self._final
@@ -200,7 +186,7 @@ class RichProgress:
         """The run has ended; the display waits for `settle` (or the end of the ``with`` block)."""
 
     def settle(self, frames_per_second: float) -> None:
-        """Show the run's own figure (`chain.summary.RunSummary.frames_per_second`) as the last one."""
+        """Show the run's own figure (`chain.engine.summary.RunSummary.frames_per_second`) as the last one."""
         self._final = frames_per_second
         if not self._live:
             self._log("")
@@ -227,49 +213,31 @@ def _command_line(ctx: typer.Context) -> list[str]:
 
 def run_config(params: dict[str, object], command: list[str] | None = None) -> RunConfig:
     """`chain run`'s parsed parameters as a `RunConfig`: they are named as `RunConfig.of`'s keywords."""
-    from chain.config import RunConfig
-
     options = {name: value for name, value in params.items() if name not in ("quiet", "latent_noise")}
     if params.get("latent_noise") is not None:  # a shorthand for the synthesizer option (a later key wins)
         options["synth_options"] = [*(params.get("synth_options") or []), f"latent_noise={params['latent_noise']}"]
     return RunConfig.of(**options, command=command)
 
 
-@app.command()
-def run(
-    ctx: typer.Context,
-    source: Annotated[Path, typer.Argument(help="Video file, folder of images, or image.")],
-    output: Annotated[str | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, "
-                                                       "or folder for PNG frames (a trailing / always means a "
-                                                       "folder).")] = None,
-    seg: Seg = DEFAULT_SEGMENTER, synth: Synth = DEFAULT_SYNTHESIZER, seg_weights: SegWeights = None,
-    synth_weights: SynthWeights = None, seg_options: SegOpt = None, synth_options: SynthOpt = None,
-    remap: Remap = None, smooth: Smooth = None, deflicker: Deflicker = None, background: Background = None,
-    latent_noise: LatentNoise = None,
-    masks: Masks = None, overlay: Overlay = None, compare: Compare = None, save_labels: SaveLabels = None,
-    summary: Summary = None, start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
-    size: Size = None, fps: Fps = None, batch_size: Batch = 1, device: Device = "auto", threads: Threads = None,
-    compile: Compile = False, crf: Crf = None, preset: Preset = None, quiet: Quiet = False, strict: Strict = False,
-    resume: ResumeRun = False, cluster: Cluster = None,
-    shards: Shards = None, shard_seconds: ShardSeconds = None,
-) -> None:
+def run(ctx: typer.Context, source: Path, output: str | None = None, **options: Any) -> None:
     """Segment, remap and synthesize every frame of SOURCE."""
     from chain.checks import check_run
     from chain.stages.registry import check_stages
 
     config = run_config(ctx.params, command=_command_line(ctx))
-    # The cheap checks before torch is imported (api.run repeats them: the Python API's callers need them too).
-    check_run(config)
+    # The cheap checks before torch is imported; api.run takes the checked run and does not repeat them.
+    checked = check_run(config)
     check_stages(config.chain)
     from chain import api
 
-    if quiet and cluster is not None:
+    quiet = options["quiet"]
+    if quiet and config.cluster is not None:
         from chain.cluster.run import quiet_ray
 
         quiet_ray()
     progress = None if quiet else RichProgress()
     with progress or contextlib.nullcontext():
-        result = api.run(config, progress=progress)
+        result = api.run(checked, progress=progress)
         if progress is not None:
             progress.settle(result.frames_per_second)
     if result.input_damage is not None:  # shown even with --quiet: the output is not the whole input
@@ -279,7 +247,7 @@ def run(
         return
     report = result.to_dict()
     frames = report["frames"]
-    # The speed unrounded, as the progress line settled on it: one figure (chain.summary.frames_per_second).
+    # The speed unrounded, as the progress line settled on it: one figure (chain.engine.summary.frames_per_second).
     err.print(f"[bold]{frames}[/] frame{'' if frames == 1 else 's'} at {report['width']}x{report['height']}, "
               f"{result.frames_per_second:.2f} frames/s; audio: {report['audio']}", soft_wrap=True)
     err.print("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in report["stage_ms_per_frame"].items())
@@ -302,6 +270,33 @@ def run(
         err.print("remapped: " + "; ".join(report["remapped"]), soft_wrap=True)
     for name, path in report["outputs"].items():
         err.print(f"wrote {_written(name, config.outputs)}: {path}", soft_wrap=True, highlight=False)
+
+
+def _run_signature() -> inspect.Signature:
+    """``run``'s parameters for typer: the input and output arguments, then every declared option."""
+    arguments = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        inspect.Parameter("source", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+            Path, typer.Argument(help="Video file, folder of images, or image.")]),
+        inspect.Parameter("output", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=Annotated[
+            str | None, typer.Argument(help="Output video (.mp4 .mkv .mov .webm .avi), image, or folder for PNG "
+                                            "frames (a trailing / always means a folder).")]),
+    ]
+    options = [inspect.Parameter(declared.keyword, inspect.Parameter.KEYWORD_ONLY, default=declared.default,
+                                 annotation=_as_typer(declared.option)) for declared in run_options()]
+    return inspect.Signature([*arguments, *options], return_annotation=None)
+
+
+def declare_run_options() -> None:
+    """Give ``run`` the parameters of the declared options. typer reads a command's options from its
+    signature when it makes the command (each time the app runs), so a field declared with
+    `chain.options.option` is a ``chain run`` option with nothing else to write here."""
+    run.__signature__ = _run_signature()
+    run.__annotations__ = {name: parameter.annotation for name, parameter in run.__signature__.parameters.items()}
+
+
+declare_run_options()
+app.command()(run)
 
 
 def _written(name: str, outputs: Outputs) -> str:
@@ -444,7 +439,7 @@ def eval_spade(
     start: Start = 0.0, duration: Duration = None, batch: Batch = 4, device: Device = "auto",
 ) -> None:
     """SPADE's test: segment synthesized images and score them against the labels they came from."""
-    from chain.checks import parse_options
+    from chain.config import parse_options
     from chain.evaluation import evaluate_spade
     from chain.media import Trim
 
@@ -491,7 +486,7 @@ def labels(space: Annotated[str | None, typer.Argument(help="A label space; omit
 @app.command("list")
 def list_stages() -> None:
     """List segmenters and synthesizers, their label spaces and where their weights are."""
-    from chain.stages.registry import parse_stage_name, stages  # descriptions only: no torch
+    from chain.stages.registry import stages  # descriptions only: no torch
 
     # One line per fact, never cut: names and weight paths are what the user copies from here.
     for kind, option, default in (("segmenter", "--seg", DEFAULT_SEGMENTER), ("synthesizer", "--synth", DEFAULT_SYNTHESIZER)):

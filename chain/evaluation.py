@@ -25,22 +25,22 @@ from typing import Any
 
 import numpy as np
 
-from chain.batches import batches as frame_batches
 from chain.datasets.frames import training_size
 from chain.datasets.pairs import IMAGE_SUFFIXES, DatasetLayout, dataset_layout, iter_dataset
 from chain.device import resolve_device
+from chain.engine.batches import batches as frame_batches
+from chain.engine.render import resize_frames
+from chain.engine.summary import ClassShareTracker, FrameChangeTracker, StageTimer
 from chain.errors import ChainError
 from chain.labels import LabelSpace, conversion
 from chain.media import Trim, open_source, save_png
 from chain.media.ledger import absolute
 from chain.media.sizes import Size
 from chain.media.targets import Staged, check_target, discard, publish_all, remove_stale_staging, staging_path
-from chain.render import resize_frames
 from chain.signals import deferred_signals
 from chain.stages.base import labels_to_numpy
 from chain.stages.registry import build_stage
 from chain.stages.spec import StageContext
-from chain.summary import ClassShareTracker, FrameChangeTracker, StageTimer
 
 IGNORED_CLASS_NAMES = ("void", "unlabeled", "ignore")
 

@@ -23,7 +23,7 @@ from chain.config import RunConfig
 from chain.errors import ChainError, ChainWarning
 from chain.labels import VOC
 from chain.media import Trim
-from chain.pipeline import Outputs
+from chain.media.outputs import Outputs
 from chain.stages.base import Segmenter
 from tests.conftest import shared_file
 
@@ -291,7 +291,7 @@ def test_a_killed_worker_is_retried_and_a_failing_shard_leaves_nothing(ray_local
 
 @pytest.fixture(scope="module")
 def tiny_controlnet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    from tests.tiny_diffusion import write_tiny_controlnet
+    from support.tiny_diffusion import write_tiny_controlnet
 
     base, controlnet = write_tiny_controlnet(tmp_path_factory.mktemp("tiny-controlnet"))
     return {"base": str(base), "controlnet": str(controlnet), "steps": "2", "size": "32", "guidance": "1"}

@@ -17,7 +17,7 @@ import chain
 from chain.api import build_chain
 from chain.cluster import run_sharded
 from chain.config import RunConfig
-from chain.pipeline import Outputs
+from chain.media.outputs import Outputs
 from chain.stages.base import Segmenter
 from tests.test_cluster import CHAIN, FRAMES, make_clip, pngs
 

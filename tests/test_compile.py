@@ -12,11 +12,13 @@ import torch
 from PIL import Image
 from torch import nn
 
+from chain.bounds import parse_smoothing
+from chain.engine.pipeline import Chain
 from chain.errors import ChainError
 from chain.labels import LabelSpace, get_label_space
-from chain.pipeline import Chain, Outputs
+from chain.media.outputs import Outputs
 from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
-from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
+from chain.stages.smoothing import SmoothedSegmenter
 from chain.stages.spade import SpadeSynthesizer
 from chain.stages.torch_segmenter import TorchSegmenter
 from chain.stages.vaegan import VAEGANSynthesizer

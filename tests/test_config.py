@@ -21,7 +21,7 @@ from chain.config import DEFAULT_SYNTHESIZER, ChainConfig, Options, RunConfig
 from chain.errors import ChainError
 from chain.labels import VOC
 from chain.media import Trim
-from chain.pipeline import Outputs
+from chain.media.outputs import Outputs
 
 #: Fields the command line does not offer: the Python API's own.
 PYTHON_ONLY = {"class_overrides", "command"}
@@ -122,3 +122,42 @@ def test_a_built_chain_refuses_stage_keywords_and_runs_a_config(tmp_path: Path) 
         pipeline(frames, Outputs(video=tmp_path / "out"), seg="palette:voc")
     summary = pipeline(RunConfig(frames, Outputs(video=tmp_path / "out"), trim=Trim(max_frames=1)))
     assert summary.frames == 1 and summary.remapped == ["person → bear"]
+
+
+def test_the_texts_are_parsed_once_as_the_config_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28: ``seg``, ``synth``, ``smooth`` and ``remap`` become typed values when the configuration
+    is built; the text stays as asked (the summary's request records it)."""
+    from chain.bounds import Smoothing
+    from chain.config import StageName
+
+    config = ChainConfig(seg=" Deeplab:resnet101 ", synth="none", smooth="flow", remap=["person=bear,car=boat"])
+    assert config.segmenter == StageName("deeplab", "resnet101") and config.synthesizer is None
+    assert config.smoothing == Smoothing("flow", 0.85)
+    assert config.remap_rules == (("person", "bear"), ("car", "boat"))
+    assert config.as_dict()["remap"] == ["person=bear,car=boat"] and config.as_dict()["smooth"] == "flow"
+    assert pickle.loads(pickle.dumps(config)).remap_rules == config.remap_rules  # Ray ships it parsed
+    assert dataclasses.replace(config, smooth=None).smoothing is None
+    with pytest.raises(ChainError, match="--smooth 'ema:2'"):
+        ChainConfig(smooth="ema:2")
+    with pytest.raises(ChainError, match="bad remap rule"):
+        RunConfig.of("in.mp4", "out.mp4", remap=["person"])
+    # Nothing downstream parses the text again: the chain is given the parsed rules.
+    import chain.labels.remap
+
+    small = dataclasses.replace(config, seg="palette:voc", synth="colorize:voc", smooth=None, remap=("person=cat",))
+
+    def parsed_again(*args: object) -> None:
+        raise AssertionError("--remap parsed again")
+
+    monkeypatch.setattr(chain.labels.remap, "parse_remap", parsed_again)
+    built = build_chain(small)
+    assert built.request["remap"] == ["person=cat"] and built.remap_lut is not None
+
+
+def test_the_window_bounds_of_the_configuration_are_the_window_stage_s() -> None:
+    """``--smooth window:K`` is parsed torch-free (`chain.bounds`); the stage module has the same numbers."""
+    from chain import bounds
+    from chain.stages import window
+
+    assert (bounds.DEFAULT_WINDOW_RADIUS, bounds.MAX_WINDOW_RADIUS) == (window.DEFAULT_WINDOW_RADIUS,
+                                                                       window.MAX_WINDOW_RADIUS)

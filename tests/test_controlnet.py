@@ -1,5 +1,5 @@
 """The ``controlnet`` synthesizer: ControlNet's ADE20K colours, and a tiny random Stable Diffusion +
-ControlNet (tests/tiny_diffusion.py, saved as diffusers folders and loaded with ``from_pretrained``)
+ControlNet (support/tiny_diffusion.py, saved as diffusers folders and loaded with ``from_pretrained``)
 run through the chain: frames, sizes, seeds, same noise, cross-frame attention, img2img, errors."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from chain.labels import ADE20K
 from chain.stages import StageContext, build_stage, get_stage
 from chain.stages.controlnet import ControlNetSynthesizer, control_image, labels_from_control_image
 from chain.stages.controlnet_attention import CrossFrameAttnProcessor, CrossFrameState, count_self_attention_layers
-from tests.tiny_diffusion import write_tiny_controlnet
+from support.tiny_diffusion import write_tiny_controlnet
 
 # ADE20K's palette as ControlNet's segmentation annotator draws it: `ade_palette()` in
 # mmsegmentation mmseg/core/evaluation/class_names.py (the same list is ADE20KDataset.PALETTE,

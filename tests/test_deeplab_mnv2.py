@@ -19,8 +19,8 @@ from chain.errors import ChainError
 from chain.importers.tflite import import_tflite, save_imported
 from chain.weights.deeplab_mnv2 import load_deeplab_mnv2
 from models.deeplab_mnv2 import Conv2dSame, DeepLabMNv2, DeepLabMNv2Config, same_padding
+from support.tflite_reference import TFLiteReference, float_weights_flatbuffer, reference_input
 from tests.conftest import shared_file
-from tests.tflite_reference import TFLiteReference, float_weights_flatbuffer, reference_input
 
 NETWORKS = {"voc": "deeplabv3_mnv2_voc_257.tflite", "ade20k": "deeplabv3_mnv2_ade20k_513.tflite"}
 VIDEOS = {"voc": "carphone_pristine.mp4", "ade20k": "fresco-car-turn.mp4"}

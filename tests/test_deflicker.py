@@ -198,7 +198,7 @@ def _spade() -> dict[str, object]:
 
 
 def _controlnet(root: Path) -> dict[str, object]:
-    from tests.tiny_diffusion import write_tiny_controlnet
+    from support.tiny_diffusion import write_tiny_controlnet
 
     base, controlnet = write_tiny_controlnet(root)
     return dict(synth="controlnet", device="cpu",

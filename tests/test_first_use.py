@@ -16,11 +16,12 @@ from PIL import Image
 
 import chain
 from chain.api import build_chain
+from chain.engine.pipeline import Chain
 from chain.entry import main
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import COCO_STUFF, VOC
 from chain.media import Trim
-from chain.pipeline import Chain, Outputs
+from chain.media.outputs import Outputs
 from chain.stages.base import Synthesizer
 from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
 from chain.weights.locations import CONFIG_FILE
@@ -139,7 +140,7 @@ try:
     main({args!r})
 except SystemExit as done:
     code = done.code
-heavy = sorted(name for name in ("torch", "torchvision", "chain.api", "chain.pipeline") if name in sys.modules)
+heavy = sorted(name for name in ("torch", "torchvision", "chain.api", "chain.engine.pipeline") if name in sys.modules)
 print("EXIT", code, "HEAVY", heavy)
 """
 

@@ -14,13 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
+from chain.bounds import Smoothing
 from chain.entry import main as chain_main
 from chain.labels import ADE20K, COCO_PANOPTIC, COCO_STUFF
 from chain.stages import StageContext, build_stage, get_stage, hf_segmenter
 from chain.stages.base import LABEL_DTYPE
-from chain.stages.smoothing import SmoothedSegmenter, Smoothing
+from chain.stages.smoothing import SmoothedSegmenter
+from support.tiny_transformers import write_mask2former, write_segformer
 from tests.conftest import shared_file
-from tests.tiny_transformers import write_mask2former, write_segformer
 
 HUB_ADE_NAMES = ["bed " if name == "bed" else name for name in ADE20K.names[:150]]  # the Hub's id2label spelling
 

@@ -11,14 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
+from chain.engine.pipeline import Chain
+from chain.engine.render import resize_frames
+from chain.engine.summary import ClassShareTracker, FrameChangeTracker
 from chain.labels import COCO_STUFF, VOC, conversion, remap_table
 from chain.labels.resize import resize_labels
-from chain.pipeline import Chain, Outputs
-from chain.render import resize_frames
+from chain.media.outputs import Outputs
 from chain.stages import StageContext, build_stage
 from chain.stages.base import LABEL_DTYPE, Synthesizer
 from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
-from chain.summary import ClassShareTracker, FrameChangeTracker
 
 
 def test_resize_labels_samples_the_pixel_under_each_output_pixels_centre() -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from chain.engine.pipeline import Chain
+from chain.engine.render import MaskRenderer, _font
 from chain.labels import COCO_STUFF, VOC, conversion
 from chain.media import Trim
-from chain.pipeline import Chain, Outputs
-from chain.render import MaskRenderer, _font
+from chain.media.outputs import Outputs
 from chain.stages.lookup import ColorizeSynthesizer, PaletteSegmenter
 from tests.test_first_use import person_frames
 
@@ -62,7 +63,7 @@ def test_legend_is_as_wide_as_its_longest_possible_line() -> None:
 def test_compare_captions_cover_a_small_share_of_each_panel_at_any_size() -> None:
     """Issue 26: at 64x36 the caption hid half the frame. Now each panel keeps at least 95 % of its
     pixels (small frames: all of them, the captions sit in a band above) and each caption is drawn."""
-    from chain.render import caption_layout, side_by_side
+    from chain.engine.render import caption_layout, side_by_side
 
     rng = np.random.default_rng(0)
     for width, height in ((64, 36), (96, 54), (128, 72), (256, 144), (640, 360)):

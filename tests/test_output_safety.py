@@ -211,7 +211,7 @@ def test_a_move_that_fails_at_publishing_puts_everything_back(
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
 def test_a_full_disk_under_summary_names_it_and_leaves_no_part(
         code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import chain.summary
+    import chain.engine.summary
 
     make_video(tmp_path / "in.mp4")
     monkeypatch.chdir(tmp_path)
@@ -230,13 +230,13 @@ def test_a_full_disk_under_summary_names_it_and_leaves_no_part(
             self.file.close()
             raise OSError(code, os.strerror(code))
 
-    real_init = chain.summary.SummaryFile.__init__
+    real_init = chain.engine.summary.SummaryFile.__init__
 
-    def init(self: chain.summary.SummaryFile, target: Path) -> None:
+    def init(self: chain.engine.summary.SummaryFile, target: Path) -> None:
         real_init(self, target)  # the header is written; then the disk fills
         self.stream._stream = FullDisk(self.stream._stream)
 
-    monkeypatch.setattr(chain.summary.SummaryFile, "__init__", init)
+    monkeypatch.setattr(chain.engine.summary.SummaryFile, "__init__", init)
     status, lines = _run([*RUN, "out.mp4", "--summary", "run.json", "--max-frames", "3"], capsys)
     assert status == 4 and len(lines) == 1, lines
     assert "run.json" in lines[0] and ".partial" not in lines[0], lines

@@ -1,4 +1,4 @@
-"""The pipelined run (`chain.overlap`): the same frames as the serial loop, bounded queues, and a
+"""The pipelined run (`chain.engine.overlap`): the same frames as the serial loop, bounded queues, and a
 failure in any thread (or Ctrl-C) ends it with one line and nothing on disk."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 import chain
+from chain.engine.overlap import Lanes
 from chain.entry import main
 from chain.media import Trim
-from chain.overlap import Lanes
-from chain.pipeline import Outputs
+from chain.media.outputs import Outputs
 from tests.bad_inputs import make_video
 from tests.conftest import shared_file
 
@@ -173,7 +173,7 @@ def test_ctrl_c_in_the_networks_stops_the_lanes_and_leaves_nothing(tmp_path: Pat
     assert threading.active_count() == before
 
 
-def _peak_bytes(pipeline: chain.pipeline.Chain, clip: Path, folder: Path, frames: int) -> int:
+def _peak_bytes(pipeline: chain.engine.pipeline.Chain, clip: Path, folder: Path, frames: int) -> int:
     """Peak bytes that Python and numpy allocated during one run, above what was held before it."""
     tracemalloc.reset_peak()
     held = tracemalloc.get_traced_memory()[0]

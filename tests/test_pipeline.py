@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 
 import chain
+from chain.engine.pipeline import Chain
+from chain.engine.render import MaskRenderer
 from chain.errors import ChainError, MissingWeightsError
 from chain.labels import COCO_STUFF, LABEL_SPACES, VOC, conversion
-from chain.pipeline import Chain, Outputs
-from chain.render import MaskRenderer
+from chain.media.outputs import Outputs
 from chain.stages import StageContext, build_stage, registry
 from chain.stages.base import Synthesizer
 from chain.stages.lookup import PaletteSegmenter
@@ -214,7 +215,7 @@ def test_output_flicker_compares_output_change_with_input_change(tmp_path: Path)
     assert chain.run(tmp_path / "painted", None, seg="palette:voc", synth=None,
                      masks=tmp_path / "m.mp4").output_flicker is None  # nothing synthesized
 
-    from chain.summary import FrameChangeTracker
+    from chain.engine.summary import FrameChangeTracker
 
     tracker = FrameChangeTracker()
     still = np.zeros((2, 2, 3), np.uint8)

@@ -26,9 +26,9 @@ OPTIONS = dict(seg="palette:voc", synth="colorize:coco-stuff", remap=["person=be
 #: Where a stopped run is killed (SIGKILL, nothing of it runs after), as Python patched into it.
 KILLS = {
     # decoding frame 40 of 64 (past the middle)
-    "decode": ("chain.pipeline", "read_batches", "frame-count", 40),
+    "decode": ("chain.engine.pipeline", "read_batches", "frame-count", 40),
     # writing the painting of frame 40
-    "encode": ("chain.pipeline", "Chain._emit", "frame-count", 40),
+    "encode": ("chain.engine.pipeline", "Chain._emit", "frame-count", 40),
     # moving the joined outputs into place, after the first of them
     "publish": ("chain.cluster.run", "publish_all", "final-publish", 2),
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chain.summary import frames_per_second
+from chain.engine.summary import frames_per_second
 from tests.test_cli import chain_cli
 
 SPEED = re.compile(r"([0-9]+\.[0-9]{2}) frames/s")

@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 
 import chain
+from chain.bounds import DEFAULT_FLOW_ALPHA, Smoothing, parse_smoothing
 from chain.errors import ChainError
 from chain.labels import VOC
 from chain.media import Trim, open_source
 from chain.stages.base import Segmenter, labels_from_scores
 from chain.stages.flow import MotionEstimator, gray_at
-from chain.stages.smoothing import DEFAULT_FLOW_ALPHA, SmoothedSegmenter, Smoother, Smoothing, parse_smoothing
+from chain.stages.smoothing import SmoothedSegmenter, Smoother
 
 
 def write_clip(folder: Path, maps: list[np.ndarray]) -> None:

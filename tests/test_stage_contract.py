@@ -54,7 +54,7 @@ def _vaegan(folder: Path) -> tuple[str, StageContext]:
 
 
 def _controlnet(folder: Path) -> tuple[str, StageContext]:
-    from tests.tiny_diffusion import write_tiny_controlnet
+    from support.tiny_diffusion import write_tiny_controlnet
 
     base, controlnet = write_tiny_controlnet(folder)
     return "controlnet", StageContext(options={"base": str(base), "controlnet": str(controlnet), "steps": "1",
@@ -64,7 +64,7 @@ def _controlnet(folder: Path) -> tuple[str, StageContext]:
 def _hf(kind: str) -> Build:
     def build(folder: Path) -> tuple[str, StageContext]:
         from chain.labels import get_label_space
-        from tests.tiny_transformers import write_mask2former, write_segformer
+        from support.tiny_transformers import write_mask2former, write_segformer
 
         if kind == "segformer":
             source = write_segformer(folder / "segformer", get_label_space("ade20k").names[:-1])
@@ -166,10 +166,11 @@ def test_synthesizer_contract(name: str, tmp_path: Path) -> None:
 
 
 def test_a_segmenter_written_for_the_old_contract_is_refused_in_one_line() -> None:
+    from chain.bounds import parse_smoothing
+    from chain.engine.pipeline import Chain
     from chain.errors import ChainError
     from chain.labels import get_label_space
-    from chain.pipeline import Chain
-    from chain.stages.smoothing import SmoothedSegmenter, parse_smoothing
+    from chain.stages.smoothing import SmoothedSegmenter
 
     class OldStyle(Segmenter):  # numpy labels at the frame size, no size= (before label tensors)
         label_space = get_label_space("voc")

@@ -16,7 +16,7 @@ from chain.cli import app, run_config
 from chain.errors import ChainError
 from chain.labels import COCO_STUFF
 from chain.media import Trim
-from chain.pipeline import Outputs
+from chain.media.outputs import Outputs
 from chain.ui.menu import missing_text, options_hint, stage_choices
 from chain.ui.preview import Previewer
 from chain.ui.runner import Runner

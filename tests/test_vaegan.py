@@ -18,9 +18,10 @@ from safetensors.torch import load_file
 
 from chain.datasets.augment import augmented
 from chain.datasets.frames import BatchSampler, FrameCache, FramePool, build_frame_cache
+from chain.engine.pipeline import Chain
 from chain.errors import ChainError, ChainWarning, MissingWeightsError
 from chain.media import Trim, open_source
-from chain.pipeline import Chain, Outputs
+from chain.media.outputs import Outputs
 from chain.stages.spec import StageContext
 from chain.stages.vaegan import VAEGANSynthesizer, build_vaegan
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import chain
+from chain.bounds import Smoothing, parse_smoothing
 from chain.errors import ChainError
-from chain.stages.smoothing import Smoothing, parse_smoothing
 from chain.stages.window import MAX_WINDOW_RADIUS, WindowSmoothedSegmenter
 from tests.test_smoothing import PERSON, ColourSegmenter, moving_square, square_edges
 

@@ -1,4 +1,4 @@
-"""chain's internal import graph, from the source (ast, nothing imported): print it, fail on a circle.
+"""chain's internal import graph, from the source (ast, nothing imported): print it, fail on a circle or an upward import.
 
     python tools/import_graph.py [--root REPO] [--quiet]
 
@@ -8,8 +8,16 @@ top of a file (eager), inside a function (lazy, marked ``~``) or under ``if TYPE
 is an edge to ``pkg.name`` when that is a module, else to ``pkg``. A package's ``__init__``
 running before its submodules is Python's doing, not an import the code wrote, so it is no edge.
 
-Exit status: 0 when the graph has no circle (lazy imports included) and ``models`` imports
-nothing of ``chain``; 1 otherwise, after naming each circle and each such import.
+The floors are those of ``pyproject.toml``'s import-linter ``layers`` contract, top first; the
+package's face (``chain/__init__.py``, and ``chain/__main__.py``, which is ``python -m chain``)
+stands above them all. An import is upward when it reaches a module on a higher floor than its own
+(lazy and typing-only imports included: a lazy import is still a dependency, only a later one;
+import-linter skips typing-only imports, so this tool is the one that sees them), and sideways
+when it reaches a neighbour on the same floor (``a | b``) outside its own package. Modules on no
+floor (a package named on none) are not judged.
+
+Exit status: 0 when the graph has no circle (lazy imports included), no upward or sideways
+import, and ``models`` imports nothing of ``chain``; 1 otherwise, after naming each of them.
 """
 
 from __future__ import annotations
@@ -20,6 +28,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (pyproject allows it): import-linter's own TOML reader
+    import tomli as tomllib
 
 PACKAGES = ("chain", "models")
 EAGER, LAZY, TYPING = "", "~", "?"
@@ -154,6 +167,51 @@ def layer_violations(edges: set[Edge]) -> list[Edge]:
                    and edge.target.split(".")[0] == "chain"), key=lambda edge: (edge.source, edge.target))
 
 
+def read_floors(root: Path) -> list[list[str]]:
+    """The floors of ``root``'s ``pyproject.toml`` (its import-linter ``layers`` contract), top
+    first, each a list of the packages or modules on it; [] without such a contract."""
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return []
+    config = tomllib.loads(path.read_text(encoding="utf-8"))
+    for contract in config.get("tool", {}).get("importlinter", {}).get("contracts", []):
+        if contract.get("type") == "layers":
+            # "(name)" is import-linter's optional layer; "a | b" neighbours that may not import each other
+            return [[name.strip().strip("()") for name in layer.split("|")] for layer in contract["layers"]]
+    return []
+
+
+def floor_of(module: str, floors: list[list[str]]) -> tuple[int, str] | None:
+    """``module``'s floor (0 the top) and the name on that floor it falls under; the package's face
+    (a root package and its ``__main__``) is floor -1, above the top. None for a module on no floor."""
+    if not floors:
+        return None
+    for number, floor in enumerate(floors):
+        for name in floor:
+            if module == name or module.startswith(name + "."):
+                return number, name
+    parts = module.split(".")
+    floored_roots = {name.split(".")[0] for floor in floors for name in floor}
+    if parts[0] in floored_roots and (len(parts) == 1 or parts[1:] == ["__main__"]):
+        return -1, parts[0]
+    return None
+
+
+def floor_violations(edges: set[Edge], floors: list[list[str]]) -> list[tuple[Edge, str]]:
+    """Each import that reaches a higher floor than its module's (``"upward"``) or a neighbour on
+    the same floor under another name (``"sideways"``), typing-only and lazy imports included."""
+    found = []
+    for edge in sorted(edges, key=lambda edge: (edge.source, edge.target)):
+        source, target = floor_of(edge.source, floors), floor_of(edge.target, floors)
+        if source is None or target is None:
+            continue
+        if target[0] < source[0]:
+            found.append((edge, "upward"))
+        elif target[0] == source[0] and target[1] != source[1]:
+            found.append((edge, "sideways"))
+    return found
+
+
 def render(modules: dict[str, Path], edges: set[Edge]) -> str:
     """One line per module: ``module -> target, ~lazy_target, ?typing_target``."""
     lines = []
@@ -173,14 +231,24 @@ def main(argv: list[str] | None = None) -> int:
         print(render(modules, edges))
         print()
     cycles, violations = find_cycles(modules, edges), layer_violations(edges)
+    floors = read_floors(args.root)
+    misplaced = floor_violations(edges, floors)
     for cycle in cycles:
         print(f"import circle among {len(cycle)} modules: {', '.join(cycle)}")
     for edge in violations:
         print(f"layer violation: {edge.source} imports {edge.target} (models must never import chain)")
+    for edge, direction in misplaced:
+        (source_floor, _), (target_floor, _) = floor_of(edge.source, floors), floor_of(edge.target, floors)
+        how = {EAGER: "", LAZY: "lazily ", TYPING: "for typing "}[edge.kind]
+        print(f"{direction} import: {edge.source} (floor {source_floor}) {how}imports {edge.target} (floor {target_floor})")
+    if misplaced:
+        print(f"{len(misplaced)} imports leave their floor (pyproject.toml's layers: imports only go down)")
     lazy = sum(edge.kind == LAZY for edge in edges)
     if not cycles and not violations:
         print(f"no import circle: {len(modules)} modules, {len(edges)} internal imports ({lazy} lazy)")
-    return 1 if cycles or violations else 0
+    if floors and not misplaced:
+        print(f"no upward import: {len(floors)} floors, every import goes down")
+    return 1 if cycles or violations or misplaced else 0
 
 
 if __name__ == "__main__":

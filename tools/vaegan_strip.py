@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from chain.engine.render import caption_layout
 from chain.media import open_source
 from chain.media.sizes import Size
-from chain.render import caption_layout
 from chain.weights.vaegan import load_vaegan
 
 SHARED = Path(os.environ.get("CHAIN_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")

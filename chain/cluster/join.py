@@ -17,6 +17,7 @@ from chain.media.audio import AudioPassthrough
 from chain.media.sink import _VIDEO_FORMATS
 from chain.media.targets import FOLDER_MARKER, OWNER_TAG
 from chain.media.video import open_container
+from chain.version import __version__
 
 _FRAME_FILE = re.compile(r"^(\d{6,})\.png$")
 
@@ -28,8 +29,6 @@ def join_videos(parts: list[Path], staging: Path, target: Path, audio: AudioPass
     Returns whether the audio was copied (None without audio).
     """
     import av  # FFmpeg is loaded on first use, so importing chain stays light
-
-    from chain import __version__
 
     container_format = _VIDEO_FORMATS[target.suffix.lower()][0]
     with av.open(str(staging), "w", format=container_format) as output:
@@ -92,6 +91,6 @@ def part_records(summary_part: Path) -> list[dict]:
 
 
 def write_records(stream, records: list[dict], *, first: bool) -> None:  # noqa: ANN001 (a text stream)
-    """Append per-frame records to a summary file's stream, in `chain.summary`'s layout."""
+    """Append per-frame records to a summary file's stream, in `chain.engine.summary`'s layout."""
     for i, record in enumerate(records):
         stream.write(("" if first and i == 0 else ",\n") + json.dumps(record))

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from chain.bounds import Smoothing
 from chain.errors import ChainError, ChainWarning
 from chain.media import Trim
 from chain.media.video import media_origin, open_container
-from chain.stages.smoothing import Smoothing
 
 #: Smoothing warms up on this many frames before a shard: the past's weight (alpha ** frames) falls
 #: below float32's resolution at 1, so the state matches a one-machine run's.

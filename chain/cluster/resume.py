@@ -25,16 +25,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chain.batches import Part
+from chain.checks import CheckedRun
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.cluster.run import probe_video, publish_parts, run_part, shard_config
-from chain.config import RunConfig
+from chain.config import RunConfig, StageName
+from chain.engine.batches import Part
+from chain.engine.pipeline import Chain, Progress
+from chain.engine.summary import RunSummary
 from chain.errors import ChainError
 from chain.media.targets import discard, remove_stale_staging, seal, staging_path, stale_staging
-from chain.pipeline import Chain, Progress
 from chain.stages import get_stage
-from chain.stages.registry import parse_stage_name
-from chain.summary import RunSummary
 
 #: A part is at most this long, and a run has at least ``MIN_PARTS`` of them (fewer frames, fewer parts):
 #: a stopped run loses at most one part's work.
@@ -45,10 +45,13 @@ MANIFEST = "resume.json"
 _IN_USE: set[Path] = set()
 
 
-def run_resumable(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
-                  margin: int = 0, progress: Progress | None = None) -> RunSummary:
-    """Run ``config`` in parts, continuing what a stopped run of the same command finished."""
-    info = probe_video(config, "--resume", "run without --resume")
+def run_resumable(config: RunConfig | CheckedRun, *, factory: Callable[[], Chain], warmup: int = 0,
+                  look_ahead: int = 0, margin: int = 0, progress: Progress | None = None) -> RunSummary:
+    """Run ``config`` in parts, continuing what a stopped run of the same command finished (a
+    `CheckedRun`'s input is not opened again to learn what it is)."""
+    checked = config if isinstance(config, CheckedRun) else None
+    config = checked.config if checked is not None else config
+    info = probe_video(config, "--resume", "run without --resume", checked.info if checked is not None else None)
     started = time.perf_counter()
     frames = run_frames(config.source, config.trim)
     duration = frames.times[-1] + 1 / float(frames.fps)
@@ -110,9 +113,9 @@ def describe(config: RunConfig) -> dict[str, Any]:
     chain = config.chain.as_dict()
     chain.pop("command", None)
     stat = config.source.stat()
-    weights = {kind: _weights_digest(kind, text, given) for kind, text, given in
-               (("segmenter", config.chain.seg, config.chain.seg_weights),
-                ("synthesizer", config.chain.synth, config.chain.synth_weights))}
+    weights = {kind: _weights_digest(kind, stage, given) for kind, stage, given in
+               (("segmenter", config.chain.segmenter, config.chain.seg_weights),
+                ("synthesizer", config.chain.synthesizer, config.chain.synth_weights))}
     return {"input": str(config.source.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
             "trim": [config.trim.start, config.trim.duration, config.trim.max_frames], "size": str(config.size),
             "batch": config.batch_size, "crf": config.crf, "preset": config.preset, "strict": config.strict,
@@ -120,11 +123,11 @@ def describe(config: RunConfig) -> dict[str, Any]:
             "chain": json.loads(json.dumps(chain, default=str)), "weights": weights}
 
 
-def _weights_digest(kind: str, text: str | None, given: str | None) -> str | None:
+def _weights_digest(kind: str, stage: StageName | None, given: str | None) -> str | None:
     """SHA-256 over a stage's weight files (where they are files here), else where they are said to be."""
-    if not text or text == "none":
+    if stage is None:
         return None
-    name, variant = parse_stage_name(text)
+    name, variant = stage
     spec = get_stage(kind, name)
     location = given
     if location is None and spec.weights is not None:

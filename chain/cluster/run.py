@@ -11,31 +11,33 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from chain.batches import Part
 from chain.bounds import parse_cluster
+from chain.checks import CheckedRun
 from chain.cluster.join import join_folders, join_videos, link_or_copy, part_records, write_records
 from chain.cluster.plan import Shard, plan_shards, run_frames
 from chain.config import RunConfig
+from chain.engine.batches import Part
+from chain.engine.pipeline import Chain, Progress
+from chain.engine.summary import RunSummary, SummaryFile, audio_note, publish_run, tracked_figures
 from chain.errors import ChainError, first_line
 from chain.media import SourceInfo, Trim, open_audio, open_source
-from chain.media.outputs import option_name
+from chain.media.outputs import Outputs, option_name
 from chain.media.source import InputDamage
 from chain.media.targets import Staged, discard, publish_all, remove_stale_staging, staging_path
-from chain.pipeline import Chain, Outputs, Progress
 from chain.signals import Terminated, deferred_signals
-from chain.summary import RunSummary, SummaryFile, audio_note
 
 #: Ray's own retries of a shard whose task raised or whose worker died.
 DEFAULT_RETRIES = 3
 _INSTALL = "--cluster needs Ray: pip install 'chain[cluster]' (or pip install ray)"
 
 
-def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
+def run_sharded(config: RunConfig | CheckedRun, *, factory: Callable[[], Chain], warmup: int = 0, look_ahead: int = 0,
                 margin: int = 0, progress: Progress | None = None, retries: int = DEFAULT_RETRIES) -> RunSummary:
     """Run ``factory()``'s chain over ``config``'s input in shards on a Ray cluster, and write its outputs.
 
     Args:
-        config: the run; ``config.cluster`` is ``"ray"`` for a local Ray instance (or the one this
+        config: the run (or a `CheckedRun`: its input is not opened again to learn what it is);
+            ``config.cluster`` is ``"ray"`` for a local Ray instance (or the one this
             process already started; also when None), ``"auto"`` or ``"ray://HOST:PORT"`` for an
             existing cluster; ``shards`` or ``shard_seconds`` say how many shards or how long each
             (default: one per CPU or GPU). Each shard runs it with its own outputs and trim.
@@ -49,8 +51,10 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
 
     The source, the weights and the outputs' folders must be at the same paths on every worker.
     """
+    checked = config if isinstance(config, CheckedRun) else None
+    config = checked.config if checked is not None else config
     source, outputs, trim = config.source, config.outputs, config.trim
-    info = probe_video(config, "--cluster", "run on one machine")
+    info = probe_video(config, "--cluster", "run on one machine", checked.info if checked is not None else None)
     ray = _ray(config.cluster or "ray")
     started = time.perf_counter()
     frames = run_frames(source, trim)
@@ -77,14 +81,16 @@ def run_sharded(config: RunConfig, *, factory: Callable[[], Chain], warmup: int 
                 discard(path)
 
 
-def probe_video(config: RunConfig, option: str, instead: str) -> SourceInfo:
+def probe_video(config: RunConfig, option: str, instead: str, info: SourceInfo | None = None) -> SourceInfo:
     """The input's facts, once it is known to be a video a run can split into parts (``option``
-    names the split in messages, ``instead`` what to do otherwise)."""
+    names the split in messages, ``instead`` what to do otherwise). ``info``: what `check_run`
+    read of it already (the input is then not opened again)."""
     if config.fps is not None:
         raise ChainError(f"--fps cannot be combined with {option} yet (its parts keep the input's frame times); "
                          f"convert the frame rate first, or {instead}")
-    with open_source(config.source, trim=config.trim, size=config.size) as probe:
-        info = probe.info
+    if info is None:
+        with open_source(config.source, trim=config.trim, size=config.working_size) as probe:
+            info = probe.info
     if info.kind != "video":
         what = {"images": "an image folder", "animation": "an animated image"}.get(info.kind, "an image")
         raise ChainError(f"{option} splits video files into parts; {config.source} is {what}: {instead}")
@@ -251,7 +257,7 @@ def run_part(chain: Chain, config: RunConfig, part: Part, *, progress: Progress 
             raise ChainError(f"{refusal}: it cannot run with {option}; drop {option} or that option")
         if chain.synthesizer.anchored_on_first_frame and part.painted_from > 0:
             first_frame = Trim(config.trim.start, max_frames=1)
-            with open_source(config.source, trim=first_frame, size=config.size) as first:
+            with open_source(config.source, trim=first_frame, size=config.working_size) as first:
                 part.anchor = next(iter(first)).rgb
     return chain(config, progress=progress, part=part), part
 
@@ -310,6 +316,8 @@ def publish_parts(config: RunConfig, info, plan: list[Shard], results: list[tupl
                                 started)
     for name, values in extra.items():
         summary.extra[name] = {**values, "join_seconds": round(time.perf_counter() - joined, 3)}
+    staged = [Staged(staging, given[name], outputs.kind(name), option_name(name)) for name, staging in stagings.items()]
+    summary_file = None
     if outputs.summary is not None:
         summary_file = SummaryFile(Path(outputs.summary))
         stagings["summary"] = summary_file.staging
@@ -318,13 +326,7 @@ def publish_parts(config: RunConfig, info, plan: list[Shard], results: list[tupl
             if records and flicker is not None:
                 records[0]["flicker"] = round(flicker, 5)  # across the boundary, as in one pass
             write_records(summary_file.stream, records, first=i == 0)
-        summary_file.finish(summary)
-    with deferred_signals():
-        publish_all([Staged(staging, given[name], outputs.kind(name), option_name(name))
-                     for name, staging in stagings.items()])
-        stagings.clear()
-    if outputs.summary is not None:
-        summary.outputs["summary"] = str(outputs.summary)
+    publish_run(summary, staged, summary_file, published=stagings.clear, publish=publish_all)
     return summary
 
 
@@ -380,12 +382,9 @@ def _merged_summary(info, outputs: Outputs, results: list[tuple[RunSummary, Part
                        copied=bool(copied))
     merged = dataclasses.replace(
         first_summary, frames=sum(summary.frames for summary, _ in results), seconds=time.perf_counter() - started,
-        stage_seconds=stage_seconds, mean_class_share=labels.mean_shares() if labels else {},
-        target_class_share=labels.mean_target_shares() if labels else {},
+        stage_seconds=stage_seconds,
         outputs={name: str(path) for name, path in outputs.given().items() if name != "summary"}, audio=audio,
-        label_flicker=labels.mean_flicker if labels else None,
-        output_flicker=changes.flicker if changes else None, output_change=changes.output_change if changes else None,
-        input_change=changes.input_change if changes else None, input_damage=damage,
-        steadiness=steadiness.to_dict() if steadiness else None, extra={})
+        input_damage=damage, steadiness=steadiness.to_dict() if steadiness else None, extra={},
+        **tracked_figures(labels, changes))
     return merged, boundaries
 

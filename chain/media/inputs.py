@@ -39,7 +39,7 @@ def open_source(
     path: str | Path,
     *,
     trim: Trim = Trim(),
-    size: str | Size | None = None,
+    size: str | Size | int | None = None,
     fps: float | Fraction | None = None,
 ) -> FrameSource:
     """Open ``path`` for lazy decoding.
@@ -47,7 +47,8 @@ def open_source(
     Args:
         path: a video file FFmpeg can read, a folder of images (sorted by name), or an image.
         trim: which part to read.
-        size: ``"WxH"``, a short side (``"256"``) or None to keep the input's size.
+        size: ``"WxH"``, a short side (``"256"``), either parsed (a `Size`, an int: a `RunConfig`'s)
+            or None to keep the input's size.
         fps: output frame rate; frames are dropped or repeated to reach it. For image
             folders it is simply the rate the frames are played at (default 25). Without it a
             video's frames keep their own timestamps (variable frame rate stays in sync).
@@ -71,7 +72,7 @@ def open_source(
     return open_video(path, trim, wanted, rate)
 
 
-def _open_image_folder(folder: Path, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
+def _open_image_folder(folder: Path, trim: Trim, wanted: Size | int | None, rate: Fraction | None) -> FrameSource:
     # Hidden names are not frames: macOS's ``._`` resource forks and thumbnail caches are named like
     # images (and are other sizes), and chain's own staging parts are hidden while they are written.
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
@@ -82,7 +83,7 @@ def _open_image_folder(folder: Path, trim: Trim, wanted: Size | None, rate: Frac
     return _open_images(files, folder, "images", trim, wanted, rate)
 
 
-def _open_images(files: list[Path], path: Path, kind: str, trim: Trim, wanted: Size | None, rate: Fraction | None,
+def _open_images(files: list[Path], path: Path, kind: str, trim: Trim, wanted: Size | int | None, rate: Fraction | None,
                  first_size: Size | None = None) -> FrameSource:
     """Image files as frames at ``rate`` (default 25 fps); each is read by `read_image` (its first
     frame, for an animated file inside a folder) and resized to the first image's working size."""
@@ -104,7 +105,7 @@ def _open_images(files: list[Path], path: Path, kind: str, trim: Trim, wanted: S
     return FrameSource(info, frames())
 
 
-def _open_animation(probe: ImageProbe, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
+def _open_animation(probe: ImageProbe, trim: Trim, wanted: Size | int | None, rate: Fraction | None) -> FrameSource:
     """Every frame of an animated or multi-page image: at its own time (GIF, WebP and PNG say how
     long each frame shows), or one after another at ``rate`` (default 25 fps) where the format has
     no timing (TIFF pages); with --fps, retimed to it like a video.

@@ -12,18 +12,23 @@ from chain.media import ledger
 from chain.media.ledger import absolute
 from chain.media.sink import output_kind
 from chain.media.targets import check_target
+from chain.options import option
 
 
 @dataclass(frozen=True)
 class Outputs:
     """Where a run writes. Any subset may be given; at least one is needed."""
 
-    video: Path | None = None      # the synthesized video (or PNG folder, or image)
-    masks: Path | None = None      # colourised labels with class names and a legend
-    overlay: Path | None = None    # labels blended over the input
-    compare: Path | None = None    # input | labels | synthesized
-    labels: Path | None = None     # lossless label PNGs by frame index (--save-labels)
-    summary: Path | None = None    # JSON: per-frame class shares, timings, totals
+    # The command line's options (`chain.options`); text there, as a trailing slash names a folder.
+    video: Path | None = None      # the synthesized video (or PNG folder, or image): `chain run`'s argument
+    masks: Path | None = option("Write colourised labels with class names and a legend.", str | None, default=None, page=False)
+    overlay: Path | None = option("Write labels blended over the input.", str | None, default=None, page=False)
+    compare: Path | None = option("Write input | labels | synthesized side by side.", str | None, default=None, page=False)
+    #: Lossless label PNGs by frame index.
+    labels: Path | None = option("Write lossless label PNGs (000000.png…) to a folder.", Path | None, default=None,
+                                 keyword="save_labels", page=False)
+    #: JSON: per-frame class shares, timings, totals.
+    summary: Path | None = option("Write a JSON summary: per-frame classes, timings.", Path | None, default=None, page=False)
     #: Outputs named with a trailing slash (``out.v2/``): folders of PNG frames, whatever their suffix.
     folders: frozenset[str] = field(default_factory=frozenset)
 

@@ -29,6 +29,7 @@ from chain.media.targets import (
     remove_stale_staging,
     staging_path,
 )
+from chain.version import __version__
 
 if TYPE_CHECKING:
     import av
@@ -135,7 +136,7 @@ class VideoFileSink(FrameSink):
         self._fps = fps
         self._codec, self._pix_fmt, self._options = codec, pix_fmt, options
         self._output = av.open(str(self.staging), "w", format=container_format)
-        self._output.metadata["comment"] = f"{OWNER_TAG} {_version()}"  # so a later run may replace it
+        self._output.metadata["comment"] = f"{OWNER_TAG} {__version__}"  # so a later run may replace it
         self._stream: av.video.stream.VideoStream | None = None
         self._audio = audio
         self._closed = False
@@ -147,7 +148,7 @@ class VideoFileSink(FrameSink):
         stream.width, stream.height = even_size(Size(width, height))
         stream.pix_fmt = self._pix_fmt
         # FFmpeg's own threads (frame and slice; libx264 and libvpx take the count as theirs): the
-        # encoder runs behind the networks (`chain.overlap`) on whatever cores they leave.
+        # encoder runs behind the networks (`chain.engine.overlap`) on whatever cores they leave.
         stream.codec_context.thread_type = "AUTO"
         stream.codec_context.thread_count = 0
         ticks = 1 if self._output.format.name == "avi" else _TICKS_PER_FRAME
@@ -201,7 +202,7 @@ class ImageFolderSink(FrameSink):
     def __init__(self, target: Path) -> None:
         super().__init__(target)
         self.staging.mkdir()
-        (self.staging / FOLDER_MARKER).write_text(json.dumps({"written_by": f"chain {_version()}"}) + "\n")
+        (self.staging / FOLDER_MARKER).write_text(json.dumps({"written_by": f"chain {__version__}"}) + "\n")
 
     def write(self, image: np.ndarray, time: float) -> None:
         save_png(image, self.staging / f"{self.frames_written:06d}.png")
@@ -249,16 +250,10 @@ def save_png(image: np.ndarray, path: Path, *, format: str = "PNG", tag: bool = 
         from PIL.PngImagePlugin import PngInfo
 
         options["pnginfo"] = PngInfo()
-        options["pnginfo"].add_text("Software", f"{OWNER_TAG} {_version()}")
+        options["pnginfo"].add_text("Software", f"{OWNER_TAG} {__version__}")
     elif tag and format == "JPEG":
-        options["comment"] = f"{OWNER_TAG} {_version()}"
+        options["comment"] = f"{OWNER_TAG} {__version__}"
     Image.fromarray(image).save(path, format=format, **options)
-
-
-def _version() -> str:
-    from chain import __version__
-
-    return __version__
 
 
 def open_sink(path: str | Path, *, fps: Fraction, audio: AudioPassthrough | None = None,

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from chain import bounds
 from chain.errors import ChainError
 from chain.media.sizes import Size
+from chain.options import option
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 DEFAULT_IMAGE_FPS = Fraction(25)
@@ -121,9 +123,13 @@ class InputDamage:
 class Trim:
     """Which part of the input to read: seconds from the start, and how much."""
 
-    start: float = 0.0
-    duration: float | None = None
-    max_frames: int | None = None
+    # The command line's options (`chain.options`).
+    start: float = option("Start this many seconds into the input.", float, default=0.0,
+                          parser=bounds.seconds("--start"), metavar="SECONDS", page=False)
+    duration: float | None = option("Process at most this many seconds.", float | None, default=None,
+                                    parser=bounds.seconds("--duration", positive=True), metavar="SECONDS", page=False)
+    max_frames: int | None = option("Process at most this many frames.", int | None, default=None,
+                                    parser=bounds.FRAMES, metavar="N")
     #: A shard of a run (`chain.cluster`): decoding starts at the run's frame ``seek_frame``, a
     #: keyframe ``seek_time`` seconds after ``start``, and frames are numbered and timed as if read
     #: from ``start`` (so ``max_frames`` counts from ``start`` too). Video files only.

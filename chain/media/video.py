@@ -46,7 +46,7 @@ def open_container(path: Path) -> av.container.InputContainer:
     return av.open(f"file:{Path(path).absolute()}", options={"protocol_whitelist": "file"})
 
 
-def open_video(path: Path, trim: Trim, wanted: Size | None, rate: Fraction | None) -> FrameSource:
+def open_video(path: Path, trim: Trim, wanted: Size | int | None, rate: Fraction | None) -> FrameSource:
     """A lazily decoded video file; see `chain.media.inputs.open_source`.
 
     Everything that can be decided from the headers and the first frame is decided here, before

@@ -5,7 +5,8 @@ A description is what `chain list` shows and what a run is checked against befor
 names, variants, label spaces, options and where the weights are. Nothing here imports torch or a
 stage's module: each builder below imports its stage's module when called, so listing stages takes a fraction of a second
 and a missing SPADE checkpoint is refused before any network code loads. The tables a stage's
-module shares with its description (its Hub repositories) live in `chain.stages.variants`, once.
+module shares with its description (each variant's label space, weights and background) are the
+variant records of `chain.stages.variants`, one per variant.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chain.labels import ADE20K, VOC, get_label_space
+from chain.labels import get_label_space
 from chain.stages.hub import in_cache_or_folder
 from chain.stages.spec import StageContext, StageSpec, WeightsStatus
 from chain.stages.variants import (
+    CONTROLNET,
     CONTROLNET_BASE_REPO,
-    CONTROLNET_REPOS,
-    MASK2FORMER_REPOS,
-    SEGFORMER_REPOS,
-    SPADE_SPACES,
+    DEEPLAB,
+    DEEPLAB_MNV2,
+    MASK2FORMER,
+    SEGFORMER,
+    SPADE,
+    Variants,
 )
 from chain.weights import locations
-from chain.weights.locations import CONFIG_FILE, DEEPLAB_MNV2_FILES, DEEPLAB_URLS, RANDOM, VAEGAN_HOW_TO_TRAIN
+from chain.weights.locations import CONFIG_FILE, RANDOM, VAEGAN_HOW_TO_TRAIN
 
 if TYPE_CHECKING:
     from chain.stages.base import Segmenter, Synthesizer
@@ -35,27 +39,31 @@ CONTROLNET_OPTIONS = ("prompt", "negative_prompt", "steps", "guidance", "control
                       "noise", "cross_frame", "img2img", "attention_slicing", "cpu_offload", "base", "controlnet")
 
 
+# A stage with variants is given its variant resolved (`StageSpec.resolve_variant`: the default when
+# none is named), so the weights and builders below index the variant records directly.
+
+
 def _deeplab_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     if weights_arg == RANDOM:
         return WeightsStatus("random", True)
     if weights_arg is not None:
         return WeightsStatus(weights_arg, Path(weights_arg).is_file())
-    cache = locations.deeplab_cache_path(variant or "resnet50")
-    return WeightsStatus(str(cache), cache.is_file(),
-                         how_to_get=f"downloaded on first use from {DEEPLAB_URLS[variant or 'resnet50']}")
+    record = DEEPLAB[variant]
+    cache = record.weights_location()
+    return WeightsStatus(str(cache), cache.is_file(), how_to_get=record.how_to_get_weights())
 
 
 def _deeplab_mnv2_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-    variant = variant or "voc"
-    path = Path(weights_arg) if weights_arg else locations.deeplab_mnv2_checkpoint(variant)
+    record = DEEPLAB_MNV2[variant]
+    path = Path(weights_arg) if weights_arg else record.weights_location()
     return WeightsStatus(str(path), (path / CONFIG_FILE).is_file(), refused_if_missing=True,
-                         how_to_get=f"chain import tflite {DEEPLAB_MNV2_FILES[variant]} --labels {variant} --out {path}")
+                         how_to_get=record.how_to_get_weights(location=path))
 
 
 def _spade_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-    variant = variant or "coco"
-    path = Path(weights_arg) if weights_arg else locations.spade_weights_path(variant)
-    return WeightsStatus(str(path), path.exists(), how_to_get=locations.spade_how_to_get(variant), refused_if_missing=True)
+    record = SPADE[variant]
+    path = Path(weights_arg) if weights_arg else record.weights_location()
+    return WeightsStatus(str(path), path.exists(), how_to_get=record.how_to_get_weights(), refused_if_missing=True)
 
 
 def _vaegan_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
@@ -65,9 +73,11 @@ def _vaegan_weights(variant: str | None, weights_arg: str | None) -> WeightsStat
     return WeightsStatus(str(folder), present, how_to_get=VAEGAN_HOW_TO_TRAIN)
 
 
-def _hub_weights(repos: dict[str, str] | None) -> Callable[[str | None, str | None], WeightsStatus]:
+def _hub_weights(variants: Variants | None) -> Callable[[str | None, str | None], WeightsStatus]:
+    """The weights status of a transformers stage: a family's variant (its Hub repository) or, for
+    ``hf``, the repository or folder given as the variant."""
     def status(variant: str | None, weights_arg: str | None) -> WeightsStatus:
-        source = weights_arg or (repos[variant] if repos and variant else variant)
+        source = weights_arg or (variants[variant].source if variants is not None and variant else variant)
         if not source:
             return WeightsStatus("a Hub repository id or save_pretrained folder", False,
                                  how_to_get="--seg hf:REPO_OR_FOLDER")
@@ -79,11 +89,12 @@ def _hub_weights(repos: dict[str, str] | None) -> Callable[[str | None, str | No
 
 def _controlnet_weights(variant: str | None, weights_arg: str | None) -> WeightsStatus:
     """Whether the ControlNet and the base model are in the Hugging Face cache (nothing is fetched)."""
-    controlnet = weights_arg or CONTROLNET_REPOS[variant or "v11"]
+    record = CONTROLNET[variant]
+    controlnet = weights_arg or record.source
     present = all(in_cache_or_folder(repo, file) for repo, file in ((controlnet, "config.json"),
                                                                       (CONTROLNET_BASE_REPO, "model_index.json")))
     return WeightsStatus(f"{controlnet} + {CONTROLNET_BASE_REPO} (Hugging Face cache)", present,
-                         how_to_get=f"hf download {controlnet}; hf download {CONTROLNET_BASE_REPO}")
+                         how_to_get=record.how_to_get_weights(controlnet))
 
 
 # Each stage's code (and torch with it) is imported only when that stage is built.
@@ -113,10 +124,10 @@ def _build_hf(variant: str | None, context: StageContext) -> Segmenter | Synthes
     return build_hf(variant, context)
 
 
-def _build_hub_model(repos: dict[str, str], variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
+def _build_hub_model(variants: Variants, variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
     from chain.stages.hf_segmenter import build_hub_model
 
-    return build_hub_model(repos, variant, context)
+    return build_hub_model(variants, variant, context)
 
 
 def _build_colorize(variant: str | None, context: StageContext) -> Segmenter | Synthesizer:
@@ -149,22 +160,21 @@ def _build_vaegan(variant: str | None, context: StageContext) -> Segmenter | Syn
     return build_vaegan(variant, context)
 
 
-def _hub_family(name: str, repos: dict[str, str], summary: str, spaces: dict[str, str]) -> StageSpec:
-    return StageSpec(name=name, kind="segmenter", build=functools.partial(_build_hub_model, repos),
-                     summary=summary, variants=tuple(repos), default_variant=next(iter(repos)),
-                     label_space=lambda variant: spaces[variant or next(iter(repos))], weights=_hub_weights(repos),
-                     options=("size",))
+def _hub_family(name: str, variants: Variants, summary: str) -> StageSpec:
+    return StageSpec(name=name, kind="segmenter", build=functools.partial(_build_hub_model, variants),
+                     summary=summary, variants=tuple(variants), default_variant=variants.default,
+                     label_space=variants.label_space, weights=_hub_weights(variants), options=("size",))
 
 
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec(name="deeplab", kind="segmenter", build=_build_deeplab,
-              summary="torchvision DeepLabV3, PASCAL VOC classes (COCO-VOC weights)", variants=tuple(DEEPLAB_URLS),
-              default_variant="resnet50", label_space=lambda variant: VOC.name, weights=_deeplab_weights,
+              summary="torchvision DeepLabV3, PASCAL VOC classes (COCO-VOC weights)", variants=tuple(DEEPLAB),
+              default_variant=DEEPLAB.default, label_space=DEEPLAB.label_space, weights=_deeplab_weights,
               options=("size",)),
     StageSpec(name="deeplab-mnv2", kind="segmenter", build=_build_deeplab_mnv2,
               summary="DeepLabV3-MobileNetV2 ported from TF Lite (chain import tflite)",
-              variants=tuple(DEEPLAB_MNV2_FILES), default_variant="voc",
-              label_space=lambda variant: get_label_space(variant or "voc").name, weights=_deeplab_mnv2_weights,
+              variants=tuple(DEEPLAB_MNV2), default_variant=DEEPLAB_MNV2.default,
+              label_space=DEEPLAB_MNV2.label_space, weights=_deeplab_mnv2_weights,
               options=("fit", "size", "quantization", "backend")),
     StageSpec(name="palette", kind="segmenter", build=_build_palette,
               summary="nearest palette colour of a label space (variant: any space; feed cartoons and 8-bit games in)",
@@ -176,8 +186,8 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
               label_space=lambda variant: variant or "(segmenter's)"),
     StageSpec(name="spade", kind="synthesizer", build=_build_spade,
               summary="NVIDIA SPADE/GauGAN generator (NVlabs checkpoints or chain-trained folders)",
-              variants=tuple(SPADE_SPACES), default_variant="coco",
-              label_space=lambda variant: SPADE_SPACES[variant or "coco"].name, weights=_spade_weights,
+              variants=tuple(SPADE), default_variant=SPADE.default, label_space=SPADE.label_space,
+              weights=_spade_weights,
               options=("fit", "size")),
     StageSpec(name="vaegan", kind="synthesizer", build=_build_vaegan,
               summary="VAE-GAN autoencoder (Larsen et al. 2015) trained on a film with `chain train vaegan`: "
@@ -185,14 +195,12 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
               weights=_vaegan_weights, options=("latent_noise", "seed", "batch", "smooth")),
     StageSpec(name="controlnet", kind="synthesizer", build=_build_controlnet,
               summary="Stable Diffusion 1.5 + segmentation ControlNet (diffusers); a prompt sets the style",
-              variants=tuple(CONTROLNET_REPOS), default_variant="v11", label_space=lambda variant: ADE20K.name,
+              variants=tuple(CONTROLNET), default_variant=CONTROLNET.default, label_space=CONTROLNET.label_space,
               weights=_controlnet_weights, options=CONTROLNET_OPTIONS),
     StageSpec(name="hf", kind="segmenter", build=_build_hf,
               summary="any transformers semantic/instance/panoptic segmentation model: --seg hf:REPO_OR_FOLDER",
               label_space=lambda variant: "(the model's)", weights=_hub_weights(None), options=("size",)),
-    _hub_family("mask2former", MASK2FORMER_REPOS,
-                "Mask2Former (transformers): COCO panoptic 133 classes (snow, sand, baseball bat...), or ADE20K",
-                {variant: "coco-panoptic" if variant.startswith("coco") else "ade20k" for variant in MASK2FORMER_REPOS}),
-    _hub_family("segformer", SEGFORMER_REPOS, "SegFormer (transformers), ADE20K 150 classes",
-                dict.fromkeys(SEGFORMER_REPOS, "ade20k")),
+    _hub_family("mask2former", MASK2FORMER,
+                "Mask2Former (transformers): COCO panoptic 133 classes (snow, sand, baseball bat...), or ADE20K"),
+    _hub_family("segformer", SEGFORMER, "SegFormer (transformers), ADE20K 150 classes"),
 )

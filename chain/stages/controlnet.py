@@ -42,10 +42,8 @@ from chain.stages.controlnet_attention import (
 )
 from chain.stages.hub import hub_offline, missing_model, quiet_loading, short_name
 from chain.stages.spec import StageContext
-from chain.stages.variants import CONTROLNET_BASE_REPO as BASE_REPO
-from chain.stages.variants import CONTROLNET_REPOS
+from chain.stages.variants import CONTROLNET, CONTROLNET_BASE_REPO
 
-DEFAULT_VARIANT = "v11"
 # ControlNet's own demo defaults (gradio_seg2image.py: a_prompt / n_prompt), trimmed to what
 # applies to scenes rather than hands.
 DEFAULT_PROMPT = "best quality, extremely detailed"
@@ -345,12 +343,11 @@ def _pass_folder(option: str) -> str:
 
 def build_controlnet(variant: str | None, context: StageContext) -> ControlNetSynthesizer:
     """The ``controlnet`` synthesizer; ``--synth-weights`` is the same as ``controlnet=``."""
-    variant = variant or DEFAULT_VARIANT
     if context.weights and "controlnet" in context.options:
         raise ChainError("give the ControlNet once: --synth-weights or --synth-opt controlnet=, not both")
     settings = settings_from_options(context)  # before loading, so option mistakes fail at once
-    base = context.options.get("base") or BASE_REPO
-    controlnet = context.options.get("controlnet") or context.weights or CONTROLNET_REPOS[variant]
+    base = context.options.get("base") or CONTROLNET_BASE_REPO
+    controlnet = context.options.get("controlnet") or context.weights or CONTROLNET[variant].source
     slicing = context.choice_option("attention_slicing", OFF_ON) == "on"
     pipeline = load_pipeline(base, controlnet, device=context.device, attention_slicing=slicing,
                              cpu_offload=context.choice_option("cpu_offload", OFF_ON) == "on")

@@ -24,7 +24,6 @@ _BUILDERS = {
 }
 def build_deeplab(variant: str | None, context: StageContext) -> TorchSegmenter:
     """The ``deeplab`` segmenter. Option ``size``: short side frames are resized to (default 520)."""
-    variant = variant or "resnet50"
     builder, weights, backbone = _BUILDERS[variant]
     state_dict = load_deeplab_state_dict(weights, f"DeepLabV3 {variant}", context.weights)
     aux_loss = state_dict is not None and any(k.startswith("aux_classifier") for k in state_dict)

@@ -30,8 +30,8 @@ from chain.labels import get_label_space
 from chain.stages.onnx_segmenter import OnnxSegmenter
 from chain.stages.spec import StageContext
 from chain.stages.torch_segmenter import TorchSegmenter
+from chain.stages.variants import DEEPLAB_MNV2
 from chain.weights.deeplab_mnv2 import default_checkpoint, load_deeplab_mnv2
-from chain.weights.locations import DEEPLAB_MNV2_FILES
 
 FITS = ("square", "aspect")
 # --seg-opt quantization=...: the port's activation_quantization for the file's hybrid convs.
@@ -40,12 +40,11 @@ QUANTIZATIONS = {"float": "none", "tflite": "dynamic-int8-per-pixel", "tflite-bu
 
 
 def build_deeplab_mnv2(variant: str | None, context: StageContext) -> TorchSegmenter:
-    variant = variant or "voc"
     path = Path(context.weights) if context.weights else default_checkpoint(variant)
     if not path.exists():
         raise MissingWeightsError(
-            f"no DeepLabV3-MobileNetV2 {variant} checkpoint at {path}: make one with `chain import tflite "
-            f"{DEEPLAB_MNV2_FILES[variant]} --labels {variant} --out {path}` (or pass --seg-weights DIR)")
+            f"no DeepLabV3-MobileNetV2 {variant} checkpoint at {path}: make one with "
+            f"`{DEEPLAB_MNV2[variant].how_to_get_weights(location=path)}` (or pass --seg-weights DIR)")
     quantization = context.choice_option("quantization", tuple(QUANTIZATIONS))
     backend = _backend(context, quantization)
     network, meta = load_deeplab_mnv2(path, activation_quantization=QUANTIZATIONS[quantization])

@@ -34,6 +34,7 @@ from chain.labels.resize import resize_labels
 from chain.stages.base import LABEL_DTYPE, Segmenter
 from chain.stages.hub import hub_offline, local_file, missing_model, quiet_loading, short_name
 from chain.stages.spec import StageContext
+from chain.stages.variants import Variants
 from chain.weights.folder import read_json
 
 # The post-processing upsamples every class's scores to the size it is asked for: 133 classes at
@@ -223,6 +224,6 @@ def build_hf(variant: str | None, context: StageContext) -> TransformersSegmente
     return build_transformers_segmenter(source, context)
 
 
-def build_hub_model(repos: dict[str, str], variant: str | None, context: StageContext) -> TransformersSegmenter:
-    """A ``mask2former``/``segformer`` variant: its Hub repository from ``repos``, or ``--seg-weights``."""
-    return build_transformers_segmenter(context.weights or repos[variant], context)
+def build_hub_model(variants: Variants, variant: str | None, context: StageContext) -> TransformersSegmenter:
+    """A ``mask2former``/``segformer`` variant: its Hub repository (`chain.stages.variants`), or ``--seg-weights``."""
+    return build_transformers_segmenter(context.weights or variants[variant].source, context)

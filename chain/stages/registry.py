@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from chain.config import StageName, parse_stage_name
 from chain.errors import ChainError, MissingWeightsError
 from chain.stages.spec import StageContext, StageKind, StageSpec
 
@@ -66,12 +67,6 @@ def stages(kind: StageKind) -> dict[str, StageSpec]:
     return dict(_REGISTRY[kind])
 
 
-def parse_stage_name(text: str) -> tuple[str, str | None]:
-    """``"deeplab:resnet101"`` → ``("deeplab", "resnet101")``; variants may contain ':'."""
-    name, _, variant = text.strip().partition(":")
-    return name.strip().lower(), (variant.strip() or None)
-
-
 def get_stage(kind: StageKind, name: str) -> StageSpec:
     """The stage called ``name``, or a `ChainError` with close matches."""
     registry = stages(kind)
@@ -82,15 +77,16 @@ def get_stage(kind: StageKind, name: str) -> StageSpec:
     raise ChainError(f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(registry))}; see `chain list`)")
 
 
-def build_stage(kind: StageKind, text: str, context: StageContext) -> Segmenter | Synthesizer:
-    """Build the stage named by ``text`` (``NAME`` or ``NAME:VARIANT``)."""
-    spec, variant = _checked(kind, text, context.options)
+def build_stage(kind: StageKind, stage: str | StageName, context: StageContext) -> Segmenter | Synthesizer:
+    """Build the stage named by ``stage``: ``NAME`` or ``NAME:VARIANT``, or that text parsed (a
+    `ChainConfig`'s ``segmenter``/``synthesizer``)."""
+    spec, variant = _checked(kind, stage, context.options)
     return spec.build(variant, context)
 
 
-def _checked(kind: StageKind, text: str, options: Iterable[str]) -> tuple[StageSpec, str | None]:
-    """The spec ``text`` names and its variant, or a `ChainError` for an unknown name, variant or option."""
-    name, variant = parse_stage_name(text)
+def _checked(kind: StageKind, stage: str | StageName, options: Iterable[str]) -> tuple[StageSpec, str | None]:
+    """The spec ``stage`` names and its variant, or a `ChainError` for an unknown name, variant or option."""
+    name, variant = stage if isinstance(stage, StageName) else parse_stage_name(stage)
     spec = get_stage(kind, name)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
@@ -104,12 +100,13 @@ def check_stages(config: ChainConfig) -> None:
     names, variants and options, and the weights a stage looks for by default where they cannot be
     fetched on first use (`WeightsStatus.refused_if_missing`). Weights a user names
     (``--seg-weights``, ``hf:FOLDER``) are checked by the stage as it loads them."""
-    wanted = [(kind, text, weights, options) for kind, text, weights, options in (
-        ("segmenter", config.seg, config.seg_weights, config.seg_options),
-        ("synthesizer", config.synth, config.synth_weights, config.synth_options)) if text and text != "none"]
+    wanted = [(kind, text, stage, weights, options) for kind, text, stage, weights, options in (
+        ("segmenter", config.seg, config.segmenter, config.seg_weights, config.seg_options),
+        ("synthesizer", config.synth, config.synthesizer, config.synth_weights, config.synth_options))
+        if stage is not None]
     missing = []
-    for kind, text, weights, options in wanted:
-        spec, variant = _checked(kind, text, options)
+    for kind, text, stage, weights, options in wanted:
+        spec, variant = _checked(kind, stage, options)
         status = spec.weights(variant, None) if spec.weights is not None and weights is None else None
         if status is not None and not status.present and status.refused_if_missing:
             missing.append(f"{kind} {text!r}: weights not found ({status.location}): {status.how_to_get}")

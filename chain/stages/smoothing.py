@@ -13,56 +13,12 @@ starts afresh from the current frame, and a scene cut drops the whole state.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 import torch
 
-from chain.errors import ChainError
+from chain.bounds import Smoothing
 from chain.stages.base import Segmenter, labels_from_scores
 from chain.stages.flow import MotionEstimator, gray_at, warp
-
-_SPEC = re.compile(r"^(ema|flow)(?::(0(?:\.\d+)?|1(?:\.0*)?))?$")
-_WINDOW = re.compile(r"^window(?::(\d+))?$")
-#: ALPHA of a bare ``flow``: tuned on the shared clips (benchmarks/smoothing_flicker.py).
-DEFAULT_FLOW_ALPHA = 0.85
-
-
-@dataclass(frozen=True)
-class Smoothing:
-    """A parsed ``--smooth``: the mode and the weight of the past."""
-
-    mode: Literal["ema", "flow", "window"]
-    alpha: float
-    #: ``window``: how many frames before and after each frame are fused with it.
-    radius: int = 0
-
-    def __str__(self) -> str:
-        return f"window ±{self.radius}" if self.mode == "window" else f"{self.mode} {self.alpha}"
-
-
-def parse_smoothing(text: str | None) -> Smoothing | None:
-    """``"ema:0.6"``, ``"flow"``, ``"flow:0.7"``, ``"window:2"`` → a `Smoothing`; None/"none"/ALPHA 0 → None."""
-    if text is None or text.strip() in ("", "none"):
-        return None
-    window = _WINDOW.match(text.strip())
-    if window:
-        from chain.stages.window import DEFAULT_WINDOW_RADIUS, MAX_WINDOW_RADIUS
-
-        radius = int(window.group(1)) if window.group(1) is not None else DEFAULT_WINDOW_RADIUS
-        if not 1 <= radius <= MAX_WINDOW_RADIUS:
-            raise ChainError(f"--smooth {text!r}: window:K takes K from 1 to {MAX_WINDOW_RADIUS} frames")
-        return Smoothing("window", 0.0, radius)
-    match = _SPEC.match(text.strip())
-    if match and match.group(2) is None and match.group(1) == "flow":
-        return Smoothing("flow", DEFAULT_FLOW_ALPHA)
-    alpha = float(match.group(2)) if match and match.group(2) is not None else None
-    if alpha is None or not 0 <= alpha < 1:
-        raise ChainError(f"--smooth {text!r}: use ema:ALPHA or flow[:ALPHA] with 0 <= ALPHA < 1 "
-                         f"(e.g. ema:0.6, flow), window[:K], or none")
-    return Smoothing(match.group(1), alpha) if alpha > 0 else None
 
 
 class Smoother:

@@ -26,14 +26,12 @@ from chain.labels import LabelSpace, get_label_space
 from chain.labels.resize import resize_labels
 from chain.stages.base import Synthesizer, as_label_tensor
 from chain.stages.spec import StageContext
-from chain.stages.variants import SPADE_SPACES as VARIANT_SPACES
+from chain.stages.variants import SPADE
 from chain.weights.folder import training_caveat
-from chain.weights.locations import CONFIG_FILE, checkpoint_dir, spade_how_to_get
+from chain.weights.locations import CONFIG_FILE, checkpoint_dir
 from chain.weights.spade import default_weights_path, load_spade, load_spade_checkpoint
 from models.spade import UPSAMPLINGS, SPADEGenerator, make_spade_input
 
-# What VOC's "background" becomes: something SPADE paints convincingly behind people and things.
-DEFAULT_BACKGROUND = {"coco": "grass", "ade20k": "grass", "cityscapes": "vegetation"}
 FITS = ("native", "squash")
 REFERENCE_NGF = 64  # the width of NVIDIA's released generators (and of `chain train spade`'s default)
 
@@ -104,15 +102,15 @@ class SpadeSynthesizer(Synthesizer):
 
 
 def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:
-    """The ``spade`` synthesizer. Options: ``fit`` (native|squash), ``size`` (short side in pixels)."""
-    variant = variant or "coco"
+    """The ``spade`` synthesizer (``variant`` resolved by the registry: a `chain.stages.variants.SPADE`
+    name). Options: ``fit`` (native|squash), ``size`` (short side in pixels)."""
+    record = SPADE[variant]
     path = Path(context.weights) if context.weights else default_weights_path(variant)
     if not path.exists():
         if context.weights:
             raise ChainError(f"SPADE weights not found: {path}")
-        raise MissingWeightsError(
-            f"SPADE {variant} weights not found at {path}: {spade_how_to_get(variant)}")
-    space = VARIANT_SPACES[variant]
+        raise MissingWeightsError(f"SPADE {variant} weights not found at {path}: {record.how_to_get_weights()}")
+    space = get_label_space(record.label_space)
     if path.is_dir() and (checkpoint_dir(path) / CONFIG_FILE).is_file():
         path = checkpoint_dir(path)  # the checkpoint itself, or a `chain train spade` run folder
     meta: dict = {}
@@ -129,7 +127,8 @@ def build_spade(variant: str | None, context: StageContext) -> SpadeSynthesizer:
     return SpadeSynthesizer(
         generator, label_space=space, fit=context.choice_option("fit", FITS),
         short_side=context.int_option("size", None, minimum=1), device=context.device,
-        default_background=DEFAULT_BACKGROUND.get(variant) if space is VARIANT_SPACES.get(variant) else None,
+        # The variant's background belongs to its own space: a checkpoint in another paints without one.
+        default_background=record.default_background if space.name == record.label_space else None,
         description=f"SPADE {variant} (ngf {generator.config.ngf}, {path.name})")
 
 

@@ -1,7 +1,7 @@
 """``chain ui``: a local web page (Gradio) to try label swaps on one frame, then run the whole video.
 
 Needs the optional extra: ``pip install "chain[ui]"``. The page is a thin layer over the library:
-previews go through the same `chain.pipeline.Chain` conversion and remapping as runs, and a run
+previews go through the same `chain.engine.pipeline.Chain` conversion and remapping as runs, and a run
 is `chain.api.run`, exactly what ``chain run`` does (the page shows that command line).
 """
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chain.config import parse_stage_name
 from chain.labels import LABEL_SPACES
 from chain.stages import stages
-from chain.stages.registry import parse_stage_name
 from chain.stages.spec import StageKind, StageSpec
 
 #: Stages whose variant is a path or a repository: typed into the menu, never listed.

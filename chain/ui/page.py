@@ -15,10 +15,11 @@ import gradio as gr
 
 from chain.errors import ChainError, error_line
 from chain.labels import get_label_space
+from chain.options import Declared
 from chain.ui.menu import missing_text, options_hint, stage_choices
 from chain.ui.preview import FramePreview, Previewer, read_info
 from chain.ui.runner import Runner, RunState
-from chain.ui.settings import Settings, output_paths, split_list
+from chain.ui.settings import Settings, output_paths, page_options, split_list
 
 POLL_SECONDS = 0.4  # how often a running job's progress is sent to the page
 DEFAULT_SEG, DEFAULT_SYNTH = Settings.seg, Settings.synth
@@ -61,6 +62,16 @@ def _stage_menu(kind: str, default: str) -> gr.Dropdown:
                        elem_id="seg-menu" if kind == "segmenter" else "synth-menu")
 
 
+def _option_control(declared: Declared) -> gr.Checkbox | gr.Textbox:
+    """A control for a run option the page has none of its own for (`chain.ui.settings.page_options`):
+    a checkbox for a flag, else a text box (its text is parsed as on the command line), labelled with
+    the option's help."""
+    elem_id = declared.flag.removeprefix("--")
+    if declared.option.type is bool:
+        return gr.Checkbox(False, label=declared.option.help, elem_id=elem_id)
+    return gr.Textbox(label=declared.option.help, info=declared.flag, elem_id=elem_id)
+
+
 def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
     """The app; runs write into ``out_dir``."""
     previewer, runner = Previewer(), Runner()
@@ -95,6 +106,9 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
                     max_frames = gr.Number(None, label="run at most this many frames (empty: all)", precision=0)
                     batch = gr.Number(1, label="frames per network call", precision=0, minimum=1)
                     device = gr.Dropdown(["auto", "cpu", "cuda"], value="auto", label="device")
+                    # Every other run option declared for the page, a control made from its declaration.
+                    offered = page_options()
+                    more = [_option_control(declared) for declared in offered]
                 preview_button = gr.Button("Preview frame", elem_id="preview-button")
             with gr.Column(scale=3):
                 message = gr.HTML(elem_id="message")
@@ -126,10 +140,10 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
         summary = gr.JSON(label="summary", elem_id="summary")
 
         controls = [source_box, seg, synth, seg_opt, synth_opt, remap, seg_weights, synth_weights, background, smooth,
-                    size, max_frames, batch, device]
+                    size, max_frames, batch, device, *more]
 
         def settings_of(source_text, seg_name, synth_name, seg_text, synth_text, remap_text, seg_w, synth_w,
-                        background_name, smooth_text, size_text, most, batch_size, device_name) -> Settings:
+                        background_name, smooth_text, size_text, most, batch_size, device_name, *more_values) -> Settings:
             return Settings(source=(source_text or "").strip(), seg=(seg_name or "none").strip(),
                             synth=(synth_name or "none").strip(), seg_weights=(seg_w or "").strip() or None,
                             synth_weights=(synth_w or "").strip() or None, seg_options=split_list(seg_text),
@@ -137,7 +151,9 @@ def build_page(out_dir: Path, source: str | None = None) -> gr.Blocks:
                             background=(background_name or "").strip() or None,
                             smooth=(smooth_text or "").strip() or None, size=(size_text or "").strip() or None,
                             max_frames=int(most) if most else None, batch=int(batch_size or 1),
-                            device=device_name or "auto")
+                            device=device_name or "auto",
+                            more=tuple((declared.keyword, value) for declared, value in zip(offered, more_values)
+                                       if value not in (None, "", False)))
 
         shown = gr.State(())  # per browser tab: the frame and segmenter its input and masks pictures show
         preview_outputs = [input_image, painting, masks, labels, classes, rule_to, message, command, shown]

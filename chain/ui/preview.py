@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from chain.api import NONE, parse_options
+from chain.config import NO_STAGE, parse_options
 from chain.device import resolve_device
+from chain.engine.pipeline import Chain
+from chain.engine.render import MaskRenderer, class_shares, resize_frames
 from chain.errors import ChainError
 from chain.media import SourceInfo, Trim, open_source
-from chain.pipeline import Chain
-from chain.render import MaskRenderer, class_shares, resize_frames
 from chain.stages import StageContext, build_stage
 from chain.stages.base import Segmenter, Synthesizer, labels_to_numpy
 from chain.stages.spec import StageKind
@@ -169,13 +169,13 @@ class Previewer:
         return settings.seg, settings.seg_weights, settings.seg_options, settings.device
 
     def _segmenter(self, settings: Settings) -> Segmenter | None:
-        if not settings.seg or settings.seg == NONE:
+        if not settings.seg or settings.seg == NO_STAGE:
             return None
         return self._cached(self._segmenters, self._seg_key(settings), "segmenter", settings.seg,
                             settings.seg_weights, settings.seg_options, settings.device)
 
     def _synthesizer(self, settings: Settings, segmenter: Segmenter | None) -> Synthesizer | None:
-        if not settings.synth or settings.synth == NONE:
+        if not settings.synth or settings.synth == NO_STAGE:
             if segmenter is None:
                 raise ChainError("--seg none and --synth none leave nothing to run")
             return None

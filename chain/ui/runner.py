@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field, replace
 
 from chain import api
+from chain.engine.summary import frames_per_second
 from chain.errors import ChainError, error_line
-from chain.pipeline import Outputs
-from chain.summary import frames_per_second
+from chain.media.outputs import Outputs
 from chain.ui.settings import Settings
 
 
@@ -42,7 +42,7 @@ class RunState:
 
 
 class _Progress:
-    """`chain.pipeline.Progress` that records frames for the page and stops the run on cancel."""
+    """`chain.engine.pipeline.Progress` that records frames for the page and stops the run on cancel."""
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner

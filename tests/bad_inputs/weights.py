@@ -342,7 +342,7 @@ def _(folder: Path) -> list[str]:
 
 
 def _segformer(folder: Path) -> Path:
-    from tests.tiny_transformers import write_segformer
+    from support.tiny_transformers import write_segformer
 
     return write_segformer(folder / "seg", ["sky", "road", "car"], side=32)
 

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,8 @@ import torch
 from chain.labels import LabelSpace
 from chain.media.source import InputDamage
 from chain.media.targets import SUMMARY_PREFIX, Staged, publish_all, remove_stale_staging, staging_path
+from chain.signals import deferred_signals
+from chain.version import __version__
 
 
 class StageTimer:
@@ -337,8 +339,6 @@ class SummaryFile:
     """``{"per_frame": [...streamed...], "run": {...totals...}}`` written atomically."""
 
     def __init__(self, target: Path) -> None:
-        from chain import __version__
-
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(target)
@@ -368,3 +368,37 @@ class SummaryFile:
             pass
         finally:
             self.staging.unlink(missing_ok=True)
+
+
+def tracked_figures(tracker: ClassShareTracker | None, changes: FrameChangeTracker | None) -> dict[str, Any]:
+    """The `RunSummary` fields that a run's trackers hold: one machine's (`Chain`) and a sharded
+    run's, whose shards' trackers are joined first (`chain.cluster.run`), alike."""
+    return dict(mean_class_share=tracker.mean_shares() if tracker else {},
+                target_class_share=tracker.mean_target_shares() if tracker else {},
+                label_flicker=tracker.mean_flicker if tracker else None,
+                output_flicker=changes.flicker if changes else None,
+                output_change=changes.output_change if changes else None,
+                input_change=changes.input_change if changes else None)
+
+
+def publish_run(summary: RunSummary, staged: list[Staged], summary_file: SummaryFile | None, *,
+                record: bool = True, published: Callable[[], None] | None = None,
+                publish: Callable[..., None] = publish_all) -> None:
+    """The end of every run, on one machine or joined from parts: the summary file gets the totals,
+    then every finished output (``staged``, and the summary file) is moved into place together, stop
+    signals held, so that outputs appear together or not at all; the summary then names its file.
+
+    ``record``: note the outputs in chain's ledger (a shard's parts, published into the driver's
+    staging folders, are not the user's outputs). ``published`` runs once they are all in place,
+    still with signals held (the cluster forgets its staging names there: none may be discarded).
+    ``publish`` places them (`chain.media.targets.publish_all`; the cluster passes its own name for
+    it, where its tests stop a run half-way through placing).
+    """
+    if summary_file is not None:
+        summary_file.finish(summary)
+    with deferred_signals():
+        publish(staged + ([summary_file.staged()] if summary_file is not None else []), record=record)
+        if published is not None:
+            published()
+        if summary_file is not None:
+            summary.outputs["summary"] = str(summary_file.target)

@@ -7,8 +7,8 @@ from collections.abc import Collection
 import numpy as np
 import torch
 
+from chain.engine.render import MaskRenderer, side_by_side
 from chain.labels import LabelSpace
-from chain.render import MaskRenderer, side_by_side
 from chain.stages.base import labels_to_numpy
 
 

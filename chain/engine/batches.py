@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chain.engine.summary import ClassShareTracker, FrameChangeTracker, StageTimer
 from chain.media import Frame, FrameSource
 from chain.steadiness import SteadinessTracker
-from chain.summary import ClassShareTracker, FrameChangeTracker, StageTimer
 
 
 @dataclass(frozen=True)

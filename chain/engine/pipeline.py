@@ -15,11 +15,25 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from chain.batches import Batch, Part, looking_ahead
-from chain.batches import batches as read_batches
+from chain.checks import CheckedRun
 from chain.config import RunConfig, run_config_for_chain
+from chain.engine.batches import Batch, Part, looking_ahead
+from chain.engine.batches import batches as read_batches
+from chain.engine.overlap import Lanes
+from chain.engine.render import resize_frames
+from chain.engine.summary import (
+    ClassShareTracker,
+    FrameChangeTracker,
+    RunSummary,
+    StageTimer,
+    SummaryFile,
+    audio_note,
+    publish_run,
+    tracked_figures,
+)
+from chain.engine.views import Views
 from chain.errors import ChainError, first_line
-from chain.labels import LabelSpace, conversion, describe_remap, parse_remap, remap_notes, remap_table
+from chain.labels import LabelSpace, conversion, describe_remap, remap_notes, remap_table
 from chain.labels.remap import UnknownRemapClass
 from chain.labels.saved import LABELS_META_FILE, labels_meta
 from chain.media import (
@@ -33,16 +47,12 @@ from chain.media import (
 )
 from chain.media.outputs import Outputs, check_image_outputs, check_output_paths, option_name
 from chain.media.source import InputDamage
-from chain.media.targets import publish_all
-from chain.overlap import Lanes
-from chain.render import resize_frames
 from chain.signals import deferred_signals
 from chain.stages.base import Segmenter, Synthesizer, check_segmenter
 from chain.stages.deflicker import Deflicker, DeflickerSettings
 from chain.stages.registry import synthesizers_in
 from chain.steadiness import SteadinessTracker
-from chain.summary import ClassShareTracker, FrameChangeTracker, RunSummary, StageTimer, SummaryFile, audio_note
-from chain.views import Views
+from chain.version import __version__
 
 #: Outputs that show or save labels at frame size (with the summary's class shares, they keep the
 #: segmenter's labels at frame size; otherwise it labels at the synthesizer's grid).
@@ -72,7 +82,8 @@ class Chain:
     Args:
         segmenter: frames → labels; None when the synthesizer consumes frames.
         synthesizer: labels (or frames) → frames; None to only inspect the segmentation.
-        remap: ``SRC=DST`` rules applied in the synthesizer's label space (``*=snow`` for the rest).
+        remap: ``SRC=DST`` rules applied in the synthesizer's label space (``*=snow`` for the rest),
+            as text or as the ``(SRC, DST)`` pairs a `ChainConfig` parsed them into.
         background: the target class that the segmenter's catch-all class (VOC "background",
             ADE20K "other") becomes; default: the synthesizer's `default_background`.
         class_overrides: source-class → target-class names that win over the synonym table
@@ -81,7 +92,7 @@ class Chain:
     """
 
     def __init__(self, *, segmenter: Segmenter | None, synthesizer: Synthesizer | None,
-                 remap: Sequence[str] = (), background: str | None = None,
+                 remap: Sequence[str | tuple[str, str]] = (), background: str | None = None,
                  class_overrides: dict[str, str] | None = None, deflicker: DeflickerSettings | None = None) -> None:
         if segmenter is not None:
             check_segmenter(segmenter)
@@ -115,12 +126,13 @@ class Chain:
         if remap and self.target_space is None:
             raise ChainError("--remap needs label maps: choose a segmenter with --seg")
         try:
-            self.remap_lut = remap_table(self.target_space, parse_remap(remap)) if remap else None
+            self.remap_lut = remap_table(self.target_space, remap) if remap else None
         except UnknownRemapClass as error:
             raise ChainError(f"{error}{synthesizers_in(error.spaces)}") from None
         #: How the chain was asked for (stage names, options, remap; the command line from the CLI):
         #: written to the summary's ``request`` with the input path and chain's version.
-        self.request: dict[str, Any] = {"remap": list(remap), "background": background,
+        self.request: dict[str, Any] = {"remap": [rule if isinstance(rule, str) else "=".join(rule) for rule in remap],
+                                        "background": background,
                                         "class_overrides": dict(class_overrides or {})}
         self._compiled = False
         self._warm_up_pending = False  # `compile`: the next run's first batch compiles the networks
@@ -182,24 +194,26 @@ class Chain:
         """Labels already in the synthesizer's space, with the user's remap applied."""
         return self.remap_lut[converted] if self.remap_lut is not None else converted
 
-    def __call__(self, run: RunConfig | str | Path, outputs: Outputs | None = None, *,
+    def __call__(self, run: RunConfig | CheckedRun | str | Path, outputs: Outputs | None = None, *,
                  progress: Progress | None = None, part: Part | None = None, overlap: bool = True,
                  **options: object) -> RunSummary:
         """Run the chain as ``run`` says (its `ChainConfig` aside: this chain is built) and write its
         outputs; returns the run's totals.
 
         ``run`` is a `RunConfig`, or the input followed by its `Outputs` and `RunConfig.of`'s
-        run keywords (``pipeline("in.mp4", Outputs(video=...), trim=Trim(max_frames=5))``).
+        run keywords (``pipeline("in.mp4", Outputs(video=...), trim=Trim(max_frames=5))``), or a
+        `CheckedRun`, whose output paths `chain.checks.check_run` has checked already.
         Damaged input (frames that would not decode, a file shorter than it says) is reported in
         the summary's ``input_damage``; with ``strict`` it is an error and nothing is written.
         ``part`` makes this run one shard of a longer one (`chain.cluster`). With ``overlap``
-        (`chain.overlap`), decoding runs ahead of the networks and writing behind them, in their
+        (`chain.engine.overlap`), decoding runs ahead of the networks and writing behind them, in their
         own threads; ``overlap=False`` runs every step in this thread. Both write the same frames.
         """
-        config = run_config_for_chain(run, outputs, options)
-        source, outputs, trim, size, fps = config.source, config.outputs, config.trim, config.size, config.fps
+        checked = isinstance(run, CheckedRun)
+        config = run_config_for_chain(run.config if checked else run, outputs, options)
+        source, outputs, trim, size, fps = config.source, config.outputs, config.trim, config.working_size, config.fps
         batch_size, crf, preset, strict = config.batch_size, config.crf, config.preset, config.strict
-        self._check_outputs(Path(source), outputs)
+        self._check_outputs(Path(source), outputs, paths_checked=checked)
         self._labels_shown = outputs.summary is not None or any(
             getattr(outputs, name) is not None for name in _LABEL_OUTPUTS)
         if batch_size < 1:
@@ -210,6 +224,8 @@ class Chain:
         # 1. Open the input lazily and every output under a temporary name.
         with open_source(source, trim=trim, size=size, fps=fps) as frames_in:
             info = frames_in.info
+            if not checked:
+                check_image_outputs(outputs, info.frame_count)  # from the header: before a frame is decoded
             sinks, summary_file = self._open_outputs(outputs, info, trim, crf=crf, preset=preset,
                                                      audio=part is None)
             tracker = (ClassShareTracker(self.source_space, summary_file.stream if summary_file else None,
@@ -274,18 +290,13 @@ class Chain:
                                         {name: str(sink.target) for name, sink in sinks.items()}, sinks.get("video"),
                                         damage)
                 summary.steadiness = steadiness.to_dict()
-                if summary_file:
-                    summary_file.finish(summary)
+                # A shard's parts go into the driver's own staging folders, which it joins and removes.
+                publish_run(summary, [sink.staged(option_name(name)) for name, sink in sinks.items()], summary_file,
+                            record=part is None)
                 if part is not None:
                     part.labels = tracker.detach() if tracker else None
                     part.changes = changes
                     part.steadiness = steadiness
-                with deferred_signals():
-                    staged = [sink.staged(option_name(name)) for name, sink in sinks.items()]
-                    # A shard's parts go into the driver's own staging folders, which it joins and removes.
-                    publish_all(staged + ([summary_file.staged()] if summary_file else []), record=part is None)
-                    if summary_file:
-                        summary.outputs["summary"] = str(outputs.summary)
             except BaseException:
                 with deferred_signals():  # a second Ctrl-C must not cut the clean-up short
                     lanes.stop()  # no thread may still write to a sink being removed
@@ -343,8 +354,6 @@ class Chain:
                  tracker: ClassShareTracker | None, changes: FrameChangeTracker | None, written: dict[str, str],
                  video_sink: FrameSink | None, damage: InputDamage | None) -> RunSummary:
         """4. The run's report."""
-        from chain import __version__
-
         with_sound = video_sink is not None and hasattr(video_sink, "audio_copied")
         audio = audio_note(info.audio_codec, written=with_sound, copied=with_sound and video_sink.audio_copied)
         return RunSummary(
@@ -357,15 +366,11 @@ class Chain:
             unmapped_classes=list(self.conversion.unmapped) if self.conversion else [],
             remapped=describe_remap(self.target_space, self.remap_lut) if self.remap_lut is not None else [],
             request={"input": str(info.path), "chain_version": __version__, **self.request},
-            mean_class_share=tracker.mean_shares() if tracker else {},
-            target_class_share=tracker.mean_target_shares() if tracker else {},
-            outputs=written, audio=audio, label_flicker=tracker.mean_flicker if tracker else None,
-            output_flicker=changes.flicker if changes else None,
-            output_change=changes.output_change if changes else None,
-            input_change=changes.input_change if changes else None, input_damage=damage,
+            outputs=written, audio=audio, input_damage=damage, **tracked_figures(tracker, changes),
         )
 
-    def _check_outputs(self, source: Path, outputs: Outputs) -> None:
+    def _check_outputs(self, source: Path, outputs: Outputs, *, paths_checked: bool) -> None:
+        """What this chain can write (``paths_checked``: `check_run` has checked the paths themselves)."""
         given = outputs.given()
         if not given:
             raise ChainError("nothing to write: give an output path, or --masks/--overlay/--compare/"
@@ -375,11 +380,11 @@ class Chain:
         label_outputs = [name for name in ("masks", "overlay", "labels") if name in given]
         if label_outputs and self.segmenter is None:
             raise ChainError(f"--{label_outputs[0]} needs a segmenter (--seg)")
-        check_output_paths(source, outputs)
+        if not paths_checked:
+            check_output_paths(source, outputs)
 
     def _open_outputs(self, outputs: Outputs, info: SourceInfo, trim: Trim, *, crf: int | None,
                       preset: str | None, audio: bool = True) -> tuple[dict[str, FrameSink], SummaryFile | None]:
-        check_image_outputs(outputs, info.frame_count)  # from the header: before a frame is decoded
         sinks: dict[str, FrameSink] = {}
         try:
             for name in ("video", "masks", "overlay", "compare"):
