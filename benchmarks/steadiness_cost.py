@@ -20,10 +20,11 @@ import cv2
 import numpy as np
 import torch
 
+from chain.bounds import DEFAULT_WINDOW_RADIUS
 from chain.labels import VOC
 from chain.stages.base import Segmenter, labels_from_scores
 from chain.stages.deflicker import Deflicker, DeflickerSettings
-from chain.stages.window import DEFAULT_WINDOW_RADIUS, WindowSmoothedSegmenter
+from chain.stages.window import WindowSmoothedSegmenter
 
 SIDE = 256
 

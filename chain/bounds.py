@@ -252,8 +252,8 @@ _SMOOTH = re.compile(r"^(ema|flow)(?::(0(?:\.\d+)?|1(?:\.0*)?))?$")
 _WINDOW = re.compile(r"^window(?::(\d+))?$")
 #: ALPHA of a bare ``flow``: tuned on the shared clips (benchmarks/smoothing_flicker.py).
 DEFAULT_FLOW_ALPHA = 0.85
-#: ``window``'s K when not given, and its largest (`chain.stages.window` fuses 2K+1 frames; its
-#: module holds torch, so the command line's bounds are here, where the configuration reads them).
+#: ``window``'s K when not given (measured on the shared clips, benchmarks/steadiness.py), and its
+#: largest (`chain.stages.window` keeps 2K+1 frames' probabilities); here, torch-free, for the configuration.
 DEFAULT_WINDOW_RADIUS = 5
 MAX_WINDOW_RADIUS = 8
 

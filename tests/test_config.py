@@ -152,12 +152,3 @@ def test_the_texts_are_parsed_once_as_the_config_is_built(monkeypatch: pytest.Mo
     monkeypatch.setattr(chain.labels.remap, "parse_remap", parsed_again)
     built = build_chain(small)
     assert built.request["remap"] == ["person=cat"] and built.remap_lut is not None
-
-
-def test_the_window_bounds_of_the_configuration_are_the_window_stage_s() -> None:
-    """``--smooth window:K`` is parsed torch-free (`chain.bounds`); the stage module has the same numbers."""
-    from chain import bounds
-    from chain.stages import window
-
-    assert (bounds.DEFAULT_WINDOW_RADIUS, bounds.MAX_WINDOW_RADIUS) == (window.DEFAULT_WINDOW_RADIUS,
-                                                                       window.MAX_WINDOW_RADIUS)

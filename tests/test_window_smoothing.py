@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 import chain
-from chain.bounds import Smoothing, parse_smoothing
+from chain.bounds import MAX_WINDOW_RADIUS, Smoothing, parse_smoothing
 from chain.errors import ChainError
-from chain.stages.window import MAX_WINDOW_RADIUS, WindowSmoothedSegmenter
+from chain.stages.window import WindowSmoothedSegmenter
 from tests.test_smoothing import PERSON, ColourSegmenter, moving_square, square_edges
 
 

@@ -22,13 +22,10 @@ import cv2
 import numpy as np
 import torch
 
+from chain.bounds import DEFAULT_WINDOW_RADIUS
 from chain.stages.base import Segmenter, labels_from_scores
 from chain.stages.flow import Link, MotionEstimator, carried, gray_at, link, working_size
 
-#: K of a bare ``window``: measured on the shared clips (benchmarks/steadiness.py).
-DEFAULT_WINDOW_RADIUS = 5
-#: The largest K: each frame kept costs its class probabilities at the working size.
-MAX_WINDOW_RADIUS = 8
 #: The short side the fusion works at: a segmenter's scores hold no finer detail (DeepLab's come
 #: from a grid 8 times coarser than its input), and the fusion's cost grows with its area.
 WORKING_SIDE = 128
