@@ -79,3 +79,8 @@ def test_declared_defaults_are_the_options_and_the_model_configs() -> None:
     model = dataclasses.fields(VAEGANTrainOptions(film="x"))
     config = next(item for item in model if item.name == "model").default_factory()
     assert VAEGAN_SIZE == f"{config.width}x{config.height}"
+
+
+def test_a_flag_no_options_class_declares_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="unknown training option 'grain'"):
+        chain.training.vaegan.train_vaegan(tmp_path / "film.mp4", tmp_path / "run", {"grain": 0.5})

@@ -1,5 +1,9 @@
 """Train a SPADE generator: ``chain train spade --data DATASET --out DIR`` (or a video with ``--seg``).
 
+From Python: ``train_spade(data, out, {"size": "128x96", "ngf": 16}, RunSettings(device="cuda"))``: the
+options by their flags (declared in `chain.training.flags`) or a `SpadeTrainOptions`, and the run's
+settings (`chain.training.loop.RunSettings`).
+
 As Park et al. 2019 train it: the generator (`models.spade`) against a multi-scale
 PatchGAN (`models.spade_discriminator`) with the hinge loss, discriminator feature matching
 (weight 10) and, only when the user gives VGG-19 weights, the perceptual loss (weight 10);

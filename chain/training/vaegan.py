@@ -1,5 +1,9 @@
 """Train a VAE-GAN on films: ``chain train vaegan FILM [FILM...] --size 256x144 --latent 200 --out DIR``.
 
+From Python: ``train_vaegan(films, out, {"size": "64x36", "latent": 32}, RunSettings(max_steps=100))``:
+the options by their flags (declared in `chain.training.flags`) or a `VAEGANTrainOptions`, and the
+run's settings (`chain.training.loop.RunSettings`).
+
 Several films (videos or image folders) are learnt together, as Broad learnt a whole film: their
 frames are pooled and every frame is equally likely in a batch, so each film weighs by its
 length (each epoch visits every frame of every film once; `chain.datasets.frames.FramePool`).
