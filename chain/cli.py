@@ -1,8 +1,9 @@
 """The ``chain`` command: a thin shell over `chain.api`.
 
 ``chain run``'s options are declared once, on the configuration fields they set (`chain.options`),
-and made into typer options here; the other commands' own options are declared once below and
-reused. `chain.entry.main` runs this app and is the one place where errors become messages and
+and made into typer options here; ``chain train vaegan`` and ``chain train spade``'s training
+options likewise from their declarations (`chain.training.flags`); the other commands' own options
+are declared once below and reused. `chain.entry.main` runs this app and is the one place where errors become messages and
 exit codes.
 """
 
@@ -28,6 +29,7 @@ from chain.config import DEFAULT_SEGMENTER, DEFAULT_SYNTHESIZER, ChainConfig, Ru
 from chain.media.outputs import Outputs
 from chain.media.source import Trim
 from chain.options import Declared, Option, declared_options
+from chain.training import flags as training_flags  # light: the declarations, no torch
 
 # chain.api (torch, the stages) is imported inside the commands that need it: `chain --help` and
 # a typo in `chain run` answer without loading torch (about 2 s of CPU).
@@ -334,88 +336,94 @@ train_app = typer.Typer(help="Train networks on your own footage.", no_args_is_h
 app.add_typer(train_app, name="train")
 
 
-@train_app.command("vaegan")
-def train_vaegan(
-    film: Annotated[list[Path], typer.Argument(
-        help="The film (or clip, image folder) to learn; several are learnt together, each weighted by its length.")],
-    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
-    size: Annotated[str | None, _parsed(TrainSize, "WxH", help="Training frame size WxH \\[default: 256x144].")] = None,
-    latent: Annotated[int | None, _parsed(bounds.TRAINING["latent"], "N", help="Latent numbers \\[default: 200].")] = None,
-    epochs: Annotated[int | None, _parsed(Epochs, "N", help="Passes over the film \\[default: 6].")] = None,
-    batch: Annotated[int | None, _parsed(bounds.BATCH, "N", help="Frames per step \\[default: 12].")] = None,
-    lr: Annotated[float | None, _parsed(bounds.TRAINING["lr"], "LR", help="Adam learning rate \\[default: 2e-4].")] = None,
-    seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and noise \\[default: 0].")] = None,
-    lr_schedule: Annotated[str | None, typer.Option(
-        help="cosine (from --lr down to 0 at the last step) or constant \\[default: cosine].")] = None,
-    pixel_weight: Annotated[float | None, _parsed(
-        bounds.TRAINING["pixel_weight"], "WEIGHT", help="Extra pixel-space reconstruction weight (not in the paper) \\[default: 0].")] = None,
-    filters: Annotated[str | None, _parsed(  # the parser gives a tuple; typer reads a tuple annotation as several values
-        bounds.width_list("--filters"), "C1,C2,...", help="Channels of each stride-2 convolution \\[default: 80,160,320,640].")] = None,
-    upsample: Annotated[str | None, typer.Option(
-        help="Decoder upsampling: resize (nearest + convolution) or transposed (the first checkpoints') \\[default: resize].")] = None,
-    augment: Annotated[bool | None, typer.Option(
-        "--augment/--no-augment", help="Mirror, crop and recolour each batch at random: for reconstructing films "
-        "the model never saw \\[default: no].")] = None,
-    start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
-    checkpoint_every: CheckpointEvery = 500,
-    max_steps: MaxSteps = None,
-    device: Device = "auto",
-    threads: TrainThreads = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
-    quiet: Quiet = False,
-) -> None:
+def _training_signature(arguments: list[inspect.Parameter], table: dict, run_control: list[inspect.Parameter]) -> \
+        inspect.Signature:
+    """A ``chain train`` command's parameters: its input and ``--out``, the training options its trainer
+    declares (`chain.training.flags`; None: the default, or on resume the checkpoint's), then how the
+    run is driven."""
+    options = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        declaration.option.type, typer.Option(*declaration.option.flags, help=declaration.help,
+                                              metavar=declaration.option.metavar, parser=declaration.option.parser)])
+        for name, declaration in table.items()]
+    return inspect.Signature([*arguments, *options, *run_control], return_annotation=None)
+
+
+def _keyword(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+_OUT = Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")]
+_RESUME = Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")]
+
+
+def _run_control(*, threads: bool) -> list[inspect.Parameter]:
+    """The options that drive a training run (`chain.training.loop.RunSettings`), the part of the input, and the display."""
+    return [_keyword("start", Start, 0.0), _keyword("duration", Duration, None), _keyword("max_frames", MaxFrames, None),
+            _keyword("checkpoint_every", CheckpointEvery, 500), _keyword("max_steps", MaxSteps, None),
+            _keyword("device", Device, "auto"), *([_keyword("threads", TrainThreads, None)] if threads else []),
+            _keyword("resume", _RESUME, False), _keyword("quiet", Quiet, False)]
+
+
+def _declare(command: Callable[..., None], signature: inspect.Signature) -> Callable[..., None]:
+    """Give ``command`` the parameters of ``signature`` (typer reads them from it)."""
+    command.__signature__ = signature  # type: ignore[attr-defined]
+    command.__annotations__ = {name: parameter.annotation for name, parameter in signature.parameters.items()}
+    return command
+
+
+def _run_settings(options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """A ``chain train`` command's parameters as the trainer's flags and the run's settings."""
+    from chain.training.loop import RunSettings
+
+    settings = RunSettings(checkpoint_every=options.pop("checkpoint_every"), max_steps=options.pop("max_steps"),
+                           device=options.pop("device"), resume=options.pop("resume"),
+                           progress=not options.pop("quiet"))
+    options["start"] = options["start"] or None
+    return options, settings
+
+
+def train_vaegan(film: list[Path], out: Path, **options: Any) -> None:
     """Train a VAE-GAN autoencoder (Larsen et al. 2015) on the frames of one FILM or several."""
     from chain.bounds import env_threads
     from chain.device import configure_cpu_threads
     from chain.training.vaegan import train_vaegan as train
 
+    threads = options.pop("threads")
     if threads is not None or env_threads() is not None:  # else torch's own default, one thread per core
         configure_cpu_threads(threads)
-    checkpoint = train(film, out, size=size, latent=latent, epochs=epochs, batch=batch, lr=lr, lr_schedule=lr_schedule,
-                       seed=seed, augment=augment,
-                       pixel_weight=pixel_weight, filters=filters, upsample=upsample, start=start or None,
-                       duration=duration, max_frames=max_frames,
-                       checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, resume=resume,
-                       progress=not quiet)
+    flags, settings = _run_settings(options)
+    checkpoint = train(film, out, flags, settings)
     err.print(f"checkpoint: {checkpoint} (reconstruct with: chain run FILM OUT --seg none --synth vaegan "
               f"--synth-weights {out})")
 
 
-@train_app.command("spade")
-def train_spade(
-    data: Annotated[Path, typer.Option(help="Dataset folder (CamVid or NVlabs COCO-Stuff layout), or a video "
-                                            "labelled by --seg.")],
-    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, samples/, losses.jsonl, losses.png.")],
-    seg: Annotated[str | None, typer.Option(help="Label a video's frames with this segmenter (pseudo-labels).")] = None,
-    seg_weights: SegWeights = None,
-    split: Annotated[str | None, typer.Option(help="Dataset split to train on \\[default: train].")] = None,
-    size: Annotated[str | None, _parsed(TrainSize, "WxH", help="Training size WxH, multiples of 32 \\[default: 256x192].")] = None,
-    ngf: Annotated[int | None, _parsed(bounds.TRAINING["ngf"], "N", help="Generator width \\[default: 64, as NVlabs].")] = None,
-    spade_hidden: Annotated[int | None, _parsed(bounds.TRAINING["spade_hidden"], "N", help="SPADE label-MLP width \\[default: 128].")] = None,
-    ndf: Annotated[int | None, _parsed(bounds.TRAINING["ndf"], "N", help="Discriminator width \\[default: 64].")] = None,
-    epochs: Annotated[int | None, _parsed(Epochs, "N", help="Passes over the pairs \\[default: 50].")] = None,
-    batch: Annotated[int | None, _parsed(bounds.BATCH, "N", help="Pairs per step \\[default: 8].")] = None,
-    lr: Annotated[float | None, _parsed(bounds.TRAINING["lr"], "LR", help="Base learning rate (G lr/2, D 2*lr) \\[default: 2e-4].")] = None,
-    vgg_weights: Annotated[str | None, typer.Option(
-        help="torchvision VGG-19 weights (.pth) to add the perceptual loss; none is used without them.")] = None,
-    seed: Annotated[int | None, _parsed(bounds.TRAINING["seed"], "N", help="Seed of weights, batches and flips \\[default: 0].")] = None,
-    start: Start = 0.0, duration: Duration = None, max_frames: MaxFrames = None,
-    checkpoint_every: CheckpointEvery = 500,
-    max_steps: MaxSteps = None,
-    device: Device = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
-    quiet: Quiet = False,
-) -> None:
+def train_spade(data: Path, out: Path, **options: Any) -> None:
     """Train a SPADE generator on labelled pairs or on a video's pseudo-labels."""
     from chain.training.spade import train_spade as train
 
-    checkpoint = train(data, out, seg=seg, seg_weights=seg_weights, split=split, size=size, ngf=ngf,
-                       spade_hidden=spade_hidden, ndf=ndf, epochs=epochs, batch=batch, lr=lr, vgg_weights=vgg_weights,
-                       seed=seed, start=start or None, duration=duration, max_frames=max_frames,
-                       checkpoint_every=checkpoint_every, max_steps=max_steps, device=device, resume=resume,
-                       progress=not quiet)
+    flags, settings = _run_settings(options)
+    checkpoint = train(data, out, flags, settings)
     err.print(f"checkpoint: {checkpoint} (paint with: chain run VIDEO OUT --seg SEGMENTER --synth spade "
               f"--synth-weights {out}; score with: chain eval spade {out} HELD_OUT)")
+
+
+def declare_training_options() -> None:
+    """Give ``chain train vaegan`` and ``chain train spade`` the parameters of the declared training
+    options (`chain.training.flags`): an option declared there is on the command line with nothing
+    else to write here."""
+    _declare(train_vaegan, _training_signature([
+        inspect.Parameter("film", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[list[Path], typer.Argument(
+            help="The film (or clip, image folder) to learn; several are learnt together, each weighted by its length.")]),
+        _keyword("out", _OUT)], training_flags.VAEGAN_FLAGS, _run_control(threads=True)))
+    _declare(train_spade, _training_signature([
+        _keyword("data", Annotated[Path, typer.Option(help="Dataset folder (CamVid or NVlabs COCO-Stuff layout), or a "
+                                                           "video labelled by --seg.")]),
+        _keyword("out", _OUT)], training_flags.SPADE_FLAGS, _run_control(threads=False)))
+
+
+declare_training_options()
+train_app.command("vaegan")(train_vaegan)
+train_app.command("spade")(train_spade)
 
 
 eval_app = typer.Typer(help="Measure how well trained networks work.", no_args_is_help=True)

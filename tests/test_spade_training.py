@@ -18,6 +18,7 @@ from chain.labels import get_label_space
 from chain.media.sizes import Size
 from chain.stages import StageContext, build_stage
 from chain.training.common import read_loss_log
+from chain.training.loop import RunSettings
 from chain.training.options import build_options, flag_values
 from chain.training.spade import SpadeTrainOptions, train_spade
 from chain.weights.spade import load_spade_checkpoint
@@ -153,7 +154,7 @@ def test_tiny_training_learns_and_round_trips(tmp_path: Path) -> None:
     data = make_camvid(tmp_path / "camvid", "train", 4)
     out = tmp_path / "run"
     # A tiny generator with a learning rate 10x NVlabs' learns these 4 scenes within 40 steps.
-    checkpoint = train_spade(data, out, **TINY, lr=2e-3, epochs=20, progress=False, device="cpu")
+    checkpoint = train_spade(data, out, {**TINY, "lr": 2e-3, "epochs": 20}, RunSettings(progress=False, device="cpu"))
     records = list(read_loss_log(out))
     assert [r["step"] for r in records] == list(range(1, 41))
     # In the GAN game the discriminator's hinge loss hovers near 2 and its 40-step value depends on float
@@ -162,7 +163,7 @@ def test_tiny_training_learns_and_round_trips(tmp_path: Path) -> None:
     # ...and the generator paints the training scenes far closer than after its first step (about 0.5x at 1
     # and 2 threads).
     first_step = tmp_path / "first"
-    train_spade(data, first_step, **TINY, lr=2e-3, epochs=20, max_steps=1, progress=False, device="cpu")
+    train_spade(data, first_step, {**TINY, "lr": 2e-3, "epochs": 20}, RunSettings(max_steps=1, progress=False, device="cpu"))
     assert _painting_error(out, data) < 0.7 * _painting_error(first_step, data)
     assert (out / "losses.png").is_file() and (out / "samples" / "epoch_020.png").is_file()
 
@@ -185,9 +186,9 @@ def test_tiny_training_learns_and_round_trips(tmp_path: Path) -> None:
 
 def test_resume_continues_exactly(tmp_path: Path) -> None:
     data = make_camvid(tmp_path / "camvid", "train", 4)
-    straight = train_spade(data, tmp_path / "straight", **TINY, epochs=2, progress=False, device="cpu")
+    straight = train_spade(data, tmp_path / "straight", {**TINY, "epochs": 2}, RunSettings(progress=False, device="cpu"))
     stopped = tmp_path / "stopped"
-    train_spade(data, stopped, **TINY, epochs=2, max_steps=2, progress=False, device="cpu")
+    train_spade(data, stopped, {**TINY, "epochs": 2}, RunSettings(max_steps=2, progress=False, device="cpu"))
     # A checkpoint written before the network configs were nested in the options (one flat dict) still resumes.
     config = stopped / "checkpoint" / "config.json"
     document = json.loads(config.read_text())
@@ -195,10 +196,10 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert set(flat) == set(OLD_OPTIONS)
     config.write_text(json.dumps({**document, "meta": {**document["meta"], "train": flat}}))
     with pytest.raises(ChainError, match="already holds a training run"):
-        train_spade(data, stopped, **TINY, epochs=2, progress=False, device="cpu")
+        train_spade(data, stopped, {**TINY, "epochs": 2}, RunSettings(progress=False, device="cpu"))
     with pytest.raises(ChainError, match="--ngf 8"):
-        train_spade(data, stopped, **{**TINY, "ngf": 8}, resume=True, progress=False, device="cpu")
-    resumed = train_spade(data, stopped, resume=True, progress=False, device="cpu")
+        train_spade(data, stopped, {**TINY, "ngf": 8}, RunSettings(resume=True, progress=False, device="cpu"))
+    resumed = train_spade(data, stopped, settings=RunSettings(resume=True, progress=False, device="cpu"))
     for name in ("model.safetensors", "discriminator.safetensors"):
         a, b = load_file(str(straight / name)), load_file(str(resumed / name))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
@@ -207,15 +208,15 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
 
 def test_pseudo_labels_from_a_video(carphone: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    train_spade(carphone, out, seg="palette:camvid", max_frames=6, **{**TINY, "batch": 3}, epochs=1,
-                progress=False, device="cpu")
+    train_spade(carphone, out, {"seg": "palette:camvid", "max_frames": 6, **TINY, "batch": 3, "epochs": 1},
+                RunSettings(progress=False, device="cpu"))
     meta = json.loads((out / "pairs" / "pairs.json").read_text())
     assert meta["label_space"] == "camvid" and meta["key"]["segmenter"] == "palette:camvid"
     labels = np.load(out / "pairs" / "labels.npy")
     assert labels.shape == (6, 64, 64)
     # Labels come from the segmenter once: a second run reuses them.
-    train_spade(carphone, tmp_path / "again", seg="palette:camvid", max_frames=6, **{**TINY, "batch": 3},
-                epochs=1, progress=False, device="cpu")
+    train_spade(carphone, tmp_path / "again", {"seg": "palette:camvid", "max_frames": 6, **TINY, "batch": 3, "epochs": 1},
+                RunSettings(progress=False, device="cpu"))
     assert np.array_equal(np.load(tmp_path / "again" / "pairs" / "labels.npy"), labels)
 
 
@@ -260,7 +261,7 @@ def test_eval_spade_scores_real_and_synthesized(tmp_path: Path) -> None:
     data = make_camvid(tmp_path / "camvid", "train", 4)
     make_camvid(data, "val", 3, seed=1, size=(64, 64))  # at the scoring size: no resampling of colours
     run = tmp_path / "run"
-    train_spade(data, run, **TINY, epochs=1, progress=False, device="cpu")
+    train_spade(data, run, {**TINY, "epochs": 1}, RunSettings(progress=False, device="cpu"))
     report = evaluate_spade(run, data, seg="palette:camvid", split="val", samples=tmp_path / "s.png",
                             report=tmp_path / "eval.json", device="cpu")
     # The "real" images are the label colours, which the palette judge reads back exactly.
@@ -284,8 +285,8 @@ def test_eval_spade_scores_real_and_synthesized(tmp_path: Path) -> None:
 
 def test_eval_spade_on_a_video_reports_flicker(carphone: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train_spade(carphone, run, seg="palette:camvid", max_frames=4, **{**TINY, "batch": 2}, epochs=1,
-                progress=False, device="cpu")
+    train_spade(carphone, run, {"seg": "palette:camvid", "max_frames": 4, **TINY, "batch": 2, "epochs": 1},
+                RunSettings(progress=False, device="cpu"))
     report = evaluate_spade(run, carphone, seg="palette:camvid", max_items=5, device="cpu")
     assert report["items"] == 5 and report["split"] is None
     flicker = report["flicker"]
@@ -301,7 +302,7 @@ def test_eval_with_the_real_ade20k_segmenter(tmp_path: Path) -> None:
                           label_space="ade20k")
     data = make_camvid(tmp_path / "camvid", "train", 2)
     run = tmp_path / "run"
-    train_spade(data, run, **TINY, epochs=1, progress=False, device="cpu")
+    train_spade(data, run, {**TINY, "epochs": 1}, RunSettings(progress=False, device="cpu"))
     report = evaluate_spade(run, shared_file("data/camvid"), seg="deeplab-mnv2:ade20k", seg_weights=str(judge),
                             split="val", size="256x192", max_items=2, device="cpu")
     assert report["items"] == 2
@@ -327,10 +328,10 @@ def test_perceptual_loss_only_with_user_weights(tmp_path: Path) -> None:
     assert float(loss(image, image)) == 0.0 and float(loss(image, -image)) > 0.0
 
     data = make_camvid(tmp_path / "camvid", "train", 2)
-    train_spade(data, tmp_path / "run", **TINY, epochs=1, vgg_weights=str(weights), progress=False, device="cpu")
+    train_spade(data, tmp_path / "run", {**TINY, "epochs": 1, "vgg_weights": str(weights)}, RunSettings(progress=False, device="cpu"))
     assert all(r["g_vgg"] > 0 for r in read_loss_log(tmp_path / "run"))
     without = tmp_path / "plain"
-    train_spade(data, without, **TINY, epochs=1, progress=False, device="cpu")
+    train_spade(data, without, {**TINY, "epochs": 1}, RunSettings(progress=False, device="cpu"))
     assert all(r["g_vgg"] == 0 for r in read_loss_log(without))
 
 

@@ -24,6 +24,7 @@ from chain.media import Trim, open_source
 from chain.media.outputs import Outputs
 from chain.stages.spec import StageContext
 from chain.stages.vaegan import VAEGANSynthesizer, build_vaegan
+from chain.training.loop import RunSettings
 from chain.training.metrics import clip_psnr, mean_frame_baseline, plot_losses, psnr
 from chain.training.vaegan import TrainingInterrupted, VAEGANTrainOptions, losses_so_far, lr_factor, train_vaegan
 from chain.weights.folder import save_checkpoint
@@ -46,8 +47,7 @@ needs_carphone = pytest.mark.skipif(not CARPHONE.is_file(), reason=f"{CARPHONE} 
 
 TINY = dict(height=32, width=48, latent_dim=16, filters=(8, 16, 32, 64))
 # A tiny run: 12 frames of carphone at 48x32, batch 4 → 3 steps an epoch, 2 epochs → 6 steps.
-TINY_RUN = dict(size="48x32", latent=16, filters=(8, 16, 32, 64), batch=4, epochs=2, max_frames=12, seed=3,
-                device="cpu", progress=False)
+TINY_RUN = dict(size="48x32", latent=16, filters=(8, 16, 32, 64), batch=4, epochs=2, max_frames=12, seed=3)
 TOTAL_STEPS = 6
 
 
@@ -321,7 +321,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train_vaegan(CARPHONE, out, **TINY_RUN)
+        train_vaegan(CARPHONE, out, TINY_RUN, RunSettings(device="cpu", progress=False))
     finally:
         torch.set_num_threads(threads)
     return out
@@ -347,10 +347,10 @@ def test_training_writes_checkpoint_samples_and_log(uninterrupted):
 
 def test_resume_after_max_steps_is_bit_exact(uninterrupted, tmp_path):
     out = tmp_path / "run"
-    train_vaegan(CARPHONE, out, **{**TINY_RUN, "max_steps": 4})  # stops mid-epoch 2
+    train_vaegan(CARPHONE, out, TINY_RUN, RunSettings(device="cpu", progress=False, max_steps=4))  # stops mid-epoch 2
     meta = json.loads((out / "checkpoint" / "config.json").read_text())["meta"]
     assert (meta["step"], meta["complete"]) == (4, False)
-    train_vaegan(CARPHONE, out, device="cpu", progress=False, resume=True)  # options come from the checkpoint
+    train_vaegan(CARPHONE, out, settings=RunSettings(device="cpu", progress=False, resume=True))  # options come from the checkpoint
     assert_identical(state_tensors(out / "checkpoint"), state_tensors(uninterrupted / "checkpoint"))
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in losses_so_far(out)]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in losses_so_far(uninterrupted)]
@@ -365,13 +365,13 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_bit_exact(uninterrupted, tmp_pat
             signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(TrainingInterrupted, match="interrupted at step 2 of 6.*--resume"):
-        train_vaegan(CARPHONE, out, **TINY_RUN, on_step=press_ctrl_c)
+        train_vaegan(CARPHONE, out, TINY_RUN, RunSettings(device="cpu", progress=False, on_step=press_ctrl_c))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     assert json.loads((out / "checkpoint" / "config.json").read_text())["meta"]["step"] == 2
     # A crash after the checkpoint would leave extra log lines; resume drops them.
     with (out / "losses.jsonl").open("a") as log:
         log.write(json.dumps({"step": 3, "stale": True}) + "\n")
-    train_vaegan(CARPHONE, out, **TINY_RUN, resume=True)
+    train_vaegan(CARPHONE, out, TINY_RUN, RunSettings(device="cpu", progress=False, resume=True))
     assert_identical(state_tensors(out / "checkpoint"), state_tensors(uninterrupted / "checkpoint"))
     assert [r["step"] for r in losses_so_far(out)] == list(range(1, 7))
     assert not any("stale" in r for r in losses_so_far(out))
@@ -379,11 +379,11 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_bit_exact(uninterrupted, tmp_pat
 
 def test_runs_refuse_to_mix(uninterrupted, tmp_path):
     with pytest.raises(ChainError, match="already holds a training run"):
-        train_vaegan(CARPHONE, uninterrupted, **TINY_RUN)
+        train_vaegan(CARPHONE, uninterrupted, TINY_RUN, RunSettings(device="cpu", progress=False))
     with pytest.raises(ChainError, match="--latent 32"):
-        train_vaegan(CARPHONE, uninterrupted, **{**TINY_RUN, "latent": 32}, resume=True)
+        train_vaegan(CARPHONE, uninterrupted, {**TINY_RUN, "latent": 32}, RunSettings(device="cpu", progress=False, resume=True))
     with pytest.raises(ChainError, match="nothing to resume"):
-        train_vaegan(CARPHONE, tmp_path / "empty", **TINY_RUN, resume=True)
+        train_vaegan(CARPHONE, tmp_path / "empty", TINY_RUN, RunSettings(device="cpu", progress=False, resume=True))
 
 
 def test_more_epochs_continue_a_finished_run(uninterrupted, tmp_path):
@@ -391,7 +391,7 @@ def test_more_epochs_continue_a_finished_run(uninterrupted, tmp_path):
 
     out = tmp_path / "run"
     shutil.copytree(uninterrupted, out)
-    train_vaegan(CARPHONE, out, device="cpu", progress=False, resume=True, epochs=3)
+    train_vaegan(CARPHONE, out, {"epochs": 3}, RunSettings(device="cpu", progress=False, resume=True))
     meta = json.loads((out / "checkpoint" / "config.json").read_text())["meta"]
     assert (meta["step"], meta["epoch"], meta["train"]["epochs"]) == (9, 3, 3)
     assert (out / "samples" / "epoch_003.png").is_file()
@@ -402,15 +402,15 @@ def test_cosine_schedule_runs_resume_bit_exact_and_old_runs_keep_one_rate(tmp_pa
     assert lr_factor("cosine", 0, 10) == 1.0 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
     assert lr_factor("cosine", 10, 10) == pytest.approx(0.0) and lr_factor("constant", 7, 10) == 1.0
     run = {**TINY_RUN, "lr_schedule": "cosine"}
-    train_vaegan(CARPHONE, tmp_path / "whole", **run)
+    train_vaegan(CARPHONE, tmp_path / "whole", run, RunSettings(device="cpu", progress=False))
     rates = [r["lr"] for r in losses_so_far(tmp_path / "whole")]
     assert rates[0] == pytest.approx(2e-4) and rates == sorted(rates, reverse=True) and rates[-1] < 2e-5
-    train_vaegan(CARPHONE, tmp_path / "resumed", **{**run, "max_steps": 4})
-    train_vaegan(CARPHONE, tmp_path / "resumed", device="cpu", progress=False, resume=True)
+    train_vaegan(CARPHONE, tmp_path / "resumed", run, RunSettings(device="cpu", progress=False, max_steps=4))
+    train_vaegan(CARPHONE, tmp_path / "resumed", settings=RunSettings(device="cpu", progress=False, resume=True))
     assert_identical(state_tensors(tmp_path / "resumed" / "checkpoint"), state_tensors(tmp_path / "whole" / "checkpoint"))
     assert VAEGANTrainOptions.upgrade({"film": "f.mp4"})["lr_schedule"] == "constant"  # saved before the option
     with pytest.raises(ChainError, match="--lr-schedule"):
-        train_vaegan(CARPHONE, tmp_path / "bad", **{**TINY_RUN, "lr_schedule": "step"})
+        train_vaegan(CARPHONE, tmp_path / "bad", {**TINY_RUN, "lr_schedule": "step"}, RunSettings(device="cpu", progress=False))
 
 
 def test_augmentation_is_a_function_of_seed_and_step_and_keeps_pictures():
@@ -431,16 +431,16 @@ def test_augmentation_is_a_function_of_seed_and_step_and_keeps_pictures():
 @needs_carphone
 def test_augmented_runs_resume_bit_exact_and_differ_from_plain(tmp_path):
     run = {**TINY_RUN, "augment": True}
-    train_vaegan(CARPHONE, tmp_path / "whole", **run)
-    train_vaegan(CARPHONE, tmp_path / "resumed", **{**run, "max_steps": 4})
-    train_vaegan(CARPHONE, tmp_path / "resumed", device="cpu", progress=False, resume=True)
+    train_vaegan(CARPHONE, tmp_path / "whole", run, RunSettings(device="cpu", progress=False))
+    train_vaegan(CARPHONE, tmp_path / "resumed", run, RunSettings(device="cpu", progress=False, max_steps=4))
+    train_vaegan(CARPHONE, tmp_path / "resumed", settings=RunSettings(device="cpu", progress=False, resume=True))
     whole = state_tensors(tmp_path / "whole" / "checkpoint")
     assert_identical(state_tensors(tmp_path / "resumed" / "checkpoint"), whole)
-    train_vaegan(CARPHONE, tmp_path / "plain", **TINY_RUN)
+    train_vaegan(CARPHONE, tmp_path / "plain", TINY_RUN, RunSettings(device="cpu", progress=False))
     plain = state_tensors(tmp_path / "plain" / "checkpoint")
     assert any(not torch.equal(whole[name], plain[name]) for name in whole)
     with pytest.raises(ChainError, match="augment"):  # a run keeps its setting
-        train_vaegan(CARPHONE, tmp_path / "resumed", **{**TINY_RUN, "augment": False}, resume=True)
+        train_vaegan(CARPHONE, tmp_path / "resumed", {**TINY_RUN, "augment": False}, RunSettings(device="cpu", progress=False, resume=True))
 
 
 # -----------------------------------------------------------------------------
@@ -478,7 +478,7 @@ def two_films(tmp_path_factory) -> tuple[list[Path], Path]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train_vaegan(films, root / "run", **TINY_RUN)
+        train_vaegan(films, root / "run", TINY_RUN, RunSettings(device="cpu", progress=False))
     finally:
         torch.set_num_threads(threads)
     return films, root / "run"
@@ -499,13 +499,13 @@ def test_several_films_are_cached_once_each_and_pooled(two_films):
 def test_several_films_resume_bit_exact(two_films, tmp_path):
     films, reference = two_films
     out = tmp_path / "run"
-    train_vaegan(films, out, **{**TINY_RUN, "max_steps": 7})  # stops in epoch 2
+    train_vaegan(films, out, TINY_RUN, RunSettings(device="cpu", progress=False, max_steps=7))  # stops in epoch 2
     frames_written = (out / "frames-2" / "frames.npy").stat().st_mtime_ns
-    train_vaegan(films[0], out, device="cpu", progress=False, resume=True)  # the first film stands for all
+    train_vaegan(films[0], out, settings=RunSettings(device="cpu", progress=False, resume=True))  # the first film stands for all
     assert_identical(state_tensors(out / "checkpoint"), state_tensors(reference / "checkpoint"))
     assert (out / "frames-2" / "frames.npy").stat().st_mtime_ns == frames_written  # decoded once
     with pytest.raises(ChainError, match="--more-films"):
-        train_vaegan([films[0], CARPHONE], out, **{**TINY_RUN, "epochs": 3}, resume=True)
+        train_vaegan([films[0], CARPHONE], out, {**TINY_RUN, "epochs": 3}, RunSettings(device="cpu", progress=False, resume=True))
 
 
 @needs_carphone
@@ -527,7 +527,7 @@ def test_cli_takes_several_films_filters_and_upsample(tmp_path):
 @needs_carphone
 def test_a_missing_film_is_refused_before_any_decoding(tmp_path):
     with pytest.raises(ChainError, match="input not found: .*nope.mp4"):
-        train_vaegan([CARPHONE, tmp_path / "nope.mp4"], tmp_path / "run", **TINY_RUN)
+        train_vaegan([CARPHONE, tmp_path / "nope.mp4"], tmp_path / "run", TINY_RUN, RunSettings(device="cpu", progress=False))
     assert not (tmp_path / "run" / "frames").exists()
 
 
@@ -612,7 +612,7 @@ def test_sigterm_stops_training_like_ctrl_c(tmp_path):
             signal.raise_signal(signal.SIGTERM)
 
     with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM at step 1 of 6") as stopped:
-        train_vaegan(CARPHONE, out, **TINY_RUN, on_step=terminate)
+        train_vaegan(CARPHONE, out, TINY_RUN, RunSettings(device="cpu", progress=False, on_step=terminate))
     assert stopped.value.exit_code == 143
     assert json.loads((out / "checkpoint" / "config.json").read_text())["meta"]["step"] == 1
     assert signal.getsignal(signal.SIGTERM) is before  # handler restored

@@ -38,7 +38,7 @@ from chain.training.common import (
     read_optimizer_state,
     write_image_grid,
 )
-from chain.training.options import options_from_flags, resumed_options
+from chain.training.options import option_flags, options_from_flags, resumed_options
 from chain.weights.folder import save_checkpoint
 from chain.weights.locations import CHECKPOINT_DIR, CONFIG_FILE
 
@@ -117,8 +117,12 @@ class RunSettings:
 def train(trainer_class: type[Trainer], out_dir: str | Path, flags: dict[str, Any], settings: RunSettings) -> Path:
     """Train ``trainer_class``'s networks into ``out_dir``; returns the checkpoint folder.
 
-    ``flags`` are the options given (None: the default, or on resume the checkpoint's value).
+    ``flags`` are the options given (None: the default, or on resume the checkpoint's value);
+    a name that is none of the options class's flags is a TypeError.
     """
+    unknown = sorted(set(flags) - set(option_flags(trainer_class.OPTIONS)))
+    if unknown:
+        raise TypeError(f"unknown training option {unknown[0]!r}")
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / CHECKPOINT_DIR
     checkpoint = open_run(out_dir, checkpoint_path, resume=settings.resume, expect_model=trainer_class.MODEL_KIND)

@@ -3,7 +3,9 @@
 A trainer's options class (`chain.training.spade.SpadeTrainOptions`,
 `chain.training.vaegan.VAEGANTrainOptions`) holds the run's own settings (input, batch,
 epochs, learning rate…) and, as nested dataclasses, the configs of the networks it trains,
-with their defaults where the model file defines them. Command-line flags stay flat
+with their defaults where the model file defines them. The options the command line offers are
+declared once in `chain.training.flags`, whose tables give the fields their defaults and metadata.
+Command-line flags stay flat
 (``--latent``, ``--ngf``): the class's ``FLAGS`` says which nested field each one sets
 (``{"latent": "model.latent_dim"}``); every other flag is a top-level field of the same name.
 

@@ -1,5 +1,9 @@
 """Train a SPADE generator: ``chain train spade --data DATASET --out DIR`` (or a video with ``--seg``).
 
+From Python: ``train_spade(data, out, {"size": "128x96", "ngf": 16}, RunSettings(device="cuda"))``: the
+options by their flags (declared in `chain.training.flags`) or a `SpadeTrainOptions`, and the run's
+settings (`chain.training.loop.RunSettings`).
+
 As Park et al. 2019 train it: the generator (`models.spade`) against a multi-scale
 PatchGAN (`models.spade_discriminator`) with the hinge loss, discriminator feature matching
 (weight 10) and, only when the user gives VGG-19 weights, the perceptual loss (weight 10);
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,8 +51,9 @@ from chain.labels import LabelSpace, get_label_space
 from chain.media import Trim
 from chain.stages import StageContext, build_stage
 from chain.training.common import TrainingDisplay, TrainingInterrupted
+from chain.training.flags import SPADE_FLAGS, declared, nested_flags
 from chain.training.loop import RunSettings, Saved, train
-from chain.training.options import flag_values, option_flags
+from chain.training.options import flag_values
 from chain.weights.fit import check_fit
 from chain.weights.folder import WEIGHTS_FILE, read_safetensors
 from chain.weights.spade import MODEL_KIND
@@ -82,29 +87,29 @@ class SpadeTrainOptions:
     """What defines a SPADE training run. Stored in the checkpoint; all but ``epochs`` must match on resume."""
 
     data: str
-    split: str = "train"
-    seg: str | None = None           # labels a video's frames (pseudo-labels); None for a dataset
-    seg_weights: str | None = None
-    size: str = "256x192"
+    split: str = declared(SPADE_FLAGS, "split")
+    seg: str | None = declared(SPADE_FLAGS, "seg")  # labels a video's frames (pseudo-labels); None for a dataset
+    seg_weights: str | None = declared(SPADE_FLAGS, "seg_weights")
+    size: str = declared(SPADE_FLAGS, "size")
     # The networks: crop size and aspect follow ``size``, the discriminator's input the generator's channels.
     generator: SPADEConfig = field(default_factory=_trained_generator)
     discriminator: PatchDiscriminatorConfig = field(default_factory=_discriminator)
-    batch: int = 8
-    epochs: int = 50
-    lr: float = 2e-4
+    batch: int = declared(SPADE_FLAGS, "batch")
+    epochs: int = declared(SPADE_FLAGS, "epochs")
+    lr: float = declared(SPADE_FLAGS, "lr")
     beta1: float = 0.0
     beta2: float = 0.9
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
-    vgg_weights: str | None = None
+    vgg_weights: str | None = declared(SPADE_FLAGS, "vgg_weights")
     flip: bool = True
-    seed: int = 0
+    seed: int = declared(SPADE_FLAGS, "seed")
     start: float = 0.0
     duration: float | None = None
     max_frames: int | None = None
 
-    FLAGS: ClassVar[dict[str, str]] = {"ngf": "generator.ngf", "spade_hidden": "generator.spade_hidden",
-                                       "ndf": "discriminator.ndf", "num_d": "discriminator.num_d",
+    #: Flags that set a field of a network's config: those `chain.training.flags` declares, and more.
+    FLAGS: ClassVar[dict[str, str]] = {**nested_flags(SPADE_FLAGS), "num_d": "discriminator.num_d",
                                        "n_layers_d": "discriminator.n_layers"}
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs",)
 
@@ -132,51 +137,20 @@ class SpadeTrainOptions:
         return dataclasses.replace(self.discriminator, input_nc=generator.semantic_nc + 3)
 
 
-def train_spade(
-    data: str | Path,
-    out_dir: str | Path,
-    *,
-    split: str | None = None,
-    seg: str | None = None,
-    seg_weights: str | None = None,
-    size: str | None = None,
-    ngf: int | None = None,
-    spade_hidden: int | None = None,
-    ndf: int | None = None,
-    num_d: int | None = None,
-    n_layers_d: int | None = None,
-    batch: int | None = None,
-    epochs: int | None = None,
-    lr: float | None = None,
-    beta1: float | None = None,
-    beta2: float | None = None,
-    lambda_feat: float | None = None,
-    lambda_vgg: float | None = None,
-    vgg_weights: str | None = None,
-    flip: bool | None = None,
-    seed: int | None = None,
-    start: float | None = None,
-    duration: float | None = None,
-    max_frames: int | None = None,
-    checkpoint_every: int = 500,
-    device: str | None = "auto",
-    resume: bool = False,
-    progress: bool = True,
-    max_steps: int | None = None,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
-) -> Path:
+def train_spade(data: str | Path, out_dir: str | Path, flags: Mapping[str, Any] | SpadeTrainOptions | None = None,
+                settings: RunSettings | None = None) -> Path:
     """Train a SPADE generator on ``data``; returns the checkpoint folder (``out_dir/checkpoint``).
 
-    Options left as None take the `SpadeTrainOptions` defaults (the networks' from their
-    configs), or with ``resume`` the checkpoint's values; given ones must then agree with it,
-    except ``epochs``. ``max_steps`` stops with a checkpoint after that many steps in all,
-    leaving the run resumable. Raises `TrainingInterrupted` (after saving) on Ctrl-C.
+    ``flags`` are training options by their command-line names (``{"size": "64x64", "ngf": 8}``;
+    `SpadeTrainOptions`'s fields and its ``FLAGS``), or a whole `SpadeTrainOptions`. Those left out
+    (or None) take the defaults (`chain.training.flags.SPADE_FLAGS`; the networks' from their
+    configs), or with ``settings.resume`` the checkpoint's values; given ones must then agree with
+    it, except ``epochs``. ``settings`` drive the run (`RunSettings`): ``max_steps`` stops with a
+    checkpoint after that many steps in all, leaving the run resumable. Raises `TrainingInterrupted`
+    (after saving) on Ctrl-C.
     """
-    given = dict(locals())  # the parameters: those that are options go to `train`, the others drive the run
-    flags = {name: value for name, value in given.items() if name in option_flags(SpadeTrainOptions)}
-    settings = RunSettings(checkpoint_every=checkpoint_every, device=device, resume=resume, progress=progress,
-                           max_steps=max_steps, on_step=on_step)
-    return train(SpadeTrainer, out_dir, {**flags, "data": str(data)}, settings)
+    given = flag_values(flags) if isinstance(flags, SpadeTrainOptions) else dict(flags or {})
+    return train(SpadeTrainer, out_dir, {**given, "data": str(data)}, settings or RunSettings())
 
 
 class SpadeTrainer:

@@ -1,5 +1,9 @@
 """Train a VAE-GAN on films: ``chain train vaegan FILM [FILM...] --size 256x144 --latent 200 --out DIR``.
 
+From Python: ``train_vaegan(films, out, {"size": "64x36", "latent": 32}, RunSettings(max_steps=100))``:
+the options by their flags (declared in `chain.training.flags`) or a `VAEGANTrainOptions`, and the
+run's settings (`chain.training.loop.RunSettings`).
+
 Several films (videos or image folders) are learnt together, as Broad learnt a whole film: their
 frames are pooled and every frame is equally likely in a batch, so each film weighs by its
 length (each epoch visits every frame of every film once; `chain.datasets.frames.FramePool`).
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,8 +45,9 @@ from chain.device import Precision
 from chain.errors import ChainError
 from chain.media import Trim
 from chain.training.common import TrainingDisplay, TrainingInterrupted, read_loss_log
+from chain.training.flags import VAEGAN_FLAGS, declared, nested_flags
 from chain.training.loop import RunSettings, Saved, train
-from chain.training.options import option_flags
+from chain.training.options import flag_values
 from chain.weights.fit import check_fit
 from chain.weights.folder import WEIGHTS_FILE
 from chain.weights.vaegan import MODEL_KIND
@@ -68,28 +73,24 @@ class VAEGANTrainOptions:
 
     film: str
     more_films: tuple[str, ...] = ()  # further films learnt with ``film`` (frames pooled, weighted by length)
-    size: str | None = None  # WxH of the training frames; None: the model config's (256x144)
+    size: str | None = declared(VAEGAN_FLAGS, "size")  # WxH of the training frames; None: the model config's
     model: VAEGANConfig = field(default_factory=VAEGANConfig)  # its height and width follow ``size``
-    batch: int = 12
-    epochs: int = 6
-    lr: float = 2e-4
-    # "cosine": lr * (1 + cos(pi * step / total steps)) / 2, or "constant". Cosine by default: at 64x36
-    # a constant rate's last weights scored 21.75 dB where cosine's scored 26.02 (docs/results/vaegan_cpu.json).
-    lr_schedule: str = "cosine"
+    batch: int = declared(VAEGAN_FLAGS, "batch")
+    epochs: int = declared(VAEGAN_FLAGS, "epochs")
+    lr: float = declared(VAEGAN_FLAGS, "lr")
+    # "cosine": lr * (1 + cos(pi * step / total steps)) / 2, or "constant".
+    lr_schedule: str = declared(VAEGAN_FLAGS, "lr_schedule")
     beta1: float = 0.5
-    # Each batch mirrored, cropped and recoloured at random (`chain.datasets.augment`): for models
-    # meant to reconstruct films they never saw.
-    augment: bool = False
-    seed: int = 0
+    augment: bool = declared(VAEGAN_FLAGS, "augment")
+    seed: int = declared(VAEGAN_FLAGS, "seed")
     start: float = 0.0
     duration: float | None = None
     max_frames: int | None = None
 
-    FLAGS: ClassVar[dict[str, str]] = {"latent": "model.latent_dim", "filters": "model.filters",
-                                       "similarity_layers": "model.similarity_layers", "gamma": "model.gamma",
-                                       "gan_loss": "model.gan_loss", "pixel_weight": "model.pixel_weight",
-                                       "upsample": "model.upsample", "spectral_norm": "model.spectral_norm",
-                                       "kl_weight": "model.kl_weight"}
+    #: Flags that set a field of the model's config: those `chain.training.flags` declares, and more.
+    FLAGS: ClassVar[dict[str, str]] = {**nested_flags(VAEGAN_FLAGS), "similarity_layers": "model.similarity_layers",
+                                       "gamma": "model.gamma", "gan_loss": "model.gan_loss",
+                                       "spectral_norm": "model.spectral_norm", "kl_weight": "model.kl_weight"}
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs",)
 
     @staticmethod
@@ -128,59 +129,30 @@ class VAEGANTrainOptions:
 TrainOptions = VAEGANTrainOptions  # the name it had first
 
 
-def train_vaegan(
-    film: str | Path | Sequence[str | Path],
-    out_dir: str | Path,
-    *,
-    size: str | None = None,
-    latent: int | None = None,
-    epochs: int | None = None,
-    batch: int | None = None,
-    lr: float | None = None,
-    lr_schedule: str | None = None,
-    beta1: float | None = None,
-    augment: bool | None = None,
-    seed: int | None = None,
-    filters: Sequence[int] | None = None,
-    similarity_layers: Sequence[int] | None = None,
-    gamma: float | None = None,
-    gan_loss: str | None = None,
-    pixel_weight: float | None = None,
-    upsample: str | None = None,
-    spectral_norm: bool | None = None,
-    kl_weight: float | None = None,
-    start: float | None = None,
-    duration: float | None = None,
-    max_frames: int | None = None,
-    checkpoint_every: int = 500,
-    device: str | None = "auto",
-    resume: bool = False,
-    progress: bool = True,
-    max_steps: int | None = None,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
-) -> Path:
+def train_vaegan(film: str | Path | Sequence[str | Path], out_dir: str | Path,
+                 flags: Mapping[str, Any] | VAEGANTrainOptions | None = None,
+                 settings: RunSettings | None = None) -> Path:
     """Train a VAE-GAN on ``film``'s frames; returns the checkpoint folder (``out_dir/checkpoint``).
 
     ``film`` is one film (video or image folder) or several, learnt together (their frames
     pooled, each film weighted by its length). On resume, the first film alone stands for the
     run's films; giving several again must name the same ones.
 
-    Options left as None take the `VAEGANTrainOptions` defaults (256x144, batch 12, 6 epochs,
-    Adam 2e-4 / 0.5, seed 0; the network's from `VAEGANConfig`), or with ``resume`` the
-    checkpoint's values; given ones must then agree with the checkpoint, except ``epochs``,
-    which may grow. ``max_steps`` stops (with a checkpoint) after that many steps in all,
-    leaving the run resumable. ``on_step(step, record)`` is called after each step (tests use it).
-    Raises `TrainingInterrupted` after saving a checkpoint when Ctrl-C stops the run.
+    ``flags`` are training options by their command-line names (``{"size": "64x36", "latent": 32}``;
+    `VAEGANTrainOptions`'s fields and its ``FLAGS``), or a whole `VAEGANTrainOptions`. Those left
+    out (or None) take the defaults (`chain.training.flags.VAEGAN_FLAGS`; the network's from
+    `VAEGANConfig`), or with ``settings.resume`` the checkpoint's values; given ones must then agree
+    with the checkpoint, except ``epochs``, which may grow. ``settings`` drive the run (`RunSettings`:
+    device, checkpoints, ``max_steps``, progress, ``on_step``). Raises `TrainingInterrupted` after
+    saving a checkpoint when Ctrl-C stops the run.
     """
-    given = dict(locals())  # the parameters: those that are options go to `train`, the others drive the run
-    flags = {name: value for name, value in given.items() if name in option_flags(VAEGANTrainOptions)}
-    settings = RunSettings(checkpoint_every=checkpoint_every, device=device, resume=resume, progress=progress,
-                           max_steps=max_steps, on_step=on_step)
+    given = flag_values(flags) if isinstance(flags, VAEGANTrainOptions) else dict(flags or {})
     films = [str(Path(film))] if isinstance(film, (str, Path)) else [str(Path(f)) for f in film]
     if not films:
         raise ChainError("chain train vaegan needs at least one film")
     more = tuple(films[1:]) if len(films) > 1 else None  # None: a new run's default (), or the checkpoint's
-    return train(VAEGANTrainer, out_dir, {**flags, "film": films[0], "more_films": more}, settings)
+    given.pop("more_films", None)
+    return train(VAEGANTrainer, out_dir, {**given, "film": films[0], "more_films": more}, settings or RunSettings())
 
 
 class VAEGANTrainer:

@@ -294,6 +294,7 @@ def _(folder: Path) -> list[str]:
 
 def _spade_run(folder: Path) -> list[str]:
     """One step of a real tiny SPADE training run (dataset made here); returns the resume command."""
+    from chain.training.loop import RunSettings
     from chain.training.spade import train_spade
 
     space_ids = np.zeros((64, 64), np.uint8)
@@ -303,8 +304,8 @@ def _spade_run(folder: Path) -> list[str]:
     for index in range(2):
         Image.fromarray(space_ids).save(folder / "data" / "trainannot" / f"f{index}.png")
         Image.fromarray(np.stack([space_ids * 40] * 3, axis=2)).save(folder / "data" / "train" / f"f{index}.png")
-    train_spade(folder / "data", folder / "run", size="64x64", ngf=4, spade_hidden=8, ndf=8, n_layers_d=2, num_d=1,
-                batch=2, epochs=2, max_steps=1, progress=False, device="cpu")
+    train_spade(folder / "data", folder / "run", {"size": "64x64", "ngf": 4, "spade_hidden": 8, "ndf": 8, "n_layers_d": 2,
+                "num_d": 1, "batch": 2, "epochs": 2}, RunSettings(max_steps=1, progress=False, device="cpu"))
     return ["train", "spade", "--data", "data", "--out", "run", "--resume", "--device", "cpu"]
 
 
@@ -347,11 +348,12 @@ def _(folder: Path) -> list[str]:
 @case("vaegan-resume-options-ask-for-terabytes", "error",
       message=r"model\.safetensors: the weights do not fit the VAE-GAN its training options describe")
 def _(folder: Path) -> list[str]:
+    from chain.training.loop import RunSettings
     from chain.training.vaegan import train_vaegan
 
     make_video(folder / "film.mp4", frames=4)
-    train_vaegan(folder / "film.mp4", folder / "run", size="48x32", latent=8, filters=(8, 16, 32, 64), batch=2,
-                 epochs=1, max_steps=1, progress=False, device="cpu")
+    train_vaegan(folder / "film.mp4", folder / "run", {"size": "48x32", "latent": 8, "filters": (8, 16, 32, 64), "batch": 2,
+                 "epochs": 1}, RunSettings(max_steps=1, progress=False, device="cpu"))
     config = folder / "run" / "checkpoint" / "config.json"
     document = json.loads(config.read_text())
     document["meta"]["train"]["model"]["filters"] = [HUGE] * 4
